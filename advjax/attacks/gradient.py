@@ -1,0 +1,240 @@
+"""First-order attacks: FGSM/FGM, BIM, ILLC and PGD (Linf, L2, L1).
+
+All follow the attack contract (DESIGN.md section 2): pure functions
+`attack(model_fn, x, y, *, key=None, **hyperparameters) -> x_adv`, traced
+budgets (`eps`, `step_size`), static trip counts (`steps`, `restarts`).
+"""
+import math
+from typing import Optional, Union
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from advjax import losses, projections
+from advjax.attacks import base
+from advjax.types import Array, Bounds, LossFn, ModelFn, PRNGKey
+
+__all__ = ["fgm", "fgsm", "pgd", "bim", "illc", "noise"]
+
+
+def _input_gradient(model_fn, x, y, loss, targeted, bounds):
+  objective = losses.attack_objective(loss, targeted)
+  g = jax.grad(lambda z: jnp.sum(objective(model_fn(z), y)))(x)
+  return base.mask_box_gradient(g, x, bounds)
+
+
+def fgm(model_fn: ModelFn, x: Array, y: Array, *, eps, norm: str = "linf",
+        loss: Union[str, LossFn] = "ce", targeted: bool = False,
+        bounds: Bounds = (0., 1.), l1_sparsity: float = 0.) -> Array:
+  """Fast gradient method: one steepest-ascent step of length eps in `norm`.
+
+  `x_adv = clip(x + eps * e)` with `e` the unit steepest direction of the
+  loss gradient (`sign(g)` for Linf — FGSM; `g / |g|_2` for L2; for L1 the
+  largest-|g| coordinate, or the top `l1_sparsity` fraction).
+
+  Args:
+    model_fn: pure `[B, ...] -> [B, K]` logits.
+    x: `[B, ...]` float inputs inside `bounds`.
+    y: `[B]` int labels (target labels when `targeted`).
+    eps: scalar or `[B]` budget, >= 0.
+    norm: 'linf', 'l2' or 'l1' (static).
+    loss: 'ce', 'cw', 'dlr' or a callable `(logits, labels) -> [B]`.
+    targeted: move towards `y` instead of away from it.
+    bounds: `(lo, hi)` box of valid inputs.
+    l1_sparsity: see `advjax.attacks.base.steepest_direction`.
+
+  Returns:
+    `x_adv`, same shape and dtype as x, `|x_adv - x| <= eps`, inside bounds.
+
+  References:
+    Goodfellow, Shlens, Szegedy, "Explaining and harnessing adversarial
+    examples", ICLR 2015.
+  """
+  projections.check_norm(norm)
+  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds, name="fgm")
+  g = _input_gradient(model_fn, x, y, loss, targeted, bounds)
+  direction = base.steepest_direction(g, norm, l1_sparsity)
+  delta = direction * projections.per_example(eps, x.ndim).astype(x.dtype)
+  return (x + projections.project_box(delta, x, bounds)).astype(x.dtype)
+
+
+def fgsm(model_fn: ModelFn, x: Array, y: Array, *, eps,
+         loss: Union[str, LossFn] = "ce", targeted: bool = False,
+         bounds: Bounds = (0., 1.)) -> Array:
+  """Fast gradient sign method: `clip(x + eps * sign(grad loss))`.
+
+  See `fgm` (this is `fgm(norm='linf')`).
+
+  References:
+    Goodfellow, Shlens, Szegedy, ICLR 2015.
+  """
+  return fgm(model_fn, x, y, eps=eps, norm="linf", loss=loss,
+             targeted=targeted, bounds=bounds)
+
+
+def pgd(model_fn: ModelFn, x: Array, y: Array, *, eps,
+        key: Optional[PRNGKey] = None, norm: str = "linf", steps: int = 10,
+        step_size=None, restarts: int = 1, random_start: bool = True,
+        optimizer: Union[None, str, optax.GradientTransformation] = None,
+        loss: Union[str, LossFn] = "ce", targeted: bool = False,
+        bounds: Bounds = (0., 1.), l1_sparsity: float = 0.01,
+        return_result: bool = False):
+  """Projected gradient descent (ascent on the loss) in an Lp ball.
+
+  Each step: gradient of the objective at the feasible iterate, an optax
+  update (default: `step_size` times the unit steepest direction of `norm`),
+  projection onto the `eps` ball around the clean x, then onto the box. The
+  random start is uniform in the ball (then moved into the box). `restarts`
+  runs are vmapped together; per example the restart with the highest final
+  objective is kept.
+
+  Args:
+    model_fn: pure `[B, ...] -> [B, K]` logits.
+    x: `[B, ...]` float inputs inside `bounds`.
+    y: `[B]` int labels (target labels when `targeted`).
+    eps: scalar or `[B]` radius, >= 0 (traced).
+    key: `jax.random.key`, required when `random_start` or `restarts > 1`.
+    norm: 'linf', 'l2' or 'l1' (static).
+    steps: iterations (static).
+    step_size: scalar or `[B]`; default `2.5 * eps / steps` (Madry et al.).
+      Ignored when `optimizer` is an optax transformation (its learning rate
+      is the step).
+    restarts: independent random starts (static), run together with vmap.
+    random_start: start uniformly inside the ball (else at x).
+    optimizer: None/'steepest', 'adam', 'sgd' or any
+      `optax.GradientTransformation` (see `base.make_optimizer`).
+    loss: 'ce' (cross-entropy), 'cw' (Carlini–Wagner margin), 'dlr' or a
+      callable `(logits [B, K], labels [B]) -> [B]`.
+    targeted: minimise the loss towards the target labels `y`.
+    bounds: `(lo, hi)` box of valid inputs.
+    l1_sparsity: fraction of coordinates an L1 steepest step moves.
+    return_result: return an `AttackResult` (x_adv, loss_history, loss)
+      instead of x_adv.
+
+  Returns:
+    `x_adv` `[B, ...]`, dtype of x, within `eps` of x in `norm` and inside
+    `bounds`; or an `AttackResult` when `return_result`.
+
+  Raises:
+    ValueError / TypeError: bad shapes, dtypes, eps, labels, missing key.
+
+  References:
+    Madry, Makelov, Schmidt, Tsipras, Vladu, "Towards deep learning models
+    resistant to adversarial attacks", ICLR 2018. Tramer & Boneh, "Adversarial
+    training and robustness for multiple perturbations", NeurIPS 2019 (L1).
+    D'Costa & Sriramanan, reproducibility report (Adam inner optimizer).
+  """
+  projections.check_norm(norm)
+  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds, name="pgd")
+  if steps < 0 or restarts < 1:
+    raise ValueError(f"pgd: need steps >= 0 and restarts >= 1, got steps="
+                     f"{steps}, restarts={restarts}.")
+  if restarts > 1 and not random_start:
+    raise ValueError("pgd: restarts > 1 needs random_start=True (otherwise "
+                     "every restart is the same run).")
+  if (random_start or restarts > 1) and key is None:
+    raise ValueError("pgd: a random start needs key=jax.random.key(seed).")
+  eps = jnp.asarray(eps, x.dtype)
+  if step_size is None:
+    step_size = 2.5 * eps / max(steps, 1)
+  optimizer = base.make_optimizer(optimizer, norm, step_size, l1_sparsity)
+  objective_fn = losses.attack_objective(loss, targeted)
+  objective = lambda x_adv: objective_fn(model_fn(x_adv), y)
+
+  def project(delta, x0):
+    return projections.project_box(
+        projections.project_ball(delta, eps, norm), x0, bounds)
+
+  def run(k):
+    if random_start:
+      delta0 = projections.random_ball(k, x.shape, eps, norm, x.dtype)
+    else:
+      delta0 = jnp.zeros_like(x)
+    out = base.attack_loop(objective, x, delta0, steps=steps,
+                           optimizer=optimizer, project=project, bounds=bounds)
+    return out.delta, out.loss_history
+
+  if restarts == 1:
+    delta, history = run(key)
+    final = objective(x + delta) if return_result else None
+  else:
+    deltas, histories = jax.vmap(run)(jax.random.split(key, restarts))
+    finals = jax.vmap(objective)(x[None] + deltas)  # [R, B]
+    best = jnp.argmax(finals, axis=0)  # [B]
+    delta = jnp.take_along_axis(
+        deltas, best.reshape((1, -1) + (1,) * (x.ndim - 1)), axis=0)[0]
+    history = jnp.take_along_axis(histories, best[None, None, :], axis=0)[0]
+    final = jnp.take_along_axis(finals, best[None], axis=0)[0]
+  x_adv = (x + delta).astype(x.dtype)
+  if return_result:
+    return base.AttackResult(x_adv, history, final)
+  return x_adv
+
+
+def _kurakin_steps(eps, bounds, name):
+  e = base.concrete(eps)
+  if e is None:
+    raise ValueError(f"{name}: eps is traced, so the default step count "
+                     "min(eps*255 + 4, 1.25 eps*255) cannot be computed; pass "
+                     "steps explicitly.")
+  levels = float(jnp.max(e)) * 255. / (bounds[1] - bounds[0])
+  # Rounded first so eps = 4/255 in float32 gives 5 steps, not 6.
+  return max(1, int(math.ceil(round(min(levels + 4, 1.25 * levels), 4))))
+
+
+def bim(model_fn: ModelFn, x: Array, y: Array, *, eps, steps: Optional[int] = None,
+        step_size=None, loss: Union[str, LossFn] = "ce", targeted: bool = False,
+        bounds: Bounds = (0., 1.)) -> Array:
+  """Basic iterative method: FGSM steps of size alpha with Clip_{X,eps}.
+
+  `X_{N+1} = Clip_{X,eps}(X_N + alpha sign(grad J(X_N, y)))` from `X_0 = X`.
+  Defaults as Kurakin et al.: alpha = one intensity level (1/255 of the
+  range), steps = `min(eps*255 + 4, 1.25 eps*255)` (needs a concrete eps; pass
+  `steps` under jit).
+
+  References:
+    Kurakin, Goodfellow, Bengio, "Adversarial examples in the physical world",
+    ICLR workshop 2017.
+  """
+  if steps is None:
+    steps = _kurakin_steps(eps, bounds, "bim")
+  if step_size is None:
+    step_size = (bounds[1] - bounds[0]) / 255.
+  return pgd(model_fn, x, y, eps=eps, norm="linf", steps=steps,
+             step_size=step_size, random_start=False, loss=loss,
+             targeted=targeted, bounds=bounds)
+
+
+def illc(model_fn: ModelFn, x: Array, y: Array, *, eps,
+         steps: Optional[int] = None, step_size=None,
+         bounds: Bounds = (0., 1.)) -> Array:
+  """Iterative least-likely class: BIM steps *towards* the clean prediction's
+  least-likely class, `X_{N+1} = Clip_{X,eps}(X_N - alpha sign(grad J(X_N, y_LL)))`.
+
+  `y` is only validated (the target comes from the model). Defaults as `bim`.
+
+  References:
+    Kurakin, Goodfellow, Bengio, ICLR workshop 2017.
+  """
+  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds, name="illc")
+  y_ll = jnp.argmin(model_fn(x), axis=-1).astype(jnp.int32)
+  return bim(model_fn, x, y_ll, eps=eps, steps=steps, step_size=step_size,
+             loss="ce", targeted=True, bounds=bounds)
+
+
+def noise(model_fn: ModelFn, x: Array, y: Array, *, eps, key: PRNGKey,
+          norm: str = "linf", bounds: Bounds = (0., 1.)) -> Array:
+  """Random-noise baseline: a random point on the `norm` sphere of radius eps.
+
+  Not an attack but the control every attack must beat: noise of the same
+  norm (random signs for Linf), clipped to the box. Follows the attack
+  contract so it sweeps and evaluates like one.
+  """
+  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
+                           name="noise")
+  delta = projections.random_sphere(key, x.shape, jnp.asarray(eps, x.dtype),
+                                    norm, x.dtype)
+  return (x + projections.project_box(delta, x, bounds)).astype(x.dtype)
+
+

@@ -1,0 +1,550 @@
+"""Dataset registry: embedded, generated, tfds-backed and raw-file datasets.
+
+Every dataset loads into host memory as a `Dataset`: float32 NHWC images in
+`[0, 1]` and int32 labels. Sources, by name:
+
+* `digits`: scikit-learn's bundled 8x8 digits (offline, always available),
+  with a fixed seeded stratified 80/20 train/test split.
+* `synthetic`: deterministic class-template images for tests and dry runs.
+* `mnist`, `fashion_mnist`, `cifar10`, `cifar100`, `svhn_cropped`: raw files
+  in `data_dir` when present (MNIST IDX files, CIFAR binary batches), else a
+  copy prepared by tensorflow_datasets (array_record format, read with
+  `tfds.data_source`, so TensorFlow is not needed to read). Nothing is ever
+  downloaded; a missing dataset raises `DatasetNotFoundError` saying how to
+  get it.
+
+`iterate_batches` cuts a dataset into numpy batches, reproducibly shuffled by
+`(seed, epoch)`.
+"""
+import gzip
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, Optional, Tuple, Union
+
+import numpy as np
+
+__all__ = [
+    "Dataset", "DatasetSpec", "DatasetNotFoundError", "DATASETS",
+    "list_datasets", "load", "iterate_batches",
+]
+
+_EXTRAS_HINT = "pip install 'advjax[datasets]'"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+  """A dataset is not available locally (not prepared, no raw files)."""
+
+
+class Dataset(NamedTuple):
+  """One split of a dataset, held in host memory.
+
+  Attributes:
+    images: `[N, H, W, C]` float32 in `[0, 1]`.
+    labels: `[N]` int32 in `[0, num_classes)`.
+    num_classes: number of classes `K`.
+    name: registry name of the dataset.
+    split: split name (`'train'`, `'test'`, ...).
+  """
+  images: np.ndarray
+  labels: np.ndarray
+  num_classes: int
+  name: str
+  split: str = ""
+
+  @property
+  def size(self) -> int:
+    """Number of examples `N`."""
+    return int(self.labels.shape[0])
+
+  @property
+  def image_shape(self) -> Tuple[int, ...]:
+    """Shape `(H, W, C)` of one image."""
+    return tuple(self.images.shape[1:])
+
+
+class DatasetSpec(NamedTuple):
+  """Static metadata of a registered dataset.
+
+  Attributes:
+    name: registry name (also the tfds name for tfds-backed sets).
+    num_classes: number of classes (the default, for `synthetic`).
+    image_shape: `(H, W, C)` (the default, for `synthetic`).
+    splits: split names `load` accepts.
+    source: `'embedded'`, `'generated'` or `'tfds'`.
+    raw_files: split -> raw file names `load` reads from `data_dir` instead
+      of tfds (empty when there is no raw-file reader).
+    description: one line for CLI listings.
+  """
+  name: str
+  num_classes: int
+  image_shape: Tuple[int, int, int]
+  splits: Tuple[str, ...]
+  source: str
+  raw_files: Mapping[str, Tuple[str, ...]]
+  description: str
+
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_CIFAR10_FILES = {
+    "train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+    "test": ("test_batch.bin",),
+}
+_CIFAR100_FILES = {"train": ("train.bin",), "test": ("test.bin",)}
+# Directory names the raw files may sit in, below `data_dir` (`''` is
+# `data_dir` itself), most specific first. torchvision's layout included.
+_RAW_SUBDIRS = {
+    "mnist": ("mnist", "MNIST/raw", ""),
+    "fashion_mnist": ("fashion_mnist", "FashionMNIST/raw", ""),
+    "cifar10": ("cifar-10-batches-bin", "cifar10/cifar-10-batches-bin",
+                "cifar10", ""),
+    "cifar100": ("cifar-100-binary", "cifar100/cifar-100-binary",
+                 "cifar100", ""),
+}
+
+DATASETS: Mapping[str, DatasetSpec] = {
+    spec.name: spec for spec in (
+        DatasetSpec("digits", 10, (8, 8, 1), ("train", "test"), "embedded",
+                    {}, "scikit-learn 8x8 digits, 1437/360 stratified split"),
+        DatasetSpec("synthetic", 10, (8, 8, 1), ("train", "test"),
+                    "generated", {},
+                    "class templates plus noise; shape/size configurable"),
+        DatasetSpec("mnist", 10, (28, 28, 1), ("train", "test"), "tfds",
+                    _IDX_FILES, "MNIST handwritten digits, 60000/10000"),
+        DatasetSpec("fashion_mnist", 10, (28, 28, 1), ("train", "test"),
+                    "tfds", _IDX_FILES, "Fashion-MNIST, 60000/10000"),
+        DatasetSpec("cifar10", 10, (32, 32, 3), ("train", "test"), "tfds",
+                    _CIFAR10_FILES, "CIFAR-10, 50000/10000"),
+        DatasetSpec("cifar100", 100, (32, 32, 3), ("train", "test"), "tfds",
+                    _CIFAR100_FILES, "CIFAR-100 fine labels, 50000/10000"),
+        DatasetSpec("svhn_cropped", 10, (32, 32, 3),
+                    ("train", "test", "extra"), "tfds", {},
+                    "SVHN cropped digits, 73257/26032 (+531131 extra)"),
+    )
+}
+
+_LOADER_KWARGS = {
+    "digits": frozenset(),
+    "synthetic": frozenset({"shape", "num_classes", "size", "seed", "noise"}),
+}
+_TFDS_KWARGS = frozenset({"download"})
+
+
+def list_datasets() -> Tuple[str, ...]:
+  """Returns the registered dataset names (the choices of `load`)."""
+  return tuple(DATASETS)
+
+
+def load(name: str,
+         split: str = "train",
+         data_dir: Optional[Union[str, os.PathLike]] = None,
+         *,
+         limit: Optional[int] = None,
+         **kwargs: Any) -> Dataset:
+  """Loads one split of a registered dataset into host memory.
+
+  For the tfds-backed names, raw files under `data_dir` (see
+  `DATASETS[name].raw_files`; MNIST IDX files may be gzipped) are read first
+  when present; otherwise the tensorflow_datasets copy prepared in `data_dir`
+  (default: `$TFDS_DATA_DIR` or `~/tensorflow_datasets`) is read with
+  `tfds.data_source`, which needs no TensorFlow. Nothing is downloaded unless
+  `download=True` is passed.
+
+  Args:
+    name: a name from `list_datasets()` (case-insensitive, `-` read as `_`).
+    split: a split from `DATASETS[name].splits`.
+    data_dir: directory holding raw files or prepared tfds data.
+    limit: keep only the first `limit` examples (all when `None`).
+    **kwargs: per dataset. `synthetic`: `shape=(8, 8, 1)`,
+      `num_classes=10`, `size=512` (per split), `seed=0`, `noise=0.25` (std
+      of the Gaussian noise around each class template). tfds-backed names:
+      `download=False` (let tfds download and prepare when missing).
+
+  Returns:
+    A `Dataset`: images `[N, H, W, C]` float32 in `[0, 1]`, labels `[N]`
+    int32.
+
+  Raises:
+    ValueError: unknown name or split, bad `limit`, or a corrupt raw file.
+    TypeError: a keyword argument the dataset does not take.
+    DatasetNotFoundError: the data is not available locally.
+  """
+  key = str(name).lower().replace("-", "_")
+  if key not in DATASETS:
+    raise ValueError(
+        f"Unknown dataset {name!r}; known: {', '.join(DATASETS)}.")
+  spec = DATASETS[key]
+  if split not in spec.splits:
+    raise ValueError(f"Unknown split {split!r} for dataset {key!r}; "
+                     f"known: {', '.join(spec.splits)}.")
+  if limit is not None:
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)):
+      raise TypeError(f"limit must be an int or None, got {limit!r}.")
+    if limit < 0:
+      raise ValueError(f"limit must be >= 0, got {limit}.")
+    limit = int(limit)
+  allowed = _LOADER_KWARGS.get(key, _TFDS_KWARGS)
+  unexpected = sorted(set(kwargs) - allowed)
+  if unexpected:
+    raise TypeError(
+        f"Dataset {key!r} got unexpected keyword arguments {unexpected}; "
+        f"it takes {sorted(allowed) or 'none'}.")
+
+  if key == "digits":
+    images, labels = _load_digits(split)
+  elif key == "synthetic":
+    return _take(_load_synthetic(split, **kwargs), limit)
+  else:
+    images, labels = _load_external(spec, split, data_dir, limit, **kwargs)
+  return _take(Dataset(images, labels, spec.num_classes, key, split), limit)
+
+
+def iterate_batches(
+    data: Union[Dataset, Tuple[np.ndarray, np.ndarray]],
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    epoch: int = 0,
+    drop_remainder: bool = False,
+) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+  """Yields `(images, labels)` numpy batches covering a dataset once.
+
+  The order is `np.random.default_rng((seed, epoch)).permutation(N)` when
+  `shuffle`, else `0..N-1`, so a run is reproducible epoch by epoch. Without
+  `drop_remainder` every example appears exactly once and the last batch may
+  be smaller; pad and mask it where a fixed shape is needed.
+
+  Args:
+    data: a `Dataset`, or `(images [N, ...], labels [N])`.
+    batch_size: examples per batch, > 0.
+    shuffle: permute the examples.
+    seed: non-negative int seed of the permutation.
+    epoch: non-negative int epoch, mixed into the seed.
+    drop_remainder: drop the last batch when smaller than `batch_size`.
+
+  Returns:
+    An iterator of `(images [B, ...], labels [B])`; unshuffled batches are
+    views into the inputs.
+
+  Raises:
+    ValueError: bad `batch_size`, `seed` or `epoch`, or images and labels of
+      different lengths.
+  """
+  if isinstance(data, Dataset):
+    images, labels = data.images, data.labels
+  else:
+    images, labels = data
+  images, labels = np.asarray(images), np.asarray(labels)
+  if images.shape[:1] != labels.shape[:1]:
+    raise ValueError(f"images ({images.shape}) and labels ({labels.shape}) "
+                     "differ in length.")
+  if isinstance(batch_size, bool) or int(batch_size) != batch_size or (
+      batch_size <= 0):
+    raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+  if seed < 0 or epoch < 0:
+    raise ValueError(f"seed and epoch must be >= 0, got {seed}, {epoch}.")
+  batch_size = int(batch_size)
+  n = labels.shape[0]
+  order = (np.random.default_rng((seed, epoch)).permutation(n)
+           if shuffle else None)
+  stop = n - n % batch_size if drop_remainder else n
+  return _batches(images, labels, order, batch_size, stop)
+
+
+def _batches(images, labels, order, batch_size, stop):
+  for start in range(0, stop, batch_size):
+    end = min(start + batch_size, stop)
+    if order is None:
+      yield images[start:end], labels[start:end]
+    else:
+      idx = order[start:end]
+      yield images[idx], labels[idx]
+
+
+def _take(dataset: Dataset, limit: Optional[int]) -> Dataset:
+  if limit is None or limit >= dataset.size:
+    return dataset
+  return dataset._replace(images=dataset.images[:limit].copy(),
+                          labels=dataset.labels[:limit].copy())
+
+
+def _to_float(images_u8: np.ndarray) -> np.ndarray:
+  images = images_u8.astype(np.float32)
+  images /= np.float32(255)
+  return images
+
+
+# ---------------------------------------------------------------------------
+# digits, synthetic
+
+
+def _load_digits(split: str) -> Tuple[np.ndarray, np.ndarray]:
+  # Imported here: scikit-learn takes about a second to import.
+  # pylint: disable=g-import-not-at-top
+  from sklearn import datasets as sk_datasets
+  from sklearn import model_selection
+  # pylint: enable=g-import-not-at-top
+  digits = sk_datasets.load_digits()
+  targets = digits.target
+  train_idx, test_idx = model_selection.train_test_split(
+      np.arange(targets.shape[0]), test_size=0.2, random_state=0,
+      stratify=targets)
+  idx = train_idx if split == "train" else test_idx
+  images = digits.images[idx].astype(np.float32)[..., None] / np.float32(16)
+  return images, targets[idx].astype(np.int32)
+
+
+def _load_synthetic(split: str,
+                    shape: Sequence[int] = (8, 8, 1),
+                    num_classes: int = 10,
+                    size: int = 512,
+                    seed: int = 0,
+                    noise: float = 0.25) -> Dataset:
+  """Each class a fixed uniform template; examples are template + noise."""
+  shape = tuple(int(s) for s in shape)
+  if len(shape) != 3 or min(shape) <= 0:
+    raise ValueError(f"shape must be (H, W, C) > 0, got {shape}.")
+  if num_classes < 1 or size < 0 or seed < 0 or noise < 0:
+    raise ValueError(
+        "synthetic needs num_classes >= 1, size >= 0, seed >= 0, noise >= 0; "
+        f"got {num_classes}, {size}, {seed}, {noise}.")
+  # Separate streams: [seed, 0] would equal plain `seed` in SeedSequence.
+  templates = np.random.default_rng((seed, 1)).uniform(
+      size=(num_classes, *shape))
+  rng = np.random.default_rng((seed, 2 if split == "train" else 3))
+  labels = rng.permutation(np.arange(size) % num_classes)
+  images = templates[labels] + noise * rng.standard_normal((size, *shape))
+  images = np.clip(images, 0., 1.).astype(np.float32)
+  return Dataset(images, labels.astype(np.int32), int(num_classes),
+                 "synthetic", split)
+
+
+# ---------------------------------------------------------------------------
+# raw files
+
+
+def _load_external(spec: DatasetSpec,
+                   split: str,
+                   data_dir,
+                   limit: Optional[int],
+                   download: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+  """Raw files in `data_dir` when present, else tfds."""
+  if _searched_raw(spec, data_dir):
+    files = _find_raw_files(spec, split, os.fspath(data_dir))
+    if files is not None:
+      if spec.name in ("mnist", "fashion_mnist"):
+        return _read_idx_pair(*files, num_classes=spec.num_classes)
+      header = 2 if spec.name == "cifar100" else 1
+      return _read_cifar_bins(files, header=header,
+                              num_classes=spec.num_classes)
+  return _load_tfds(spec, split, data_dir, limit, download)
+
+
+def _find_raw_files(spec: DatasetSpec, split: str,
+                    data_dir: str) -> Optional[Tuple[str, ...]]:
+  """Paths of the split's raw files in the first directory holding them.
+
+  Returns `None` when no candidate directory holds any of them; raises
+  `DatasetNotFoundError` when one holds only some.
+  """
+  names = spec.raw_files[split]
+  gz_ok = spec.name in ("mnist", "fashion_mnist")
+  for sub in _RAW_SUBDIRS[spec.name]:
+    directory = os.path.join(data_dir, sub) if sub else data_dir
+    found = []
+    for fname in names:
+      path = os.path.join(directory, fname)
+      if os.path.isfile(path):
+        found.append(path)
+      elif gz_ok and os.path.isfile(path + ".gz"):
+        found.append(path + ".gz")
+      else:
+        found.append(None)
+    if all(found):
+      return tuple(found)
+    if any(found):
+      missing = [n for n, f in zip(names, found) if f is None]
+      raise DatasetNotFoundError(
+          f"Incomplete raw files for {spec.name!r} split {split!r} in "
+          f"{directory}: missing {', '.join(missing)}"
+          f"{' (or .gz)' if gz_ok else ''}.")
+  return None
+
+
+def _read_bytes(path: str) -> bytes:
+  try:
+    if path.endswith(".gz"):
+      with gzip.open(path, "rb") as f:
+        return f.read()
+    with open(path, "rb") as f:
+      return f.read()
+  except (EOFError, gzip.BadGzipFile, OSError) as e:
+    raise ValueError(f"Cannot read {path}: {e} (corrupt or truncated "
+                     "file?).") from e
+
+
+def _read_idx(path: str, ndim: int) -> np.ndarray:
+  """Parses an unsigned-byte IDX file (the MNIST format) of rank `ndim`.
+
+  The magic number is `0x0000 08 ndim` (two zero bytes, the ubyte type code,
+  the rank), followed by `ndim` big-endian uint32 sizes and the data.
+  """
+  raw = _read_bytes(path)
+  magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+  expected = 0x800 | ndim
+  if magic != expected:
+    got = "a file under 4 bytes" if magic is None else f"0x{magic:08X}"
+    raise ValueError(
+        f"{path} is not an IDX file of rank {ndim}: magic number {got}, "
+        f"expected 0x{expected:08X} (corrupt or wrong file?).")
+  header = 4 + 4 * ndim
+  if len(raw) < header:
+    raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes).")
+  dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, offset=4))
+  expected_bytes = header + int(np.prod(dims))
+  if len(raw) != expected_bytes:
+    raise ValueError(
+        f"{path}: header says shape {dims} ({expected_bytes} bytes) but the "
+        f"file has {len(raw)} bytes (truncated or corrupt).")
+  return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def _read_idx_pair(images_path: str, labels_path: str, num_classes: int):
+  images = _read_idx(images_path, ndim=3)
+  labels = _read_idx(labels_path, ndim=1)
+  if images.shape[0] != labels.shape[0]:
+    raise ValueError(f"{images_path} holds {images.shape[0]} images but "
+                     f"{labels_path} holds {labels.shape[0]} labels.")
+  _check_labels(labels, num_classes, labels_path)
+  return _to_float(images[..., None]), labels.astype(np.int32)
+
+
+def _read_cifar_bins(paths: Sequence[str], header: int, num_classes: int):
+  """CIFAR binary batches: `header` label bytes then 3072 CHW bytes."""
+  record = header + 3072
+  all_images, all_labels = [], []
+  for path in paths:
+    raw = np.frombuffer(_read_bytes(path), np.uint8)
+    if raw.size % record:
+      raise ValueError(
+          f"{path}: {raw.size} bytes is not a whole number of {record}-byte "
+          "CIFAR records (truncated or wrong file?).")
+    rows = raw.reshape(-1, record)
+    labels = rows[:, header - 1]  # CIFAR-100: fine label after coarse.
+    _check_labels(labels, num_classes, path)
+    all_labels.append(labels.astype(np.int32))
+    all_images.append(rows[:, header:].reshape(-1, 3, 32, 32)
+                      .transpose(0, 2, 3, 1))
+  return (_to_float(np.concatenate(all_images)),
+          np.concatenate(all_labels))
+
+
+def _check_labels(labels: np.ndarray, num_classes: int, path: str) -> None:
+  if labels.size and int(labels.max()) >= num_classes:
+    raise ValueError(f"{path}: label {int(labels.max())} out of range "
+                     f"[0, {num_classes}) (corrupt or wrong file?).")
+
+
+# ---------------------------------------------------------------------------
+# tensorflow_datasets
+
+
+def _searched_raw(spec: DatasetSpec, data_dir) -> bool:
+  return data_dir is not None and bool(spec.raw_files)
+
+
+def _default_tfds_dir() -> str:
+  return os.environ.get(
+      "TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"),
+                                    "tensorflow_datasets"))
+
+
+def _not_found(spec: DatasetSpec, split: str, data_dir, reason: str
+               ) -> DatasetNotFoundError:
+  """The error for a dataset that is not available, with how to get it."""
+  where = os.fspath(data_dir) if data_dir is not None else _default_tfds_dir()
+  shown_dir = where if data_dir is not None else "DIR"
+  lines = [
+      f"Dataset {spec.name!r} (split {split!r}) is not available in "
+      f"{where}: {reason}",
+      "Get it in one of these ways:",
+      f"  1. On a machine with internet: {_EXTRAS_HINT}, then",
+      "       python -c \"import tensorflow_datasets as tfds; "
+      f"tfds.builder('{spec.name}', data_dir='{shown_dir}', "
+      "file_format='array_record').download_and_prepare()\"",
+      f"     and copy that directory (it holds {spec.name}/<version>/) here;"
+      " pass it as data_dir (--data-dir).",
+  ]
+  if spec.raw_files:
+    subdirs = [s for s in _RAW_SUBDIRS[spec.name] if s]
+    gz = " (each may be .gz)" if spec.name in ("mnist", "fashion_mnist") else ""
+    names = sorted({f for fs in spec.raw_files.values() for f in fs})
+    lines.append(
+        f"  2. Put the raw files{gz} in data_dir (--data-dir) or in "
+        f"data_dir/{{{','.join(subdirs)}}}/: {', '.join(names)}.")
+  return DatasetNotFoundError("\n".join(lines))
+
+
+def _load_tfds(spec: DatasetSpec, split: str, data_dir, limit: Optional[int],
+               download: bool) -> Tuple[np.ndarray, np.ndarray]:
+  """Reads a prepared tfds copy with `tfds.data_source` (no TensorFlow)."""
+  try:
+    # pylint: disable=g-import-not-at-top
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core import registered
+    # pylint: enable=g-import-not-at-top
+  except ImportError as e:
+    raw = ", and no raw files" if _searched_raw(spec, data_dir) else ""
+    raise _not_found(spec, split, data_dir,
+                     f"tensorflow_datasets is not installed{raw} ({e}).") from e
+
+  try:
+    source = tfds.data_source(
+        spec.name, split=split,
+        data_dir=None if data_dir is None else os.fspath(data_dir),
+        download=download,
+        builder_kwargs={"file_format": "array_record"})
+    n = len(source)
+  except (registered.DatasetNotFoundError, KeyError, OSError, ValueError,
+          NotImplementedError, AssertionError) as e:
+    cause = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    raw = "no raw files, and " if _searched_raw(spec, data_dir) else ""
+    raise _not_found(
+        spec, split, data_dir,
+        f"{raw}no tensorflow_datasets copy prepared in array_record format "
+        f"(tfds: {type(e).__name__}: {cause}).") from e
+
+  n = n if limit is None else min(n, limit)
+  images = np.empty((n, *spec.image_shape), np.uint8)
+  labels = np.empty((n,), np.int32)
+  try:
+    for start in range(0, n, 1024):
+      keys = list(range(start, min(start + 1024, n)))
+      for i, example in zip(keys, _get_many(source, keys)):
+        image = np.asarray(example["image"])
+        if image.shape != spec.image_shape:
+          raise ValueError(f"example {i} has image shape {image.shape}, "
+                           f"expected {spec.image_shape}.")
+        images[i] = image
+        labels[i] = int(example["label"])
+  except (KeyError, OSError, ValueError) as e:
+    raise ValueError(
+        f"Cannot read the tensorflow_datasets copy of {spec.name!r} split "
+        f"{split!r} (corrupt or incomplete?): {type(e).__name__}: {e}") from e
+  _check_labels(labels, spec.num_classes, f"tfds {spec.name}/{split}")
+  return _to_float(images), labels
+
+
+def _get_many(source, keys: Sequence[int]) -> Sequence[Any]:
+  """`source.__getitems__(keys)` (batched reads), else one by one."""
+  getitems = getattr(source, "__getitems__", None)
+  if getitems is not None:
+    try:
+      return getitems(keys)
+    except TypeError:
+      # tfds.testing.mock_data (tfds 4.9) installs an unbound __getitems__.
+      pass
+  return [source[k] for k in keys]

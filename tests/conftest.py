@@ -1,0 +1,67 @@
+"""Test configuration: 8 simulated CPU devices, float32 defaults.
+
+XLA_FLAGS must be set before JAX is imported anywhere, so it is set here at
+import time of the conftest (pytest imports conftest before test modules).
+"""
+import os
+
+_flags = os.environ.get("XLA_FLAGS", "")
+if "xla_force_host_platform_device_count" not in _flags:
+  os.environ["XLA_FLAGS"] = (
+      _flags + " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+
+class TrainedModel:
+  """A small model trained on the digits, for attack-strength tests."""
+
+  def __init__(self, model, variables, x_test, y_test):
+    self.model = model
+    self.variables = variables
+    self.x_test = x_test
+    self.y_test = y_test
+
+  def apply_fn(self, variables, x):
+    return self.model.apply(variables, x, train=False)
+
+  @property
+  def model_fn(self):
+    return lambda x: self.apply_fn(self.variables, x)
+
+
+@pytest.fixture(scope="session")
+def digits_model():
+  """Wong's CNN trained 400 Adam steps on the digits train split (~97 % test)."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+  from advjax import data, losses, models
+
+  train = data.load("digits", "train")
+  test = data.load("digits", "test")
+  model = models.get_model("wong_mnist", num_classes=10)
+  variables = models.init_model(model, jax.random.key(0), (8, 8, 1))
+  params = variables["params"]
+  opt = optax.adam(3e-3)
+  opt_state = opt.init(params)
+  x_all, y_all = jnp.asarray(train.images), jnp.asarray(train.labels)
+
+  @jax.jit
+  def step(params, opt_state, idx):
+    def loss_fn(p):
+      logits = model.apply({"params": p}, x_all[idx], train=False)
+      return jnp.mean(losses.cross_entropy(logits, y_all[idx]))
+    g = jax.grad(loss_fn)(params)
+    updates, opt_state = opt.update(g, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  key = jax.random.key(1)
+  for i in range(400):
+    idx = jax.random.choice(jax.random.fold_in(key, i), x_all.shape[0], (128,),
+                            replace=False)
+    params, opt_state = step(params, opt_state, idx)
+  return TrainedModel(model, {"params": params}, jnp.asarray(test.images),
+                      jnp.asarray(test.labels))

@@ -1,0 +1,477 @@
+"""Tests for advjax.data: registry, digits, synthetic, tfds, raw files, batches.
+
+Everything runs offline. The tfds path is exercised two ways:
+`tfds.testing.mock_data` (policy USE_CODE; it patches
+`DatasetBuilder.as_data_source`, so `tfds.data_source` returns a mocked
+ArrayRecord source), and a real array_record copy prepared in `tmp_path`
+from a few in-memory examples (PNG-encoded with PIL, so no TensorFlow), read
+back through the unpatched `tfds.data_source`.
+"""
+import gzip
+import io
+import os
+import sys
+
+import numpy as np
+import pytest
+from sklearn import datasets as sklearn_datasets
+
+from advjax import data
+
+
+# ---------------------------------------------------------------------------
+# fixture helpers
+
+
+def _write_idx(path, array, *, gz=False, magic=None):
+  """Writes a uint8 array as an IDX file (optionally gzipped)."""
+  array = np.asarray(array, np.uint8)
+  if magic is None:
+    magic = 0x0800 | array.ndim
+  header = magic.to_bytes(4, "big") + b"".join(
+      int(d).to_bytes(4, "big") for d in array.shape)
+  payload = header + array.tobytes()
+  opener = gzip.open if gz else open
+  with opener(path, "wb") as f:
+    f.write(payload)
+  return path
+
+
+def _mnist_like(n, seed):
+  rng = np.random.default_rng(seed)
+  images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+  labels = rng.integers(0, 10, (n,), dtype=np.uint8)
+  return images, labels
+
+
+def _write_mnist_dir(directory, *, gz=False, n_train=6, n_test=4):
+  os.makedirs(directory, exist_ok=True)
+  ext = ".gz" if gz else ""
+  arrays = {}
+  for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
+    images, labels = _mnist_like(n, seed)
+    img_name, lbl_name = data.DATASETS["mnist"].raw_files[split]
+    _write_idx(os.path.join(directory, img_name + ext), images, gz=gz)
+    _write_idx(os.path.join(directory, lbl_name + ext), labels, gz=gz)
+    arrays[split] = (images, labels)
+  return arrays
+
+
+def _cifar_records(n, seed, header=1, num_classes=10):
+  """Random CIFAR binary records and their expected (HWC images, labels)."""
+  rng = np.random.default_rng(seed)
+  chw = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+  labels = rng.integers(0, num_classes, (n,), dtype=np.uint8)
+  heads = [labels] if header == 1 else [labels % 20, labels]
+  rows = np.concatenate(
+      [h[:, None] for h in heads] + [chw.reshape(n, -1)], axis=1)
+  return rows.tobytes(), chw.transpose(0, 2, 3, 1), labels
+
+
+def _write_cifar10_dir(directory, n_per_batch=3):
+  os.makedirs(directory, exist_ok=True)
+  expected = {"train": ([], []), "test": ([], [])}
+  for split, names in data.DATASETS["cifar10"].raw_files.items():
+    for i, name in enumerate(names):
+      raw, images, labels = _cifar_records(n_per_batch, seed=10 * i + len(
+          split))
+      with open(os.path.join(directory, name), "wb") as f:
+        f.write(raw)
+      expected[split][0].append(images)
+      expected[split][1].append(labels)
+  return {k: (np.concatenate(v[0]), np.concatenate(v[1]))
+          for k, v in expected.items()}
+
+
+def _prepare_tfds(monkeypatch, data_dir, name, examples):
+  """Prepares a real array_record tfds copy of `name` from given examples.
+
+  Args:
+    monkeypatch: pytest fixture (restores the patched builder class).
+    data_dir: where to prepare.
+    name: tfds name.
+    examples: split -> list of (uint8 image [H, W, C], int label).
+  """
+  tfds = pytest.importorskip("tensorflow_datasets")
+  image_lib = pytest.importorskip("PIL.Image")
+
+  def png(image):
+    buf = io.BytesIO()
+    image_lib.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+        buf, format="png")
+    return buf.getvalue()
+
+  def generate(split):
+    for i, (image, label) in enumerate(examples[split]):
+      example = {"image": png(image), "label": label}
+      if name == "cifar10":
+        example["id"] = f"{split}_{i}"
+      yield i, example
+
+  builder = tfds.builder(name, data_dir=str(data_dir),
+                         file_format="array_record")
+  monkeypatch.setattr(
+      type(builder), "_split_generators",
+      lambda self, dl_manager: {s: generate(s) for s in examples})
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  return builder
+
+
+def _sorted_by_label_and_pixel(images, labels):
+  key = np.lexsort((images.reshape(len(images), -1)[:, 0], labels))
+  return images[key], labels[key]
+
+
+# ---------------------------------------------------------------------------
+# registry and argument checks
+
+
+def test_registry_lists_names_and_metadata():
+  names = data.list_datasets()
+  assert set(names) == {"digits", "synthetic", "mnist", "fashion_mnist",
+                        "cifar10", "cifar100", "svhn_cropped"}
+  assert data.DATASETS["cifar100"].num_classes == 100
+  assert data.DATASETS["cifar10"].image_shape == (32, 32, 3)
+  assert data.DATASETS["mnist"].image_shape == (28, 28, 1)
+  for spec in data.DATASETS.values():
+    assert set(spec.raw_files) <= set(spec.splits)
+
+
+def test_unknown_name_split_and_kwargs():
+  with pytest.raises(ValueError, match="Unknown dataset.*digits.*mnist"):
+    data.load("imagenet")
+  with pytest.raises(ValueError, match="Unknown split 'validation'"):
+    data.load("digits", "validation")
+  with pytest.raises(TypeError, match="unexpected keyword"):
+    data.load("digits", seed=1)
+  with pytest.raises(ValueError, match="limit"):
+    data.load("digits", limit=-1)
+  assert issubclass(data.DatasetNotFoundError, FileNotFoundError)
+
+
+# ---------------------------------------------------------------------------
+# digits
+
+
+def test_digits_shapes_dtypes_range():
+  train, test = data.load("digits", "train"), data.load("digits", "test")
+  for ds in (train, test):
+    assert ds.images.shape == (ds.size, 8, 8, 1)
+    assert ds.images.dtype == np.float32 and ds.labels.dtype == np.int32
+    assert ds.images.min() == 0. and ds.images.max() == 1.
+    assert set(np.unique(ds.labels)) == set(range(10))
+    assert ds.num_classes == 10 and ds.name == "digits"
+  assert (train.size, test.size) == (1437, 360)
+  assert train.size + test.size == 1797
+
+
+def test_digits_split_deterministic_disjoint_stratified():
+  full = sklearn_datasets.load_digits()
+  train, test = data.load("digits", "train"), data.load("digits", "test")
+  again = data.load("digits", "train")
+  np.testing.assert_array_equal(train.images, again.images)
+  np.testing.assert_array_equal(train.labels, again.labels)
+  # train + test is exactly the full set as a multiset: a partition.
+  ours = np.concatenate([
+      np.concatenate([train.images.reshape(-1, 64) * 16, train.labels[:, None]],
+                     1),
+      np.concatenate([test.images.reshape(-1, 64) * 16, test.labels[:, None]],
+                     1)])
+  ref = np.concatenate([full.data, full.target[:, None]], 1)
+  np.testing.assert_array_equal(ours[np.lexsort(ours.T)],
+                                ref[np.lexsort(ref.T)])
+  counts_test = np.bincount(test.labels, minlength=10)
+  counts_all = np.bincount(full.target, minlength=10)
+  assert np.all(np.abs(counts_test - 0.2 * counts_all) <= 1)
+
+
+def test_limit_takes_first_examples():
+  full = data.load("digits", "test")
+  part = data.load("digits", "test", limit=7)
+  assert part.size == 7
+  np.testing.assert_array_equal(part.images, full.images[:7])
+  np.testing.assert_array_equal(part.labels, full.labels[:7])
+  assert data.load("digits", "test", limit=10_000).size == full.size
+
+
+# ---------------------------------------------------------------------------
+# synthetic
+
+
+def test_synthetic_deterministic_and_configurable():
+  a = data.load("synthetic", "train", seed=3)
+  b = data.load("synthetic", "train", seed=3)
+  np.testing.assert_array_equal(a.images, b.images)
+  np.testing.assert_array_equal(a.labels, b.labels)
+  assert a.images.shape == (512, 8, 8, 1) and a.images.dtype == np.float32
+  assert a.labels.dtype == np.int32 and a.num_classes == 10
+  assert 0. <= a.images.min() and a.images.max() <= 1.
+  np.testing.assert_array_equal(np.bincount(a.labels), [52] * 2 + [51] * 8)
+  test = data.load("synthetic", "test", seed=3)
+  assert not np.array_equal(a.images, test.images)
+  other = data.load("synthetic", "train", seed=4)
+  assert not np.array_equal(a.images, other.images)
+  c = data.load("synthetic", "test", shape=(4, 5, 3), num_classes=3, size=30)
+  assert c.images.shape == (30, 4, 5, 3) and c.num_classes == 3
+  assert set(np.unique(c.labels)) == {0, 1, 2}
+
+
+def test_synthetic_is_learnable_and_train_test_share_distribution():
+  train = data.load("synthetic", "train", seed=0)
+  test = data.load("synthetic", "test", seed=0)
+  flat = lambda x: x.reshape(len(x), -1)
+  means = np.stack([flat(train.images)[train.labels == k].mean(0)
+                    for k in range(10)])
+  # Class means differ by far more than their estimation error.
+  gaps = np.linalg.norm(means[:, None] - means[None], axis=-1)
+  assert gaps[~np.eye(10, dtype=bool)].min() > 1.
+  dist = np.linalg.norm(flat(test.images)[:, None] - means[None], axis=-1)
+  accuracy = np.mean(dist.argmin(1) == test.labels)
+  assert accuracy > 0.95
+
+
+# ---------------------------------------------------------------------------
+# tfds: mocked, prepared, missing
+
+
+@pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)),
+                                        ("cifar10", (32, 32, 3))])
+def test_tfds_mock_data(tmp_path, name, shape):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=9,
+                              policy=tfds.testing.MockPolicy.USE_CODE):
+    ds = data.load(name, "train", data_dir=tmp_path)
+    short = data.load(name, "test", data_dir=tmp_path, limit=4)
+    source = tfds.data_source(name, split="train")
+    expected = np.stack([source[i]["image"] for i in range(9)])
+    expected_labels = np.array([source[i]["label"] for i in range(9)])
+  assert ds.images.shape == (9, *shape) and ds.images.dtype == np.float32
+  assert ds.labels.dtype == np.int32 and ds.name == name
+  assert 0. <= ds.images.min() and ds.images.max() <= 1.
+  np.testing.assert_array_equal(ds.images,
+                                expected.astype(np.float32) / np.float32(255))
+  np.testing.assert_array_equal(ds.labels, expected_labels)
+  assert ((ds.labels >= 0) & (ds.labels < 10)).all()
+  assert short.size == 4
+
+
+@pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)),
+                                        ("cifar10", (32, 32, 3))])
+def test_tfds_prepared_array_record_copy(tmp_path, monkeypatch, name, shape):
+  rng = np.random.default_rng(0)
+  examples = {
+      split: [(np.full(shape, 20 * i + 3 * (split == "test"), np.uint8)
+               | rng.integers(0, 2, shape, dtype=np.uint8), i % 10)
+              for i in range(n)]
+      for split, n in (("train", 12), ("test", 5))}
+  _prepare_tfds(monkeypatch, tmp_path, name, examples)
+  monkeypatch.undo()
+  for split in ("train", "test"):
+    ds = data.load(name, split, data_dir=tmp_path)
+    images = np.stack([im for im, _ in examples[split]])
+    labels = np.array([lb for _, lb in examples[split]], np.int32)
+    # tfds shuffles records when it writes them: compare as sets.
+    got = _sorted_by_label_and_pixel(ds.images, ds.labels)
+    want = _sorted_by_label_and_pixel(
+        images.astype(np.float32) / np.float32(255), labels)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+  assert data.load(name, "train", data_dir=tmp_path, limit=3).size == 3
+
+
+def test_missing_tfds_dataset_raises_helpful_error(tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  with pytest.raises(data.DatasetNotFoundError) as info:
+    data.load("mnist", "test", data_dir=tmp_path)
+  message = str(info.value)
+  for phrase in ("'mnist'", str(tmp_path), "pip install 'advjax[datasets]'",
+                 "tfds.builder('mnist'", "download_and_prepare()",
+                 "file_format='array_record'", "--data-dir",
+                 "t10k-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+    assert phrase in message
+  assert info.value.__cause__ is not None
+  with pytest.raises(data.DatasetNotFoundError, match="cifar-10-batches-bin"):
+    data.load("cifar10", data_dir=tmp_path)
+  with pytest.raises(data.DatasetNotFoundError) as info:
+    data.load("svhn_cropped", data_dir=tmp_path)
+  assert "raw files" not in str(info.value)
+
+
+def test_missing_tensorflow_datasets_package(tmp_path, monkeypatch):
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+  with pytest.raises(data.DatasetNotFoundError,
+                     match=r"(?s)not installed.*pip install 'advjax\["):
+    data.load("fashion_mnist", data_dir=tmp_path)
+  # Raw files need no tensorflow_datasets.
+  _write_mnist_dir(tmp_path / "fashion_mnist")
+  assert data.load("fashion_mnist", data_dir=tmp_path).size == 6
+
+
+# ---------------------------------------------------------------------------
+# raw files
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("subdir", ["", "mnist", "MNIST/raw"])
+def test_mnist_idx_files(tmp_path, gz, subdir):
+  arrays = _write_mnist_dir(tmp_path / subdir, gz=gz)
+  for split, (images, labels) in arrays.items():
+    ds = data.load("mnist", split, data_dir=tmp_path)
+    assert ds.images.shape == (len(labels), 28, 28, 1)
+    assert ds.images.dtype == np.float32 and ds.labels.dtype == np.int32
+    np.testing.assert_array_equal(
+        ds.images[..., 0], images.astype(np.float32) / np.float32(255))
+    np.testing.assert_array_equal(ds.labels, labels)
+  assert data.load("mnist", "train", data_dir=str(tmp_path), limit=2).size == 2
+
+
+def test_raw_files_take_precedence_over_tfds(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  arrays = _write_mnist_dir(tmp_path)
+  with tfds.testing.mock_data(num_examples=3,
+                              policy=tfds.testing.MockPolicy.USE_CODE):
+    ds = data.load("mnist", "test", data_dir=tmp_path)
+  np.testing.assert_array_equal(ds.labels, arrays["test"][1])
+
+
+def test_idx_exact_known_pixels(tmp_path):
+  images = np.arange(2 * 28 * 28, dtype=np.int64).reshape(2, 28, 28) % 256
+  _write_idx(tmp_path / "t10k-images-idx3-ubyte", images)
+  _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", [7, 0], gz=True)
+  ds = data.load("mnist", "test", data_dir=tmp_path)
+  assert ds.images[0, 0, 5, 0] == np.float32(5) / np.float32(255)
+  assert ds.images[1, 0, 0, 0] == np.float32(784 % 256) / np.float32(255)
+  np.testing.assert_array_equal(ds.labels, [7, 0])
+
+
+def test_corrupt_idx_raises_value_error(tmp_path):
+  images, labels = _mnist_like(3, 0)
+  img = tmp_path / "t10k-images-idx3-ubyte"
+  lbl = tmp_path / "t10k-labels-idx1-ubyte"
+  _write_idx(lbl, labels)
+
+  _write_idx(img, images, magic=0x0801)  # a labels magic on an images file.
+  with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte.*magic"):
+    data.load("mnist", "test", data_dir=tmp_path)
+
+  _write_idx(img, images)
+  img.write_bytes(img.read_bytes()[:-10])  # truncated payload.
+  with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte.*truncated"):
+    data.load("mnist", "test", data_dir=tmp_path)
+
+  img.write_bytes(b"\x00\x00")  # truncated header.
+  with pytest.raises(ValueError, match="t10k-images-idx3-ubyte"):
+    data.load("mnist", "test", data_dir=tmp_path)
+
+  img.unlink()
+  gz = _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images, gz=True)
+  gz.write_bytes(gz.read_bytes()[:-30])  # truncated gzip stream.
+  with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz"):
+    data.load("mnist", "test", data_dir=tmp_path)
+
+  _write_idx(gz, images[:2], gz=True)  # 2 images, 3 labels.
+  with pytest.raises(ValueError, match="2 images.*3 labels"):
+    data.load("mnist", "test", data_dir=tmp_path)
+
+  _write_idx(gz, images, gz=True)
+  _write_idx(lbl, [1, 2, 12])  # label out of range.
+  with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte.*label 12"):
+    data.load("mnist", "test", data_dir=tmp_path)
+
+
+def test_incomplete_raw_files(tmp_path):
+  images, _ = _mnist_like(2, 0)
+  _write_idx(tmp_path / "train-images-idx3-ubyte", images)
+  with pytest.raises(data.DatasetNotFoundError,
+                     match="missing train-labels-idx1-ubyte"):
+    data.load("mnist", "train", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("subdir", ["cifar-10-batches-bin", ""])
+def test_cifar10_binary_batches(tmp_path, subdir):
+  expected = _write_cifar10_dir(tmp_path / subdir)
+  for split in ("train", "test"):
+    ds = data.load("cifar10", split, data_dir=tmp_path)
+    images, labels = expected[split]
+    assert ds.images.shape == (len(labels), 32, 32, 3)
+    assert ds.images.dtype == np.float32 and ds.labels.dtype == np.int32
+    np.testing.assert_array_equal(
+        ds.images, images.astype(np.float32) / np.float32(255))
+    np.testing.assert_array_equal(ds.labels, labels)
+  assert data.load("cifar10", "train", data_dir=tmp_path).size == 15
+
+
+def test_cifar10_known_pixel_layout(tmp_path):
+  # One record: label 3, red plane 0.., green plane 1.., blue plane 2...
+  chw = np.stack([np.full((32, 32), c, np.uint8) for c in (10, 20, 30)])
+  chw[0, 1, 2] = 200  # red at row 1, column 2.
+  record = bytes([3]) + chw.tobytes()
+  (tmp_path / "test_batch.bin").write_bytes(record * 2)
+  ds = data.load("cifar10", "test", data_dir=tmp_path)
+  assert ds.images.shape == (2, 32, 32, 3)
+  np.testing.assert_array_equal(ds.labels, [3, 3])
+  np.testing.assert_array_equal(ds.images[0, 0, 0] * 255, [10, 20, 30])
+  assert ds.images[1, 1, 2, 0] == np.float32(200) / np.float32(255)
+  assert ds.images[1, 2, 1, 0] == np.float32(10) / np.float32(255)
+
+
+def test_corrupt_cifar_batch(tmp_path):
+  raw, _, _ = _cifar_records(2, 0)
+  (tmp_path / "test_batch.bin").write_bytes(raw[:-1])
+  with pytest.raises(ValueError, match=r"test_batch\.bin.*3073-byte"):
+    data.load("cifar10", "test", data_dir=tmp_path)
+
+
+def test_cifar100_binary(tmp_path):
+  raw, images, labels = _cifar_records(4, 0, header=2, num_classes=100)
+  directory = tmp_path / "cifar-100-binary"
+  directory.mkdir()
+  (directory / "test.bin").write_bytes(raw)
+  ds = data.load("cifar100", "test", data_dir=tmp_path)
+  assert ds.num_classes == 100
+  np.testing.assert_array_equal(ds.labels, labels)
+  np.testing.assert_array_equal(ds.images * 255, images.astype(np.float32))
+
+
+# ---------------------------------------------------------------------------
+# iterate_batches
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_iterate_batches_covers_each_example_once(shuffle):
+  ds = data.load("synthetic", "test", size=103)
+  batches = list(data.iterate_batches(ds, 10, shuffle=shuffle, seed=1,
+                                      epoch=2))
+  assert [len(b[1]) for b in batches] == [10] * 10 + [3]
+  images = np.concatenate([b[0] for b in batches])
+  labels = np.concatenate([b[1] for b in batches])
+  # Images identify examples: recover each one's index.
+  flat = ds.images.reshape(ds.size, -1)
+  index = [int(np.flatnonzero((flat == x.ravel()).all(1))[0]) for x in images]
+  assert sorted(index) == list(range(103))
+  np.testing.assert_array_equal(labels, ds.labels[index])
+  assert (index == list(range(103))) != shuffle
+
+
+def test_iterate_batches_deterministic_per_seed_and_epoch():
+  x = np.arange(50, dtype=np.float32)[:, None]
+  y = np.arange(50, dtype=np.int32)
+
+  def order(**kw):
+    return np.concatenate(
+        [b[1] for b in data.iterate_batches((x, y), 8, shuffle=True, **kw)])
+
+  np.testing.assert_array_equal(order(seed=0, epoch=1), order(seed=0, epoch=1))
+  np.testing.assert_array_equal(
+      order(seed=0, epoch=1),
+      np.random.default_rng((0, 1)).permutation(50))
+  assert not np.array_equal(order(seed=0, epoch=1), order(seed=0, epoch=2))
+  assert not np.array_equal(order(seed=0, epoch=1), order(seed=1, epoch=1))
+  dropped = list(data.iterate_batches((x, y), 8, drop_remainder=True))
+  assert len(dropped) == 6 and all(len(b[1]) == 8 for b in dropped)
+  assert len(list(data.iterate_batches((x, y), 50, drop_remainder=True))) == 1
+  with pytest.raises(ValueError, match="batch_size"):
+    data.iterate_batches((x, y), 0)
+  with pytest.raises(ValueError, match="length"):
+    data.iterate_batches((x, y[:3]), 4)
