@@ -1,0 +1,1 @@
+"""Experiment runners behind the `python -m benchmarks.<name>` entry points."""
