@@ -1,0 +1,159 @@
+"""Reference Flax models and a registry by name.
+
+Every model is a `flax.linen.Module` whose `__call__(x, train=False)` maps a
+float NHWC batch `[B, H, W, C]` to logits `[B, num_classes]`. Attacks consume
+a pure function instead of a module (DESIGN.md section 2); `model_fn` builds
+one:
+
+  model = get_model("preact_resnet18")
+  variables = init_model(model, jax.random.key(0), (32, 32, 3))
+  logits = model_fn(model, variables)(x)   # inference mode, no mutation
+
+Training steps call `model.apply(variables, x, train=True,
+mutable=["batch_stats"], rngs={"dropout": key})` directly.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from advjax.models.cnn import CarliniCIFAR
+from advjax.models.cnn import CarliniCNN
+from advjax.models.cnn import CarliniMNIST
+from advjax.models.cnn import GTSRBCNN
+from advjax.models.cnn import MadryCNN
+from advjax.models.cnn import WongCNN
+from advjax.models.resnet import PreActBlock
+from advjax.models.resnet import PreActResNet18
+from advjax.models.resnet import WideResNet
+
+__all__ = [
+    "MODELS",
+    "get_model",
+    "list_models",
+    "init_model",
+    "model_fn",
+    "has_batch_norm",
+    "WongCNN",
+    "MadryCNN",
+    "CarliniCNN",
+    "CarliniMNIST",
+    "CarliniCIFAR",
+    "GTSRBCNN",
+    "PreActBlock",
+    "PreActResNet18",
+    "WideResNet",
+]
+
+MODELS: dict[str, type[nn.Module]] = {
+    "wong_mnist": WongCNN,
+    "madry_mnist": MadryCNN,
+    "carlini_mnist": CarliniMNIST,
+    "carlini_cifar": CarliniCIFAR,
+    "preact_resnet18": PreActResNet18,
+    "wide_resnet": WideResNet,
+    "gtsrb_cnn": GTSRBCNN,
+}
+
+
+def list_models() -> list[str]:
+  """Returns the registered model names, sorted."""
+  return sorted(MODELS)
+
+
+def get_model(name: str, num_classes: int | None = None,
+              **kwargs: Any) -> nn.Module:
+  """Builds a registered model by name.
+
+  Args:
+    name: one of `list_models()`.
+    num_classes: number of output logits K; None keeps the model's own
+      default (10, and 43 for 'gtsrb_cnn').
+    **kwargs: further model attributes, e.g. `width=8` for
+      'preact_resnet18' or `depth=34` for 'wide_resnet'.
+
+  Returns:
+    The unbound `flax.linen.Module`.
+
+  Raises:
+    ValueError: if `name` is not registered (the message lists the known
+      names), if `num_classes < 1`, or if the model rejects its attributes
+      (e.g. a WideResNet depth).
+  """
+  if name not in MODELS:
+    raise ValueError(
+        f"Unknown model {name!r}; known models: {', '.join(list_models())}.")
+  if num_classes is None:
+    return MODELS[name](**kwargs)
+  if num_classes < 1:
+    raise ValueError(f"num_classes must be >= 1; got {num_classes}.")
+  return MODELS[name](num_classes=num_classes, **kwargs)
+
+
+def init_model(
+    model: nn.Module,
+    key: jax.Array,
+    input_shape: Sequence[int],
+) -> dict[str, Any]:
+  """Initialises a model's variables with a batch of one example.
+
+  Args:
+    model: a model from this package (or any module with the same contract).
+    key: a `jax.random.key` for the parameter initialisers.
+    input_shape: per-example shape `(H, W, C)`, e.g. `(28, 28, 1)`.
+
+  Returns:
+    A dict with 'params' and, for models with batch norm, 'batch_stats'
+    (running mean 0 and variance 1).
+
+  Raises:
+    ValueError: if `input_shape` is not `(H, W, C)` with positive sizes.
+  """
+  input_shape = tuple(int(d) for d in input_shape)
+  if len(input_shape) != 3 or min(input_shape) < 1:
+    raise ValueError(
+        "input_shape must be the per-example shape (H, W, C) with positive "
+        f"sizes, e.g. (28, 28, 1); got {input_shape}.")
+  x = jnp.zeros((1,) + input_shape, jnp.float32)
+  return dict(model.init({"params": key}, x, train=False))
+
+
+def model_fn(
+    model: nn.Module,
+    variables: Mapping[str, Any],
+) -> Callable[[jax.Array], jax.Array]:
+  """Adapts a model and its variables to the pure form attacks consume.
+
+  The returned function runs the model in inference mode: batch norm uses
+  its running averages (so each example's logits are independent of the
+  rest of the batch), dropout is off, and nothing is mutated. Build it
+  inside the caller's jitted function so `variables` are traced, not
+  baked in as constants.
+
+  Args:
+    model: the module.
+    variables: its variables, e.g. from `init_model` or a train state.
+
+  Returns:
+    `f(x)`: float images `[B, H, W, C]` -> logits `[B, num_classes]`.
+  """
+
+  def apply(x: jax.Array) -> jax.Array:
+    return model.apply(variables, x, train=False)
+
+  return apply
+
+
+def has_batch_norm(variables: Mapping[str, Any]) -> bool:
+  """Whether `variables` hold batch-norm running statistics.
+
+  Args:
+    variables: a model's variables, e.g. from `init_model`.
+
+  Returns:
+    True if there is a non-empty 'batch_stats' collection.
+  """
+  return bool(jax.tree.leaves(variables.get("batch_stats", {})))
