@@ -6,7 +6,6 @@ and no example is silently dropped. All eps of the sweep are attacked inside
 the same compiled function (`lax.map` over eps), with eps a traced input, so a
 new sweep of the same length reuses the compilation.
 """
-import inspect
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
@@ -48,15 +47,6 @@ class RobustAccuracy(NamedTuple):
     return "\n".join(rows)
 
 
-def _takes_key(attack) -> bool:
-  try:
-    params = inspect.signature(attack).parameters
-  except (TypeError, ValueError):
-    return True
-  return "key" in params or any(
-      p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
 def pad_batch(x: np.ndarray, y: np.ndarray, batch_size: int):
   """Pads `(x, y)` to `batch_size` rows; returns `(x, y, mask)`."""
   n = x.shape[0]
@@ -82,16 +72,13 @@ def make_robust_accuracy_fn(apply_fn: ApplyFn, attack: Callable) -> Callable:
     A jitted `fn(variables, x, y, mask, eps [E], key) -> (clean_correct [B],
     correct [E, B])` where padded rows (mask False) are reported False.
   """
-  with_key = _takes_key(attack)
-
   def batch_fn(variables, x, y, mask, eps, key):
     model_fn = lambda z: apply_fn(variables, z)
     clean = jnp.argmax(model_fn(x), axis=-1) == y
 
     def one_eps(args):
       e, k = args
-      kwargs = {"key": k} if with_key else {}
-      x_adv = attack(model_fn, x, y, eps=e, **kwargs)
+      x_adv = base.call_attack(attack, model_fn, x, y, eps=e, key=k)
       return (jnp.argmax(model_fn(x_adv), axis=-1) == y) & mask
 
     keys = jax.random.split(key, eps.shape[0])

@@ -12,6 +12,7 @@ An attack is `loop(objective, x, delta0, optimizer, project)`:
 PGD, BIM/ILLC, Wasserstein PGD and universal perturbations are this loop with
 other pieces.
 """
+import inspect
 from typing import Callable, NamedTuple, Optional, Union
 
 import jax
@@ -23,7 +24,7 @@ from advjax import projections
 from advjax.types import Array, Bounds, ModelFn
 
 __all__ = [
-    "AttackResult", "LoopOutput", "steepest_direction", "normalized_steepest",
+    "call_attack", "takes_key", "AttackResult", "LoopOutput", "steepest_direction", "normalized_steepest",
     "scale_per_example", "steepest_ascent", "make_optimizer",
     "mask_box_gradient", "attack_loop", "check_attack_inputs", "concrete",
 ]
@@ -222,6 +223,24 @@ def attack_loop(objective: Callable[[Array], Array], x: Array, delta0: Array, *,
   (delta, _), history = jax.lax.scan(
       body, (delta0, optimizer.init(delta0)), None, length=steps)
   return LoopOutput(delta, history)
+
+
+def takes_key(attack: Callable) -> bool:
+  """Whether `attack` accepts a `key` keyword (deterministic attacks do not)."""
+  try:
+    params = inspect.signature(attack).parameters
+  except (TypeError, ValueError):
+    return True
+  return "key" in params or any(
+      p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def call_attack(attack: Callable, model_fn: ModelFn, x, y, *, eps, key,
+                **kwargs):
+  """Calls any attack of the contract, passing `key` only if it takes one."""
+  if takes_key(attack):
+    kwargs["key"] = key
+  return attack(model_fn, x, y, eps=eps, **kwargs)
 
 
 # --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import optax
 
 from advjax import losses, projections
 from advjax.attacks import base
-from advjax.types import Array, Bounds, LossFn, ModelFn, PRNGKey
+from advjax.types import Array, Bounds, InitFn, LossFn, ModelFn, PRNGKey
 
 __all__ = ["fgm", "fgsm", "pgd", "bim", "illc", "noise"]
 
@@ -79,7 +79,7 @@ def pgd(model_fn: ModelFn, x: Array, y: Array, *, eps,
         optimizer: Union[None, str, optax.GradientTransformation] = None,
         loss: Union[str, LossFn] = "ce", targeted: bool = False,
         bounds: Bounds = (0., 1.), l1_sparsity: float = 0.01,
-        return_result: bool = False):
+        init: Optional[InitFn] = None, return_result: bool = False):
   """Projected gradient descent (ascent on the loss) in an Lp ball.
 
   Each step: gradient of the objective at the feasible iterate, an optax
@@ -109,6 +109,8 @@ def pgd(model_fn: ModelFn, x: Array, y: Array, *, eps,
     targeted: minimise the loss towards the target labels `y`.
     bounds: `(lo, hi)` box of valid inputs.
     l1_sparsity: fraction of coordinates an L1 steepest step moves.
+    init: optional `(key, x) -> delta0` replacing the uniform random start
+      (e.g. TRADES' `0.001 * normal`); it is projected into the ball and box.
     return_result: return an `AttackResult` (x_adv, loss_history, loss)
       instead of x_adv.
 
@@ -133,7 +135,7 @@ def pgd(model_fn: ModelFn, x: Array, y: Array, *, eps,
   if restarts > 1 and not random_start:
     raise ValueError("pgd: restarts > 1 needs random_start=True (otherwise "
                      "every restart is the same run).")
-  if (random_start or restarts > 1) and key is None:
+  if (random_start or restarts > 1 or init is not None) and key is None:
     raise ValueError("pgd: a random start needs key=jax.random.key(seed).")
   eps = jnp.asarray(eps, x.dtype)
   if step_size is None:
@@ -147,7 +149,9 @@ def pgd(model_fn: ModelFn, x: Array, y: Array, *, eps,
         projections.project_ball(delta, eps, norm), x0, bounds)
 
   def run(k):
-    if random_start:
+    if init is not None:
+      delta0 = init(k, x).astype(x.dtype)
+    elif random_start:
       delta0 = projections.random_ball(k, x.shape, eps, norm, x.dtype)
     else:
       delta0 = jnp.zeros_like(x)
