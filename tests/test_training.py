@@ -1,0 +1,146 @@
+"""Tests for advjax/training.py."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from advjax import data, evaluation, models, training
+from advjax.attacks import gradient as G
+
+
+@pytest.fixture(scope="module")
+def batch():
+  d = data.load("digits", "train")
+  return d.images[:32], d.labels[:32]
+
+
+def _state(model_name="wong_mnist", opt=None):
+  model = models.get_model(model_name)
+  opt = opt or optax.sgd(0.1)
+  return model, opt, training.create_train_state(model, opt, jax.random.key(0),
+                                                 (8, 8, 1))
+
+
+def _close(a, b, atol=1e-6):
+  for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(u), np.asarray(v), atol=atol)
+
+
+@pytest.mark.parametrize("method", training.METHODS)
+def test_every_method_steps_and_reports(batch, method):
+  model, opt, state = _state()
+  step = jax.jit(training.make_train_step(model, opt, method, eps=0.1))
+  new, metrics = step(state, *batch)
+  assert int(new.step) == 1
+  assert np.isfinite(float(metrics["loss"]))
+  assert ("adv_accuracy" in metrics) == (method != "standard")
+  assert 0. <= float(metrics["accuracy"]) <= 1.
+  changed = [not np.allclose(a, b) for a, b in
+             zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params))]
+  assert any(changed)
+
+
+@pytest.mark.parametrize("method,kwargs", [
+    ("madry", {"eps": 0.}),                 # eps 0: x_adv = x
+    ("fgsm_rs", {"eps": 0.}),
+    ("fgsm_mix", {"eps": 0.1, "sigma": 1.}),  # all weight on the clean loss
+    ("trades", {"eps": 0.1, "beta": 0.}),     # no robustness term
+])
+def test_methods_reduce_to_standard_training(batch, method, kwargs):
+  model, opt, state = _state()
+  ref, _ = training.make_train_step(model, opt, "standard")(state, *batch)
+  new, _ = training.make_train_step(model, opt, method, **kwargs)(state,
+                                                                  *batch)
+  _close(ref.params, new.params)
+
+
+def test_fgsm_mix_uses_predicted_labels(batch):
+  model, opt, state = _state()
+  seen = []
+
+  def recording_attack(model_fn, x, y, *, eps):
+    seen.append(np.asarray(y))
+    return G.fgsm(model_fn, x, y, eps=eps)
+
+  x, y = batch
+  for predicted in (False, True):
+    step = training.make_train_step(model, opt, "fgsm_mix", eps=0.1,
+                                    attack=recording_attack,
+                                    predicted_labels=predicted)
+    step(state, x, y)
+  pred = np.asarray(jnp.argmax(model.apply(state.variables, x), -1))
+  np.testing.assert_array_equal(seen[0], y)
+  np.testing.assert_array_equal(seen[1], pred)
+  assert not np.array_equal(pred, y)  # an untrained model: labels differ
+
+
+def test_attack_runs_in_inference_mode_and_batch_stats_update(batch):
+  model, opt, state = _state("preact_resnet18")
+  x, y = batch
+  inference = np.asarray(model.apply(state.variables, x, train=False))
+  seen = []
+
+  def checking_attack(model_fn, x, y, *, eps, key):
+    seen.append(np.asarray(model_fn(x)))
+    # Inference mode: one example alone gives the same logits as in a batch.
+    seen.append(np.asarray(model_fn(x[:1])))
+    return G.pgd(model_fn, x, y, eps=eps, key=key, steps=2)
+
+  step = training.make_train_step(model, opt, "madry", eps=0.1,
+                                  attack=checking_attack)
+  new, _ = step(state, x, y)
+  np.testing.assert_allclose(seen[0], inference, atol=1e-5)
+  np.testing.assert_allclose(seen[1][0], inference[0], atol=1e-5)
+  # The train-mode forward on x_adv updated the batch statistics.
+  assert not all(np.allclose(a, b) for a, b in zip(
+      jax.tree.leaves(state.batch_stats), jax.tree.leaves(new.batch_stats)))
+
+
+def test_step_keys_differ_per_step(batch):
+  model, opt, state = _state()
+  step = training.make_train_step(model, opt, "fgsm_rs", eps=0.1)
+  a, _ = step(state, *batch)
+  b, _ = step(state._replace(step=jnp.int32(5)), *batch)
+  assert not all(np.allclose(u, v) for u, v in zip(jax.tree.leaves(a.params),
+                                                   jax.tree.leaves(b.params)))
+  a2, _ = step(state, *batch)
+  _close(a.params, a2.params, atol=0)
+
+
+def test_unknown_method():
+  model, opt, _ = _state()
+  with pytest.raises(ValueError, match="Unknown training method"):
+    training.make_train_step(model, opt, "free")
+
+
+def test_madry_training_makes_the_model_robust():
+  train = data.load("digits", "train")
+  test = data.load("digits", "test")
+  model = models.get_model("wong_mnist")
+  apply_fn = lambda v, x: model.apply(v, x, train=False)
+  attack = functools.partial(G.pgd, steps=10)
+  acc = {}
+  for method in ("standard", "madry"):
+    res = training.fit(model, optax.adam(3e-3), train, method=method,
+                       epochs=8, batch_size=64, eps=0.1, progress=False)
+    ra = evaluation.robust_accuracy(apply_fn, res.state.variables, test.images,
+                                    test.labels, attack=attack, eps=[0.1],
+                                    key=jax.random.key(1))
+    acc[method] = (ra.clean_accuracy, float(ra.accuracy[0]))
+  assert acc["standard"][0] > 0.9 and acc["madry"][0] > 0.8, acc
+  assert acc["madry"][1] > acc["standard"][1] + 0.2, acc
+
+
+def test_eval_step_counts_masked_rows(batch):
+  model, _, state = _state()
+  x, y = batch
+  ev = training.make_eval_step(model, attack=G.fgsm, eps=0.1)
+  mask = np.arange(32) < 20
+  out = ev(state, x, y, mask)
+  assert float(out["count"]) == 20
+  pred = np.asarray(jnp.argmax(model.apply(state.variables, x), -1))
+  assert float(out["correct"]) == np.sum((pred == y)[:20])
+  assert float(out["adv_correct"]) <= float(out["correct"]) + 1e-6
