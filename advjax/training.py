@@ -296,7 +296,7 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
   import time
 
   import numpy as np
-  from tqdm.auto import tqdm
+  from tqdm import tqdm
 
   from advjax import checkpoint, data, sharding
 

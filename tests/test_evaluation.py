@@ -82,3 +82,14 @@ def test_bad_inputs(linear):
     xn = x.copy()
     xn[30, 0, 0, 0] = np.nan
     evaluation.robust_accuracy(apply_fn, variables, xn, y, eps=[0.1], **kw)
+
+
+def test_eps_chunks_give_the_same_answer_as_one_call(linear):
+  apply_fn, variables, x, y = linear
+  eps = [0., 0.02, 0.05, 0.1, 0.2]
+  kw = dict(attack=G.fgsm, eps=eps, batch_size=16)
+  whole = evaluation.robust_accuracy(apply_fn, variables, x, y, **kw)
+  chunked = evaluation.robust_accuracy(apply_fn, variables, x, y,
+                                       eps_per_call=2, **kw)
+  np.testing.assert_array_equal(whole.correct, chunked.correct)
+  assert chunked.correct.shape == (5, 37)

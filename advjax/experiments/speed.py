@@ -1,0 +1,460 @@
+"""Attack throughput: images per second, loop overhead, and a torchattacks peer.
+
+`run(SpeedConfig())` times, on one batch of random images and a randomly
+initialised model (timing does not depend on the weights' values):
+
+- one forward+backward pass: the jitted gradient of the summed cross-entropy
+  with respect to the input, the unit every attack is made of;
+- FGSM (Linf) and FGM (L2), PGD-k, and PGD-k with R vmapped random restarts,
+  each for Linf and L2, jitted here (the library never jits) with eps passed
+  as a traced argument.
+
+Protocol: one warm-up call per item (compilation), then `repeats` timed
+calls per item, each ended with `block_until_ready`; the median is reported
+with the min and max so noise is visible. The timed calls are interleaved
+(each round times every item once) so drifts in machine load hit all items
+alike and the ratios between items stay meaningful on a shared machine.
+
+The overhead ratio of an attack is `time(attack) / (n * time(forward+
+backward))` with `n` its gradient passes (`k` for PGD-k, `k R` with
+restarts): 1.0 means the loop costs nothing beyond its gradients.
+
+When torch and torchattacks import (the `peers` extra), the same network
+with the same weights is rebuilt in PyTorch (`torch_peers.wong_cnn_from_flax`,
+checked to reproduce the logits within 1e-4) and `torchattacks.FGSM`, `PGD`
+and `PGDL2` are timed under the same protocol with
+`torch.set_num_threads(os.cpu_count())`.
+
+Writes `results.json` and `results.md` to `out_dir`.
+"""
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import jaxlib
+import numpy as np
+from tqdm import tqdm
+
+from advjax import losses, models
+from advjax.attacks import gradient
+from advjax.experiments import torch_peers
+
+__all__ = [
+    "SpeedConfig",
+    "Timing",
+    "OVERHEAD_TARGET",
+    "LOGIT_TOLERANCE",
+    "time_calls",
+    "run",
+    "format_table",
+]
+
+OVERHEAD_TARGET = 1.15  # time(PGD-k) / (k * time(forward+backward)), CPU
+LOGIT_TOLERANCE = 1e-4  # Flax vs PyTorch replica, max |logit difference|
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeedConfig:
+  """Settings of the speed benchmark.
+
+  Attributes:
+    model: registered model name (the PyTorch peer exists for 'wong_mnist').
+    image_shape: per-example `(H, W, C)`.
+    num_classes: logits K.
+    batch: images per batch B.
+    steps: PGD iterations k.
+    restarts: random restarts R of the restart variant.
+    repeats: timed calls per item (after one warm-up call); median reported.
+    eps_linf: Linf radius (FGSM and PGD Linf).
+    eps_l2: L2 radius (FGM and PGD L2).
+    seed: seeds the weights, the batch and the attacks' random starts.
+    out_dir: where results.json and results.md go.
+    peers: time torchattacks too when torch and torchattacks import; False
+      skips them.
+    progress: show a tqdm bar over the measured items.
+  """
+  model: str = "wong_mnist"
+  image_shape: Tuple[int, int, int] = (28, 28, 1)
+  num_classes: int = 10
+  batch: int = 256
+  steps: int = 10
+  restarts: int = 4
+  repeats: int = 7
+  eps_linf: float = 0.3
+  eps_l2: float = 2.0
+  seed: int = 0
+  out_dir: str = "runs/speed"
+  peers: bool = True
+  progress: bool = True
+
+
+class Timing(NamedTuple):
+  """Wall-clock times of one measured item, in seconds.
+
+  Attributes:
+    median: median of the timed calls.
+    min: fastest timed call.
+    max: slowest timed call.
+    first_call: the warm-up call (includes compilation for JAX).
+    times: every timed call, in order.
+  """
+  median: float
+  min: float
+  max: float
+  first_call: float
+  times: Tuple[float, ...]
+
+
+class _Item(NamedTuple):
+  attack: str
+  norm: str
+  steps: int
+  restarts: int
+  passes: int  # forward+backward passes the attack is made of
+  call: Callable[[], object]  # runs the advjax item to completion
+  peer: Optional[str]  # name of the torch equivalent, None if there is none
+  peer_call: Optional[Callable[[], object]]
+
+
+def _timed(call: Callable[[], object]) -> float:
+  t0 = time.perf_counter()
+  call()
+  return time.perf_counter() - t0
+
+
+def time_calls(calls: Sequence[Callable[[], object]], repeats: int,
+               on_call: Optional[Callable[[int], None]] = None
+               ) -> list[Timing]:
+  """Times each call once as a warm-up, then `repeats` interleaved rounds.
+
+  Every round calls each function once, in order, so a change in machine
+  load during the measurement is shared by all of them.
+
+  Args:
+    calls: functions that run their work to completion (for JAX they must
+      end with `jax.block_until_ready`).
+    repeats: timed calls per function, >= 1.
+    on_call: called with the index of each function before it runs (for a
+      progress bar).
+
+  Returns:
+    One `Timing` per call, in order.
+  """
+  on_call = on_call or (lambda i: None)
+  first = []
+  for i, call in enumerate(calls):
+    on_call(i)
+    first.append(_timed(call))
+  times = [[] for _ in calls]
+  for _ in range(repeats):
+    for i, call in enumerate(calls):
+      on_call(i)
+      times[i].append(_timed(call))
+  return [Timing(statistics.median(t), min(t), max(t), f, tuple(t))
+          for t, f in zip(times, first)]
+
+
+def _check_config(config: SpeedConfig) -> None:
+  for name in ("batch", "steps", "restarts", "repeats"):
+    if getattr(config, name) < 1:
+      raise ValueError(f"SpeedConfig.{name} must be >= 1, got "
+                       f"{getattr(config, name)}.")
+  if len(config.image_shape) != 3 or min(config.image_shape) < 1:
+    raise ValueError("SpeedConfig.image_shape must be (H, W, C), got "
+                     f"{config.image_shape}.")
+  if config.eps_linf < 0 or config.eps_l2 < 0:
+    raise ValueError("SpeedConfig eps must be >= 0, got "
+                     f"{config.eps_linf}, {config.eps_l2}.")
+
+
+def _jax_items(config, model, variables, x, y, key):
+  """The advjax measurements: (attack, norm, steps, restarts, passes, call)."""
+
+  def forward_backward(variables, x, y):
+    apply = models.model_fn(model, variables)
+    return jax.grad(lambda z: jnp.sum(losses.cross_entropy(apply(z), y)))(x)
+
+  def fgm(norm):
+    def attack(variables, x, y, eps):
+      return gradient.fgm(models.model_fn(model, variables), x, y, eps=eps,
+                          norm=norm)
+    return attack
+
+  def pgd(norm, restarts):
+    def attack(variables, x, y, eps, key):
+      return gradient.pgd(models.model_fn(model, variables), x, y, eps=eps,
+                          key=key, norm=norm, steps=config.steps,
+                          restarts=restarts)
+    return attack
+
+  def call(fn, *args):
+    jitted = jax.jit(fn)
+    return lambda: jax.block_until_ready(jitted(*args))
+
+  k, r = config.steps, config.restarts
+  items = [("fwd+bwd", "-", 0, 1, 1, call(forward_backward, variables, x, y))]
+  for norm, eps in (("linf", config.eps_linf), ("l2", config.eps_l2)):
+    eps = jnp.asarray(eps, jnp.float32)
+    items += [
+        ("FGSM" if norm == "linf" else "FGM", norm, 1, 1, 1,
+         call(fgm(norm), variables, x, y, eps)),
+        (f"PGD-{k}", norm, k, 1, k, call(pgd(norm, 1), variables, x, y, eps,
+                                         key)),
+        (f"PGD-{k}x{r}", norm, k, r, k * r,
+         call(pgd(norm, r), variables, x, y, eps, key)),
+    ]
+  return items
+
+
+def _peer_calls(config, net, x_nhwc, y):
+  """torch equivalents keyed by (attack, norm): (peer name, call)."""
+  import torch  # pylint: disable=import-outside-toplevel
+  import torchattacks  # pylint: disable=import-outside-toplevel
+
+  xt = torch_peers.to_nchw(x_nhwc)
+  yt = torch.from_numpy(np.asarray(y).astype(np.int64))
+  k = config.steps
+
+  def forward_backward():
+    z = xt.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(net(z), yt, reduction="sum")
+    return torch.autograd.grad(loss, z)[0]
+
+  def attack_call(atk):
+    return lambda: atk(xt, yt)
+
+  calls = {
+      ("fwd+bwd", "-"): ("torch autograd", forward_backward),
+      ("FGSM", "linf"): ("torchattacks.FGSM",
+                         attack_call(torchattacks.FGSM(net,
+                                                       eps=config.eps_linf))),
+      (f"PGD-{k}", "linf"): ("torchattacks.PGD", attack_call(torchattacks.PGD(
+          net, eps=config.eps_linf, alpha=2.5 * config.eps_linf / k, steps=k,
+          random_start=True))),
+  }
+  if hasattr(torchattacks, "PGDL2"):
+    calls[(f"PGD-{k}", "l2")] = ("torchattacks.PGDL2", attack_call(
+        torchattacks.PGDL2(net, eps=config.eps_l2,
+                           alpha=2.5 * config.eps_l2 / k, steps=k,
+                           random_start=True)))
+  return calls
+
+
+def _setup_peers(config, variables, x, logits):
+  """Builds the torch replica; returns (status dict, the net or None)."""
+  if not config.peers:
+    return {"status": "off (peers=False)"}, None
+  reason = torch_peers.unavailable_reason()
+  if reason is not None:
+    return {"status": reason}, None
+  if config.model != "wong_mnist":
+    return {"status": f"no PyTorch replica of {config.model!r}"}, None
+  import torch  # pylint: disable=import-outside-toplevel
+  torch.set_num_threads(os.cpu_count() or 1)
+  torch.manual_seed(config.seed)
+  net = torch_peers.wong_cnn_from_flax(variables["params"], config.image_shape)
+  with torch.no_grad():
+    torch_logits = net(torch_peers.to_nchw(x)).numpy()
+  diff = float(np.max(np.abs(torch_logits - np.asarray(logits))))
+  if not diff <= LOGIT_TOLERANCE:
+    raise RuntimeError(
+        f"The PyTorch replica's logits differ from Flax's by {diff:.3g} > "
+        f"{LOGIT_TOLERANCE}; the weight conversion is wrong, timings would "
+        "compare different networks.")
+  status = {"status": "ok", "logit_max_abs_diff": diff,
+            **torch_peers.versions()}
+  return status, net
+
+
+def _machine() -> dict:
+  dev = jax.devices()[0]
+  return {"device_kind": dev.device_kind, "platform": dev.platform,
+          "jax_devices": jax.device_count(), "cpu_count": os.cpu_count(),
+          "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+          "python": platform.python_version(),
+          "processor": platform.processor() or platform.machine()}
+
+
+def _ratio(a, b):
+  return a / b if a is not None and b else None
+
+
+def run(config: SpeedConfig) -> dict:
+  """Runs the speed benchmark and writes results.json and results.md.
+
+  Args:
+    config: a `SpeedConfig`.
+
+  Returns:
+    The results: 'config', 'machine', 'peers' (status, versions, logit
+    check), 'rows' (one per attack and norm: images_per_s, ms_per_batch,
+    ms_min, ms_max, ms_all, first_call_s, overhead, and the peer's
+    figures and `peer_ratio` = advjax images/s / peer images/s), 'overhead'
+    and 'peer_ratio' of PGD-k per norm, 'seconds', and 'table' (markdown).
+
+  Raises:
+    ValueError: for a bad config.
+    RuntimeError: if the PyTorch replica does not reproduce the logits.
+  """
+  _check_config(config)
+  t_start = time.time()
+  k_params, k_x, k_y, k_attack = jax.random.split(
+      jax.random.key(config.seed), 4)
+  model = models.get_model(config.model, num_classes=config.num_classes)
+  variables = models.init_model(model, k_params, config.image_shape)
+  x = jax.random.uniform(k_x, (config.batch,) + tuple(config.image_shape),
+                         jnp.float32)
+  y = jax.random.randint(k_y, (config.batch,), 0, config.num_classes,
+                         jnp.int32)
+
+  logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
+  peers, net = _setup_peers(config, variables, x, logits)
+  peer_calls = {}
+  if peers["status"] == "ok":
+    peer_calls = _peer_calls(config, net, x, y)
+
+  items = [
+      _Item(a, n, s, r, p, c, *peer_calls.get((a, n), (None, None)))
+      for a, n, s, r, p, c in _jax_items(config, model, variables, x, y,
+                                         k_attack)]
+  # advjax first, then torch: the two runtimes' thread pools never overlap.
+  groups = [[(item, "advjax", item.call) for item in items],
+            [(item, "peer", item.peer_call) for item in items
+             if item.peer_call is not None]]
+  bar = tqdm(total=sum(len(g) for g in groups) * (config.repeats + 1),
+             desc="speed", disable=not config.progress)
+  timings = {}
+  for group in groups:
+
+    def on_call(i, group=group):
+      item, who, _ = group[i]
+      bar.set_postfix_str(f"{who} {item.attack} {item.norm}", refresh=False)
+      bar.update()
+
+    measured = time_calls([call for _, _, call in group], config.repeats,
+                          on_call)
+    for (item, who, _), timing in zip(group, measured):
+      timings[(item.attack, item.norm, who)] = timing
+  bar.close()
+
+  t_fb = timings[("fwd+bwd", "-", "advjax")].median
+  rows = []
+  for item in items:
+    t = timings[(item.attack, item.norm, "advjax")]
+    row = {
+        "attack": item.attack, "norm": item.norm, "steps": item.steps,
+        "restarts": item.restarts, "gradient_passes": item.passes,
+        "images_per_s": config.batch / t.median,
+        "ms_per_batch": 1e3 * t.median, "ms_min": 1e3 * t.min,
+        "ms_max": 1e3 * t.max, "ms_all": [1e3 * s for s in t.times],
+        "first_call_s": t.first_call,
+        "overhead": t.median / (item.passes * t_fb),
+        "peer": item.peer, "peer_images_per_s": None, "peer_ms_per_batch": None,
+        "peer_ms_min": None, "peer_ms_max": None, "peer_ratio": None,
+    }
+    tp = timings.get((item.attack, item.norm, "peer"))
+    if tp is not None:
+      row.update(peer_images_per_s=config.batch / tp.median,
+                 peer_ms_per_batch=1e3 * tp.median, peer_ms_min=1e3 * tp.min,
+                 peer_ms_max=1e3 * tp.max,
+                 peer_ms_all=[1e3 * s for s in tp.times])
+      row["peer_ratio"] = _ratio(row["images_per_s"], row["peer_images_per_s"])
+    rows.append(row)
+
+  pgd_name = f"PGD-{config.steps}"
+  pgd_rows = {r["norm"]: r for r in rows if r["attack"] == pgd_name}
+  results = {
+      "config": dataclasses.asdict(config),
+      "machine": _machine(),
+      "peers": peers,
+      "rows": rows,
+      "overhead": {n: r["overhead"] for n, r in pgd_rows.items()},
+      "overhead_target": OVERHEAD_TARGET,
+      "peer_ratio": {n: r["peer_ratio"] for n, r in pgd_rows.items()},
+      "seconds": time.time() - t_start,
+  }
+  table = format_table(results)
+  os.makedirs(config.out_dir, exist_ok=True)
+  with open(os.path.join(config.out_dir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  with open(os.path.join(config.out_dir, "results.md"), "w") as f:
+    f.write(table + "\n")
+  results["table"] = table
+  return results
+
+
+def _fmt(v, spec, missing):
+  return missing if v is None else format(v, spec)
+
+
+def format_table(results: dict) -> str:
+  """The markdown report: a header, the table, and the targets.
+
+  Args:
+    results: the dict `run` returns (without 'table').
+
+  Returns:
+    Markdown text.
+  """
+  cfg, mach, peers = results["config"], results["machine"], results["peers"]
+  peer_ok = peers["status"] == "ok"
+  head = [
+      f"# advjax attack throughput: {cfg['model']}, "
+      f"{'x'.join(str(d) for d in cfg['image_shape'])}, batch {cfg['batch']}",
+      "",
+      f"machine: {mach['device_kind']} ({mach['platform']}), "
+      f"{mach['cpu_count']} CPUs, {mach['jax_devices']} JAX device(s), "
+      f"jax {mach['jax']}, python {mach['python']}",
+      f"protocol: median of {cfg['repeats']} interleaved calls after a warm-up "
+      "call, each ended with block_until_ready; eps "
+      f"{cfg['eps_linf']} (Linf) / {cfg['eps_l2']} (L2), step 2.5 eps / k, "
+      "random start",
+      ("peers: torch {torch}, torchattacks {torchattacks}, "
+       "{torch_num_threads} threads; replica logits within {d:.1e}".format(
+           d=peers["logit_max_abs_diff"], **peers)) if peer_ok
+      else f"peers: {peers['status']}",
+      "",
+  ]
+  peer_cols = ("torch images/s", "advjax / torch")
+  lines = [
+      "| attack | norm | images/s | ms/batch | ms min-max | overhead | "
+      f"{peer_cols[0]} | {peer_cols[1]} |",
+      "|---|---|---:|---:|---:|---:|---:|---:|",
+  ]
+  for r in results["rows"]:
+    overhead = ("1 (ref)" if r["attack"] == "fwd+bwd"
+                else f"{r['overhead']:.2f}")
+    if not peer_ok:
+      peer_cells = ("not installed" if "not installed" in peers["status"]
+                    else "off", "-")
+    elif r["peer"] is None:
+      peer_cells = ("n/a", "-")
+    else:
+      peer_cells = (f"{r['peer_images_per_s']:.0f}", f"{r['peer_ratio']:.2f}")
+    lines.append(
+        f"| {r['attack']} | {r['norm']} | {r['images_per_s']:.0f} | "
+        f"{r['ms_per_batch']:.1f} | {r['ms_min']:.1f}-{r['ms_max']:.1f} | "
+        f"{overhead} | {peer_cells[0]} | {peer_cells[1]} |")
+  steps = cfg["steps"]
+  tail = ["", "overhead = time(attack) / (gradient passes x time(fwd+bwd)); "
+          f"target for PGD-{steps}: <= {results['overhead_target']}"]
+  for norm in ("linf", "l2"):
+    ov = results["overhead"].get(norm)
+    pr = results["peer_ratio"].get(norm)
+    meets = ov is not None and ov <= results["overhead_target"]
+    tail.append(
+        f"- PGD-{steps} {norm}: overhead {_fmt(ov, '.2f', 'n/a')} "
+        f"({'meets' if meets else 'misses'} target); advjax / torchattacks "
+        f"{_fmt(pr, '.2f', 'n/a')}"
+        + ("" if pr is None else
+           f" ({'at least as fast' if pr >= 1 else 'slower'})"))
+  if peer_ok:
+    tail.append("- torch rows: plain autograd for fwd+bwd; torchattacks has "
+                "no L2 FGM and no PGD restarts (n/a).")
+  return "\n".join(head + lines + tail)

@@ -1,0 +1,123 @@
+"""PyTorch peers for the speed benchmark: a weight-exact replica of Wong's CNN.
+
+The replica lets `torchattacks` attack the very network advjax attacks, so the
+two libraries are timed on identical arithmetic. Everything here is optional:
+`unavailable_reason()` says why the peers cannot run (the `peers` extra,
+`pip install advjax[peers]`, is not installed) and nothing imports torch at
+module import time.
+"""
+import importlib
+import os
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+__all__ = [
+    "unavailable_reason",
+    "versions",
+    "conv_out_size",
+    "wong_cnn_from_flax",
+    "to_nchw",
+]
+
+
+def unavailable_reason() -> Optional[str]:
+  """Why the PyTorch peers cannot run; None when torch and torchattacks import.
+
+  Returns:
+    None if both import, else a short message naming what is missing.
+  """
+  missing = []
+  for name in ("torch", "torchattacks"):
+    try:
+      importlib.import_module(name)
+    except Exception as e:  # pylint: disable=broad-except
+      missing.append(f"{name} ({type(e).__name__}: {e})")
+  if missing:
+    return ("peers not installed: " + "; ".join(missing) +
+            ". Install the extra: pip install 'advjax[peers]'.")
+  return None
+
+
+def versions() -> dict:
+  """torch / torchattacks versions and torch's intra-op thread count."""
+  import torch  # pylint: disable=import-outside-toplevel
+  import torchattacks  # pylint: disable=import-outside-toplevel
+  return {"torch": torch.__version__,
+          "torchattacks": getattr(torchattacks, "__version__", "unknown"),
+          "torch_num_threads": torch.get_num_threads(),
+          "cpu_count": os.cpu_count()}
+
+
+def conv_out_size(n: int, kernel: int = 4, stride: int = 2,
+                  pad: int = 1) -> int:
+  """Spatial output size of a convolution (PyTorch/Flax explicit padding)."""
+  return (n + 2 * pad - kernel) // stride + 1
+
+
+def wong_cnn_from_flax(params: Mapping[str, Any],
+                       image_shape: Sequence[int]) -> Any:
+  """Builds `advjax.models.WongCNN` in PyTorch with the same weights.
+
+  conv16 4x4 s2 p1, relu, conv32 4x4 s2 p1, relu, flatten, fc100, relu,
+  fc K. Conv kernels go HWIO -> OIHW, dense kernels `[in, out]` ->
+  `[out, in]`. Flax flattens NHWC activations and PyTorch NCHW ones, so the
+  rows of the first dense kernel are permuted from `(h, w, c)` order to
+  `(c, h, w)` order.
+
+  Args:
+    params: the Flax 'params' collection of a `WongCNN` (keys `Conv_0`,
+      `Conv_1`, `Dense_0`, `Dense_1`).
+    image_shape: per-example `(H, W, C)` the model is used at.
+
+  Returns:
+    A `torch.nn.Sequential` in eval mode, float32 on the CPU, with
+    `requires_grad=False` parameters (attacks need input gradients only). It
+    takes NCHW images `[B, C, H, W]`.
+
+  Raises:
+    ValueError: if `params` does not fit `image_shape`.
+  """
+  import torch  # pylint: disable=import-outside-toplevel
+  from torch import nn  # pylint: disable=import-outside-toplevel
+
+  h, w, c = (int(d) for d in image_shape)
+  h2, w2 = (conv_out_size(conv_out_size(n)) for n in (h, w))
+  k0 = np.asarray(params["Conv_0"]["kernel"], np.float32)
+  k1 = np.asarray(params["Conv_1"]["kernel"], np.float32)
+  d0 = np.asarray(params["Dense_0"]["kernel"], np.float32)
+  d1 = np.asarray(params["Dense_1"]["kernel"], np.float32)
+  if k0.shape[2] != c or d0.shape[0] != h2 * w2 * k1.shape[3]:
+    raise ValueError(
+        f"WongCNN params do not fit image shape {(h, w, c)}: conv_0 kernel "
+        f"{k0.shape}, dense_0 kernel {d0.shape} (expected "
+        f"{h2 * w2 * k1.shape[3]} input rows).")
+  f0, f1, hidden, classes = k0.shape[3], k1.shape[3], d0.shape[1], d1.shape[1]
+  net = nn.Sequential(
+      nn.Conv2d(c, f0, 4, stride=2, padding=1), nn.ReLU(),
+      nn.Conv2d(f0, f1, 4, stride=2, padding=1), nn.ReLU(),
+      nn.Flatten(),
+      nn.Linear(h2 * w2 * f1, hidden), nn.ReLU(),
+      nn.Linear(hidden, classes))
+  # (h, w, c) rows -> (c, h, w) rows.
+  d0_nchw = d0.reshape(h2, w2, f1, hidden).transpose(2, 0, 1, 3).reshape(
+      h2 * w2 * f1, hidden)
+  weights = [
+      (net[0], k0.transpose(3, 2, 0, 1), params["Conv_0"]["bias"]),
+      (net[2], k1.transpose(3, 2, 0, 1), params["Conv_1"]["bias"]),
+      (net[5], d0_nchw.T, params["Dense_0"]["bias"]),
+      (net[7], d1.T, params["Dense_1"]["bias"]),
+  ]
+  with torch.no_grad():
+    for layer, weight, bias in weights:
+      layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
+      layer.bias.copy_(torch.from_numpy(np.array(bias, np.float32)))
+  net.requires_grad_(False)
+  return net.eval()
+
+
+def to_nchw(x) -> Any:
+  """NHWC array (JAX or NumPy) -> contiguous float32 NCHW torch tensor."""
+  import torch  # pylint: disable=import-outside-toplevel
+  nchw = np.asarray(x, np.float32).transpose(0, 3, 1, 2)
+  return torch.from_numpy(np.array(nchw, order="C", copy=True))

@@ -1,0 +1,126 @@
+"""Tests for advjax.experiments.speed and its PyTorch replica (tiny sizes)."""
+import json
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from advjax import models
+from advjax.experiments import speed, torch_peers
+
+TINY = dict(batch=8, image_shape=(8, 8, 1), steps=2, restarts=2, repeats=1,
+            peers=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+  out_dir = tmp_path_factory.mktemp("speed")
+  return speed.run(speed.SpeedConfig(out_dir=str(out_dir), **TINY)), out_dir
+
+
+def test_run_structure(tiny_results):
+  results, _ = tiny_results
+  for key in ("config", "machine", "peers", "rows", "overhead", "peer_ratio",
+              "seconds", "table"):
+    assert key in results
+  assert results["peers"]["status"].startswith("off")
+  assert results["machine"]["cpu_count"] >= 1
+  got = {(r["attack"], r["norm"]) for r in results["rows"]}
+  assert got == {("fwd+bwd", "-"), ("FGSM", "linf"), ("FGM", "l2"),
+                 ("PGD-2", "linf"), ("PGD-2", "l2"), ("PGD-2x2", "linf"),
+                 ("PGD-2x2", "l2")}
+  assert set(results["overhead"]) == {"linf", "l2"}
+  for row in results["rows"]:
+    assert len(row["ms_all"]) == TINY["repeats"]
+    assert row["peer_images_per_s"] is None and row["peer_ratio"] is None
+
+
+def test_rates_positive_and_finite(tiny_results):
+  results, _ = tiny_results
+  for row in results["rows"]:
+    for key in ("images_per_s", "ms_per_batch", "ms_min", "ms_max",
+                "first_call_s", "overhead"):
+      assert math.isfinite(row[key]) and row[key] > 0, (row["attack"], key)
+    assert row["ms_min"] <= row["ms_per_batch"] <= row["ms_max"]
+    assert row["images_per_s"] == pytest.approx(
+        TINY["batch"] / (row["ms_per_batch"] / 1e3))
+  fb = [r for r in results["rows"] if r["attack"] == "fwd+bwd"][0]
+  assert fb["overhead"] == pytest.approx(1.)
+
+
+def test_files_written(tiny_results):
+  results, out_dir = tiny_results
+  with open(out_dir / "results.json") as f:
+    saved = json.load(f)
+  assert len(saved["rows"]) == len(results["rows"])
+  assert saved["config"]["batch"] == TINY["batch"]
+  md = (out_dir / "results.md").read_text()
+  assert "| attack | norm | images/s |" in md
+  assert "PGD-2x2" in md and "off" in md
+
+
+def test_bad_config_raises(tmp_path):
+  with pytest.raises(ValueError, match="steps"):
+    speed.run(speed.SpeedConfig(out_dir=str(tmp_path), **{**TINY, "steps": 0}))
+
+
+def test_time_calls_interleaves_repeats():
+  order, seen = [], []
+  timings = speed.time_calls([lambda: order.append("a"),
+                              lambda: order.append("b")], repeats=3,
+                             on_call=seen.append)
+  assert order == ["a", "b"] * 4  # warm-up round + 3 timed rounds
+  assert seen == [0, 1] * 4
+  for timing in timings:
+    assert len(timing.times) == 3
+    assert timing.min <= timing.median <= timing.max
+
+
+@pytest.mark.parametrize("image_shape", [(28, 28, 1), (9, 7, 3)])
+def test_torch_replica_matches_flax_logits(image_shape):
+  torch = pytest.importorskip("torch")
+  model = models.get_model("wong_mnist", num_classes=10)
+  variables = models.init_model(model, jax.random.key(0), image_shape)
+  x = jax.random.uniform(jax.random.key(1), (5,) + image_shape)
+  flax_logits = np.asarray(model.apply(variables, x, train=False))
+  net = torch_peers.wong_cnn_from_flax(variables["params"], image_shape)
+  with torch.no_grad():
+    torch_logits = net(torch_peers.to_nchw(x)).numpy()
+  np.testing.assert_allclose(torch_logits, flax_logits, atol=1e-4, rtol=0)
+
+
+def test_torch_replica_rejects_wrong_shape():
+  pytest.importorskip("torch")
+  model = models.get_model("wong_mnist", num_classes=10)
+  variables = models.init_model(model, jax.random.key(0), (8, 8, 1))
+  with pytest.raises(ValueError, match="do not fit"):
+    torch_peers.wong_cnn_from_flax(variables["params"], (28, 28, 1))
+
+
+def test_run_with_peers(tmp_path):
+  pytest.importorskip("torch")
+  pytest.importorskip("torchattacks")
+  config = speed.SpeedConfig(out_dir=str(tmp_path),
+                             **{**TINY, "peers": True, "restarts": 1})
+  results = speed.run(config)
+  assert results["peers"]["status"] == "ok"
+  assert results["peers"]["logit_max_abs_diff"] <= speed.LOGIT_TOLERANCE
+  timed = {(r["attack"], r["norm"]): r for r in results["rows"]
+           if r["peer"] is not None}
+  assert {("fwd+bwd", "-"), ("FGSM", "linf"), ("PGD-2", "linf"),
+          ("PGD-2", "l2")} <= set(timed)
+  for row in timed.values():
+    assert math.isfinite(row["peer_images_per_s"])
+    assert row["peer_images_per_s"] > 0 and row["peer_ratio"] > 0
+  assert "torchattacks" in (tmp_path / "results.md").read_text()
+
+
+def test_table_says_when_peers_are_missing(tiny_results):
+  results, _ = tiny_results
+  missing = {k: v for k, v in results.items() if k != "table"}
+  missing["peers"] = {"status": "peers not installed: torch (ImportError)."}
+  table = speed.format_table(missing)
+  assert "peers not installed" in table
+  rows = [line for line in table.splitlines() if line.startswith("| PGD")]
+  assert rows and all("not installed" in line for line in rows)
