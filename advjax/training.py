@@ -338,6 +338,9 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
       t = epoch * steps_per_epoch + i
       if t < start:
         continue
+      if jax.process_count() > 1:  # each process feeds its own rows
+        rows = sharding.process_slice(batch_size)
+        xb, yb = xb[rows], yb[rows]
       xb, yb = sharding.shard_batch((xb, yb), mesh)
       state, metrics = step_fn(state, xb, yb)
       if ckpt is not None:

@@ -1,0 +1,314 @@
+"""The main benchmark: standard vs adversarial training, evaluated under PGD.
+
+`run(MadryConfig(dataset=...))` trains (or loads from the workdir) a standard
+model and a model trained with `method` (Madry PGD training by default),
+evaluates both under PGD with restarts over a fine eps grid, measures how the
+attack converges with sign, SGD and Adam inner steps, and writes
+`results.json`, `results.md` (beside the published numbers of DESIGN.md
+section 5), `robust_accuracy_vs_eps.png` and `attack_convergence.png`.
+"""
+import dataclasses
+import functools
+import json
+import os
+import time
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from advjax import data, evaluation, losses, models, sharding, training
+from advjax.attacks import gradient
+
+__all__ = ["MadryConfig", "PRESETS", "PUBLISHED", "resolve", "run"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MadryConfig:
+  """Settings of a run; None fields take the dataset's preset (`PRESETS`)."""
+  dataset: str = "digits"
+  method: str = "madry"
+  model: Optional[str] = None
+  epochs: Optional[int] = None
+  batch_size: Optional[int] = None
+  eps: Optional[float] = None
+  train_steps: Optional[int] = None
+  train_step_size: Optional[float] = None
+  eval_steps: Optional[int] = None
+  eval_restarts: Optional[int] = None
+  eps_grid_points: int = 17  # 0 .. 2 eps
+  optimizer: Optional[str] = None  # 'sgd' (momentum 0.9) or 'adam'
+  learning_rate: Optional[float] = None
+  weight_decay: Optional[float] = None
+  schedule: Optional[str] = None  # 'constant', 'piecewise', 'cyclic'
+  sigma: float = 0.5  # fgsm_mix
+  predicted_labels: bool = True  # fgsm_mix
+  beta: float = 6.0  # trades
+  convergence_steps: int = 100
+  convergence_examples: int = 256
+  eval_batch_size: int = 256
+  eval_limit: int = 0  # 0: every test example
+  train_limit: int = 0  # 0: every training example
+  workdir: Optional[str] = None
+  data_dir: Optional[str] = None
+  seed: int = 0
+  save_every: int = 500
+  progress: bool = True
+
+
+_MNIST = dict(model="madry_mnist", epochs=100, batch_size=50, eps=0.3,
+              train_steps=40, train_step_size=0.01, eval_steps=100,
+              eval_restarts=10, optimizer="adam", learning_rate=1e-4,
+              weight_decay=0., schedule="constant")
+_CIFAR = dict(model="preact_resnet18", epochs=100, batch_size=128,
+              eps=8 / 255, train_steps=7, train_step_size=2 / 255,
+              eval_steps=20, eval_restarts=5, optimizer="sgd",
+              learning_rate=0.1, weight_decay=5e-4, schedule="piecewise")
+PRESETS = {
+    # Embedded digits (8x8): a few minutes on 2 CPU cores.
+    "digits": dict(model="wong_mnist", epochs=40, batch_size=64, eps=0.2,
+                   train_steps=10, train_step_size=0.05, eval_steps=20,
+                   eval_restarts=4, optimizer="adam", learning_rate=2e-3,
+                   weight_decay=0., schedule="cosine"),
+    "synthetic": dict(model="wong_mnist", epochs=2, batch_size=32, eps=0.1,
+                      train_steps=3, train_step_size=0.05, eval_steps=5,
+                      eval_restarts=1, optimizer="adam", learning_rate=2e-3,
+                      weight_decay=0., schedule="constant"),
+    "mnist": _MNIST,
+    "fashion_mnist": {**_MNIST, "eps": 0.1, "train_step_size": 0.01},
+    "cifar10": _CIFAR,
+    "cifar100": _CIFAR,
+    "svhn_cropped": {**_CIFAR, "learning_rate": 0.01, "epochs": 40},
+}
+# Wong, Rice, Kolter 2020: FGSM-RS with a cyclic schedule, 15 epochs.
+METHOD_PRESETS = {("cifar10", "fgsm_rs"): dict(epochs=15, schedule="cyclic",
+                                                learning_rate=0.2)}
+
+# DESIGN.md section 5: (clean %, robust %, setting).
+PUBLISHED = {
+    ("mnist", "madry"): (98.5, 89.6, "Madry et al. 2018, PGD-100 x 50 restarts"),
+    ("cifar10", "madry"): (87.3, 45.8, "Madry et al. 2018, PGD-20"),
+    ("cifar10", "fgsm_rs"): (86.0, 46.0, "Wong et al. 2020, PGD-50 x 10"),
+}
+
+
+def resolve(config: MadryConfig) -> MadryConfig:
+  """Fills None fields from the dataset's (and method's) preset."""
+  if config.dataset not in PRESETS:
+    raise ValueError(f"No preset for dataset {config.dataset!r}; known: "
+                     f"{sorted(PRESETS)}.")
+  if config.method not in training.METHODS:
+    raise ValueError(f"Unknown method {config.method!r}; use one of "
+                     f"{training.METHODS}.")
+  preset = {**PRESETS[config.dataset],
+            **METHOD_PRESETS.get((config.dataset, config.method), {})}
+  fields = {k: (preset[k] if v is None and k in preset else v)
+            for k, v in dataclasses.asdict(config).items()}
+  if fields["workdir"] is None:
+    fields["workdir"] = os.path.join("runs", f"madry-{config.dataset}")
+  return MadryConfig(**fields)
+
+
+def _optimizer(cfg: MadryConfig, steps_per_epoch: int):
+  total = cfg.epochs * steps_per_epoch
+  lr = cfg.learning_rate
+  if cfg.schedule == "constant":
+    schedule = lr
+  elif cfg.schedule == "piecewise":  # /10 at 50 % and 75 % of training
+    schedule = optax.piecewise_constant_schedule(
+        lr, {int(0.5 * total): 0.1, int(0.75 * total): 0.1})
+  elif cfg.schedule == "cyclic":  # 0 -> lr at 40 %, -> 0 at the end
+    schedule = optax.linear_onecycle_schedule(total, lr, pct_start=0.4,
+                                              div_factor=1e4,
+                                              final_div_factor=1e4)
+  elif cfg.schedule == "cosine":
+    schedule = optax.cosine_decay_schedule(lr, total)
+  else:
+    raise ValueError(f"Unknown schedule {cfg.schedule!r}.")
+  if cfg.optimizer == "sgd":
+    opt = optax.sgd(schedule, momentum=0.9, nesterov=False)
+  elif cfg.optimizer == "adam":
+    opt = optax.adam(schedule)
+  else:
+    raise ValueError(f"Unknown optimizer {cfg.optimizer!r}; use sgd or adam.")
+  if cfg.weight_decay:
+    opt = optax.chain(optax.add_decayed_weights(cfg.weight_decay), opt)
+  return opt
+
+
+def _train_attack(cfg):
+  if cfg.method in ("madry", "trades"):
+    base = training.default_attack(cfg.method, steps=cfg.train_steps,
+                                   step_size=cfg.train_step_size)
+    return base
+  return None  # the method's default (FGSM, FGSM-RS)
+
+
+def _train(cfg, name, method, model, train, mesh):
+  settings = {"dataset": cfg.dataset, "model": cfg.model, "eps": cfg.eps,
+              "train_steps": cfg.train_steps, "optimizer": cfg.optimizer,
+              "learning_rate": cfg.learning_rate, "schedule": cfg.schedule}
+  kwargs = {}
+  if method != "standard":
+    kwargs.update(eps=cfg.eps, attack=_train_attack(cfg))
+  if method == "fgsm_mix":
+    kwargs.update(sigma=cfg.sigma, predicted_labels=cfg.predicted_labels)
+  if method == "trades":
+    kwargs.update(beta=cfg.beta)
+  steps_per_epoch = train.images.shape[0] // cfg.batch_size
+  t0 = time.time()
+  res = training.fit(model, _optimizer(cfg, steps_per_epoch), train,
+                     method=method, epochs=cfg.epochs,
+                     batch_size=cfg.batch_size, seed=cfg.seed,
+                     workdir=os.path.join(cfg.workdir, name),
+                     save_every=cfg.save_every, settings=settings, mesh=mesh,
+                     progress=cfg.progress, desc=f"train {name}", **kwargs)
+  return res, time.time() - t0
+
+
+def _convergence(cfg, apply_fn, variables, x, y):
+  """Mean adversarial loss per PGD iteration for sign, SGD and Adam steps."""
+  model_fn = lambda z: apply_fn(variables, z)
+  steps = cfg.convergence_steps
+  step = 2.5 * cfg.eps / steps
+  # SGD gets the learning rate whose first step moves pixels as far, on
+  # average, as a sign step (its raw gradient has no natural scale).
+  g = jax.grad(lambda z: jnp.sum(losses.cross_entropy(model_fn(z), y)))(x)
+  sgd_lr = step / max(float(jnp.mean(jnp.abs(g))), 1e-12)
+  curves = {}
+  for name, optimizer, lr in (("sign", "steepest", step), ("sgd", "sgd", sgd_lr),
+                              ("adam", "adam", step)):
+    fn = jax.jit(lambda x, y, key, lr=lr, optimizer=optimizer: gradient.pgd(
+        model_fn, x, y, eps=cfg.eps, key=key, steps=steps, step_size=lr,
+        optimizer=optimizer, return_result=True, unroll=1))
+    res = fn(x, y, jax.random.key(cfg.seed + 7))
+    curves[name] = np.asarray(jnp.mean(res.loss_history, axis=1)).tolist()
+  return curves
+
+
+def run(config: MadryConfig) -> dict:
+  """Runs the benchmark; returns the results dict (also written to disk)."""
+  cfg = resolve(config)
+  os.makedirs(cfg.workdir, exist_ok=True)
+  limit = lambda n: n or None
+  train = data.load(cfg.dataset, "train", data_dir=cfg.data_dir,
+                    limit=limit(cfg.train_limit))
+  test = data.load(cfg.dataset, "test", data_dir=cfg.data_dir,
+                   limit=limit(cfg.eval_limit))
+  model = models.get_model(cfg.model, num_classes=train.num_classes)
+  apply_fn = lambda v, x: model.apply(v, x, train=False)
+  mesh = sharding.make_mesh()
+  eps_grid = np.linspace(0., 2. * cfg.eps, cfg.eps_grid_points)
+  i_eps = int(np.argmin(np.abs(eps_grid - cfg.eps)))
+  attack = functools.partial(gradient.pgd, steps=cfg.eval_steps,
+                             restarts=cfg.eval_restarts)
+  compiled = evaluation.make_robust_accuracy_fn(apply_fn, attack)
+  results = {"config": dataclasses.asdict(cfg), "eps_grid": eps_grid.tolist(),
+             "devices": [str(d) for d in jax.devices()], "models": {}}
+  for name, method in (("standard", "standard"), (cfg.method, cfg.method)):
+    fit, seconds = _train(cfg, name, method, model, train, mesh)
+    variables = jax.device_get(fit.state.variables)
+    ra = evaluation.robust_accuracy(
+        apply_fn, variables, test.images, test.labels, attack=attack,
+        eps=eps_grid, batch_size=cfg.eval_batch_size,
+        key=jax.random.key(cfg.seed + 1), progress=cfg.progress,
+        compiled=compiled)
+    n = min(cfg.convergence_examples, test.size)
+    results["models"][name] = {
+        "method": method,
+        "clean_accuracy": ra.clean_accuracy,
+        "robust_accuracy": float(ra.accuracy[i_eps]),
+        "accuracy_vs_eps": ra.accuracy.tolist(),
+        "train_seconds": seconds,
+        "resumed_from": fit.resumed_from,
+        "history": fit.history,
+        "convergence": _convergence(cfg, apply_fn, variables,
+                                    jnp.asarray(test.images[:n]),
+                                    jnp.asarray(test.labels[:n])),
+    }
+    if cfg.method == "standard":
+      break
+  results["table"] = _table(cfg, results)
+  with open(os.path.join(cfg.workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  with open(os.path.join(cfg.workdir, "results.md"), "w") as f:
+    f.write(results["table"] + "\n")
+  _plot_eps(cfg, results, os.path.join(cfg.workdir,
+                                       "robust_accuracy_vs_eps.png"))
+  _plot_convergence(cfg, results, os.path.join(cfg.workdir,
+                                               "attack_convergence.png"))
+  return results
+
+
+def _table(cfg, results) -> str:
+  attack = f"PGD-{cfg.eval_steps} x {cfg.eval_restarts}"
+  rows = [f"# {cfg.dataset}: standard vs {cfg.method} training, eps "
+          f"{cfg.eps:.4g} (Linf), {cfg.model}",
+          "",
+          f"| model | clean | {attack} at eps {cfg.eps:.4g} | published clean "
+          "| published robust | published setting |",
+          "|---|---:|---:|---:|---:|---|"]
+  for name, r in results["models"].items():
+    pub = PUBLISHED.get((cfg.dataset, r["method"]))
+    pub_cells = (f"{pub[0]:.1f} % | {pub[1]:.1f} % | {pub[2]}" if pub
+                 else "- | - | -")
+    rows.append(f"| {name} | {100 * r['clean_accuracy']:.1f} % | "
+                f"{100 * r['robust_accuracy']:.1f} % | {pub_cells} |")
+  rows += ["", "Training time (s): " + ", ".join(
+      f"{n} {r['train_seconds']:.0f}" for n, r in results["models"].items()),
+           "", f"Accuracy (%) under {attack} vs eps:", "",
+           "| eps | " + " | ".join(results["models"]) + " |",
+           "|---:|" + "---:|" * len(results["models"])]
+  for i, e in enumerate(results["eps_grid"]):
+    rows.append(f"| {e:.4g} | " + " | ".join(
+        f"{100 * r['accuracy_vs_eps'][i]:.1f}"
+        for r in results["models"].values()) + " |")
+  return "\n".join(rows)
+
+
+def _plt():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def _plot_eps(cfg, results, path):
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  for name, r in results["models"].items():
+    ax.plot(results["eps_grid"], 100 * np.asarray(r["accuracy_vs_eps"]),
+            marker=".", label=name)
+  ax.axvline(cfg.eps, color="gray", ls="--", lw=1, label="training eps")
+  ax.set_xlabel("eps (Linf)")
+  ax.set_ylabel(f"accuracy under PGD-{cfg.eval_steps} (%)")
+  ax.set_ylim(0, 100)
+  ax.set_title(f"{cfg.dataset}: robust accuracy vs eps")
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def _plot_convergence(cfg, results, path):
+  plt = _plt()
+  names = list(results["models"])
+  fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6),
+                           squeeze=False)
+  for ax, name in zip(axes[0], names):
+    for opt, curve in results["models"][name]["convergence"].items():
+      ax.plot(np.arange(1, len(curve) + 1), curve, label=opt)
+    ax.set_title(f"{name} model")
+    ax.set_xlabel("PGD iteration")
+    ax.set_ylabel("mean adversarial loss (CE)")
+    ax.grid(alpha=0.3)
+    ax.legend(title="inner step")
+  fig.suptitle(f"{cfg.dataset}: attack convergence at eps {cfg.eps:.4g}")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
