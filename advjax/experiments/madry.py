@@ -68,9 +68,9 @@ _CIFAR = dict(model="preact_resnet18", epochs=100, batch_size=128,
               learning_rate=0.1, weight_decay=5e-4, schedule="piecewise")
 PRESETS = {
     # Embedded digits (8x8): a few minutes on 2 CPU cores.
-    "digits": dict(model="wong_mnist", epochs=40, batch_size=64, eps=0.2,
+    "digits": dict(model="wong_mnist", epochs=100, batch_size=64, eps=0.2,
                    train_steps=10, train_step_size=0.05, eval_steps=20,
-                   eval_restarts=4, optimizer="adam", learning_rate=2e-3,
+                   eval_restarts=4, optimizer="adam", learning_rate=5e-3,
                    weight_decay=0., schedule="cosine"),
     "synthetic": dict(model="wong_mnist", epochs=2, batch_size=32, eps=0.1,
                       train_steps=3, train_step_size=0.05, eval_steps=5,
@@ -283,7 +283,7 @@ def _plot_eps(cfg, results, path):
             marker=".", label=name)
   ax.axvline(cfg.eps, color="gray", ls="--", lw=1, label="training eps")
   ax.set_xlabel("eps (Linf)")
-  ax.set_ylabel(f"accuracy under PGD-{cfg.eval_steps} (%)")
+  ax.set_ylabel(f"accuracy under PGD-{cfg.eval_steps} x {cfg.eval_restarts} (%)")
   ax.set_ylim(0, 100)
   ax.set_title(f"{cfg.dataset}: robust accuracy vs eps")
   ax.grid(alpha=0.3)

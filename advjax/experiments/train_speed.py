@@ -1,0 +1,479 @@
+"""Training throughput: standard vs Madry PGD steps, 1 and N devices, epochs.
+
+`run(TrainSpeedConfig())` measures three things and writes `results.json`
+and `results.md` to `out_dir`:
+
+1. One device. The training step of `advjax.training.make_train_step`,
+   jitted with `advjax.sharding.jit_sharded` on a 1-device `('data',)` mesh
+   (state replicated and donated), for method 'standard' and for method
+   'madry' with PGD-k (`training.default_attack('madry', steps=k)`), on one
+   batch of uniform random images and labels drawn with numpy (timing does
+   not depend on the pixel values or the weights). Reported: images/s per
+   step and the ratio time(madry) / time(standard), whose ideal is `1 + k`
+   (k attack gradient passes plus the training pass; the Madry step also
+   runs one extra clean forward pass for its accuracy metric).
+2. N simulated devices. In a subprocess started with
+   `XLA_FLAGS=--xla_force_host_platform_device_count=N` (the flag only works
+   before JAX is imported), the same step on an N-device `('data',)` mesh
+   with the batch sharded: that it runs, its images/s next to the 1-device
+   step in the same process, and the difference between its loss and the
+   1-device step's loss on the same batch and state. The simulated devices
+   share the host's cores, so this is a correctness check, not a speed-up.
+3. Epochs on the embedded digits (1437 8x8 training images): seconds per
+   epoch of `training.fit` (batch 64, last partial batch dropped, one
+   device) for both methods; the first epoch includes compilation and is
+   reported separately, the rest as their median.
+
+Timing protocol (shared with `advjax.experiments.speed` through its
+`time_calls`): one warm-up call per item, then `repeats` interleaved timed
+calls per item, each ended with `jax.block_until_ready`; the median is
+reported with the min and max.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Optional, Sequence, Tuple
+
+import jax
+import jaxlib
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from advjax import data, models, sharding, training
+from advjax.experiments import speed
+
+__all__ = ["TrainSpeedConfig", "LOSS_TOLERANCE", "METHODS", "run",
+           "format_table"]
+
+LOSS_TOLERANCE = 1e-5  # |loss(N devices) - loss(1 device)|, same batch/state
+METHODS = ("standard", "madry")
+_CIFAR_NOTE = (
+    "CIFAR-10 PreAct ResNet-18 PGD-7 epoch time: not measured; it needs a "
+    "GPU (hours per epoch on a few CPU cores) and this run had none.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpeedConfig:
+  """Settings of the training-throughput benchmark.
+
+  Attributes:
+    model: registered model name (Wong's MNIST CNN by default).
+    image_shape: per-example `(H, W, C)` of the random step batch.
+    num_classes: logits K.
+    batch: global batch B of the timed steps (divisible by `devices`).
+    pgd_steps: PGD iterations k of the Madry step (step 2.5 eps / k, random
+      start).
+    eps: Linf radius of the Madry step.
+    learning_rate: Adam's learning rate (steps and digits epochs).
+    repeats: timed calls per item after one warm-up call; median reported.
+    devices: simulated CPU devices N of part 2 (0 skips part 2).
+    digits_epochs: epochs of each digits run (>= 2: the first compiles).
+    digits_batch: batch size of the digits runs.
+    digits_limit: use only the first this many digits training images (0:
+      all 1437).
+    seed: seeds the weights, the random batch and the digits runs.
+    out_dir: where results.json and results.md go.
+    progress: show tqdm bars.
+  """
+  model: str = "wong_mnist"
+  image_shape: Tuple[int, int, int] = (28, 28, 1)
+  num_classes: int = 10
+  batch: int = 256
+  pgd_steps: int = 7
+  eps: float = 0.3
+  learning_rate: float = 1e-3
+  repeats: int = 7
+  devices: int = 8
+  digits_epochs: int = 3
+  digits_batch: int = 64
+  digits_limit: int = 0
+  seed: int = 0
+  out_dir: str = "runs/train_speed"
+  progress: bool = True
+
+
+def _check_config(config: TrainSpeedConfig) -> None:
+  for name in ("batch", "pgd_steps", "repeats", "digits_batch", "num_classes"):
+    if getattr(config, name) < 1:
+      raise ValueError(f"TrainSpeedConfig.{name} must be >= 1, got "
+                       f"{getattr(config, name)}.")
+  if len(config.image_shape) != 3 or min(config.image_shape) < 1:
+    raise ValueError("TrainSpeedConfig.image_shape must be (H, W, C), got "
+                     f"{config.image_shape}.")
+  if config.eps < 0:
+    raise ValueError(f"TrainSpeedConfig.eps must be >= 0, got {config.eps}.")
+  if config.devices < 0 or (config.devices and config.batch % config.devices):
+    raise ValueError(
+        f"TrainSpeedConfig.batch {config.batch} must be divisible by devices "
+        f"{config.devices} (devices >= 0; 0 skips the multi-device part).")
+  if config.digits_epochs < 2:
+    raise ValueError("TrainSpeedConfig.digits_epochs must be >= 2 (the first "
+                     f"epoch includes compilation), got "
+                     f"{config.digits_epochs}.")
+  if config.digits_limit < 0:
+    raise ValueError("TrainSpeedConfig.digits_limit must be >= 0, got "
+                     f"{config.digits_limit}.")
+
+
+def _setup(config: TrainSpeedConfig):
+  """The model, optimizer, host-side initial state and random batch."""
+  model = models.get_model(config.model, num_classes=config.num_classes)
+  optimizer = optax.adam(config.learning_rate)
+  state = training.create_train_state(model, optimizer,
+                                      jax.random.key(config.seed),
+                                      config.image_shape)
+  rng = np.random.default_rng(config.seed)
+  x = rng.uniform(0., 1., (config.batch,) + tuple(config.image_shape))
+  y = rng.integers(0, config.num_classes, config.batch)
+  # Host copies: every mesh gets fresh buffers, so donation never reaches
+  # another mesh's state.
+  return (model, optimizer, jax.device_get(state), x.astype(np.float32),
+          y.astype(np.int32))
+
+
+def _step_fns(config, model, optimizer):
+  """method -> pure train step."""
+  return {
+      "standard": training.make_train_step(model, optimizer, "standard"),
+      "madry": training.make_train_step(
+          model, optimizer, "madry", eps=config.eps,
+          attack=training.default_attack("madry", steps=config.pgd_steps)),
+  }
+
+
+class _Runner:
+  """A jitted, donating step on one mesh that carries its state forward."""
+
+  def __init__(self, step, host_state, x, y, mesh):
+    self._step = sharding.jit_sharded(step, mesh, num_batch_args=2)
+    self._state = sharding.replicate(host_state, mesh)
+    self._x, self._y = sharding.shard_batch((x, y), mesh)
+    self.metrics = None
+
+  def __call__(self):
+    self._state, self.metrics = self._step(self._state, self._x, self._y)
+    jax.block_until_ready((self._state, self.metrics))
+
+  @property
+  def params(self):
+    return jax.device_get(self._state.params)
+
+
+def _timing_row(timing: speed.Timing, batch: int) -> dict:
+  return {"images_per_s": batch / timing.median,
+          "ms_per_step": 1e3 * timing.median, "ms_min": 1e3 * timing.min,
+          "ms_max": 1e3 * timing.max, "ms_all": [1e3 * t for t in timing.times],
+          "first_call_s": timing.first_call}
+
+
+def _time_items(names, calls, repeats, bar):
+  def on_call(i):
+    bar.set_postfix_str(names[i], refresh=False)
+    bar.update()
+  return speed.time_calls(calls, repeats, on_call)
+
+
+def _one_device(config: TrainSpeedConfig) -> dict:
+  """Part 1: step throughput of each method on one device."""
+  model, optimizer, host_state, x, y = _setup(config)
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  steps = _step_fns(config, model, optimizer)
+  runners = [_Runner(steps[m], host_state, x, y, mesh) for m in METHODS]
+  with tqdm(total=len(METHODS) * (config.repeats + 1), desc="1-device steps",
+            disable=not config.progress) as bar:
+    timings = _time_items(list(METHODS), runners, config.repeats, bar)
+  rows = {m: {"method": m, "gradient_passes": 1 if m == "standard"
+              else 1 + config.pgd_steps, **_timing_row(t, config.batch)}
+          for m, t in zip(METHODS, timings)}
+  return {"device": str(mesh.devices.flat[0]), "rows": rows,
+          "madry_over_standard": (rows["madry"]["ms_per_step"]
+                                  / rows["standard"]["ms_per_step"]),
+          "ideal_ratio": 1 + config.pgd_steps}
+
+
+def _multi_device_child(config: TrainSpeedConfig) -> dict:
+  """Part 2, inside the subprocess that has `config.devices` CPU devices."""
+  n = config.devices
+  if jax.device_count() < n:
+    raise RuntimeError(
+        f"{n} devices requested but JAX sees {jax.device_count()}; "
+        "XLA_FLAGS=--xla_force_host_platform_device_count must be set before "
+        "JAX is imported.")
+  model, optimizer, host_state, x, y = _setup(config)
+  meshes = {1: sharding.make_mesh(jax.devices()[:1]),
+            n: sharding.make_mesh(jax.devices()[:n])}
+  steps = _step_fns(config, model, optimizer)
+  runners = {(m, d): _Runner(steps[m], host_state, x, y, mesh)
+             for m in METHODS for d, mesh in meshes.items()}
+  keys = list(runners)
+  check, first = {}, {}
+  for m in METHODS:  # the first step of each runner: same batch, same state
+    for d in meshes:
+      t0 = time.perf_counter()
+      runners[(m, d)]()
+      first[(m, d)] = time.perf_counter() - t0
+    loss_1 = float(runners[(m, 1)].metrics["loss"])
+    loss_n = float(runners[(m, n)].metrics["loss"])
+    param_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(
+        jax.tree.leaves(runners[(m, 1)].params),
+        jax.tree.leaves(runners[(m, n)].params)))
+    check[m] = {"loss_1_device": loss_1, f"loss_{n}_devices": loss_n,
+                "loss_abs_diff": abs(loss_n - loss_1),
+                "params_max_abs_diff": param_diff}
+  names = [f"{m} {d} dev" for m, d in keys]
+  with tqdm(total=len(keys) * (config.repeats + 1),
+            desc=f"{n}-device steps (subprocess)",
+            disable=not config.progress) as bar:
+    timings = _time_items(names, [runners[k] for k in keys], config.repeats,
+                          bar)
+  # The compiling call is the checked first step, not time_calls' warm-up.
+  rows = [{"method": m, "devices": d, **_timing_row(t, config.batch),
+           "first_call_s": first[(m, d)]}
+          for (m, d), t in zip(keys, timings)]
+  return {"devices": n, "device_kind": jax.devices()[0].device_kind,
+          "jax_device_count": jax.device_count(), "check": check,
+          "loss_max_abs_diff": max(c["loss_abs_diff"] for c in check.values()),
+          "loss_tolerance": LOSS_TOLERANCE, "rows": rows}
+
+
+def _multi_device(config: TrainSpeedConfig) -> dict:
+  """Part 2: runs `_multi_device_child` in a subprocess with N CPU devices."""
+  env = dict(os.environ)
+  flags = [f for f in env.get("XLA_FLAGS", "").split()
+           if not f.startswith("--xla_force_host_platform_device_count")]
+  flags.append(f"--xla_force_host_platform_device_count={config.devices}")
+  env["XLA_FLAGS"] = " ".join(flags)
+  env["JAX_PLATFORMS"] = "cpu"
+  root = os.path.dirname(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))))
+  env["PYTHONPATH"] = os.pathsep.join(
+      p for p in (root, env.get("PYTHONPATH")) if p)
+  with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, "child.json")
+    cfg = json.dumps(dataclasses.asdict(config))
+    proc = subprocess.run(
+        [sys.executable, "-m", "advjax.experiments.train_speed", "--child",
+         cfg, "--child-out", out], env=env, check=False)
+    if proc.returncode != 0:
+      raise RuntimeError(
+          f"The {config.devices}-device subprocess exited with code "
+          f"{proc.returncode}; its traceback is on stderr above.")
+    with open(out) as f:
+      return json.load(f)
+
+
+def _digits(config: TrainSpeedConfig) -> dict:
+  """Part 3: seconds per epoch of `training.fit` on the digits."""
+  train = data.load("digits", "train")
+  images, labels = train.images, train.labels
+  if config.digits_limit:
+    images, labels = images[:config.digits_limit], labels[:config.digits_limit]
+  model = models.get_model(config.model, num_classes=train.num_classes)
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  kwargs = {"standard": {}, "madry": dict(
+      eps=config.eps,
+      attack=training.default_attack("madry", steps=config.pgd_steps))}
+  per_epoch = (len(images) // config.digits_batch) * config.digits_batch
+  rows = {}
+  for m in tqdm(METHODS, desc="digits epochs", disable=not config.progress):
+    res = training.fit(model, optax.adam(config.learning_rate),
+                       (images, labels), method=m,
+                       epochs=config.digits_epochs,
+                       batch_size=config.digits_batch, seed=config.seed,
+                       mesh=mesh, progress=False, **kwargs[m])
+    seconds = [h["seconds"] for h in res.history]
+    steady = seconds[1:]
+    epoch_s = statistics.median(steady)
+    rows[m] = {"method": m, "compile_plus_epoch_s": seconds[0],
+               "epoch_s": epoch_s, "epoch_s_min": min(steady),
+               "epoch_s_max": max(steady), "epoch_s_all": seconds,
+               "images_per_s": per_epoch / epoch_s,
+               "final_loss": res.history[-1]["loss"]}
+  return {"train_images": int(len(images)),
+          "images_per_epoch": per_epoch,
+          "image_shape": list(images.shape[1:]), "batch": config.digits_batch,
+          "epochs": config.digits_epochs, "rows": rows,
+          "madry_over_standard": (rows["madry"]["epoch_s"]
+                                  / rows["standard"]["epoch_s"])}
+
+
+def _machine() -> dict:
+  dev = jax.devices()[0]
+  return {"device_kind": dev.device_kind, "platform": dev.platform,
+          "jax_backend": jax.default_backend(),
+          "jax_devices": jax.device_count(), "cpu_count": os.cpu_count(),
+          "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+          "python": platform.python_version(),
+          "processor": platform.processor() or platform.machine(),
+          "gpu_used": jax.default_backend() == "gpu"}
+
+
+def run(config: TrainSpeedConfig) -> dict:
+  """Runs the training-throughput benchmark; writes results.json/.md.
+
+  Args:
+    config: a `TrainSpeedConfig`.
+
+  Returns:
+    The results: 'config', 'machine', 'one_device' (per-method rows with
+    images_per_s, ms_per_step, ms_min, ms_max, ms_all, first_call_s, and
+    'madry_over_standard' beside 'ideal_ratio' = 1 + pgd_steps),
+    'multi_device' (None when `devices` is 0; else rows per method and
+    device count, and 'check' with the 1- vs N-device loss difference per
+    method), 'digits' (per-method compile_plus_epoch_s, epoch_s median of
+    the later epochs with min/max, images_per_s), 'notes', 'seconds' and
+    'table' (markdown).
+
+  Raises:
+    ValueError: for a bad config.
+    RuntimeError: if the multi-device subprocess fails.
+  """
+  _check_config(config)
+  t_start = time.time()
+  results = {"config": dataclasses.asdict(config), "machine": _machine()}
+  results["one_device"] = _one_device(config)
+  results["multi_device"] = (_multi_device(config) if config.devices
+                             else None)
+  results["digits"] = _digits(config)
+  notes = [
+      "Steps (parts 1-2) run on uniform random numpy images/labels of the "
+      "configured shape; timing does not depend on their values.",
+      "The multi-device part runs on CPU devices simulated with "
+      "--xla_force_host_platform_device_count; they share the same cores, so "
+      "it checks correctness, not speed-up.",
+  ]
+  if not results["machine"]["gpu_used"]:
+    notes.append(_CIFAR_NOTE)
+  results["notes"] = notes
+  results["seconds"] = time.time() - t_start
+  table = format_table(results)
+  os.makedirs(config.out_dir, exist_ok=True)
+  with open(os.path.join(config.out_dir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  with open(os.path.join(config.out_dir, "results.md"), "w") as f:
+    f.write(table + "\n")
+  results["table"] = table
+  return results
+
+
+def format_table(results: dict) -> str:
+  """The markdown report: machine, three tables and notes.
+
+  Args:
+    results: the dict `run` returns (without 'table').
+
+  Returns:
+    Markdown text.
+  """
+  cfg, mach = results["config"], results["machine"]
+  shape = "x".join(str(d) for d in cfg["image_shape"])
+  k = cfg["pgd_steps"]
+  one = results["one_device"]
+  lines = [
+      f"# advjax training throughput: {cfg['model']}, standard vs Madry "
+      f"PGD-{k}",
+      "",
+      f"machine: {mach['device_kind']} ({mach['platform']}), "
+      f"{mach['cpu_count']} CPUs, {mach['jax_devices']} JAX device(s), "
+      f"jax {mach['jax']}, python {mach['python']}; GPU used: "
+      f"{'yes' if mach['gpu_used'] else 'no'}",
+      f"protocol: median of {cfg['repeats']} interleaved steps after a "
+      "warm-up step, each ended with block_until_ready; state donated; "
+      f"Adam lr {cfg['learning_rate']}; PGD eps {cfg['eps']}, step 2.5 eps / "
+      f"{k}, random start",
+      "",
+      f"## 1. One device ({one['device']}): {shape}, batch {cfg['batch']}, "
+      "random data",
+      "",
+      "| method | gradient passes | images/s | ms/step | ms min-max | "
+      "first call s |",
+      "|---|---:|---:|---:|---:|---:|",
+  ]
+  for m in METHODS:
+    r = one["rows"][m]
+    name = m if m == "standard" else f"madry (PGD-{k})"
+    lines.append(
+        f"| {name} | {r['gradient_passes']} | {r['images_per_s']:.0f} | "
+        f"{r['ms_per_step']:.1f} | {r['ms_min']:.1f}-{r['ms_max']:.1f} | "
+        f"{r['first_call_s']:.2f} |")
+  lines += ["", f"time(madry) / time(standard) = "
+            f"{one['madry_over_standard']:.2f} (ideal 1 + {k} = "
+            f"{one['ideal_ratio']}; the madry step also runs one clean "
+            "forward for its accuracy metric)"]
+  multi = results["multi_device"]
+  if multi is not None:
+    n = multi["devices"]
+    lines += [
+        "",
+        f"## 2. {n} simulated CPU devices (subprocess, ('data',) mesh, batch "
+        f"sharded {cfg['batch'] // n} per device)",
+        "",
+        "| method | devices | images/s | ms/step | ms min-max | first call s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in multi["rows"]:
+      lines.append(
+          f"| {r['method']} | {r['devices']} | {r['images_per_s']:.0f} | "
+          f"{r['ms_per_step']:.1f} | {r['ms_min']:.1f}-{r['ms_max']:.1f} | "
+          f"{r['first_call_s']:.2f} |")
+    lines += ["", f"| method | loss 1 device | loss {n} devices | "
+              "abs diff | params max abs diff |", "|---|---:|---:|---:|---:|"]
+    for m in METHODS:
+      c = multi["check"][m]
+      lines.append(
+          f"| {m} | {c['loss_1_device']:.7f} | {c[f'loss_{n}_devices']:.7f} "
+          f"| {c['loss_abs_diff']:.2e} | {c['params_max_abs_diff']:.2e} |")
+    ok = multi["loss_max_abs_diff"] <= multi["loss_tolerance"]
+    lines += ["", f"first-step loss, {n} devices vs 1, same batch and state: "
+              f"max abs diff {multi['loss_max_abs_diff']:.2e} "
+              f"({'within' if ok else 'OUTSIDE'} "
+              f"{multi['loss_tolerance']:.0e}). The {n} devices share "
+              f"{mach['cpu_count']} cores: no speed-up is expected."]
+  dg = results["digits"]
+  lines += [
+      "",
+      f"## 3. Digits epochs: training.fit, {dg['train_images']} images "
+      f"{'x'.join(str(d) for d in dg['image_shape'])}, batch {dg['batch']} "
+      f"({dg['images_per_epoch']} images/epoch), {dg['epochs']} epochs, "
+      "one device",
+      "",
+      "| method | compile + first epoch s | epoch s (median of later) | "
+      "min-max | images/s | final loss |",
+      "|---|---:|---:|---:|---:|---:|",
+  ]
+  for m in METHODS:
+    r = dg["rows"][m]
+    name = m if m == "standard" else f"madry (PGD-{k})"
+    lines.append(
+        f"| {name} | {r['compile_plus_epoch_s']:.2f} | {r['epoch_s']:.3f} | "
+        f"{r['epoch_s_min']:.3f}-{r['epoch_s_max']:.3f} | "
+        f"{r['images_per_s']:.0f} | {r['final_loss']:.3f} |")
+  lines += ["", f"epoch time(madry) / time(standard) = "
+            f"{dg['madry_over_standard']:.2f} (ideal {1 + k})", ""]
+  lines += [f"- {note}" for note in results["notes"]]
+  return "\n".join(lines)
+
+
+def _child_main(argv: Optional[Sequence[str]] = None) -> None:
+  """Entry point of the multi-device subprocess (not a user command)."""
+  p = argparse.ArgumentParser(description="train_speed multi-device child")
+  p.add_argument("--child", required=True, help="TrainSpeedConfig as JSON")
+  p.add_argument("--child-out", required=True, help="where to write JSON")
+  a = p.parse_args(argv)
+  fields = json.loads(a.child)
+  fields["image_shape"] = tuple(fields["image_shape"])
+  result = _multi_device_child(TrainSpeedConfig(**fields))
+  with open(a.child_out, "w") as f:
+    json.dump(result, f)
+
+
+if __name__ == "__main__":
+  _child_main()
