@@ -96,33 +96,15 @@ def steepest_direction(g: Array, norm: str, l1_sparsity: float = 0.) -> Array:
 def normalized_steepest(norm: str,
                         l1_sparsity: float = 0.) -> optax.GradientTransformation:
   """optax transformation: updates -> their unit steepest direction in `norm`."""
-
-  def init_fn(params):
-    del params
-    return optax.EmptyState()
-
-  def update_fn(updates, state, params=None):
-    del params
-    return jax.tree.map(
-        lambda u: steepest_direction(u, norm, l1_sparsity), updates), state
-
-  return optax.GradientTransformation(init_fn, update_fn)
+  return optax.stateless(lambda updates, params: jax.tree.map(
+      lambda u: steepest_direction(u, norm, l1_sparsity), updates))
 
 
 def scale_per_example(scale) -> optax.GradientTransformation:
   """optax transformation: multiply each example's update by `scale` (scalar or [B])."""
-
-  def init_fn(params):
-    del params
-    return optax.EmptyState()
-
-  def update_fn(updates, state, params=None):
-    del params
-    return jax.tree.map(
-        lambda u: u * projections.per_example(scale, u.ndim).astype(u.dtype),
-        updates), state
-
-  return optax.GradientTransformation(init_fn, update_fn)
+  return optax.stateless(lambda updates, params: jax.tree.map(
+      lambda u: u * projections.per_example(scale, u.ndim).astype(u.dtype),
+      updates))
 
 
 def steepest_ascent(norm: str, step_size,
