@@ -24,7 +24,7 @@ def _state(model_name="wong_mnist", opt=None):
                                                  (8, 8, 1))
 
 
-def _close(a, b, atol=1e-6):
+def _assert_allclose_trees(a, b, atol=1e-6):
   for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_allclose(np.asarray(u), np.asarray(v), atol=atol)
 
@@ -54,7 +54,7 @@ def test_methods_reduce_to_standard_training(batch, method, kwargs):
   ref, _ = training.make_train_step(model, opt, "standard")(state, *batch)
   new, _ = training.make_train_step(model, opt, method, **kwargs)(state,
                                                                   *batch)
-  _close(ref.params, new.params)
+  _assert_allclose_trees(ref.params, new.params)
 
 
 def test_fgsm_mix_uses_predicted_labels(batch):
@@ -107,7 +107,7 @@ def test_step_keys_differ_per_step(batch):
   assert not all(np.allclose(u, v) for u, v in zip(jax.tree.leaves(a.params),
                                                    jax.tree.leaves(b.params)))
   a2, _ = step(state, *batch)
-  _close(a.params, a2.params, atol=0)
+  _assert_allclose_trees(a.params, a2.params, atol=0)
 
 
 def test_unknown_method():
