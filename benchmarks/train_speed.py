@@ -1,15 +1,17 @@
 """Training throughput of advjax: standard vs Madry PGD-7 steps and epochs.
 
-    python -m benchmarks.train_speed      # ~1.5 minutes on 2 CPU cores
+    python -m benchmarks.train_speed      # ~30 s on 2 CPU cores
 
-Expected (2-core CPU, jax 0.10.2, Wong's MNIST CNN): one device at 28x28x1
-batch 256 -- a standard step ~XX ms (~XXk images/s), a Madry PGD-7 step ~XX
-ms (~XX images/s), time(madry) / time(standard) ~XX against the ideal
-1 + 7 = 8; 8 simulated CPU devices (a subprocess) run the sharded step with
-the same first-step loss (difference ~0, within 1e-5) and no speed-up (they
-share the 2 cores); digits epochs (1408 8x8 images, batch 64) ~XX s standard
-and ~XX s Madry after a first epoch with compilation. The CIFAR-10 PreAct
-ResNet-18 epoch time needs a GPU and is not measured on CPU.
+Expected (2-core CPU, jax 0.10.2, Wong's MNIST CNN, quiet machine): one
+device at 28x28x1 batch 256 (random data) -- a standard step ~20 ms (~13k
+images/s), a Madry PGD-7 step ~135 ms (~1.9k images/s), time(madry) /
+time(standard) ~6.9 against the ideal 1 + 7 = 8 (the attack's passes need no
+weight gradients); 8 simulated CPU devices (a subprocess) run the sharded
+step with the same first-step loss (difference 0, within 1e-5); they share
+the 2 cores, so their images/s (~14k standard, ~2.9k Madry) is no scaling
+result; digits epochs (1408 8x8 images, batch 64) ~0.03 s standard and
+~0.16 s Madry after a first epoch with compilation (~1 s / ~2 s). The
+CIFAR-10 PreAct ResNet-18 PGD-7 epoch time needs a GPU; not measured on CPU.
 Writes runs/train_speed/{results.json, results.md}.
 """
 import argparse
