@@ -3,14 +3,16 @@
 Every attack is a pure function `attack(model_fn, x, y, *, key=None, ...)`
 that compiles under `jax.jit` and maps under `jax.vmap` (DESIGN.md).
 """
-from advjax import attacks, data, evaluation, losses, models, projections
+from advjax import (attacks, checkpoint, data, evaluation, losses, models,
+                    projections, sharding, special, training)
 from advjax.attacks import AttackResult, bim, fgm, fgsm, illc, noise, pgd
 from advjax.evaluation import RobustAccuracy, robust_accuracy
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "attacks", "data", "evaluation", "losses", "models", "projections",
+    "attacks", "checkpoint", "data", "evaluation", "losses", "models",
+    "projections", "sharding", "special", "training",
     "AttackResult", "bim", "fgm", "fgsm", "illc", "noise", "pgd",
     "RobustAccuracy", "robust_accuracy",
 ]

@@ -1,6 +1,7 @@
 """Tests for advjax/training.py."""
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -77,8 +78,19 @@ def test_fgsm_mix_uses_predicted_labels(batch):
   assert not np.array_equal(pred, y)  # an untrained model: labels differ
 
 
+class TinyBN(nn.Module):
+  """conv -> batch norm -> dense: the smallest model with batch statistics."""
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    x = nn.Conv(4, (3, 3))(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train)(x))
+    return nn.Dense(10)(x.reshape(x.shape[0], -1))
+
+
 def test_attack_runs_in_inference_mode_and_batch_stats_update(batch):
-  model, opt, state = _state("preact_resnet18")
+  model, opt = TinyBN(), optax.sgd(0.1)
+  state = training.create_train_state(model, opt, jax.random.key(0), (8, 8, 1))
   x, y = batch
   inference = np.asarray(model.apply(state.variables, x, train=False))
   seen = []
