@@ -20,14 +20,17 @@ dropout) and no gradient flows into the parameters; per-step keys are
 `fold_in(state key, step)`.
 """
 import functools
+import time
 from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from tqdm import tqdm
 
-from advjax import losses, models
+from advjax import checkpoint, data, losses, models, sharding
 from advjax.attacks import base, gradient
 from advjax.types import Array, Bounds, PRNGKey
 
@@ -293,13 +296,6 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
   Returns:
     `FitResult`.
   """
-  import time
-
-  import numpy as np
-  from tqdm import tqdm
-
-  from advjax import checkpoint, data, sharding
-
   images, labels = ((train_data.images, train_data.labels)
                     if hasattr(train_data, "images") else train_data)
   images, labels = np.asarray(images), np.asarray(labels)
