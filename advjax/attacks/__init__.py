@@ -1,6 +1,7 @@
 """Adversarial attacks, one module per family (see DESIGN.md section 1)."""
 from advjax.attacks.base import AttackResult, attack_loop, steepest_ascent
 from advjax.attacks.gradient import bim, fgm, fgsm, illc, noise, pgd
+from advjax.attacks.wasserstein import WassersteinResult, wasserstein
 
 __all__ = ["AttackResult", "attack_loop", "steepest_ascent", "fgm", "fgsm",
-           "pgd", "bim", "illc", "noise"]
+           "pgd", "bim", "illc", "noise", "WassersteinResult", "wasserstein"]
