@@ -1,10 +1,14 @@
 """Tests for advjax/attacks/wasserstein.py (fixed-eps Wasserstein PGD)."""
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advjax.attacks import wasserstein as W
+# The module, not the function `advjax.attacks.wasserstein` re-exported by
+# the package under the same name.
+W = importlib.import_module("advjax.attacks.wasserstein")
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +67,24 @@ def test_bad_inputs(batch):
   with pytest.raises(ValueError, match="images"):
     W.wasserstein(lambda z: z.reshape(z.shape[0], -1)[:, :10],
                   x.reshape(32, -1), y, eps=0.5)
+
+
+def test_search_finds_a_radius_per_example_and_freezes(batch):
+  f, x, y = batch
+  y = y.at[0].set((y[0] + 1) % 10)  # one example the model already gets wrong
+  search = jax.jit(lambda x, y: W.wasserstein_search(
+      f, x, y, eps0=0.05, factor=1.5, grow_every=2, max_steps=30))
+  res = search(x, y)
+  eps = np.asarray(res.eps)
+  assert eps[0] == 0. and bool(res.fooled[0])
+  np.testing.assert_array_equal(res.x_adv[0], x[0])  # frozen at once
+  fooled = np.asarray(res.fooled)
+  assert fooled.mean() > 0.9
+  assert np.all(np.isfinite(eps[fooled])) and np.all(np.isinf(eps[~fooled]))
+  pred = np.asarray(jnp.argmax(f(res.x_adv), -1))
+  assert np.all(pred[fooled] != np.asarray(y)[fooled])
+  # Radii are eps0 * factor^k; accuracy at eps counts the examples not fooled.
+  k = np.log(eps[fooled & (eps > 0)] / 0.05) / np.log(1.5)
+  np.testing.assert_allclose(k, np.round(k), atol=1e-4)
+  assert float(res.accuracy(0.)) == pytest.approx(np.mean(eps > 0))
+  assert float(res.x_adv.min()) >= 0. and float(res.x_adv.max()) <= 1.
