@@ -14,6 +14,13 @@
   alpha = 1.25 (Wong, Rice, Kolter 2020, "Fast is better than free").
 - `trades`: `J(x) + beta * KL(f(x) || f(x_adv))` with the KL maximised by PGD
   (Zhang et al. 2019).
+- `wasserstein`: cross-entropy on Wasserstein adversarial examples at a fixed
+  radius eps (PGD in the Wasserstein ball, `advjax.attacks.wasserstein`).
+- `wasserstein_adaptive`: the paper's adaptive radius: per example, eps
+  starts at the step's `eps` (0.1 in Wong et al.) and grows by 1.4 every 5
+  of at most 50 steps until the example is misclassified
+  (`wasserstein_search`); examples never fooled use the last iterate
+  (Wong, Schmidt, Kolter 2019, MNIST adversarial training).
 
 While attacking, the model runs in inference mode (batch norm frozen, no
 dropout) and no gradient flows into the parameters; per-step keys are
@@ -32,13 +39,16 @@ from tqdm import tqdm
 
 from advjax import checkpoint, data, losses, models, sharding
 from advjax.attacks import base, gradient
+from advjax.attacks.wasserstein import wasserstein as wasserstein_pgd
+from advjax.attacks.wasserstein import wasserstein_search
 from advjax.types import Array, Bounds, PRNGKey
 
 __all__ = ["METHODS", "TrainState", "FitResult", "fit", "create_train_state",
            "make_train_step",
            "make_eval_step", "default_attack"]
 
-METHODS = ("standard", "madry", "fgsm_mix", "fgsm_rs", "trades")
+METHODS = ("standard", "madry", "fgsm_mix", "fgsm_rs", "trades", "wasserstein",
+           "wasserstein_adaptive")
 
 
 class TrainState(NamedTuple):
@@ -90,14 +100,19 @@ def create_train_state(model: nn.Module, optimizer: optax.GradientTransformation
                     rng=jax.random.key_data(k_state))
 
 
-def default_attack(method: str, *, steps: int = 7, step_size=None,
+def default_attack(method: str, *, steps: Optional[int] = None, step_size=None,
                    alpha: float = 1.25) -> Optional[Callable]:
   """The inner attack of each method with the papers' settings.
 
   madry: PGD-`steps` with a random start (step `2.5 eps / steps` unless
   given); fgsm_mix: FGSM; fgsm_rs: one step of `alpha * eps` from a uniform
-  random start; trades: PGD-`steps` on the KL from `0.001 * N(0, 1)`.
+  random start; trades: PGD-`steps` on the KL from `0.001 * N(0, 1)`;
+  wasserstein: 50 Wasserstein-PGD sign steps of 0.1 (or `steps`/`step_size`
+  when given); wasserstein_adaptive: the search with eps0 = eps, factor 1.4
+  every 5 steps, 50 steps (the reference's MNIST training settings).
   """
+  if steps is None:
+    steps = 50 if method.startswith("wasserstein") else 7
   if method == "madry":
     return functools.partial(gradient.pgd, steps=steps, step_size=step_size)
   if method == "fgsm_mix":
@@ -111,6 +126,15 @@ def default_attack(method: str, *, steps: int = 7, step_size=None,
     return functools.partial(gradient.pgd, steps=steps, step_size=step_size,
                              init=lambda k, x: 0.001 * jax.random.normal(
                                  k, x.shape, x.dtype))
+  if method == "wasserstein":
+    return functools.partial(wasserstein_pgd, steps=steps,
+                             step_size=0.1 if step_size is None else step_size)
+  if method == "wasserstein_adaptive":
+    def adaptive(model_fn, x, y, *, eps, key):
+      return wasserstein_search(
+          model_fn, x, y, key=key, eps0=eps, factor=1.4, grow_every=5,
+          max_steps=steps, step_size=0.1 if step_size is None else step_size)
+    return adaptive
   return None
 
 
@@ -180,8 +204,10 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
       if method == "trades":
         extra["loss"] = lambda logits, _: losses.kl_divergence(clean_logits,
                                                                logits)
-      x_adv = jax.lax.stop_gradient(base.call_attack(
-          attack, model_fn, x, labels, eps=eps, key=k_attack, **extra))
+      x_adv = base.call_attack(attack, model_fn, x, labels, eps=eps,
+                               key=k_attack, **extra)
+      # Minimal-radius searches return a NamedTuple with x_adv first.
+      x_adv = jax.lax.stop_gradient(getattr(x_adv, "x_adv", x_adv))
       if method in ("fgsm_mix", "trades"):
         x_train = jnp.concatenate([x, x_adv])
         y_train = jnp.concatenate([y, y])
