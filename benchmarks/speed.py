@@ -3,12 +3,13 @@
     python -m benchmarks.speed            # ~1.5 minutes on 2 CPU cores
 
 Expected (2-core CPU, jax 0.10.2; torch 2.13 + torchattacks from the `peers`
-extra): one forward+backward of Wong's CNN at batch 256 ~20 ms (~11k
-images/s); PGD-10 ~770-810 ms (~320 images/s) in Linf and L2, an overhead
-ratio of ~3.4-3.6 against 10 forward+backward passes, missing the <= 1.15
-target (XLA:CPU runs the input-gradient convolutions inside `lax.scan` on
-its naive emitter, jax-ml/jax#12868); torchattacks PGD ~2.5-4x faster
-(advjax / torch ~0.3-0.4). The machine is shared: read the min-max column.
+extra): one forward+backward of Wong's CNN at batch 256 ~15-20 ms; PGD-10
+~160-170 ms (~1.5k images/s) in Linf and L2, an overhead ratio of ~0.85-0.9
+against 10 forward+backward passes (target <= 1.15; attack loops are
+unrolled on CPU because XLA:CPU runs input-gradient convolutions slowly
+inside loop bodies, jax-ml/jax#12868); advjax / torchattacks ~0.77 (XLA:CPU
+convolutions are slower than PyTorch's oneDNN). The machine is shared: read
+the min-max column.
 Writes runs/speed/{results.json, results.md}.
 """
 import argparse
