@@ -10,7 +10,8 @@ from advjax import models
 from advjax.experiments import speed, torch_peers
 
 TINY = dict(batch=8, image_shape=(8, 8, 1), steps=2, restarts=2, repeats=1,
-            peers=False, progress=False)
+            peers=False, progress=False, sinkhorn_batch=4,
+            sinkhorn_shape=(12, 12, 1), sinkhorn_max_iterations=20)
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +125,36 @@ def test_table_says_when_peers_are_missing(tiny_results):
   assert "peers not installed" in table
   rows = [line for line in table.splitlines() if line.startswith("| PGD")]
   assert rows and all("not installed" in line for line in rows)
+
+
+def test_sinkhorn_section_tiny(tiny_results):
+  results, out_dir = tiny_results
+  sk = results["sinkhorn"]
+  assert sk["status"] == "ok"
+  assert sk["reference"]["status"].startswith("reference: off")
+  for key in ("images_per_s", "ms_per_batch", "ms_min", "ms_max",
+              "first_call_s"):
+    assert math.isfinite(sk[key]) and sk[key] > 0, key
+  assert sk["ms_min"] <= sk["ms_per_batch"] <= sk["ms_max"]
+  assert 1 <= sk["median_iters"] <= 20 and 0 <= sk["converged"] <= 4
+  assert 0 < sk["zero_pixel_fraction"] < 1
+  md = (out_dir / "results.md").read_text()
+  assert "Wasserstein projection" in md and "skipped" in md
+
+
+def test_sinkhorn_section_off_and_bad_reference(tmp_path):
+  off = speed.run(speed.SpeedConfig(out_dir=str(tmp_path),
+                                    **{**TINY, "sinkhorn": False}))
+  assert off["sinkhorn"]["status"].startswith("off")
+  bad = speed.run(speed.SpeedConfig(
+      out_dir=str(tmp_path),
+      **{**TINY, "sinkhorn_reference": str(tmp_path / "none")}))
+  assert bad["sinkhorn"]["reference"]["status"].startswith("reference: no")
+
+
+def test_mnist_like_images():
+  x = speed.mnist_like_images(3, (28, 28, 2))
+  assert x.shape == (3, 28, 28, 2) and x.dtype == np.float32
+  assert x.min() == 0 and x.max() <= 1 and np.mean(x == 0) > 0.5
+  assert np.all(x[:, :4] == 0) and np.all(x.sum(axis=(1, 2, 3)) > 0)
+  np.testing.assert_array_equal(x, speed.mnist_like_images(3, (28, 28, 2)))

@@ -25,13 +25,29 @@ checked to reproduce the logits within 1e-4) and `torchattacks.FGSM`, `PGD`
 and `PGDL2` are timed under the same protocol with
 `torch.set_num_threads(os.cpu_count())`.
 
+The Wasserstein section (`sinkhorn=True`) times `sinkhorn.project_wasserstein`
+(jitted here; eps, lam and tol traced) on MNIST-like images: sklearn's 8x8
+digits upsampled bilinearly into the image with a zero border (many pixels
+exactly 0, as in MNIST), projected from `w = x + noise` (Gaussian, std
+`sinkhorn_noise`), run to convergence; it reports images/s, the median
+`n_iters` and how many examples converged. With `sinkhorn_reference`, a
+directory holding the reference `projected_sinkhorn` package (Wong et al.,
+locuslab/projected_sinkhorn), that code is imported from there at run time
+and timed the same way on the same inputs (NCHW, per unit mass); its output
+(times the mass m) is compared with advjax's dual point
+`(w / m - beta / lam) m` and its returned z, in float32 and float64.
+
 Writes `results.json` and `results.md` to `out_dir`.
 """
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import platform
+import re
 import statistics
+import sys
 import time
 from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
@@ -41,7 +57,7 @@ import jaxlib
 import numpy as np
 from tqdm import tqdm
 
-from advjax import losses, models
+from advjax import data, losses, models, sinkhorn
 from advjax.attacks import gradient
 from advjax.experiments import torch_peers
 
@@ -50,13 +66,19 @@ __all__ = [
     "Timing",
     "OVERHEAD_TARGET",
     "LOGIT_TOLERANCE",
+    "SINKHORN_SPEEDUP_TARGET",
+    "SINKHORN_AGREEMENT_TARGET",
     "time_calls",
+    "mnist_like_images",
     "run",
     "format_table",
 ]
 
 OVERHEAD_TARGET = 1.15  # time(PGD-k) / (k * time(forward+backward)), CPU
 LOGIT_TOLERANCE = 1e-4  # Flax vs PyTorch replica, max |logit difference|
+SINKHORN_SPEEDUP_TARGET = 5.  # advjax / reference projected_sinkhorn, images/s
+SINKHORN_AGREEMENT_TARGET = 1e-4  # max |reference - advjax dual point|
+_TIGHT_TOL = 1e-10  # advjax tolerance of the converged float64 comparison
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +100,17 @@ class SpeedConfig:
     peers: time torchattacks too when torch and torchattacks import; False
       skips them.
     progress: show a tqdm bar over the measured items.
+    sinkhorn: time `project_wasserstein` too.
+    sinkhorn_batch: images per projection batch.
+    sinkhorn_shape: per-example `(H, W, C)` of the projected images.
+    sinkhorn_lam: entropy regularisation lam.
+    sinkhorn_kernel: transport window k (odd).
+    sinkhorn_eps: Wasserstein radius, cost per unit mass.
+    sinkhorn_max_iterations: iteration bound of both solvers.
+    sinkhorn_tol: advjax's relative tolerance on the dual objective.
+    sinkhorn_noise: std of the Gaussian noise in `w = x + noise`.
+    sinkhorn_reference: directory holding the reference `projected_sinkhorn`
+      package; None skips the comparison.
   """
   model: str = "wong_mnist"
   image_shape: Tuple[int, int, int] = (28, 28, 1)
@@ -92,6 +125,16 @@ class SpeedConfig:
   out_dir: str = "runs/speed"
   peers: bool = True
   progress: bool = True
+  sinkhorn: bool = True
+  sinkhorn_batch: int = 100
+  sinkhorn_shape: Tuple[int, int, int] = (28, 28, 1)
+  sinkhorn_lam: float = 1000.
+  sinkhorn_kernel: int = 5
+  sinkhorn_eps: float = 0.5
+  sinkhorn_max_iterations: int = 400
+  sinkhorn_tol: float = 1e-4
+  sinkhorn_noise: float = 0.1
+  sinkhorn_reference: Optional[str] = None
 
 
 class Timing(NamedTuple):
@@ -168,6 +211,14 @@ def _check_config(config: SpeedConfig) -> None:
   if len(config.image_shape) != 3 or min(config.image_shape) < 1:
     raise ValueError("SpeedConfig.image_shape must be (H, W, C), got "
                      f"{config.image_shape}.")
+  if config.sinkhorn:
+    for name in ("sinkhorn_batch", "sinkhorn_max_iterations"):
+      if getattr(config, name) < 1:
+        raise ValueError(f"SpeedConfig.{name} must be >= 1, got "
+                         f"{getattr(config, name)}.")
+    if len(config.sinkhorn_shape) != 3 or min(config.sinkhorn_shape) < 1:
+      raise ValueError("SpeedConfig.sinkhorn_shape must be (H, W, C), got "
+                       f"{config.sinkhorn_shape}.")
   if config.eps_linf < 0 or config.eps_l2 < 0:
     raise ValueError("SpeedConfig eps must be >= 0, got "
                      f"{config.eps_linf}, {config.eps_l2}.")
@@ -272,6 +323,184 @@ def _setup_peers(config, variables, x, logits):
   return status, net
 
 
+def mnist_like_images(batch: int, image_shape: Sequence[int]) -> np.ndarray:
+  """Deterministic MNIST-like images `[B, H, W, C]` float32 in [0, 1].
+
+  sklearn's 8x8 digits (test split, in order, cycled), upsampled bilinearly
+  to the inner `(H - 2r) x (W - 2r)` of the image, `r = round(H / 7)` (the
+  4-pixel border of MNIST at 28), values below 0.05 set to 0, and copied to
+  every channel; most pixels are exactly 0, as in MNIST.
+  """
+  h, w, c = (int(d) for d in image_shape)
+  r = int(round(h / 7))
+  inner = (max(h - 2 * r, 1), max(w - 2 * r, 1))
+  digits = data.load("digits", "test").images
+  digits = digits[np.arange(batch) % digits.shape[0]]
+  up = np.asarray(jax.image.resize(jnp.asarray(digits),
+                                   (batch,) + inner + (1,), "bilinear"))
+  up = np.where(up < 0.05, 0., np.clip(up, 0., 1.)).astype(np.float32)
+  x = np.zeros((batch, h, w, 1), np.float32)
+  x[:, r:r + inner[0], r:r + inner[1]] = up
+  return np.repeat(x, c, axis=-1)
+
+
+def _project_call(config):
+  """The jitted projection: `(x, w, eps, lam, tol) -> SinkhornOutput`."""
+  def project(x, w, eps, lam, tol):
+    return sinkhorn.project_wasserstein(
+        x, w, eps=eps, lam=lam, kernel_size=config.sinkhorn_kernel,
+        max_iterations=config.sinkhorn_max_iterations, tol=tol)
+  return jax.jit(project)
+
+
+def _import_reference(directory):
+  """The reference module, or (None, reason)."""
+  if not os.path.isdir(directory):
+    return None, f"reference: no directory {directory!r}"
+  try:
+    import torch  # pylint: disable=import-outside-toplevel,unused-import
+  except ImportError as e:
+    return None, f"reference: torch not installed ({type(e).__name__})"
+  # The package imports its `lambertw` module as a top-level one.
+  for path in (os.path.join(directory, "projected_sinkhorn"), directory):
+    if path not in sys.path:
+      sys.path.insert(0, path)
+  try:
+    import projected_sinkhorn  # pylint: disable=import-outside-toplevel
+    projected_sinkhorn.projected_sinkhorn  # pylint: disable=pointless-statement
+    projected_sinkhorn.wasserstein_cost  # pylint: disable=pointless-statement
+  except Exception as e:  # pylint: disable=broad-except
+    return None, (f"reference: import from {directory!r} failed "
+                  f"({type(e).__name__}: {e})")
+  return projected_sinkhorn, None
+
+
+def _reference_call(ref, config, x, w, dtype):
+  """`call() -> (z [B, H, W, C] numpy, iterations)` of the reference.
+
+  Inputs go per unit mass, NCHW; the output is scaled back by the mass.
+  `maxiters` is `sinkhorn_max_iterations - 1`: the reference stops after
+  `maxiters + 1` iterations, or when the whole batch's objective changes by
+  at most `1e-4 + 1e-4 |obj|` (numpy's allclose).
+  """
+  import torch  # pylint: disable=import-outside-toplevel
+  mass = x.sum(axis=(1, 2, 3), keepdims=True)
+  nchw = lambda a: torch.from_numpy(  # pylint: disable=g-long-lambda
+      np.ascontiguousarray((a / mass).transpose(0, 3, 1, 2).astype(dtype)))
+  xt, wt = nchw(x), nchw(w)
+  cost = ref.wasserstein_cost(xt, p=2, kernel_size=config.sinkhorn_kernel)
+  maxiters = config.sinkhorn_max_iterations - 1
+
+  def call(verbose=False):
+    return ref.projected_sinkhorn(xt, wt, cost, config.sinkhorn_eps,
+                                  config.sinkhorn_lam, maxiters=maxiters,
+                                  verbose=verbose)
+
+  def run_once():
+    """Untimed: the output in image units and the iteration count."""
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+      z = call(verbose=True)
+    found = re.findall(r"terminate at iteration (\d+)", log.getvalue())
+    iters = int(found[-1]) if found else None
+    return z.numpy().transpose(0, 2, 3, 1) * mass, iters
+
+  return call, run_once, maxiters
+
+
+def _advjax_projection(config, x, w, dtype):
+  out = _project_call(config)(
+      jnp.asarray(x, dtype), jnp.asarray(w, dtype),
+      jnp.asarray(config.sinkhorn_eps, dtype),
+      jnp.asarray(config.sinkhorn_lam, dtype),
+      jnp.asarray(config.sinkhorn_tol, dtype))
+  m = out.mass[:, None, None, None]
+  dual = (jnp.asarray(w, dtype) / m - out.beta / config.sinkhorn_lam) * m
+  return np.asarray(out.z), np.asarray(dual), out
+
+
+def _agreement(ref_z, z, dual, out):
+  return {"max_abs_diff_dual": float(np.max(np.abs(ref_z - dual))),
+          "max_abs_diff_z": float(np.max(np.abs(ref_z - z))),
+          "advjax_median_iters": float(np.median(np.asarray(out.n_iters))),
+          "advjax_converged": int(np.sum(np.asarray(out.converged)))}
+
+
+def _sinkhorn_section(config, key, bar_desc="sinkhorn"):
+  """Times the projection (and the reference); returns the results dict."""
+  if not config.sinkhorn:
+    return {"status": "off (sinkhorn=False)"}
+  b = config.sinkhorn_batch
+  x = mnist_like_images(b, config.sinkhorn_shape)
+  noise = config.sinkhorn_noise * jax.random.normal(key, x.shape, jnp.float32)
+  w = x + np.asarray(noise)
+  project = _project_call(config)
+  args = tuple(jnp.asarray(v, jnp.float32) for v in (
+      x, w, config.sinkhorn_eps, config.sinkhorn_lam, config.sinkhorn_tol))
+
+  def advjax_call():
+    return jax.block_until_ready(project(*args))
+
+  ref, reason = (None, "reference: off (no --sinkhorn-reference)")
+  if config.sinkhorn_reference is not None:
+    ref, reason = _import_reference(config.sinkhorn_reference)
+  bar = tqdm(total=(config.repeats + 1) * (1 if ref is None else 2),
+             desc=bar_desc, disable=not config.progress)
+
+  def on_call(_):
+    bar.update()
+
+  (t,) = time_calls([advjax_call], config.repeats, on_call)
+  out = advjax_call()
+  n_iters = np.asarray(out.n_iters)
+  result = {
+      "status": "ok", "batch": b, "image_shape": list(config.sinkhorn_shape),
+      "zero_pixel_fraction": float(np.mean(x == 0)),
+      "images_per_s": b / t.median, "ms_per_batch": 1e3 * t.median,
+      "ms_min": 1e3 * t.min, "ms_max": 1e3 * t.max,
+      "ms_all": [1e3 * s for s in t.times], "first_call_s": t.first_call,
+      "median_iters": float(np.median(n_iters)),
+      "max_iters": int(np.max(n_iters)),
+      "converged": int(np.sum(np.asarray(out.converged))),
+      "max_cost_minus_eps": float(np.max(np.asarray(out.cost))
+                                  - config.sinkhorn_eps),
+      "reference": {"status": reason},
+  }
+  if ref is not None:
+    import torch  # pylint: disable=import-outside-toplevel
+    torch.set_num_threads(os.cpu_count() or 1)
+    call, run_once, maxiters = _reference_call(ref, config, x, w, np.float32)
+    (tr,) = time_calls([call], config.repeats, on_call)
+    ref_z, ref_iters = run_once()
+    z, dual, out32 = _advjax_projection(config, x, w, jnp.float32)
+    agreement = {"float32": _agreement(ref_z, z, dual, out32)}
+    with jax.enable_x64(True):
+      _, run64, _ = _reference_call(ref, config, x, w, np.float64)
+      ref_z64, ref_iters64 = run64()
+      z64, dual64, out64 = _advjax_projection(config, x, w, jnp.float64)
+      agreement["float64"] = _agreement(ref_z64, z64, dual64, out64)
+      # advjax run far past its default stopping point: the common fixed
+      # point, which the reference's absolute rule gets closer to.
+      tight = dataclasses.replace(config, sinkhorn_tol=_TIGHT_TOL)
+      agreement[f"float64, advjax tol {_TIGHT_TOL:g}"] = _agreement(
+          ref_z64, *_advjax_projection(tight, x, w, jnp.float64))
+    agreement["float32"]["reference_iters"] = ref_iters
+    for k in agreement:
+      if k != "float32":
+        agreement[k]["reference_iters"] = ref_iters64
+    result["reference"] = {
+        "status": "ok", "directory": config.sinkhorn_reference,
+        "maxiters": maxiters, "iterations": ref_iters,
+        "images_per_s": b / tr.median, "ms_per_batch": 1e3 * tr.median,
+        "ms_min": 1e3 * tr.min, "ms_max": 1e3 * tr.max,
+        "ms_all": [1e3 * s for s in tr.times], "first_call_s": tr.first_call,
+        "speed_ratio": _ratio(b / t.median, b / tr.median),
+        "agreement": agreement,
+    }
+  bar.close()
+  return result
+
+
 def _machine() -> dict:
   dev = jax.devices()[0]
   return {"device_kind": dev.device_kind, "platform": dev.platform,
@@ -296,7 +525,9 @@ def run(config: SpeedConfig) -> dict:
     check), 'rows' (one per attack and norm: images_per_s, ms_per_batch,
     ms_min, ms_max, ms_all, first_call_s, overhead, and the peer's
     figures and `peer_ratio` = advjax images/s / peer images/s), 'overhead'
-    and 'peer_ratio' of PGD-k per norm, 'seconds', and 'table' (markdown).
+    and 'peer_ratio' of PGD-k per norm, 'sinkhorn' (the projection's
+    images/s, iterations, and the reference's figures, speed ratio and
+    agreement when run), 'seconds', and 'table' (markdown).
 
   Raises:
     ValueError: for a bad config.
@@ -342,6 +573,8 @@ def run(config: SpeedConfig) -> dict:
     for (item, who, _), timing in zip(group, measured):
       timings[(item.attack, item.norm, who)] = timing
   bar.close()
+  wasserstein = _sinkhorn_section(
+      config, jax.random.fold_in(jax.random.key(config.seed), 1))
 
   t_fb = timings[("fwd+bwd", "-", "advjax")].median
   rows = []
@@ -377,6 +610,7 @@ def run(config: SpeedConfig) -> dict:
       "overhead": {n: r["overhead"] for n, r in pgd_rows.items()},
       "overhead_target": OVERHEAD_TARGET,
       "peer_ratio": {n: r["peer_ratio"] for n, r in pgd_rows.items()},
+      "sinkhorn": wasserstein,
       "seconds": time.time() - t_start,
   }
   table = format_table(results)
@@ -457,4 +691,57 @@ def format_table(results: dict) -> str:
   if peer_ok:
     tail.append("- torch rows: plain autograd for fwd+bwd; torchattacks has "
                 "no L2 FGM and no PGD restarts (n/a).")
-  return "\n".join(head + lines + tail)
+  return "\n".join(head + lines + tail + _sinkhorn_table(results))
+
+
+def _sinkhorn_table(results: dict) -> list[str]:
+  sk = results.get("sinkhorn")
+  if sk is None or sk["status"] != "ok":
+    return [] if sk is None else ["", f"Wasserstein projection: {sk['status']}"]
+  cfg = results["config"]
+  ref = sk["reference"]
+  shape = "x".join(str(d) for d in sk["image_shape"])
+  head = [
+      "", f"## Wasserstein projection (projected Sinkhorn), {shape}, batch "
+      f"{sk['batch']}", "",
+      f"MNIST-like inputs (sklearn digits upsampled, zero border, "
+      f"{100 * sk['zero_pixel_fraction']:.0f}% zero pixels), w = x + "
+      f"N(0, {cfg['sinkhorn_noise']}^2); eps {cfg['sinkhorn_eps']} per unit "
+      f"mass, lam {cfg['sinkhorn_lam']:g}, kernel {cfg['sinkhorn_kernel']}, "
+      f"float32",
+      "",
+      "| solver | stopping rule | images/s | ms/batch | ms min-max | "
+      "iterations | converged |",
+      "|---|---|---:|---:|---:|---:|---:|",
+      f"| advjax project_wasserstein (jit) | per example, dual change < "
+      f"{cfg['sinkhorn_tol']:g} (1 + abs g), max "
+      f"{cfg['sinkhorn_max_iterations']} | {sk['images_per_s']:.0f} | "
+      f"{sk['ms_per_batch']:.1f} | {sk['ms_min']:.1f}-{sk['ms_max']:.1f} | "
+      f"median {sk['median_iters']:.0f}, max {sk['max_iters']} | "
+      f"{sk['converged']}/{sk['batch']} |",
+  ]
+  if ref["status"] != "ok":
+    return head + ["| reference projected_sinkhorn | - | "
+                   f"skipped: {ref['status']} | - | - | - | - |"]
+  it = ref["iterations"]
+  head.append(
+      f"| reference projected_sinkhorn (torch) | whole batch, objective "
+      f"change <= 1e-4 + 1e-4 abs obj, maxiters {ref['maxiters']} | "
+      f"{ref['images_per_s']:.1f} | {ref['ms_per_batch']:.1f} | "
+      f"{ref['ms_min']:.1f}-{ref['ms_max']:.1f} | {_fmt(it, 'd', '?')} "
+      "(batch) | "
+      + ("-" if it is None else
+         f"{'no (hit maxiters)' if it > ref['maxiters'] else 'yes'}") + " |")
+  ratio = ref["speed_ratio"]
+  tail = ["", f"- advjax / reference: {ratio:.1f}x images/s (target >= "
+          f"{SINKHORN_SPEEDUP_TARGET:g}x: "
+          f"{'meets' if ratio >= SINKHORN_SPEEDUP_TARGET else 'misses'})"]
+  for dt, a in ref["agreement"].items():
+    tail.append(
+        f"- agreement {dt} (image units): max abs(reference - advjax dual "
+        f"point (w/m - beta/lam) m) = {a['max_abs_diff_dual']:.2e}, vs "
+        f"advjax z = {a['max_abs_diff_z']:.2e} (target "
+        f"{SINKHORN_AGREEMENT_TARGET:g}); iterations advjax median "
+        f"{a['advjax_median_iters']:.0f}, reference "
+        f"{_fmt(a['reference_iters'], 'd', '?')}")
+  return head + tail
