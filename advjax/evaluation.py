@@ -134,9 +134,10 @@ def robust_accuracy(apply_fn: ApplyFn, variables, x, y, *, attack: Callable,
     raise ValueError("robust_accuracy: x is empty.")
   bounds = getattr(attack, "keywords", {}).get("bounds", (0., 1.))
   model_fn = lambda z: apply_fn(variables, z)
-  for e in eps:
-    base.check_attack_inputs(model_fn, x[:1], y[:1], eps=e, bounds=bounds,
-                             name="robust_accuracy")
+  if not np.all(np.isfinite(eps)):
+    raise ValueError(f"robust_accuracy: eps must be finite, got {eps}.")
+  if np.any(eps < 0):
+    raise ValueError(f"robust_accuracy: eps must be >= 0, got {eps}.")
   base.check_attack_inputs(model_fn, x, y, bounds=bounds,
                            name="robust_accuracy")
   if key is None:

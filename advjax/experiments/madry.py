@@ -140,9 +140,8 @@ def _optimizer(cfg: MadryConfig, steps_per_epoch: int):
 
 def _train_attack(cfg):
   if cfg.method in ("madry", "trades"):
-    base = training.default_attack(cfg.method, steps=cfg.train_steps,
+    return training.default_attack(cfg.method, steps=cfg.train_steps,
                                    step_size=cfg.train_step_size)
-    return base
   return None  # the method's default (FGSM, FGSM-RS)
 
 
