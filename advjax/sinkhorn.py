@@ -16,7 +16,14 @@ dual `(alpha, beta, psi >= 0)`:
 
 one exact `alpha` (Sinkhorn row) step, one exact `beta` step through the
 Wright omega function, and one Newton step in `psi` per iteration, all in log
-space. `conjugate_sinkhorn` is the entropy-regularised steepest-ascent step
+space. The `alpha` and `beta` steps are over-relaxed (Thibault, Chizat,
+Dossal, Papadakis, "Overrelaxed Sinkhorn-Knopp algorithm for regularized
+optimal transport", 2017): each potential moves `relaxation` times its exact
+block step, `a <- (1 - r) a + r a*`. `r = 1` is the paper's algorithm; the
+default `r = 1.5` reaches the same fixed point in 2-3x fewer iterations
+(measured on digits and MNIST-like images for lam 100-3000, eps 0.01-2:
+e.g. median 296 -> 98 iterations at lam 1000, eps 0.5, tol 1e-12; the
+converged points agree to 1e-5). `conjugate_sinkhorn` is the entropy-regularised steepest-ascent step
 of the same paper: `beta = lam g` is fixed and only `alpha, psi` move.
 
 All kernel products are log-sum-exps over the `k^2` window offsets of arrays
@@ -224,8 +231,15 @@ def _concrete(v):
 
 
 def _check_inputs(name, x, other, other_name, budget, budget_name, lam,
-                  max_iterations, p, kernel_size):
+                  max_iterations, p, kernel_size, relaxation):
   """Trace-time shape/dtype checks; value checks where concrete."""
+  if jnp.shape(relaxation) != ():
+    raise ValueError(f"{name}: relaxation must be a scalar, got shape "
+                     f"{jnp.shape(relaxation)}.")
+  rc = _concrete(relaxation)
+  if rc is not None and not 0. < float(rc) < 2.:
+    raise ValueError(f"{name}: relaxation must be in (0, 2) (1 is the plain "
+                     f"block step, 1.5 the default), got {float(rc)}.")
   for v, n in ((x, "x"), (other, other_name)):
     if not hasattr(v, "shape") or not hasattr(v, "dtype"):
       raise TypeError(f"{name}: {n} must be an array, got {type(v).__name__}.")
@@ -263,7 +277,7 @@ def _check_inputs(name, x, other, other_name, budget, budget_name, lam,
 
 
 def _solve(x_n, w_n, lam, budget, positive, *, conjugate, p, kernel_size,
-           max_iterations, tol):
+           max_iterations, tol, relaxation):
   """Block ascent on the dual; returns the final `_State`.
 
   Args:
@@ -273,6 +287,8 @@ def _solve(x_n, w_n, lam, budget, positive, *, conjugate, p, kernel_size,
     lam: `[B]` regularisation.
     budget: `[B]` transport budget (eps or step).
     positive: `[B]` bool, examples with positive mass (others start done).
+    relaxation: scalar r in (0, 2); alpha and beta move r times their exact
+      block step (module docstring).
   """
   dtype = x_n.dtype
   batch, h, w, ch = x_n.shape
@@ -286,13 +302,19 @@ def _solve(x_n, w_n, lam, budget, positive, *, conjugate, p, kernel_size,
   def dual_terms(alpha):
     return _sum3(jnp.where(x_pos, alpha * x_n, 0.))
 
+  r = jnp.asarray(relaxation, dtype)
+
+  def relax(old, new):
+    return old + r * (new - old)
+
   def iterate(alpha, beta, psi):
     log_k = -psi[None] * c[:, None] - 1.
-    alpha = jnp.where(x_pos, log_x - _window_lse(beta, log_k, kernel_size),
-                      -jnp.inf)
+    alpha = jnp.where(
+        x_pos, relax(alpha, log_x - _window_lse(beta, log_k, kernel_size)),
+        -jnp.inf)
     if not conjugate:
       s = log_lam4 + lam4 * w_n + _window_lse(alpha, log_k, kernel_size)
-      beta = lam4 * w_n - wright_omega(s)
+      beta = relax(beta, lam4 * w_n - wright_omega(s))
     log_mass = _offset_log_mass(alpha, beta, kernel_size)
     psi = _newton_psi(psi, log_mass, c, budget)
     plan_mass, cost = _plan_sums(psi, log_mass, c)
@@ -416,7 +438,7 @@ def _finish(state, x, x_n, mass, positive, budget, z_dual, p, kernel_size):
 
 def project_wasserstein(x: Array, w: Array, *, eps, lam=1000., p: float = 2,
                         kernel_size: int = 5, max_iterations: int = 400,
-                        tol=1e-4) -> SinkhornOutput:
+                        tol=1e-6, relaxation=1.5) -> SinkhornOutput:
   """Projects each `w` onto the Wasserstein ball of radius eps around `x`.
 
   Solves, per example, with `x_n = x / m`, `w_n = w / m`, `m = sum(x)`:
@@ -430,13 +452,14 @@ def project_wasserstein(x: Array, w: Array, *, eps, lam=1000., p: float = 2,
   iteration `alpha = log x_n - log(K exp(beta))`,
   `beta = lam w_n - omega(log lam + lam w_n + log(K^T exp(alpha)))` (Wright
   omega, so `lam exp(lam w)` never overflows), and one Newton step on psi with
-  the step halved (at most 7 times) until psi >= 0, then clamped; start
+  the step halved (at most 7 times) until psi >= 0, then clamped (alpha and
+  beta over-relaxed by `relaxation`, module docstring); start
   `psi = 1`, `beta = log(1/n)`. An example stops when the dual objective g
   changes by less than `tol (1 + |g|)`; it is then frozen while the others
   go on. The result is the image of a transport plan: one last alpha (row)
   step at the final `(beta, psi)` gives a plan `Pi` with rows exactly `x_n`;
-  where its cost still exceeds eps (by the iteration's residual, about 1 %
-  at tol 1e-4) it is mixed with the identity plan,
+  where its cost still exceeds eps (by the iteration's residual) it is mixed
+  with the identity plan,
   `theta Pi + (1 - theta) diag(x_n)`, `theta = eps / <Pi, C>`. Then
   `z = m Pi^T 1`: mass is conserved exactly and `W(x_n, z / m) <= cost <=
   eps` holds by construction, so z is inside the ball whatever the
@@ -456,7 +479,15 @@ def project_wasserstein(x: Array, w: Array, *, eps, lam=1000., p: float = 2,
     p: cost exponent (static).
     kernel_size: odd window size k (static); 5 default, 7 for MNIST.
     max_iterations: iteration bound (static; the length of `errors`).
-    tol: relative tolerance on the dual objective (may be traced).
+    tol: relative tolerance on the dual objective (may be traced). The
+      distance of z to the converged projection (image units, 100
+      MNIST-like 28x28 images, lam 1000, eps 0.5, float32; benchmarks.speed)
+      is 1e-2 at 1e-4, 8e-4 at 1e-6 (the default; the reference code's own
+      stopping rule gives 6e-4) and 4e-4 at 1e-7; float32 bottoms out near
+      3e-4. The attacks pass 1e-4: a step needs no exact projection.
+    relaxation: over-relaxation r in (0, 2) of the alpha and beta steps (may
+      be traced); 1 is the paper's plain block ascent, 1.5 (default) the
+      same fixed point in 2-3x fewer iterations (module docstring).
 
   Returns:
     A `SinkhornOutput`; `z` has x's shape and dtype.
@@ -466,7 +497,7 @@ def project_wasserstein(x: Array, w: Array, *, eps, lam=1000., p: float = 2,
     ValueError: shapes (x not rank 4, w of another shape, eps or lam not
       scalar or `[B]`), kernel_size not a positive odd int, p <= 0,
       max_iterations < 1; when concrete: eps < 0, lam <= 0, x negative or
-      NaN.
+      NaN, relaxation outside (0, 2).
 
   References:
     Wong, Schmidt, Kolter, "Wasserstein adversarial examples via projected
@@ -489,7 +520,7 @@ def project_wasserstein(x: Array, w: Array, *, eps, lam=1000., p: float = 2,
   """
   name = "project_wasserstein"
   _check_inputs(name, x, w, "w", eps, "eps", lam, max_iterations, p,
-                kernel_size)
+                kernel_size, relaxation)
   dtype = jnp.result_type(x.dtype, w.dtype)
   x = x.astype(dtype)
   w = w.astype(dtype)
@@ -498,7 +529,7 @@ def project_wasserstein(x: Array, w: Array, *, eps, lam=1000., p: float = 2,
   w_n = w / m4
   state = _solve(x_n, w_n, lam_b, eps_b, positive, conjugate=False, p=p,
                  kernel_size=kernel_size, max_iterations=max_iterations,
-                 tol=jnp.asarray(tol, dtype))
+                 tol=jnp.asarray(tol, dtype), relaxation=relaxation)
   z_dual = w_n - state.beta / per_example(lam_b, 4)
   return _finish(state, x, x_n, mass, positive, eps_b, z_dual, p,
                  kernel_size)
@@ -506,7 +537,7 @@ def project_wasserstein(x: Array, w: Array, *, eps, lam=1000., p: float = 2,
 
 def conjugate_sinkhorn(x: Array, g: Array, *, step, lam=1000., p: float = 2,
                        kernel_size: int = 5, max_iterations: int = 400,
-                       tol=1e-4) -> SinkhornOutput:
+                       tol=1e-4, relaxation=1.) -> SinkhornOutput:
   """Wasserstein steepest ascent: the best point within `step` of x along g.
 
   Solves, per example, with `x_n = x / m`, `m = sum(x)`:
@@ -534,6 +565,9 @@ def conjugate_sinkhorn(x: Array, g: Array, *, step, lam=1000., p: float = 2,
     kernel_size: odd window size (static).
     max_iterations: iteration bound (static).
     tol: relative tolerance on the dual objective (may be traced).
+    relaxation: over-relaxation r in (0, 2) of the alpha step (may be
+      traced); default 1, the plain block step: with beta fixed, 1.5 saved
+      no iterations in our measurements (digits, lam 100-1000).
 
   Returns:
     A `SinkhornOutput` with `z` the new point (x's shape and dtype, the same
@@ -558,7 +592,7 @@ def conjugate_sinkhorn(x: Array, g: Array, *, step, lam=1000., p: float = 2,
   """
   name = "conjugate_sinkhorn"
   _check_inputs(name, x, g, "g", step, "step", lam, max_iterations, p,
-                kernel_size)
+                kernel_size, relaxation)
   dtype = jnp.result_type(x.dtype, g.dtype)
   x = x.astype(dtype)
   g = g.astype(dtype)
@@ -567,7 +601,7 @@ def conjugate_sinkhorn(x: Array, g: Array, *, step, lam=1000., p: float = 2,
   beta = per_example(lam_b, 4) * g
   state = _solve(x_n, beta, lam_b, step_b, positive, conjugate=True, p=p,
                  kernel_size=kernel_size, max_iterations=max_iterations,
-                 tol=jnp.asarray(tol, dtype))
+                 tol=jnp.asarray(tol, dtype), relaxation=relaxation)
   return _finish(state, x, x_n, mass, positive, step_b, None, p,
                  kernel_size)
 

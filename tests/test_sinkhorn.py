@@ -70,7 +70,7 @@ def exact_projection(x, w, eps, k):
   return (cols @ res.x).reshape(h, wd) * m
 
 
-def numpy_projection(x, w, eps, lam, k, max_iterations, tol):
+def numpy_projection(x, w, eps, lam, k, max_iterations, tol, relaxation=1.):
   """The same iteration, dense float64 NumPy in exp space (small lam)."""
   h, wd = x.shape
   m = x.sum()
@@ -92,11 +92,16 @@ def numpy_projection(x, w, eps, lam, k, max_iterations, tol):
   def plan(alpha, beta, psi):
     return np.exp(alpha)[:, None] * kern(psi) * np.exp(beta)[None]
 
+  r = relaxation
   beta, psi, g_prev = np.full(n, -np.log(n)), 1., -np.inf
+  alpha = np.where(pos, np.log(np.where(pos, xn, 1.)), -np.inf)
   for it in range(max_iterations):
-    alpha = row_step(beta, psi)
+    with np.errstate(invalid="ignore"):
+      alpha = np.where(pos, (1 - r) * alpha + r * row_step(beta, psi),
+                       -np.inf)
     arg = lam * np.exp(lam * wn) * (kern(psi).T @ np.exp(alpha))
-    beta = lam * wn - scipy.special.lambertw(arg).real
+    beta = ((1 - r) * beta
+            + r * (lam * wn - scipy.special.lambertw(arg).real))
     pi = plan(alpha, beta, psi)
     d1 = -eps + np.sum(pi * cmat)
     d2 = -np.sum(pi * cmat ** 2)
@@ -164,20 +169,36 @@ def test_approaches_exact_projection_as_lam_grows():
   assert dists[2] < 0.03
 
 
-def test_agrees_with_numpy_iteration():
+@pytest.mark.parametrize("relaxation", [1., 1.5])
+def test_agrees_with_numpy_iteration(relaxation):
   with jax.enable_x64(True):
     for seed, lam, eps in ((1, 5., 0.2), (2, 20., 0.1), (3, 20., 5.)):
       x, w = _tiny(seed, 3, 4)
       z_ref, cost_ref, psi_ref, n_ref = numpy_projection(
-          x, w, eps, lam, 3, 300, 1e-9)
+          x, w, eps, lam, 3, 300, 1e-9, relaxation)
       out = project(_nhwc(x), _nhwc(w), eps=eps, lam=lam, kernel_size=3,
-                    max_iterations=300, tol=1e-9)
+                    max_iterations=300, tol=1e-9, relaxation=relaxation)
       assert int(out.n_iters[0]) == n_ref
       np.testing.assert_allclose(np.asarray(out.z)[0, :, :, 0], z_ref,
                                  atol=1e-6)
       np.testing.assert_allclose(float(out.cost[0]), cost_ref, atol=1e-6)
       np.testing.assert_allclose(float(out.psi[0]), psi_ref, atol=1e-6,
                                  rtol=1e-6)
+
+
+def test_relaxation_same_point_in_fewer_iterations():
+  # Over-relaxed block steps converge to the plain algorithm's fixed point;
+  # measured on these digits: median 137 -> 44 iterations, |dz| 1.6e-6.
+  x, w = _batch(5, 16)
+  with jax.enable_x64(True):
+    x, w = x.astype(jnp.float64), w.astype(jnp.float64)
+    kw = dict(eps=0.3, lam=300., kernel_size=5, max_iterations=3000,
+              tol=1e-12)
+    plain = project(x, w, relaxation=1., **kw)
+    fast = project(x, w, relaxation=1.5, **kw)
+  assert bool(jnp.all(plain.converged)) and bool(jnp.all(fast.converged))
+  np.testing.assert_allclose(fast.z, plain.z, atol=1e-5)
+  assert np.median(fast.n_iters) < 0.6 * np.median(plain.n_iters)
 
 
 def test_plan_marginals_cost_and_mass():
@@ -287,7 +308,11 @@ def test_jit_equals_no_jit_and_no_recompile():
 def test_vmap_single_example_and_per_example_eps():
   x, w = _batch(1)
   eps = jnp.array([0.05, 0.1, 0.2, 0.4])
-  kw = dict(lam=500., kernel_size=3, max_iterations=200)
+  # tol 1e-4: at the default 1e-6 a float32 dual change is within a few
+  # roundings of the threshold, so vmapped and batched runs (which XLA
+  # fuses differently) may stop an iteration apart (measured |dz| 8e-5,
+  # well inside that tolerance's accuracy, but not the point of this test).
+  kw = dict(lam=500., kernel_size=3, max_iterations=200, tol=1e-4)
   batch = project(x, w, eps=eps, **kw)
   assert batch.z.shape == x.shape and batch.errors.shape == (200, 4)
   assert batch.n_iters.dtype == jnp.int32 and batch.status.dtype == jnp.int32
@@ -338,6 +363,9 @@ def test_input_checks():
     S.project_wasserstein(x.astype(jnp.int32), w, eps=1.)
   with pytest.raises(ValueError, match=r"\[B, H, W, C\]"):
     S.project_wasserstein(x[0], w[0], eps=1.)
+  for r in (0., 2., -1.):
+    with pytest.raises(ValueError, match="relaxation"):
+      S.project_wasserstein(x, w, eps=1., relaxation=r)
 
 
 # --------------------------------------------------------------------------

@@ -138,6 +138,13 @@ def test_sinkhorn_section_tiny(tiny_results):
   assert sk["ms_min"] <= sk["ms_per_batch"] <= sk["ms_max"]
   assert 1 <= sk["median_iters"] <= 20 and 0 <= sk["converged"] <= 4
   assert 0 < sk["zero_pixel_fraction"] < 1
+  # One row per (tol, relaxation) setting, the default first, each scored
+  # against the converged float64 projection.
+  assert len(sk["rows"]) == 1 + len(speed.SpeedConfig().sinkhorn_settings)
+  assert sk["rows"][0]["tol"] == speed.SpeedConfig().sinkhorn_tol
+  assert sk["converged_point"]["converged"] == 4
+  for row in sk["rows"]:
+    assert 0 <= row["max_abs_error"] < 1, row
   md = (out_dir / "results.md").read_text()
   assert "Wasserstein projection" in md and "skipped" in md
 
@@ -150,6 +157,27 @@ def test_sinkhorn_section_off_and_bad_reference(tmp_path):
       out_dir=str(tmp_path),
       **{**TINY, "sinkhorn_reference": str(tmp_path / "none")}))
   assert bad["sinkhorn"]["reference"]["status"].startswith("reference: no")
+
+
+def test_reference_stopping_rule_tightened_at_run_time(tmp_path):
+  pytest.importorskip("torch")
+  pkg = tmp_path / "ref" / "projected_sinkhorn"
+  pkg.mkdir(parents=True)
+  (pkg / "__init__.py").write_text("")
+  body = ("def projected_sinkhorn(*a, **k):\n  return allclose\n"
+          "def wasserstein_cost(*a, **k):\n  pass\n")
+  (pkg / "projected_sinkhorn.py").write_text(
+      speed._REFERENCE_RULE + "\n" + body)
+  tight, why = speed._import_reference(str(tmp_path / "ref"), tight=True)
+  assert why is None
+  import torch  # pylint: disable=import-outside-toplevel
+  rule = tight.projected_sinkhorn()
+  # The tight rule rejects a change the reference's own rule accepts.
+  a, b = torch.tensor([1.0]), torch.tensor([1.0 + 1e-5])
+  assert not bool(rule(a, b)) and bool(rule(a, a))
+  (pkg / "projected_sinkhorn.py").write_text(body)
+  none, why = speed._import_reference(str(tmp_path / "ref"), tight=True)
+  assert none is None and "cannot tighten" in why
 
 
 def test_mnist_like_images():
