@@ -15,6 +15,7 @@ rerun resumes or reloads them.
 import argparse
 
 from advjax import data, sharding
+from benchmarks import _args
 from advjax.experiments import madry
 
 
@@ -35,14 +36,7 @@ def main(argv=None):
   p.add_argument("--learning-rate", type=float)
   p.add_argument("--schedule",
                  choices=["constant", "piecewise", "cyclic", "cosine"])
-  p.add_argument("--eval-limit", type=int, default=0,
-                 help="evaluate on the first N test examples (0: all)")
-  p.add_argument("--workdir")
-  p.add_argument("--data-dir", help="tfds data_dir or raw files (MNIST IDX, "
-                 "CIFAR binary batches)")
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--distributed", action="store_true",
-                 help="multi-host: call jax.distributed.initialize() first")
+  _args.add_run_args(p)
   a = p.parse_args(argv)
   sharding.initialize_distributed(a.distributed)
   cfg = madry.MadryConfig(

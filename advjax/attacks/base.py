@@ -24,10 +24,10 @@ from advjax import projections
 from advjax.types import Array, Bounds, ModelFn
 
 __all__ = [
-    "call_attack", "takes_key", "AttackResult", "LoopOutput", "steepest_direction", "normalized_steepest",
-    "scale_per_example", "steepest_ascent", "make_optimizer",
-    "mask_box_gradient", "attack_loop", "resolve_unroll",
-    "check_attack_inputs", "concrete",
+    "call_attack", "takes_key", "AttackResult", "MinimalResult", "LoopOutput",
+    "steepest_direction", "normalized_steepest", "scale_per_example",
+    "steepest_ascent", "make_optimizer", "mask_box_gradient", "attack_loop",
+    "resolve_unroll", "check_attack_inputs", "concrete",
 ]
 
 
@@ -42,6 +42,24 @@ class AttackResult(NamedTuple):
   x_adv: Array
   loss_history: Array
   loss: Array
+
+
+class MinimalResult(NamedTuple):
+  """Result of a minimal-perturbation attack (DeepFool, Carlini-Wagner, ...).
+
+  Attributes:
+    x_adv: `[B, ...]` the smallest adversarial example found per example
+      (x itself where none was found; x's shape and dtype, inside bounds).
+    success: `[B]` bool, x_adv is misclassified (reaches the target when
+      targeted).
+    distance: `[B]` the perturbation's size in the attack's norm (0 where
+      not successful).
+    n_iters: `[B]` int32 iterations (gradient evaluations) the example used.
+  """
+  x_adv: Array
+  success: Array
+  distance: Array
+  n_iters: Array
 
 
 class LoopOutput(NamedTuple):

@@ -1,0 +1,16 @@
+"""Flags shared by the training benchmarks (data, output, seed, hosts)."""
+import argparse
+
+__all__ = ["add_run_args"]
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+  """--eval-limit, --workdir, --data-dir, --seed, --distributed."""
+  p.add_argument("--eval-limit", type=int, default=0,
+                 help="evaluate on the first N test examples (0: all)")
+  p.add_argument("--workdir")
+  p.add_argument("--data-dir", help="tfds data_dir or raw files (MNIST IDX, "
+                 "CIFAR binary batches)")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--distributed", action="store_true",
+                 help="multi-host: call jax.distributed.initialize() first")
