@@ -4,7 +4,8 @@
 `step(state, x, y) -> (state, metrics)`: jit it (with buffer donation; see
 `advjax.sharding.jit_sharded` for the multi-device form). Methods:
 
-- `standard`: cross-entropy on clean inputs.
+- `standard`: cross-entropy on clean inputs (of `logits / T` at a
+  `temperature` T, the teacher of `distillation`).
 - `madry`: cross-entropy on PGD adversarial examples (Madry et al. 2018).
 - `fgsm_mix`: `sigma * J(x) + (1 - sigma) * J(x_adv)` with FGSM examples
   (Goodfellow et al. 2015), optionally built from the model's predicted
@@ -21,6 +22,11 @@
   of at most 50 steps until the example is misclassified
   (`wasserstein_search`); examples never fooled use the last iterate
   (Wong, Schmidt, Kolter 2019, MNIST adversarial training).
+- `distillation`: defensive distillation (Papernot et al. 2016): the
+  student is trained on a teacher's soft labels `softmax(z_teacher / T)`
+  with its own softmax at temperature T and deployed at T = 1 (its plain
+  logits). The teacher is the same kind of model trained with `standard`
+  at the same `temperature`.
 
 While attacking, the model runs in inference mode (batch norm frozen, no
 dropout) and no gradient flows into the parameters; per-step keys are
@@ -48,7 +54,7 @@ __all__ = ["METHODS", "TrainState", "FitResult", "fit", "create_train_state",
            "make_eval_step", "default_attack"]
 
 METHODS = ("standard", "madry", "fgsm_mix", "fgsm_rs", "trades", "wasserstein",
-           "wasserstein_adaptive")
+           "wasserstein_adaptive", "distillation")
 
 
 class TrainState(NamedTuple):
@@ -148,7 +154,8 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
                     method: str = "standard", *, eps=0.3,
                     attack: Optional[Callable] = None, sigma: float = 0.5,
                     predicted_labels: bool = False, beta: float = 6.0,
-                    bounds: Bounds = (0., 1.)) -> Callable:
+                    bounds: Bounds = (0., 1.), temperature=1.,
+                    teacher: Optional[Callable] = None) -> Callable:
   """Builds the pure training step of `method`.
 
   Args:
@@ -166,6 +173,12 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
       labels (no label leaking).
     beta: TRADES' robustness weight.
     bounds: the input box.
+    temperature: softmax temperature T of the training loss (`standard` and
+      `distillation` only): the loss sees `logits / T`; the trained model
+      is used at T = 1. 20-100 in Papernot et al.
+    teacher: `distillation` only: pure `x -> teacher logits` (e.g.
+      `lambda x: model.apply(teacher_variables, x, train=False)`); its
+      variables become constants of the compiled step.
 
   Returns:
     `step(state, x [B, ...], y [B]) -> (state, metrics)`, pure; metrics are
@@ -173,7 +186,17 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
     `adv_accuracy` (on the training adversarial examples).
   """
   _check_method(method)
-  if method != "standard" and attack is None:
+  if method == "distillation" and teacher is None:
+    raise ValueError("make_train_step: method 'distillation' needs teacher="
+                     "(a pure x -> logits function of the trained teacher).")
+  t_c = base.concrete(temperature)
+  if t_c is not None and not (t_c > 0).all():
+    raise ValueError(f"make_train_step: temperature must be > 0, got {t_c}.")
+  if method not in ("standard", "distillation") and (
+      t_c is None or (t_c != 1).any()):
+    raise ValueError("make_train_step: temperature applies to 'standard' and "
+                     f"'distillation' only, not {method!r}.")
+  if method not in ("standard", "distillation") and attack is None:
     attack = default_attack(method)
 
   def forward_train(params, batch_stats, x, key):
@@ -192,7 +215,7 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
     accuracy = lambda logits, labels: jnp.mean(jnp.argmax(logits, -1) == labels)
     metrics = {}
 
-    if method == "standard":
+    if method in ("standard", "distillation"):
       x_train, y_train = x, y
     else:
       clean_logits = jax.lax.stop_gradient(model_fn(x))
@@ -227,7 +250,12 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
           loss = ce_clean + beta * jnp.mean(losses.kl_divergence(l_clean,
                                                                  l_adv))
         return loss, (new_bs, l_adv)
-      loss = jnp.mean(losses.cross_entropy(logits, y_train))
+      if method == "distillation":
+        soft = jax.nn.softmax(jax.lax.stop_gradient(teacher(x)) / temperature)
+        loss = jnp.mean(optax.softmax_cross_entropy(logits / temperature,
+                                                    soft))
+      else:
+        loss = jnp.mean(losses.cross_entropy(logits / temperature, y_train))
       return loss, (new_bs, logits)
 
     (loss, (new_bs, logits)), grads = jax.value_and_grad(
@@ -235,7 +263,7 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics["loss"] = loss
-    if method == "standard":
+    if method in ("standard", "distillation"):
       metrics["accuracy"] = accuracy(logits, y)
     else:
       metrics["adv_accuracy"] = accuracy(logits, y)

@@ -37,12 +37,19 @@ def test_every_method_steps_and_reports(batch, method):
   # Sinkhorn loop each).
   attack = (training.default_attack(method, steps=3)
             if method.startswith("wasserstein") else None)
+  extra = {}
+  if method == "distillation":
+    # A teacher other than the student itself (whose own soft labels
+    # would give a zero gradient).
+    extra = dict(temperature=10., teacher=lambda z: 5. * model.apply(
+        state.variables, z, train=False))
   step = jax.jit(training.make_train_step(model, opt, method, eps=0.1,
-                                          attack=attack))
+                                          attack=attack, **extra))
   new, metrics = step(state, *batch)
   assert int(new.step) == 1
   assert np.isfinite(float(metrics["loss"]))
-  assert ("adv_accuracy" in metrics) == (method != "standard")
+  assert ("adv_accuracy" in metrics) == (
+      method not in ("standard", "distillation"))
   assert 0. <= float(metrics["accuracy"]) <= 1.
   changed = [not np.allclose(a, b) for a, b in
              zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params))]
@@ -63,6 +70,66 @@ def test_methods_reduce_to_standard_training(batch, method, kwargs):
   new, _ = jax.jit(training.make_train_step(model, opt, method, **kwargs))(
       state, *batch)
   _assert_allclose_trees(ref.params, new.params, atol=1e-5)
+
+
+def test_temperature_and_distillation_losses(batch):
+  model, opt, state = _state()
+  x, y = batch
+  t = 7.
+  logits = model.apply(state.variables, x, train=True)
+  teacher_logits = 3. * jax.random.normal(jax.random.key(5), logits.shape)
+  teacher = lambda z: teacher_logits  # pylint: disable=unnecessary-lambda-assignment
+  _, m_std = training.make_train_step(model, opt, temperature=t)(state, x, y)
+  np.testing.assert_allclose(
+      float(m_std["loss"]),
+      float(jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
+          logits / t, y))), rtol=1e-5)
+  _, m_dist = training.make_train_step(
+      model, opt, "distillation", temperature=t, teacher=teacher)(state, x, y)
+  soft = jax.nn.softmax(teacher_logits / t)
+  np.testing.assert_allclose(
+      float(m_dist["loss"]),
+      float(jnp.mean(-jnp.sum(soft * jax.nn.log_softmax(logits / t), -1))),
+      rtol=1e-5)
+
+
+def test_temperature_and_teacher_checks():
+  model, opt, _ = _state()
+  with pytest.raises(ValueError, match="teacher"):
+    training.make_train_step(model, opt, "distillation")
+  with pytest.raises(ValueError, match="temperature must be > 0"):
+    training.make_train_step(model, opt, temperature=0.)
+  with pytest.raises(ValueError, match="'standard' and 'distillation' only"):
+    training.make_train_step(model, opt, "madry", temperature=20.)
+
+
+def test_defensive_distillation_masks_gradients(digits_model):
+  """Papernot et al.: trained at T and run at T = 1, the student's softmax
+  saturates, its input gradients vanish and FGSM mostly fails, while the
+  logits are still as easy to attack with a margin loss (Carlini-Wagner)."""
+  train = data.load("digits", "train")
+  model = models.get_model("wong_mnist", num_classes=10)
+  kw = dict(epochs=15, batch_size=64, temperature=50., progress=False)
+  teacher = training.fit(model, optax.adam(3e-3), train, **kw)
+  t_vars = teacher.state.variables
+  student = training.fit(
+      model, optax.adam(3e-3), train, method="distillation", seed=1,
+      teacher=lambda z: model.apply(t_vars, z, train=False), **kw)
+  s_fn = models.model_fn(model, student.state.variables)
+  x, y = digits_model.x_test, digits_model.y_test
+  clean = float(jnp.mean(jnp.argmax(s_fn(x), -1) == y))
+  assert clean > 0.9, clean
+  fgsm_acc = lambda fn, loss: float(jnp.mean(jnp.argmax(fn(  # pylint: disable=g-long-lambda
+      G.fgsm(fn, x, y, eps=0.1, loss=loss)), -1) == y))
+  std_ce = fgsm_acc(digits_model.model_fn, "ce")
+  dist_ce = fgsm_acc(s_fn, "ce")
+  dist_cw = fgsm_acc(s_fn, "cw")
+  # FGSM on the cross-entropy: the distilled model resists far better than
+  # the standard one; the margin loss, which does not saturate, breaks it.
+  # Measured: student 93.1 % clean; FGSM-CE at 0.1: standard 47.5 %,
+  # distilled 85.8 %; FGSM on the margin loss: distilled 49.2 %.
+  assert dist_ce > std_ce + 0.2, (dist_ce, std_ce)
+  assert dist_cw < dist_ce - 0.2, (dist_cw, dist_ce)
 
 
 def test_fgsm_mix_uses_predicted_labels(batch):
