@@ -2,8 +2,17 @@
 
 XLA_FLAGS must be set before JAX is imported anywhere, so it is set here at
 import time of the conftest (pytest imports conftest before test modules).
+
+Compilations are shared through JAX's persistent cache in a directory that
+is fresh for each test run (keyed by xdist's run id, so both workers, the
+subprocesses and the notebook kernels of one run share it, and no run
+reuses another's): the suite compiles many identical programs (the same
+model trained in several tests, reload runs, a fixture built in each
+worker), and XLA:CPU compilation is most of its time.
 """
 import os
+import tempfile
+import uuid
 
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
@@ -11,6 +20,10 @@ if "xla_force_host_platform_device_count" not in _flags:
       _flags + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+_run_id = os.environ.setdefault("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
+    tempfile.gettempdir(), f"advjax-tests-jax-cache-{_run_id}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import pytest  # noqa: E402
 
@@ -65,3 +78,13 @@ def digits_model():
     params, opt_state = step(params, opt_state, idx)
   return TrainedModel(model, {"params": params}, jnp.asarray(test.images),
                       jnp.asarray(test.labels))
+
+
+def pytest_sessionfinish(session):
+  """The run's compilation cache goes when the run ends (controller only)."""
+  if hasattr(session.config, "workerinput"):
+    return
+  import shutil  # pylint: disable=import-outside-toplevel
+  cache = os.environ.get("JAX_COMPILATION_CACHE_DIR", "")
+  if os.path.basename(cache).startswith("advjax-tests-jax-cache-"):
+    shutil.rmtree(cache, ignore_errors=True)
