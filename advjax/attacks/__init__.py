@@ -5,10 +5,11 @@ from advjax.attacks.cw import carlini_wagner_l2
 from advjax.attacks.deepfool import deepfool
 from advjax.attacks.gradient import bim, fgm, fgsm, illc, noise, pgd
 from advjax.attacks.jsma import jsma
+from advjax.attacks.lbfgs import lbfgs
 from advjax.attacks.wasserstein import (SearchResult, WassersteinResult,
                                         wasserstein, wasserstein_search)
 
 __all__ = ["AttackResult", "MinimalResult", "attack_loop", "steepest_ascent",
            "fgm", "fgsm", "pgd", "bim", "illc", "noise", "WassersteinResult",
            "wasserstein", "SearchResult", "wasserstein_search", "deepfool",
-           "carlini_wagner_l2", "jsma"]
+           "carlini_wagner_l2", "jsma", "lbfgs"]
