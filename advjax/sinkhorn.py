@@ -369,15 +369,23 @@ def _solve(x_n, w_n, lam, budget, positive, *, conjugate, p, kernel_size,
   return lax.while_loop(cond, body, init)
 
 
-def _normalise(x, lam, budget):
-  dtype = x.dtype
+def _normalise(x, other, lam, budget):
+  """Common dtype, per-unit-mass inputs and per-example parameters.
+
+  Returns `(x, other, x_n, m, mass, positive, lam [B], budget [B])`, x and
+  other in their common dtype, `m` the mass broadcastable against x (1
+  where it is 0) and x_n = x / m (0 for examples without mass).
+  """
+  dtype = jnp.result_type(x.dtype, other.dtype)
+  x = x.astype(dtype)
   batch = x.shape[0]
   mass = _sum3(x)
   positive = mass > 0
-  m_safe = jnp.where(positive, mass, 1.)
+  m4 = per_example(jnp.where(positive, mass, 1.), 4)
+  x_n = jnp.where(per_example(positive, 4), x / m4, 0.)
   lam = jnp.broadcast_to(jnp.asarray(lam, dtype), (batch,))
   budget = jnp.broadcast_to(jnp.asarray(budget, dtype), (batch,))
-  return mass, positive, per_example(m_safe, 4), lam, budget
+  return x, other.astype(dtype), x_n, m4, mass, positive, lam, budget
 
 
 def _final_plan(state, x_n, p, kernel_size):
@@ -521,11 +529,8 @@ def project_wasserstein(x: Array, w: Array, *, eps, lam=1000., p: float = 2,
   name = "project_wasserstein"
   _check_inputs(name, x, w, "w", eps, "eps", lam, max_iterations, p,
                 kernel_size, relaxation)
-  dtype = jnp.result_type(x.dtype, w.dtype)
-  x = x.astype(dtype)
-  w = w.astype(dtype)
-  mass, positive, m4, lam_b, eps_b = _normalise(x, lam, eps)
-  x_n = jnp.where(per_example(positive, 4), x / m4, 0.)
+  x, w, x_n, m4, mass, positive, lam_b, eps_b = _normalise(x, w, lam, eps)
+  dtype = x.dtype
   w_n = w / m4
   state = _solve(x_n, w_n, lam_b, eps_b, positive, conjugate=False, p=p,
                  kernel_size=kernel_size, max_iterations=max_iterations,
@@ -593,11 +598,8 @@ def conjugate_sinkhorn(x: Array, g: Array, *, step, lam=1000., p: float = 2,
   name = "conjugate_sinkhorn"
   _check_inputs(name, x, g, "g", step, "step", lam, max_iterations, p,
                 kernel_size, relaxation)
-  dtype = jnp.result_type(x.dtype, g.dtype)
-  x = x.astype(dtype)
-  g = g.astype(dtype)
-  mass, positive, m4, lam_b, step_b = _normalise(x, lam, step)
-  x_n = jnp.where(per_example(positive, 4), x / m4, 0.)
+  x, g, x_n, _, mass, positive, lam_b, step_b = _normalise(x, g, lam, step)
+  dtype = x.dtype
   beta = per_example(lam_b, 4) * g
   state = _solve(x_n, beta, lam_b, step_b, positive, conjugate=True, p=p,
                  kernel_size=kernel_size, max_iterations=max_iterations,

@@ -1,7 +1,7 @@
 """Flags shared by the training benchmarks (data, output, seed, hosts)."""
 import argparse
 
-__all__ = ["add_run_args"]
+__all__ = ["add_run_args", "shape"]
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
@@ -14,3 +14,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--distributed", action="store_true",
                  help="multi-host: call jax.distributed.initialize() first")
+
+
+def shape(text: str) -> tuple:
+  """'28,28,1' -> (28, 28, 1), for --image-shape."""
+  return tuple(int(d) for d in text.split(","))

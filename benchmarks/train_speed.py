@@ -17,17 +17,14 @@ Writes runs/train_speed/{results.json, results.md}.
 import argparse
 
 from advjax.experiments import train_speed
-
-
-def _shape(text):
-  return tuple(int(d) for d in text.split(","))
+from benchmarks import _args
 
 
 def main(argv=None):
   d = train_speed.TrainSpeedConfig()
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--model", default=d.model)
-  p.add_argument("--image-shape", type=_shape, default=d.image_shape,
+  p.add_argument("--image-shape", type=_args.shape, default=d.image_shape,
                  help="H,W,C (default 28,28,1)")
   p.add_argument("--num-classes", type=int, default=d.num_classes)
   p.add_argument("--batch", type=int, default=d.batch)

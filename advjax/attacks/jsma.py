@@ -103,8 +103,9 @@ def jsma(model_fn: ModelFn, x: Array, y: Array, *,
       valid = (big_a < 0) & (big_b > 0)
     valid = valid & domain[:, :, None] & domain[:, None, :] & not_self
     score = jnp.where(valid, jnp.abs(big_a) * jnp.abs(big_b), -jnp.inf)
-    best = jnp.argmax(score.reshape(batch, n * n), axis=1)
-    found = jnp.isfinite(jnp.max(score.reshape(batch, n * n), axis=1))
+    flat = score.reshape(batch, n * n)
+    best = jnp.argmax(flat, axis=1)
+    found = jnp.isfinite(jnp.take_along_axis(flat, best[:, None], 1)[:, 0])
     return out, best // n, best % n, found
 
   def cond(state):

@@ -50,9 +50,7 @@ import dataclasses
 import io
 import json
 import os
-import platform
 import re
-import statistics
 import sys
 import time
 import types
@@ -60,13 +58,13 @@ from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
-import jaxlib
 import numpy as np
 from tqdm import tqdm
 
 from advjax import data, losses, models, sinkhorn
 from advjax.attacks import gradient
-from advjax.experiments import torch_peers
+from advjax.experiments import timing, torch_peers
+from advjax.experiments.timing import Timing, time_calls
 
 __all__ = [
     "SpeedConfig",
@@ -154,23 +152,6 @@ class SpeedConfig:
   sinkhorn_reference: Optional[str] = None
 
 
-class Timing(NamedTuple):
-  """Wall-clock times of one measured item, in seconds.
-
-  Attributes:
-    median: median of the timed calls.
-    min: fastest timed call.
-    max: slowest timed call.
-    first_call: the warm-up call (includes compilation for JAX).
-    times: every timed call, in order.
-  """
-  median: float
-  min: float
-  max: float
-  first_call: float
-  times: Tuple[float, ...]
-
-
 class _Item(NamedTuple):
   attack: str
   norm: str
@@ -180,44 +161,6 @@ class _Item(NamedTuple):
   call: Callable[[], object]  # runs the advjax item to completion
   peer: Optional[str]  # name of the torch equivalent, None if there is none
   peer_call: Optional[Callable[[], object]]
-
-
-def _timed(call: Callable[[], object]) -> float:
-  t0 = time.perf_counter()
-  call()
-  return time.perf_counter() - t0
-
-
-def time_calls(calls: Sequence[Callable[[], object]], repeats: int,
-               on_call: Optional[Callable[[int], None]] = None
-               ) -> list[Timing]:
-  """Times each call once as a warm-up, then `repeats` interleaved rounds.
-
-  Every round calls each function once, in order, so a change in machine
-  load during the measurement is shared by all of them.
-
-  Args:
-    calls: functions that run their work to completion (for JAX they must
-      end with `jax.block_until_ready`).
-    repeats: timed calls per function, >= 1.
-    on_call: called with the index of each function before it runs (for a
-      progress bar).
-
-  Returns:
-    One `Timing` per call, in order.
-  """
-  on_call = on_call or (lambda i: None)
-  first = []
-  for i, call in enumerate(calls):
-    on_call(i)
-    first.append(_timed(call))
-  times = [[] for _ in calls]
-  for _ in range(repeats):
-    for i, call in enumerate(calls):
-      on_call(i)
-      times[i].append(_timed(call))
-  return [Timing(statistics.median(t), min(t), max(t), f, tuple(t))
-          for t, f in zip(times, first)]
 
 
 def _check_config(config: SpeedConfig) -> None:
@@ -508,7 +451,7 @@ def _sinkhorn_section(config, key, bar_desc="sinkhorn"):
     n_iters = np.asarray(out.n_iters)
     rows.append({
         "tol": tol, "relaxation": relaxation,
-        **_timing_fields(b, t),
+        **timing.timing_fields(t, b),
         "median_iters": float(np.median(n_iters)),
         "max_iters": int(np.max(n_iters)),
         "converged": int(np.sum(np.asarray(out.converged))),
@@ -529,7 +472,7 @@ def _sinkhorn_section(config, key, bar_desc="sinkhorn"):
   reference = {
       "status": "ok", "directory": config.sinkhorn_reference,
       "maxiters": config.sinkhorn_max_iterations - 1,
-      "iterations": ref_iters, **_timing_fields(b, timings[-1]),
+      "iterations": ref_iters, **timing.timing_fields(timings[-1], b),
       "max_abs_error": ref_err}
   # The same fixed point: both solvers run to convergence in float64.
   tight, why = _import_reference(config.sinkhorn_reference, tight=True)
@@ -551,21 +494,6 @@ def _sinkhorn_section(config, key, bar_desc="sinkhorn"):
       "speed_ratio": _ratio(best["images_per_s"], reference["images_per_s"])}
   result["reference"] = reference
   return result
-
-
-def _timing_fields(batch, t):
-  return {"images_per_s": batch / t.median, "ms_per_batch": 1e3 * t.median,
-          "ms_min": 1e3 * t.min, "ms_max": 1e3 * t.max,
-          "ms_all": [1e3 * s for s in t.times], "first_call_s": t.first_call}
-
-
-def _machine() -> dict:
-  dev = jax.devices()[0]
-  return {"device_kind": dev.device_kind, "platform": dev.platform,
-          "jax_devices": jax.device_count(), "cpu_count": os.cpu_count(),
-          "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-          "python": platform.python_version(),
-          "processor": platform.processor() or platform.machine()}
 
 
 def _ratio(a, b):
@@ -628,8 +556,8 @@ def run(config: SpeedConfig) -> dict:
 
     measured = time_calls([call for _, _, call in group], config.repeats,
                           on_call)
-    for (item, who, _), timing in zip(group, measured):
-      timings[(item.attack, item.norm, who)] = timing
+    for (item, who, _), measured_t in zip(group, measured):
+      timings[(item.attack, item.norm, who)] = measured_t
   bar.close()
   wasserstein = _sinkhorn_section(
       config, jax.random.fold_in(jax.random.key(config.seed), 1))
@@ -641,20 +569,14 @@ def run(config: SpeedConfig) -> dict:
     row = {
         "attack": item.attack, "norm": item.norm, "steps": item.steps,
         "restarts": item.restarts, "gradient_passes": item.passes,
-        "images_per_s": config.batch / t.median,
-        "ms_per_batch": 1e3 * t.median, "ms_min": 1e3 * t.min,
-        "ms_max": 1e3 * t.max, "ms_all": [1e3 * s for s in t.times],
-        "first_call_s": t.first_call,
+        **timing.timing_fields(t, config.batch),
         "overhead": t.median / (item.passes * t_fb),
         "peer": item.peer, "peer_images_per_s": None, "peer_ms_per_batch": None,
         "peer_ms_min": None, "peer_ms_max": None, "peer_ratio": None,
     }
     tp = timings.get((item.attack, item.norm, "peer"))
     if tp is not None:
-      row.update(peer_images_per_s=config.batch / tp.median,
-                 peer_ms_per_batch=1e3 * tp.median, peer_ms_min=1e3 * tp.min,
-                 peer_ms_max=1e3 * tp.max,
-                 peer_ms_all=[1e3 * s for s in tp.times])
+      row.update(timing.timing_fields(tp, config.batch, prefix="peer_"))
       row["peer_ratio"] = _ratio(row["images_per_s"], row["peer_images_per_s"])
     rows.append(row)
 
@@ -662,7 +584,7 @@ def run(config: SpeedConfig) -> dict:
   pgd_rows = {r["norm"]: r for r in rows if r["attack"] == pgd_name}
   results = {
       "config": dataclasses.asdict(config),
-      "machine": _machine(),
+      "machine": timing.machine(),
       "peers": peers,
       "rows": rows,
       "overhead": {n: r["overhead"] for n, r in pgd_rows.items()},

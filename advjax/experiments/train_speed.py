@@ -28,16 +28,15 @@ and `results.md` to `out_dir`:
    device) for both methods; the first epoch includes compilation and is
    reported separately, the rest as their median.
 
-Timing protocol (shared with `advjax.experiments.speed` through its
-`time_calls`): one warm-up call per item, then `repeats` interleaved timed
-calls per item, each ended with `jax.block_until_ready`; the median is
-reported with the min and max.
+Timing protocol (`advjax.experiments.timing.time_calls`, shared with
+`advjax.experiments.speed`): one warm-up call per item, then `repeats`
+interleaved timed calls per item, each ended with `jax.block_until_ready`;
+the median is reported with the min and max.
 """
 import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -46,13 +45,12 @@ import time
 from typing import Optional, Sequence, Tuple
 
 import jax
-import jaxlib
 import numpy as np
 import optax
 from tqdm import tqdm
 
 from advjax import data, models, sharding, training
-from advjax.experiments import speed
+from advjax.experiments import timing
 
 __all__ = ["TrainSpeedConfig", "LOSS_TOLERANCE", "METHODS", "run",
            "format_table"]
@@ -171,18 +169,11 @@ class _Runner:
     return jax.device_get(self._state.params)
 
 
-def _timing_row(timing: speed.Timing, batch: int) -> dict:
-  return {"images_per_s": batch / timing.median,
-          "ms_per_step": 1e3 * timing.median, "ms_min": 1e3 * timing.min,
-          "ms_max": 1e3 * timing.max, "ms_all": [1e3 * t for t in timing.times],
-          "first_call_s": timing.first_call}
-
-
 def _time_items(names, calls, repeats, bar):
   def on_call(i):
     bar.set_postfix_str(names[i], refresh=False)
     bar.update()
-  return speed.time_calls(calls, repeats, on_call)
+  return timing.time_calls(calls, repeats, on_call)
 
 
 def _one_device(config: TrainSpeedConfig) -> dict:
@@ -195,7 +186,7 @@ def _one_device(config: TrainSpeedConfig) -> dict:
             disable=not config.progress) as bar:
     timings = _time_items(list(METHODS), runners, config.repeats, bar)
   rows = {m: {"method": m, "gradient_passes": 1 if m == "standard"
-              else 1 + config.pgd_steps, **_timing_row(t, config.batch)}
+              else 1 + config.pgd_steps, **timing.timing_fields(t, config.batch, per="step")}
           for m, t in zip(METHODS, timings)}
   return {"device": str(mesh.devices.flat[0]), "rows": rows,
           "madry_over_standard": (rows["madry"]["ms_per_step"]
@@ -239,7 +230,7 @@ def _multi_device_child(config: TrainSpeedConfig) -> dict:
     timings = _time_items(names, [runners[k] for k in keys], config.repeats,
                           bar)
   # The compiling call is the checked first step, not time_calls' warm-up.
-  rows = [{"method": m, "devices": d, **_timing_row(t, config.batch),
+  rows = [{"method": m, "devices": d, **timing.timing_fields(t, config.batch, per="step"),
            "first_call_s": first[(m, d)]}
           for (m, d), t in zip(keys, timings)]
   return {"devices": n, "device_kind": jax.devices()[0].device_kind,
@@ -309,17 +300,6 @@ def _digits(config: TrainSpeedConfig) -> dict:
                                   / rows["standard"]["epoch_s"])}
 
 
-def _machine() -> dict:
-  dev = jax.devices()[0]
-  return {"device_kind": dev.device_kind, "platform": dev.platform,
-          "jax_backend": jax.default_backend(),
-          "jax_devices": jax.device_count(), "cpu_count": os.cpu_count(),
-          "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-          "python": platform.python_version(),
-          "processor": platform.processor() or platform.machine(),
-          "gpu_used": jax.default_backend() == "gpu"}
-
-
 def run(config: TrainSpeedConfig) -> dict:
   """Runs the training-throughput benchmark; writes results.json/.md.
 
@@ -342,7 +322,7 @@ def run(config: TrainSpeedConfig) -> dict:
   """
   _check_config(config)
   t_start = time.time()
-  results = {"config": dataclasses.asdict(config), "machine": _machine()}
+  results = {"config": dataclasses.asdict(config), "machine": timing.machine()}
   results["one_device"] = _one_device(config)
   results["multi_device"] = (_multi_device(config) if config.devices
                              else None)
