@@ -1,7 +1,8 @@
 """Adversarial attacks, one module per family (see DESIGN.md section 1)."""
 from advjax.attacks.base import (AttackResult, MinimalResult, attack_loop,
                                  steepest_ascent)
-from advjax.attacks.cw import carlini_wagner_l2
+from advjax.attacks.cw import (carlini_wagner_l0, carlini_wagner_l2,
+                               carlini_wagner_linf)
 from advjax.attacks.deepfool import deepfool
 from advjax.attacks.gradient import bim, fgm, fgsm, illc, noise, pgd
 from advjax.attacks.jsma import jsma
@@ -12,4 +13,5 @@ from advjax.attacks.wasserstein import (SearchResult, WassersteinResult,
 __all__ = ["AttackResult", "MinimalResult", "attack_loop", "steepest_ascent",
            "fgm", "fgsm", "pgd", "bim", "illc", "noise", "WassersteinResult",
            "wasserstein", "SearchResult", "wasserstein_search", "deepfool",
-           "carlini_wagner_l2", "jsma", "lbfgs"]
+           "carlini_wagner_l2", "carlini_wagner_linf", "carlini_wagner_l0",
+           "jsma", "lbfgs"]
