@@ -4,10 +4,12 @@ import argparse
 __all__ = ["add_run_args", "shape"]
 
 
-def add_run_args(p: argparse.ArgumentParser) -> None:
-  """--eval-limit, --workdir, --data-dir, --seed, --distributed."""
-  p.add_argument("--eval-limit", type=int, default=0,
-                 help="evaluate on the first N test examples (0: all)")
+def add_run_args(p: argparse.ArgumentParser, eval_limit: bool = True) -> None:
+  """--eval-limit (unless `eval_limit` is False), --workdir, --data-dir,
+  --seed, --distributed."""
+  if eval_limit:
+    p.add_argument("--eval-limit", type=int, default=0,
+                   help="evaluate on the first N test examples (0: all)")
   p.add_argument("--workdir")
   p.add_argument("--data-dir", help="tfds data_dir or raw files (MNIST IDX, "
                  "CIFAR binary batches)")

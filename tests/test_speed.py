@@ -12,7 +12,11 @@ from advjax.experiments import speed, torch_peers
 
 TINY = dict(batch=8, image_shape=(8, 8, 1), steps=2, restarts=2, repeats=1,
             peers=False, progress=False, sinkhorn_batch=4,
-            sinkhorn_shape=(12, 12, 1), sinkhorn_max_iterations=20)
+            sinkhorn_shape=(12, 12, 1), sinkhorn_max_iterations=20,
+            minimal_repeats=1, deepfool_steps=5, deepfool_peer_batch=2,
+            cw_batch=4, cw_steps=5, cw_paper_batch=4, cw_paper_steps=5,
+            cw_paper_search_steps=2)
+MINIMAL_ATTACKS = ["DeepFool", "CW-L2 1x5", "CW-L2 2x5"]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +28,7 @@ def tiny_results(tmp_path_factory):
 def test_run_structure(tiny_results):
   results, _ = tiny_results
   for key in ("config", "machine", "peers", "rows", "overhead", "peer_ratio",
-              "seconds", "table"):
+              "minimal", "seconds", "table"):
     assert key in results
   assert results["peers"]["status"].startswith("off")
   assert results["machine"]["cpu_count"] >= 1
@@ -65,6 +69,67 @@ def test_files_written(tiny_results):
 def test_bad_config_raises(tmp_path):
   with pytest.raises(ValueError, match="steps"):
     speed.run(speed.SpeedConfig(out_dir=str(tmp_path), **{**TINY, "steps": 0}))
+  with pytest.raises(ValueError, match="cw_paper_search_steps"):
+    speed.run(speed.SpeedConfig(out_dir=str(tmp_path),
+                                **{**TINY, "cw_paper_search_steps": 0}))
+  with pytest.raises(ValueError, match="must differ"):
+    speed.run(speed.SpeedConfig(out_dir=str(tmp_path), **{
+        **TINY, "cw_paper_search_steps": 1,
+        "cw_paper_steps": TINY["cw_steps"]}))
+
+
+def _check_minimal_rows(rows):
+  """The minimal-perturbation rows of a TINY run: timings and quality."""
+  assert [r["attack"] for r in rows] == MINIMAL_ATTACKS
+  # Batches: DeepFool on the whole batch, CW on the first cw_batch images.
+  assert [r["batch"] for r in rows] == [TINY["batch"], 4, 4]
+  for row in rows:
+    for key in ("images_per_s", "ms_per_batch", "ms_per_image",
+                "first_call_s", "median_iters"):
+      assert math.isfinite(row[key]) and row[key] > 0, (row["attack"], key)
+    assert row["ms_per_image"] == pytest.approx(1e3 / row["images_per_s"])
+    assert 0 <= row["success_rate"] <= 1
+    assert (row["mean_l2"] is None) == (row["success_rate"] == 0)
+    if row["mean_l2"] is not None:
+      assert math.isfinite(row["mean_l2"]) and row["mean_l2"] > 0
+  deepfool, cw, cw_paper = rows
+  assert deepfool["success_rate"] >= 0.5  # labels: the model's predictions
+  assert cw["median_iters"] == TINY["cw_steps"]  # no early abort
+  assert cw_paper["median_iters"] <= (TINY["cw_paper_search_steps"]
+                                      * TINY["cw_paper_steps"])
+  assert cw_paper["peer"] is None and cw_paper["peer_ratio"] is None
+
+
+def test_minimal_rows(tiny_results):
+  results, out_dir = tiny_results
+  assert results["minimal"]["status"] == "ok"
+  rows = results["minimal"]["rows"]
+  _check_minimal_rows(rows)
+  for row in rows:
+    assert row["peer_images_per_s"] is None and row["peer_ratio"] is None
+    assert row["peer_success_rate"] is None
+  md = (out_dir / "results.md").read_text()
+  assert "## Minimal-perturbation attacks" in md
+  lines = [line for line in md.splitlines() if line.startswith("| CW-L2 2x5")]
+  assert len(lines) == 1 and "off" in lines[0]
+
+
+def test_minimal_off():
+  cfg = speed.SpeedConfig(**{**TINY, "minimal": False})
+  off = speed._minimal_section(cfg, None, None, None, None, None)  # pylint: disable=protected-access
+  assert off == {"status": "off (minimal=False)", "rows": []}
+
+
+def test_quality_scores_with_the_model():
+  x = np.zeros((3, 2, 2, 1), np.float32)
+  x_adv = x + np.array([0.5, 1., 0.])[:, None, None, None]
+  # A "model" that predicts class 1 where the image moved, else 0.
+  predict = lambda a: (np.abs(a).sum(axis=(1, 2, 3)) > 0).astype(int)
+  q = speed._quality(predict, x_adv, x, np.zeros(3, int), prefix="p_")  # pylint: disable=protected-access
+  assert q["p_success_rate"] == pytest.approx(2 / 3)
+  assert q["p_mean_l2"] == pytest.approx((1. + 2.) / 2)  # successful only
+  none = speed._quality(predict, x, x, np.zeros(3, int))  # pylint: disable=protected-access
+  assert none == {"success_rate": 0., "mean_l2": None}
 
 
 def test_time_calls_interleaves_repeats():
@@ -116,6 +181,28 @@ def test_run_with_peers(tmp_path):
     assert math.isfinite(row["peer_images_per_s"])
     assert row["peer_images_per_s"] > 0 and row["peer_ratio"] > 0
   assert "torchattacks" in (tmp_path / "results.md").read_text()
+  # DeepFool and the fixed-c CW-L2 against torchattacks on the same weights.
+  rows = results["minimal"]["rows"]
+  _check_minimal_rows(rows)
+  deepfool, cw, _ = rows
+  assert deepfool["peer"] == "torchattacks.DeepFool"
+  assert cw["peer"] == "torchattacks.CW"
+  assert deepfool["peer_batch"] == TINY["deepfool_peer_batch"]
+  assert cw["peer_batch"] == cw["batch"]
+  for row in (deepfool, cw):
+    assert math.isfinite(row["peer_images_per_s"])
+    assert row["peer_images_per_s"] > 0 and row["peer_ratio"] > 0
+    assert row["peer_ms_per_image"] == pytest.approx(
+        1e3 / row["peer_images_per_s"])
+    for prefix in ("peer_", "matched_"):
+      assert 0 <= row[prefix + "success_rate"] <= 1
+    assert row["peer_forward_calls"] >= 1
+  # torchattacks.CW calls the net once per Adam step, at most cw_steps.
+  assert cw["peer_forward_calls"] <= TINY["cw_steps"]
+  # Same images: advjax's CW-L2 matches its own full-batch figures.
+  assert cw["matched_success_rate"] == cw["success_rate"]
+  md = (tmp_path / "results.md").read_text()
+  assert "torchattacks.CW has no binary search" in md
 
 
 def test_table_says_when_peers_are_missing(tiny_results):
@@ -124,8 +211,10 @@ def test_table_says_when_peers_are_missing(tiny_results):
   missing["peers"] = {"status": "peers not installed: torch (ImportError)."}
   table = speed.format_table(missing)
   assert "peers not installed" in table
-  rows = [line for line in table.splitlines() if line.startswith("| PGD")]
-  assert rows and all("not installed" in line for line in rows)
+  rows = [line for line in table.splitlines()
+          if line.startswith(("| PGD", "| DeepFool", "| CW-L2"))]
+  assert len(rows) == 4 + len(MINIMAL_ATTACKS)
+  assert all("not installed" in line for line in rows)
 
 
 def test_sinkhorn_section_tiny(tiny_results):

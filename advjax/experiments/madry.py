@@ -24,7 +24,7 @@ from advjax.attacks import gradient
 from advjax.experiments import plots
 
 __all__ = ["MadryConfig", "PRESETS", "PUBLISHED", "resolve", "run",
-           "make_optimizer"]
+           "make_optimizer", "fill_preset", "fit_run", "TRAINING_SETTINGS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,11 +106,17 @@ def resolve(config: MadryConfig) -> MadryConfig:
                      f"{training.METHODS}.")
   preset = {**PRESETS[config.dataset],
             **METHOD_PRESETS.get((config.dataset, config.method), {})}
+  return fill_preset(config, preset, "madry")
+
+
+def fill_preset(config, preset: dict, benchmark: str):
+  """A copy of the dataclass `config` whose None fields take `preset`'s
+  values and whose None `workdir` is `runs/<benchmark>-<dataset>`."""
   fields = {k: (preset[k] if v is None and k in preset else v)
             for k, v in dataclasses.asdict(config).items()}
   if fields["workdir"] is None:
-    fields["workdir"] = os.path.join("runs", f"madry-{config.dataset}")
-  return MadryConfig(**fields)
+    fields["workdir"] = os.path.join("runs", f"{benchmark}-{config.dataset}")
+  return type(config)(**fields)
 
 
 def make_optimizer(cfg, steps_per_epoch: int):
@@ -161,7 +167,20 @@ def _train(cfg, name, method, model, train, mesh):
     kwargs.update(sigma=cfg.sigma, predicted_labels=cfg.predicted_labels)
   if method == "trades":
     kwargs.update(beta=cfg.beta)
-  steps_per_epoch = train.images.shape[0] // cfg.batch_size
+  return fit_run(cfg, name, method, model, train, mesh, settings, **kwargs)
+
+
+# The settings every benchmark's trained model is checked against on reload.
+TRAINING_SETTINGS = ("dataset", "model", "epochs", "batch_size", "optimizer",
+                     "learning_rate", "weight_decay", "schedule", "seed")
+
+
+def fit_run(cfg, name, method, model, train, mesh, settings, **kwargs):
+  """`training.fit` of one of a benchmark's models in `cfg.workdir/name`
+  (resumed or reloaded from there), with the config's optimizer (see
+  `make_optimizer`), epochs, batch size, seed and checkpoint interval.
+  Returns `(FitResult, seconds)`."""
+  steps_per_epoch = max(train.images.shape[0] // cfg.batch_size, 1)
   t0 = time.time()
   res = training.fit(model, make_optimizer(cfg, steps_per_epoch), train,
                      method=method, epochs=cfg.epochs,

@@ -25,6 +25,26 @@ checked to reproduce the logits within 1e-4) and `torchattacks.FGSM`, `PGD`
 and `PGDL2` are timed under the same protocol with
 `torch.set_num_threads(os.cpu_count())`.
 
+The minimal-perturbation section (`minimal=True`) times DeepFool (L2) and
+Carlini-Wagner L2 against the model's own predictions at x (every input
+starts correctly classified), each over `minimal_repeats` interleaved calls
+on the first images of the batch: DeepFool with `deepfool_steps` steps,
+overshoot 0.02 and every other class a candidate (torchattacks' defaults);
+CW-L2 at one fixed c without binary search (`cw_steps` Adam steps on
+`cw_batch` images, early abort off: the algorithm torchattacks.CW runs);
+and CW-L2 at the paper's setting (`cw_paper_search_steps` x
+`cw_paper_steps`, binary search over c, early abort on; advjax only, as
+torchattacks has no binary search), reported per image on `cw_paper_batch`
+images. Speeds are given with the quality of the adversarials each library
+returns, scored alike with the Flax model: the success rate (prediction !=
+label) and the mean L2 distance of the successful ones. With the peers,
+`torchattacks.DeepFool` (a Python loop over images) is timed on the first
+`deepfool_peer_batch` images, beside advjax's quality on those images, and
+`torchattacks.CW` on the same images as advjax; how often each called the
+network is reported, since torchattacks.CW may stop the batch early. The
+weights are random, so decision boundaries lie near the inputs and the
+early-stopping attacks stop sooner than on a trained model.
+
 The Wasserstein section (`sinkhorn=True`) times `sinkhorn.project_wasserstein`
 (jitted here; eps, lam and tol traced) on MNIST-like images: sklearn's 8x8
 digits upsampled bilinearly into the image with a zero border (many pixels
@@ -61,7 +81,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from advjax import data, losses, models, sinkhorn
+from advjax import attacks, data, losses, models, sinkhorn
 from advjax.attacks import gradient
 from advjax.experiments import timing, torch_peers
 from advjax.experiments.timing import Timing, time_calls
@@ -123,6 +143,22 @@ class SpeedConfig:
     sinkhorn_noise: std of the Gaussian noise in `w = x + noise`.
     sinkhorn_reference: directory holding the reference `projected_sinkhorn`
       package; None skips the comparison.
+    minimal: time the minimal-perturbation attacks (DeepFool, CW-L2).
+    minimal_repeats: timed calls per minimal-perturbation row (after one
+      warm-up call); median reported.
+    deepfool_steps: DeepFool's iteration bound (50: the paper's and
+      torchattacks').
+    deepfool_overshoot: DeepFool's overshoot (0.02).
+    deepfool_peer_batch: images `torchattacks.DeepFool` is timed on (it
+      loops over images in Python); the first ones of the batch.
+    cw_batch: images of the fixed-c CW-L2 row (both libraries).
+    cw_steps: Adam steps of the fixed-c CW-L2 row.
+    cw_const: its constant c (torchattacks.CW's default 1).
+    cw_lr: Adam's step size of both CW-L2 rows (0.01, the paper's).
+    cw_paper_batch: images of the paper-setting CW-L2 row.
+    cw_paper_steps: Adam steps per binary-search step of that row (1000).
+    cw_paper_search_steps: its binary-search steps over c (9).
+    All minimal-perturbation batches are capped at `batch`.
   """
   model: str = "wong_mnist"
   image_shape: Tuple[int, int, int] = (28, 28, 1)
@@ -150,6 +186,18 @@ class SpeedConfig:
       (1e-4, 1.5), (1e-7, 1.5), (1e-8, 1.5), (1e-6, 1.), (1e-4, 1.))
   sinkhorn_noise: float = 0.1
   sinkhorn_reference: Optional[str] = None
+  minimal: bool = True
+  minimal_repeats: int = 3
+  deepfool_steps: int = 50
+  deepfool_overshoot: float = 0.02
+  deepfool_peer_batch: int = 16
+  cw_batch: int = 64
+  cw_steps: int = 100
+  cw_const: float = 1.
+  cw_lr: float = 0.01
+  cw_paper_batch: int = 16
+  cw_paper_steps: int = 1000
+  cw_paper_search_steps: int = 9
 
 
 class _Item(NamedTuple):
@@ -161,6 +209,18 @@ class _Item(NamedTuple):
   call: Callable[[], object]  # runs the advjax item to completion
   peer: Optional[str]  # name of the torch equivalent, None if there is none
   peer_call: Optional[Callable[[], object]]
+
+
+class _MinimalItem(NamedTuple):
+  attack: str
+  setting: str  # the attack's parameters, for the report
+  steps: int
+  search_steps: int  # CW's binary-search steps; 0 for DeepFool
+  batch: int
+  call: Callable[[], object]  # runs advjax's attack to a MinimalResult
+  peer: Optional[str]
+  peer_batch: Optional[int]
+  peer_call: Optional[Callable[[], object]]  # torch NCHW adversarials
 
 
 def _check_config(config: SpeedConfig) -> None:
@@ -187,6 +247,31 @@ def _check_config(config: SpeedConfig) -> None:
   if config.eps_linf < 0 or config.eps_l2 < 0:
     raise ValueError("SpeedConfig eps must be >= 0, got "
                      f"{config.eps_linf}, {config.eps_l2}.")
+  if config.minimal:
+    for name in ("minimal_repeats", "deepfool_steps", "deepfool_peer_batch",
+                 "cw_batch", "cw_steps", "cw_paper_batch", "cw_paper_steps",
+                 "cw_paper_search_steps"):
+      if getattr(config, name) < 1:
+        raise ValueError(f"SpeedConfig.{name} must be >= 1, got "
+                         f"{getattr(config, name)}.")
+    if (config.deepfool_overshoot < 0 or config.cw_const < 0
+        or config.cw_lr <= 0):
+      raise ValueError(
+          "SpeedConfig needs deepfool_overshoot >= 0, cw_const >= 0 and "
+          f"cw_lr > 0, got {config.deepfool_overshoot}, {config.cw_const}, "
+          f"{config.cw_lr}.")
+    if (config.cw_paper_search_steps, config.cw_paper_steps) == (
+        1, config.cw_steps):
+      raise ValueError(
+          "SpeedConfig: the paper-setting CW-L2 row (cw_paper_search_steps x "
+          "cw_paper_steps) must differ from the fixed-c row (1 x cw_steps); "
+          "the two rows are named by their setting.")
+
+
+def _jit_call(fn, *args):
+  """`fn` jitted, as a call on `args` that runs it to completion."""
+  jitted = jax.jit(fn)
+  return lambda: jax.block_until_ready(jitted(*args))
 
 
 def _jax_items(config, model, variables, x, y, key):
@@ -209,23 +294,32 @@ def _jax_items(config, model, variables, x, y, key):
                           restarts=restarts)
     return attack
 
-  def call(fn, *args):
-    jitted = jax.jit(fn)
-    return lambda: jax.block_until_ready(jitted(*args))
-
   k, r = config.steps, config.restarts
-  items = [("fwd+bwd", "-", 0, 1, 1, call(forward_backward, variables, x, y))]
+  items = [("fwd+bwd", "-", 0, 1, 1,
+            _jit_call(forward_backward, variables, x, y))]
   for norm, eps in (("linf", config.eps_linf), ("l2", config.eps_l2)):
     eps = jnp.asarray(eps, jnp.float32)
     items += [
         ("FGSM" if norm == "linf" else "FGM", norm, 1, 1, 1,
-         call(fgm(norm), variables, x, y, eps)),
-        (f"PGD-{k}", norm, k, 1, k, call(pgd(norm, 1), variables, x, y, eps,
-                                         key)),
+         _jit_call(fgm(norm), variables, x, y, eps)),
+        (f"PGD-{k}", norm, k, 1, k,
+         _jit_call(pgd(norm, 1), variables, x, y, eps, key)),
         (f"PGD-{k}x{r}", norm, k, r, k * r,
-         call(pgd(norm, r), variables, x, y, eps, key)),
+         _jit_call(pgd(norm, r), variables, x, y, eps, key)),
     ]
   return items
+
+
+def _torch_inputs(x_nhwc, y):
+  """`(x NCHW float32, y int64)` as torch tensors."""
+  import torch  # pylint: disable=import-outside-toplevel
+  return (torch_peers.to_nchw(x_nhwc),
+          torch.from_numpy(np.asarray(y).astype(np.int64)))
+
+
+def _attack_call(atk, xt, yt):
+  """A torchattacks attack as a call on `(xt, yt)`."""
+  return lambda: atk(xt, yt)
 
 
 def _peer_calls(config, net, x_nhwc, y):
@@ -233,8 +327,7 @@ def _peer_calls(config, net, x_nhwc, y):
   import torch  # pylint: disable=import-outside-toplevel
   import torchattacks  # pylint: disable=import-outside-toplevel
 
-  xt = torch_peers.to_nchw(x_nhwc)
-  yt = torch.from_numpy(np.asarray(y).astype(np.int64))
+  xt, yt = _torch_inputs(x_nhwc, y)
   k = config.steps
 
   def forward_backward():
@@ -243,7 +336,7 @@ def _peer_calls(config, net, x_nhwc, y):
     return torch.autograd.grad(loss, z)[0]
 
   def attack_call(atk):
-    return lambda: atk(xt, yt)
+    return _attack_call(atk, xt, yt)
 
   calls = {
       ("fwd+bwd", "-"): ("torch autograd", forward_backward),
@@ -286,6 +379,179 @@ def _setup_peers(config, variables, x, logits):
   status = {"status": "ok", "logit_max_abs_diff": diff,
             **torch_peers.versions()}
   return status, net
+
+
+def _minimal_batches(config):
+  """Images per call of each minimal-perturbation measurement (the first
+  ones of the batch): advjax's DeepFool, torchattacks' DeepFool, the fixed-c
+  CW-L2 (both libraries) and the paper-setting CW-L2."""
+  return {name: min(n, config.batch) for name, n in (
+      ("deepfool", config.batch), ("deepfool_peer", config.deepfool_peer_batch),
+      ("cw", config.cw_batch), ("cw_paper", config.cw_paper_batch))}
+
+
+def _minimal_peer_calls(config, net, x_nhwc, y, batches):
+  """torchattacks' DeepFool and CW keyed by the advjax row they pair with:
+  (peer name, batch, call returning the NCHW adversarials)."""
+  import torchattacks  # pylint: disable=import-outside-toplevel
+  xt, yt = _torch_inputs(x_nhwc, y)
+
+  def attack_call(atk, n):
+    return _attack_call(atk, xt[:n], yt[:n])
+
+  b_df, b_cw = batches["deepfool_peer"], batches["cw"]
+  return {
+      "DeepFool": ("torchattacks.DeepFool", b_df, attack_call(
+          torchattacks.DeepFool(net, steps=config.deepfool_steps,
+                                overshoot=config.deepfool_overshoot), b_df)),
+      f"CW-L2 1x{config.cw_steps}": ("torchattacks.CW", b_cw, attack_call(
+          torchattacks.CW(net, c=config.cw_const, kappa=0,
+                          steps=config.cw_steps, lr=config.cw_lr), b_cw)),
+  }
+
+
+def _minimal_items(config, model, variables, x, y, net):
+  """The minimal-perturbation measurements, with their torch peers when
+  `net` (the replica) is given; `y` are the model's predictions at x."""
+  b = _minimal_batches(config)
+  peer_calls = ({} if net is None
+                else _minimal_peer_calls(config, net, x, y, b))
+
+  def deepfool(variables, x, y, overshoot):
+    return attacks.deepfool(
+        models.model_fn(model, variables), x, y, norm="l2",
+        steps=config.deepfool_steps, overshoot=overshoot,
+        num_candidates=config.num_classes, return_result=True)
+
+  def cw(steps, search_steps, abort_early):
+    def attack(variables, x, y, const, learning_rate):
+      return attacks.carlini_wagner_l2(
+          models.model_fn(model, variables), x, y, steps=steps,
+          binary_search_steps=search_steps, initial_const=const,
+          learning_rate=learning_rate, abort_early=abort_early,
+          return_result=True)
+    return attack
+
+  def call(fn, n, *args):
+    return _jit_call(fn, variables, x[:n], y[:n],
+                     *(jnp.asarray(a, jnp.float32) for a in args))
+
+  k, lr = config.cw_steps, config.cw_lr
+  s, kp = config.cw_paper_search_steps, config.cw_paper_steps
+  paper_const = 1e-3  # the paper's initial c (and advjax's default)
+  items = [
+      ("DeepFool", f"L2, {config.deepfool_steps} steps, overshoot "
+       f"{config.deepfool_overshoot:g}, all classes", config.deepfool_steps, 0,
+       b["deepfool"], call(deepfool, b["deepfool"],
+                           config.deepfool_overshoot)),
+      (f"CW-L2 1x{k}", f"c {config.cw_const:g} fixed, {k} Adam steps, lr "
+       f"{lr:g}, no early abort", k, 1, b["cw"],
+       call(cw(k, 1, False), b["cw"], config.cw_const, lr)),
+      (f"CW-L2 {s}x{kp}", f"binary search from c {paper_const:g}, {s} x "
+       f"{kp} Adam steps, lr {lr:g}, early abort", kp, s, b["cw_paper"],
+       call(cw(kp, s, True), b["cw_paper"], paper_const, lr)),
+  ]
+  return [_MinimalItem(*item, *peer_calls.get(item[0], (None, None, None)))
+          for item in items]
+
+
+def _calls_counted(net, call):
+  """Runs `call` once; returns its output and how often it called `net`."""
+  count = [0]
+  handle = net.register_forward_pre_hook(
+      lambda *_: count.__setitem__(0, count[0] + 1))
+  try:
+    out = call()
+  finally:
+    handle.remove()
+  return out, count[0]
+
+
+def _quality(predict, x_adv, x, y, prefix=""):
+  """Adversarials `x_adv` of `x` (labels `y`) scored by the model's
+  predictions: success_rate (prediction != y) and mean_l2 (the mean L2
+  distance of the successful ones; None if none), each after `prefix`."""
+  x_adv, x = np.asarray(x_adv), np.asarray(x)
+  success = np.asarray(predict(x_adv)) != np.asarray(y)
+  l2 = np.sqrt(np.sum((x_adv - x).reshape(len(x), -1) ** 2, axis=1))
+  return {prefix + "success_rate": float(np.mean(success)),
+          prefix + "mean_l2": float(np.mean(l2[success])) if success.any()
+                              else None}
+
+
+def _minimal_section(config, model, variables, x, y, net):
+  """Times DeepFool and CW-L2 (and torchattacks' when `net` is given) and
+  scores their adversarials; returns {'status', 'rows'}. `y`: the model's
+  predictions at x, so every input starts correctly classified."""
+  if not config.minimal:
+    return {"status": "off (minimal=False)", "rows": []}
+  items = _minimal_items(config, model, variables, x, y, net)
+  groups = [[((item.attack, "advjax"), item.call) for item in items],
+            [((item.attack, "peer"), item.peer_call) for item in items
+             if item.peer_call is not None]]
+  timings = _time_groups(groups, config.minimal_repeats, "minimal",
+                         config.progress)
+  predict = jax.jit(
+      lambda x: jnp.argmax(model.apply(variables, x, train=False), axis=-1))
+  rows = []
+  for item in items:
+    t, n = timings[(item.attack, "advjax")], item.batch
+    out = item.call()
+    row = {
+        "attack": item.attack, "norm": "l2", "setting": item.setting,
+        "steps": item.steps, "search_steps": item.search_steps, "batch": n,
+        **timing.timing_fields(t, n), "ms_per_image": 1e3 * t.median / n,
+        "median_iters": float(np.median(np.asarray(out.n_iters))),
+        **_quality(predict, out.x_adv, x[:n], y[:n]),
+        "peer_batch": item.peer_batch, "peer_ms_per_image": None,
+        "peer_forward_calls": None, "peer_success_rate": None,
+        "peer_mean_l2": None, "matched_success_rate": None,
+        "matched_mean_l2": None}
+    tp = timings.get((item.attack, "peer"))
+    row.update(_peer_fields(item.peer, tp, item.peer_batch,
+                            row["images_per_s"]))
+    if tp is not None:
+      m = item.peer_batch
+      adv, calls = _calls_counted(net, item.peer_call)
+      row.update(
+          peer_ms_per_image=1e3 * tp.median / m, peer_forward_calls=calls,
+          **_quality(predict, adv.detach().numpy().transpose(0, 2, 3, 1),
+                     x[:m], y[:m], prefix="peer_"),
+          **_quality(predict, out.x_adv[:m], x[:m], y[:m],
+                     prefix="matched_"))
+    rows.append(row)
+  return {"status": "ok", "rows": rows}
+
+
+def _peer_fields(peer, t, batch, images_per_s):
+  """A row's peer columns: the peer's name, its timing of `batch` images
+  (prefix peer_) and `peer_ratio` = advjax images/s / the peer's; None where
+  the peer did not run (`t` None)."""
+  fields = {"peer": peer, "peer_images_per_s": None, "peer_ms_per_batch": None,
+            "peer_ms_min": None, "peer_ms_max": None, "peer_ratio": None}
+  if t is not None:
+    fields.update(timing.timing_fields(t, batch, prefix="peer_"))
+    fields["peer_ratio"] = _ratio(images_per_s, fields["peer_images_per_s"])
+  return fields
+
+
+def _time_groups(groups, repeats, desc, progress):
+  """Times groups of `(key, call)`, one group after the other, each with
+  `time_calls` (advjax first, then torch: the two runtimes' thread pools
+  never overlap); returns {key: Timing}."""
+  bar = tqdm(total=sum(len(g) for g in groups) * (repeats + 1), desc=desc,
+             disable=not progress)
+  timings = {}
+  for group in groups:
+
+    def on_call(i, group=group):
+      bar.set_postfix_str(" ".join(group[i][0]), refresh=False)
+      bar.update()
+
+    measured = time_calls([call for _, call in group], repeats, on_call)
+    timings.update(zip([key for key, _ in group], measured))
+  bar.close()
+  return timings
 
 
 def mnist_like_images(batch: int, image_shape: Sequence[int]) -> np.ndarray:
@@ -511,9 +777,15 @@ def run(config: SpeedConfig) -> dict:
     check), 'rows' (one per attack and norm: images_per_s, ms_per_batch,
     ms_min, ms_max, ms_all, first_call_s, overhead, and the peer's
     figures and `peer_ratio` = advjax images/s / peer images/s), 'overhead'
-    and 'peer_ratio' of PGD-k per norm, 'sinkhorn' (the projection's
-    images/s, iterations, and the reference's figures, speed ratio and
-    agreement when run), 'seconds', and 'table' (markdown).
+    and 'peer_ratio' of PGD-k per norm, 'minimal' (status and rows of
+    DeepFool and CW-L2: attack, setting, steps, search_steps, batch, the
+    timing fields, ms_per_image, median_iters, success_rate, mean_l2, the
+    peer's timing fields, peer_batch, peer_ms_per_image,
+    peer_forward_calls, peer_success_rate, peer_mean_l2, peer_ratio, and
+    matched_success_rate / matched_mean_l2: advjax on the peer's images),
+    'sinkhorn' (the projection's images/s, iterations, and the reference's
+    figures, speed ratio and agreement when run), 'seconds', and 'table'
+    (markdown).
 
   Raises:
     ValueError: for a bad config.
@@ -540,25 +812,12 @@ def run(config: SpeedConfig) -> dict:
       _Item(a, n, s, r, p, c, *peer_calls.get((a, n), (None, None)))
       for a, n, s, r, p, c in _jax_items(config, model, variables, x, y,
                                          k_attack)]
-  # advjax first, then torch: the two runtimes' thread pools never overlap.
-  groups = [[(item, "advjax", item.call) for item in items],
-            [(item, "peer", item.peer_call) for item in items
-             if item.peer_call is not None]]
-  bar = tqdm(total=sum(len(g) for g in groups) * (config.repeats + 1),
-             desc="speed", disable=not config.progress)
-  timings = {}
-  for group in groups:
-
-    def on_call(i, group=group):
-      item, who, _ = group[i]
-      bar.set_postfix_str(f"{who} {item.attack} {item.norm}", refresh=False)
-      bar.update()
-
-    measured = time_calls([call for _, _, call in group], config.repeats,
-                          on_call)
-    for (item, who, _), measured_t in zip(group, measured):
-      timings[(item.attack, item.norm, who)] = measured_t
-  bar.close()
+  groups = [[((item.attack, item.norm, "advjax"), item.call) for item in items],
+            [((item.attack, item.norm, "peer"), item.peer_call)
+             for item in items if item.peer_call is not None]]
+  timings = _time_groups(groups, config.repeats, "speed", config.progress)
+  minimal = _minimal_section(config, model, variables, x,
+                             jnp.argmax(logits, axis=-1), net)
   wasserstein = _sinkhorn_section(
       config, jax.random.fold_in(jax.random.key(config.seed), 1))
 
@@ -571,13 +830,10 @@ def run(config: SpeedConfig) -> dict:
         "restarts": item.restarts, "gradient_passes": item.passes,
         **timing.timing_fields(t, config.batch),
         "overhead": t.median / (item.passes * t_fb),
-        "peer": item.peer, "peer_images_per_s": None, "peer_ms_per_batch": None,
-        "peer_ms_min": None, "peer_ms_max": None, "peer_ratio": None,
     }
-    tp = timings.get((item.attack, item.norm, "peer"))
-    if tp is not None:
-      row.update(timing.timing_fields(tp, config.batch, prefix="peer_"))
-      row["peer_ratio"] = _ratio(row["images_per_s"], row["peer_images_per_s"])
+    row.update(_peer_fields(item.peer, timings.get((item.attack, item.norm,
+                                                    "peer")),
+                            config.batch, row["images_per_s"]))
     rows.append(row)
 
   pgd_name = f"PGD-{config.steps}"
@@ -590,6 +846,7 @@ def run(config: SpeedConfig) -> dict:
       "overhead": {n: r["overhead"] for n, r in pgd_rows.items()},
       "overhead_target": OVERHEAD_TARGET,
       "peer_ratio": {n: r["peer_ratio"] for n, r in pgd_rows.items()},
+      "minimal": minimal,
       "sinkhorn": wasserstein,
       "seconds": time.time() - t_start,
   }
@@ -644,11 +901,9 @@ def format_table(results: dict) -> str:
   for r in results["rows"]:
     overhead = ("1 (ref)" if r["attack"] == "fwd+bwd"
                 else f"{r['overhead']:.2f}")
-    if not peer_ok:
-      peer_cells = ("not installed" if "not installed" in peers["status"]
-                    else "off", "-")
-    elif r["peer"] is None:
-      peer_cells = ("n/a", "-")
+    missing = _missing_peer(peers, r)
+    if missing is not None:
+      peer_cells = (missing, "-")
     else:
       peer_cells = (f"{r['peer_images_per_s']:.0f}", f"{r['peer_ratio']:.2f}")
     lines.append(
@@ -671,7 +926,85 @@ def format_table(results: dict) -> str:
   if peer_ok:
     tail.append("- torch rows: plain autograd for fwd+bwd; torchattacks has "
                 "no L2 FGM and no PGD restarts (n/a).")
-  return "\n".join(head + lines + tail + _sinkhorn_table(results))
+  return "\n".join(head + lines + tail + _minimal_table(results)
+                   + _sinkhorn_table(results))
+
+
+def _missing_peer(peers: dict, row: dict) -> Optional[str]:
+  """Why a row has no peer figures ('not installed', 'off' or 'n/a'); None
+  when it has them."""
+  if peers["status"] != "ok":
+    return "not installed" if "not installed" in peers["status"] else "off"
+  return "n/a" if row["peer"] is None else None
+
+
+def _rate(images_per_s: float) -> str:
+  """Images/s to 3 significant digits, without exponents."""
+  return (f"{images_per_s:.0f}" if images_per_s >= 100
+          else f"{images_per_s:.3g}")
+
+
+def _minimal_table(results: dict) -> list[str]:
+  mn = results.get("minimal")
+  if mn is None or mn["status"] != "ok":
+    return [] if mn is None else ["", f"Minimal-perturbation attacks: "
+                                  f"{mn['status']}"]
+  cfg, peers = results["config"], results["peers"]
+
+  def quality(r, prefix=""):
+    return (f"{100 * r[prefix + 'success_rate']:.0f}%, "
+            f"{_fmt(r[prefix + 'mean_l2'], '.3f', '-')}")
+
+  lines = [
+      "", "## Minimal-perturbation attacks (DeepFool, Carlini-Wagner L2)", "",
+      "Labels: the model's predictions at x, so every input starts correctly "
+      "classified; batch: the first images of the batch above. Quality of "
+      "the adversarials each library returns, scored alike with the Flax "
+      "model: success rate (prediction != label), mean L2 distance of the "
+      f"successful ones. Median of {cfg['minimal_repeats']} interleaved "
+      "calls after a warm-up call. iterations: advjax's median per example "
+      "(DeepFool: steps taken; CW: Adam steps over the whole search); torch "
+      "forward calls: how often torchattacks called the network in one "
+      "attack.",
+      "",
+      "| attack | setting | batch | images/s | ms/image | ms/batch min-max | "
+      "iterations | success, mean L2 | torch batch | torch images/s | "
+      "torch forward calls | torch success, mean L2 (advjax on those "
+      "images) | advjax / torch |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  for r in mn["rows"]:
+    missing = _missing_peer(peers, r)
+    if missing is not None:
+      peer_cells = ("-", missing, "-", "-", "-")
+    else:
+      peer_cells = (str(r["peer_batch"]), _rate(r["peer_images_per_s"]),
+                    str(r["peer_forward_calls"]),
+                    f"{quality(r, 'peer_')} ({quality(r, 'matched_')})",
+                    f"{r['peer_ratio']:.2f}")
+    lines.append(
+        f"| {r['attack']} | {r['setting']} | {r['batch']} | "
+        f"{_rate(r['images_per_s'])} | {r['ms_per_image']:.3g} | "
+        f"{r['ms_min']:.1f}-{r['ms_max']:.1f} | {r['median_iters']:.0f} | "
+        f"{quality(r)} | " + " | ".join(peer_cells) + " |")
+  tail = [
+      "",
+      "- DeepFool: advjax runs the batch in one loop (candidates' gradients "
+      "by vmapped VJPs); torchattacks.DeepFool loops over the images in "
+      "Python (one forward and one backward pass per class, per image and "
+      "step), hence its smaller batch.",
+      "- CW-L2 1xk: one fixed c, no binary search: the algorithm "
+      "torchattacks.CW runs (kappa 0); advjax's early abort is off, while "
+      "torchattacks.CW stops the whole batch once its summed cost has risen "
+      "since the previous check (every k/10 steps): its forward calls are "
+      "the steps it ran.",
+      f"- CW-L2 {cfg['cw_paper_search_steps']}x{cfg['cw_paper_steps']}: the "
+      "paper's setting, per-example binary search over c with early abort; "
+      "advjax only (n/a: torchattacks.CW has no binary search).",
+      "- the weights are random, so decision boundaries lie near the inputs: "
+      "DeepFool and the early abort stop sooner than on a trained model.",
+  ]
+  return lines + tail
 
 
 def _sinkhorn_table(results: dict) -> list[str]:

@@ -184,14 +184,9 @@ def resolve(config: WassersteinConfig) -> WassersteinConfig:
   if config.dataset not in PRESETS:
     raise ValueError(f"No Wasserstein preset for dataset {config.dataset!r}; "
                      f"known: {sorted(PRESETS)}.")
-  preset = PRESETS[config.dataset]
-  fields = {k: (preset[k] if v is None and k in preset else v)
-            for k, v in dataclasses.asdict(config).items()}
-  if fields["workdir"] is None:
-    fields["workdir"] = os.path.join("runs", f"wasserstein-{config.dataset}")
-  if fields["linf_eval_eps"] is not None:
-    fields["linf_eval_eps"] = tuple(fields["linf_eval_eps"])
-  cfg = WassersteinConfig(**fields)
+  cfg = madry.fill_preset(config, PRESETS[config.dataset], "wasserstein")
+  if cfg.linf_eval_eps is not None:
+    cfg = dataclasses.replace(cfg, linf_eval_eps=tuple(cfg.linf_eval_eps))
   for name in ("eps", "lam", "train_eps0", "search_eps0", "linf_eps"):
     if not getattr(cfg, name) > 0:
       raise ValueError(f"WassersteinConfig.{name} must be > 0, got "
@@ -250,9 +245,7 @@ _METHOD = {"standard": "standard", "linf": "madry",
 def _train(cfg, name, model, train, mesh):
   """Trains (or resumes, or reloads) one of the three models."""
   method = _METHOD[name]
-  settings = {k: getattr(cfg, k) for k in (
-      "dataset", "model", "epochs", "batch_size", "optimizer",
-      "learning_rate", "weight_decay", "schedule", "seed")}
+  settings = {k: getattr(cfg, k) for k in madry.TRAINING_SETTINGS}
   kwargs = {}
   if name == "linf":
     settings.update(linf_eps=cfg.linf_eps, linf_steps=cfg.linf_steps,
@@ -263,15 +256,8 @@ def _train(cfg, name, model, train, mesh):
         "lam", "kernel_size", "train_eps0", "train_factor",
         "train_grow_every", "train_steps", "train_sinkhorn_iterations")})
     kwargs.update(eps=cfg.train_eps0, attack=_train_attack(cfg, name))
-  steps_per_epoch = max(train.images.shape[0] // cfg.batch_size, 1)
-  t0 = time.time()
-  res = training.fit(model, madry.make_optimizer(cfg, steps_per_epoch), train,
-                     method=method, epochs=cfg.epochs,
-                     batch_size=cfg.batch_size, seed=cfg.seed,
-                     workdir=os.path.join(cfg.workdir, name),
-                     save_every=cfg.save_every, settings=settings, mesh=mesh,
-                     progress=cfg.progress, desc=f"train {name}", **kwargs)
-  return res, time.time() - t0
+  return madry.fit_run(cfg, name, method, model, train, mesh, settings,
+                       **kwargs)
 
 
 def _make_search(cfg, apply_fn):

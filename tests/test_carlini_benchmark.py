@@ -1,0 +1,112 @@
+"""Tests for advjax/experiments/carlini.py (Carlini & Wagner's Table IV)."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from advjax import data
+from advjax.experiments import carlini as C
+
+
+def test_presets_follow_the_paper():
+  mnist = C.resolve(C.CarliniConfig(dataset="mnist"))
+  assert (mnist.model, mnist.temperature, mnist.n_images) == (
+      "carlini_mnist", 100., 1000)
+  assert (mnist.cw_l2_search_steps, mnist.cw_l2_steps, mnist.cw_linf_steps,
+          mnist.cw_linf_learning_rate, mnist.cw_l0_steps) == (
+              9, 1000, 1000, 5e-3, 1000)
+  assert (mnist.optimizer, mnist.learning_rate, mnist.epochs) == (
+      "sgd", 0.01, 50)
+  assert C.resolve(C.CarliniConfig(dataset="cifar10")).model == "carlini_cifar"
+  assert C.resolve(C.CarliniConfig(n_images=7)).n_images == 7  # flag wins
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("attacks", ("cw_l3",), "unknown"), ("n_images", 0, "n_images"),
+    ("jsma_gamma", 1.5, "jsma_gamma"), ("temperature", 0., "temperature"),
+    ("dataset", "imagenet", "No Carlini preset")])
+def test_bad_settings_raise(field, value, match):
+  with pytest.raises(ValueError, match=match):
+    C.resolve(C.CarliniConfig(**{field: value}))
+
+
+def test_case_summary():
+  dist = np.array([[1., 2., 3.], [4., 5., 6.], [7., 8., 9.]])
+  ok = np.array([[True, True, True], [False, True, True],
+                 [False, False, False]])
+  s = C.case_summary(dist, ok)
+  # Best: image 0 -> 1, image 1 -> 5 (4 failed), image 2 none.
+  assert s["best"] == {"success": pytest.approx(2 / 3), "distortion": 3.}
+  # Worst: only image 0 reached every target (its hardest: 3).
+  assert s["worst"] == {"success": pytest.approx(1 / 3), "distortion": 3.}
+  assert s["average"]["success"] == pytest.approx(5 / 9)
+  assert s["average"]["distortion"] == pytest.approx((1 + 2 + 3 + 5 + 6) / 5)
+  none = C.case_summary(dist, np.zeros_like(ok))
+  assert none["best"] == {"success": 0., "distortion": None}
+
+
+def _linear(n=6, d=16):
+  """A linear binary model and points at known Linf distances from its
+  boundary: targeted sign steps towards class 1 gain eps |w|_1."""
+  rng = np.random.default_rng(0)
+  w = rng.choice([-1., 1.], d) * rng.uniform(0.5, 1.5, d)
+  b = -0.5 * w.sum()
+  eps_min = np.linspace(0.0512, 0.1973, n)  # off the FGSM grid
+  # x = 0.5 moved along w so that w.x + b = -eps_min |w|_1 (class 0).
+  x = 0.5 - np.outer(eps_min * np.abs(w).sum(), w) / (w @ w)
+  assert x.min() - eps_min.max() > 0 and x.max() + eps_min.max() < 1
+
+  def model_fn(z):
+    v = z.reshape(z.shape[0], -1) @ jnp.asarray(w, jnp.float32) + b
+    return jnp.stack([-v / 2, v / 2], 1)
+
+  return model_fn, x.reshape(n, d, 1, 1).astype(np.float32), eps_min
+
+
+def test_fgsm_and_igs_find_the_smallest_eps():
+  model_fn, x, eps_min = _linear()
+  t = jnp.ones(len(x), jnp.int32)
+  adv = jax.jit(lambda x: C.fgsm_search(model_fn, x, t, grid=200))(x)
+  found = np.abs(np.asarray(adv) - x).reshape(len(x), -1).max(1)
+  assert np.all(np.asarray(jnp.argmax(model_fn(adv), 1)) == 1)
+  assert np.all((found >= eps_min - 1e-6) & (found <= eps_min + 1 / 200 + 1e-6))
+  # Untargeted away from class 0: in a binary model, the same eps.
+  un = jax.jit(lambda x: C.fgsm_search(model_fn, x, 1 - t, grid=200,
+                                       targeted=False))(x)
+  np.testing.assert_array_equal(un, adv)
+  adv = jax.jit(lambda x: C.igs_search(model_fn, x, t, steps=10,
+                                       bisections=12))(x)
+  found = np.abs(np.asarray(adv) - x).reshape(len(x), -1).max(1)
+  assert np.all(np.asarray(jnp.argmax(model_fn(adv), 1)) == 1)
+  assert np.all((found >= eps_min - 1e-6) & (found <= eps_min + 2 ** -11))
+
+
+def test_run_writes_tables_and_figures(tmp_path):
+  cfg = C.CarliniConfig(dataset="synthetic", epochs=2, n_images=4,
+                        attacks=("cw_l2", "deepfool", "fgsm_untargeted"),
+                        fgsm_grid=16,
+                        workdir=str(tmp_path), progress=False)
+  res = C.run(cfg)
+  assert set(res["models"]) == {"standard", "distilled"}
+  for m in res["models"].values():
+    assert set(m["attacks"]) == {"cw_l2", "deepfool", "fgsm_untargeted"}
+    for a in ("deepfool", "fgsm_untargeted"):  # no target: best case only
+      assert m["attacks"][a]["average"] is None
+    for r in m["attacks"].values():
+      assert 0. <= r["best"]["success"] <= 1.
+  assert len(res["images"]) == 4
+  for f in ("results.json", "results.md", "grid_cw_l2.png",
+            "distortion.png"):
+    assert os.path.getsize(tmp_path / f) > 0
+  with open(tmp_path / "results.json") as f:
+    assert json.load(f)["images"] == res["images"]
+  assert "| CW L2 |" in res["table"] and "## distilled model" in res["table"]
+
+
+def test_missing_dataset_says_what_to_do(tmp_path):
+  with pytest.raises(data.DatasetNotFoundError):
+    C.run(C.CarliniConfig(dataset="mnist", data_dir=str(tmp_path / "x"),
+                          workdir=str(tmp_path), progress=False))
