@@ -32,7 +32,7 @@ of each class for the CW attacks: the paper's Figures 3-5) and
 `distortion.png` (average-case distortion per attack, standard vs
 distilled) to the workdir.
 
-Presets (`PRESETS`): `digits` runs offline on 2 CPU cores in about ten
+Presets (`PRESETS`): `digits` runs offline on 2 CPU cores in about 20
 minutes with shortened attack schedules (recorded in the table); `mnist`
 and `cifar10` take the paper's models, training and the authors' attack
 defaults, and need the data prepared with tensorflow-datasets.
