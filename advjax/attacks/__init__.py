@@ -7,6 +7,8 @@ from advjax.attacks.deepfool import deepfool
 from advjax.attacks.gradient import bim, fgm, fgsm, illc, noise, pgd
 from advjax.attacks.jsma import jsma
 from advjax.attacks.lbfgs import lbfgs
+from advjax.attacks.spatial import (SpatialResult, spatial_grid, spatial_pgd,
+                                    spatial_random, spatial_worst_of_k)
 from advjax.attacks.wasserstein import (SearchResult, WassersteinResult,
                                         wasserstein, wasserstein_search)
 
@@ -14,4 +16,5 @@ __all__ = ["AttackResult", "MinimalResult", "attack_loop", "steepest_ascent",
            "fgm", "fgsm", "pgd", "bim", "illc", "noise", "WassersteinResult",
            "wasserstein", "SearchResult", "wasserstein_search", "deepfool",
            "carlini_wagner_l2", "carlini_wagner_linf", "carlini_wagner_l0",
-           "jsma", "lbfgs"]
+           "jsma", "lbfgs", "SpatialResult", "spatial_grid",
+           "spatial_worst_of_k", "spatial_random", "spatial_pgd"]
