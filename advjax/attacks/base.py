@@ -278,6 +278,15 @@ def concrete(v) -> Optional[np.ndarray]:
   return np.asarray(v)
 
 
+def check_nonnegative(name: str, **values) -> None:
+  """Raises a ValueError naming the first of `values` that is concretely
+  negative (traced values are not checked)."""
+  for n, v in values.items():
+    vc = concrete(v)
+    if vc is not None and (vc < 0).any():
+      raise ValueError(f"{name}: {n} must be >= 0, got {vc}.")
+
+
 def check_attack_inputs(model_fn: ModelFn, x, y, *, eps=None,
                         bounds: Bounds = (0., 1.), name: str = "attack",
                         check_labels: bool = True) -> int:

@@ -54,11 +54,9 @@ def _from_tanh(w: Array, bounds: Bounds) -> Array:
   return lo + (hi - lo) * (jnp.tanh(w) + 1.) / 2.
 
 
-def _check_nonnegative(name: str, **values) -> None:
-  for n, v in values.items():
-    vc = base.concrete(v)
-    if vc is not None and (vc < 0).any():
-      raise ValueError(f"{name}: {n} must be >= 0, got {vc}.")
+def _keep(mask: Array, new: Array, old: Array) -> Array:
+  """`new` where the per-example `mask` holds, else `old`."""
+  return jnp.where(per_example(mask, jnp.ndim(new)), new, old)
 
 
 def cw_margin(logits: Array, y: Array, confidence, targeted: bool) -> Array:
@@ -149,7 +147,7 @@ def carlini_wagner_l2(model_fn: ModelFn, x: Array, y: Array, *,
   if steps < 1 or binary_search_steps < 1:
     raise ValueError("carlini_wagner_l2: steps and binary_search_steps must "
                      f"be >= 1, got {steps}, {binary_search_steps}.")
-  _check_nonnegative("carlini_wagner_l2", confidence=confidence,
+  base.check_nonnegative("carlini_wagner_l2", confidence=confidence,
                      initial_const=initial_const, learning_rate=learning_rate)
   dtype = x.dtype
   batch = x.shape[0]
@@ -184,13 +182,12 @@ def carlini_wagner_l2(model_fn: ModelFn, x: Array, y: Array, *,
       ok = cw_success(logits, y, confidence, targeted) & active
       better = ok & (l2 < best_l2)
       best_l2 = jnp.where(better, l2, best_l2)
-      best_adv = jnp.where(per_example(better, nd), x_adv, best_adv)
+      best_adv = _keep(better, x_adv, best_adv)
       step_best = step_best | ok
       updates, new_state = opt.update(g, opt_state, w)
-      act = per_example(active, nd)
-      w = jnp.where(act, optax.apply_updates(w, updates), w)
+      w = _keep(active, optax.apply_updates(w, updates), w)
       opt_state = jax.tree.map(
-          lambda new, old: jnp.where(act, new, old) if new.ndim == nd else new,
+          lambda new, old: _keep(active, new, old) if new.ndim == nd else new,
           new_state, opt_state)
       n = n + active.astype(jnp.int32)
       if abort_early:
@@ -233,18 +230,13 @@ def _check_schedule(name: str, model_fn, x, y, bounds, steps: int,
   base.check_attack_inputs(model_fn, x, y, bounds=bounds, name=name)
   if steps < 1:
     raise ValueError(f"{name}: steps must be >= 1, got {steps}.")
-  _check_nonnegative(name, **nonnegative)
+  base.check_nonnegative(name, **nonnegative)
   f, big = base.concrete(const_factor), base.concrete(largest_const)
   if f is not None and (f <= 1).any():
     raise ValueError(f"{name}: const_factor must be > 1 (c grows until "
                      f"largest_const), got {f}.")
   if big is not None and not np.isfinite(big).all():
     raise ValueError(f"{name}: largest_const must be finite, got {big}.")
-
-
-def _keep(mask: Array, new: Array, old: Array) -> Array:
-  """`new` where the per-example `mask` holds, else `old`."""
-  return jnp.where(per_example(mask, jnp.ndim(new)), new, old)
 
 
 def _schedule(objective, on_success, w0: Array, c0: Array, extra0, *,

@@ -48,10 +48,7 @@ def _check(model_fn, x, y, name, max_angle, max_shift):
   if x.ndim != 4:
     raise ValueError(f"{name}: images must be [B, H, W, C], got shape "
                      f"{x.shape}.")
-  for v, n in ((max_angle, "max_angle"), (max_shift, "max_shift")):
-    vc = base.concrete(v)
-    if vc is not None and (vc < 0).any():
-      raise ValueError(f"{name}: {n} must be >= 0, got {vc}.")
+  base.check_nonnegative(name, max_angle=max_angle, max_shift=max_shift)
 
 
 def _evaluate(model_fn, x, y, loss_fn, angle, tx, ty):
@@ -219,5 +216,5 @@ def spatial_pgd(model_fn: ModelFn, x: Array, y: Array, *, key: PRNGKey,
     return p, best
 
   p, best = lax.fori_loop(0, steps, body, (p0, _start(x)))
-  _, aux = grad_fn(p)  # the last iterate
+  _, aux = objective(p)  # the last iterate (no gradient needed)
   return _finish(_keep_better(best, p, *aux), return_result)
