@@ -26,12 +26,12 @@ class Checkpointer:
   Args:
     directory: the run's workdir (created if missing).
     save_every: save when `step % save_every == 0` (and when forced).
-    keep: number of most recent checkpoints kept.
+    keep: number of most recent checkpoints kept (None: all).
     settings: JSON-able run settings; stored on first use and compared on
       resume (keys that differ raise `CheckpointError`).
   """
 
-  def __init__(self, directory: str, *, save_every: int = 100, keep: int = 3,
+  def __init__(self, directory: str, *, save_every: int = 100, keep: Optional[int] = 3,
                settings: Optional[Mapping[str, Any]] = None):
     self.directory = os.path.abspath(directory)
     os.makedirs(self.directory, exist_ok=True)
@@ -72,6 +72,10 @@ class Checkpointer:
   @property
   def latest_step(self) -> Optional[int]:
     return self._manager.latest_step()
+
+  def all_steps(self) -> list:
+    """The steps of the checkpoints kept, ascending."""
+    return sorted(self._manager.all_steps())
 
   def save(self, step: int, state: Any, *, force: bool = False) -> bool:
     """Saves `state` at `step` if due (or forced); returns whether it saved."""

@@ -19,6 +19,7 @@ NAMES = (
     "preact_resnet18",
     "wide_resnet",
     "gtsrb_cnn",
+    "metzen_detector",
 )
 BN_NAMES = ("preact_resnet18", "wide_resnet")
 DROPOUT_NAMES = ("carlini_mnist", "carlini_cifar", "gtsrb_cnn")

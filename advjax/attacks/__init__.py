@@ -9,6 +9,7 @@ from advjax.attacks.jsma import jsma
 from advjax.attacks.lbfgs import lbfgs
 from advjax.attacks.spatial import (SpatialResult, spatial_grid, spatial_pgd,
                                     spatial_random, spatial_worst_of_k)
+from advjax.attacks.universal import UniversalResult, universal
 from advjax.attacks.wasserstein import (SearchResult, WassersteinResult,
                                         wasserstein, wasserstein_search)
 
@@ -17,4 +18,5 @@ __all__ = ["AttackResult", "MinimalResult", "attack_loop", "steepest_ascent",
            "wasserstein", "SearchResult", "wasserstein_search", "deepfool",
            "carlini_wagner_l2", "carlini_wagner_linf", "carlini_wagner_l0",
            "jsma", "lbfgs", "SpatialResult", "spatial_grid",
-           "spatial_worst_of_k", "spatial_random", "spatial_pgd"]
+           "spatial_worst_of_k", "spatial_random", "spatial_pgd",
+           "UniversalResult", "universal"]

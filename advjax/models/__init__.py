@@ -25,6 +25,7 @@ from advjax.models.cnn import CarliniCNN
 from advjax.models.cnn import CarliniMNIST
 from advjax.models.cnn import GTSRBCNN
 from advjax.models.cnn import MadryCNN
+from advjax.models.cnn import MetzenDetector
 from advjax.models.cnn import WongCNN
 from advjax.models.resnet import PreActBlock
 from advjax.models.resnet import PreActResNet18
@@ -43,6 +44,7 @@ __all__ = [
     "CarliniMNIST",
     "CarliniCIFAR",
     "GTSRBCNN",
+    "MetzenDetector",
     "PreActBlock",
     "PreActResNet18",
     "WideResNet",
@@ -56,6 +58,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "preact_resnet18": PreActResNet18,
     "wide_resnet": WideResNet,
     "gtsrb_cnn": GTSRBCNN,
+    "metzen_detector": MetzenDetector,
 }
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "CarliniMNIST",
     "CarliniCIFAR",
     "GTSRBCNN",
+    "MetzenDetector",
 ]
 
 
@@ -217,3 +218,37 @@ class GTSRBCNN(nn.Module):
     x = nn.relu(nn.Dense(512)(flatten(x)))
     x = nn.Dropout(0.5, deterministic=not train)(x)
     return nn.Dense(self.num_classes)(x)
+
+
+class MetzenDetector(nn.Module):
+  """The adversarial-example detector of Metzen et al. (2017).
+
+  conv96 3x3, relu, maxpool 2x2, conv192 3x3, relu, maxpool 2x2, conv192
+  3x3, relu, conv `num_classes` 1x1, global average pooling: two logits
+  (clean, adversarial) by default. The paper attaches it to feature maps of
+  the classifier; here it reads whatever it is given (the input image in
+  `advjax.analysis.detection`, where the classifier is a different network
+  at every epoch of the study).
+
+  Attributes:
+    num_classes: output logits (2: clean vs adversarial).
+    features: filters of the three 3x3 convolutions.
+
+  References:
+    Metzen, Genewein, Fischer, Bischoff, "On detecting adversarial
+    perturbations", ICLR 2017.
+  """
+  num_classes: int = 2
+  features: tuple[int, int, int] = (96, 192, 192)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Computes logits `[B, num_classes]` from `[B, H, W, C]`."""
+    del train
+    check_nhwc(x, type(self).__name__)
+    f0, f1, f2 = self.features
+    x = _max_pool(nn.relu(nn.Conv(f0, (3, 3), padding="SAME")(x)))
+    x = _max_pool(nn.relu(nn.Conv(f1, (3, 3), padding="SAME")(x)))
+    x = nn.relu(nn.Conv(f2, (3, 3), padding="SAME")(x))
+    x = nn.Conv(self.num_classes, (1, 1))(x)
+    return x.mean(axis=(1, 2))

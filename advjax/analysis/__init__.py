@@ -1,0 +1,26 @@
+"""Analyses of adversarial perturbations (DESIGN.md section 1).
+
+- `destruction`: Kurakin et al.'s destruction rate of adversarial examples
+  under photometric transforms.
+- `transfer`: which perturbation fools which input and which model:
+  sharedness of per-input perturbations, the cost-change transfer of a
+  perturbation to other inputs, transfer matrices between models and the
+  temporal stability profile across the epochs of training.
+- `stability`: whether a perturbation survives added uniform noise or a
+  flipped image (D'Costa & Sriramanan's checks).
+- `detection`: Metzen et al.'s detector trained to tell clean from
+  adversarial inputs.
+"""
+from advjax.analysis.destruction import destruction_rate, destruction_rates
+from advjax.analysis.detection import Detector, detector_accuracy, train_detector
+from advjax.analysis.stability import flip_stability, noise_stability
+from advjax.analysis.transfer import (StabilityProfile, TransferResult,
+                                      cost_change_own_vs_others,
+                                      fooled_across, perturbation_transfer,
+                                      sharedness, temporal_profile)
+
+__all__ = ["destruction_rate", "destruction_rates", "Detector",
+           "train_detector", "detector_accuracy", "noise_stability",
+           "flip_stability", "TransferResult", "perturbation_transfer",
+           "sharedness", "cost_change_own_vs_others",
+           "fooled_across", "StabilityProfile", "temporal_profile"]

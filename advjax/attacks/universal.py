@@ -1,0 +1,144 @@
+"""Universal perturbations: one perturbation for a whole dataset.
+
+`universal` is the basic iterative universal perturbation of Metzen, Kumar,
+Brox and Fischer (2017), used by Metzen's universality study: starting from
+`xi = 0`, each of `iterations` updates takes the gradient of the summed
+loss `sum_k J(f(clip(x_k + xi)), y_k)` over `batches_per_update` (K)
+minibatches of `batch_size` (m) examples drawn from the data, then a step
+of the inner optimizer (default: `step_size * sign`, the BIM step) and a
+projection of `xi` onto the eps ball. `xi` has one example's shape and is
+added to every input (clipped into the box per image).
+
+It is the PGD loop of `advjax.attacks.base` with other pieces: the same
+optax step (`base.make_optimizer`, so Adam or SGD drop in), the same
+projection (`projections.project_ball`) and the same per-example
+objective (`losses.attack_objective`); only the variable is shared by all
+examples and the objective's batch is resampled at every update.
+
+References:
+  Metzen, Kumar, Brox, Fischer, "Universal adversarial perturbations against
+  semantic image segmentation", ICCV 2017.
+  Metzen, "Universality, robustness, and detectability of adversarial
+  perturbations under adversarial training", 2018.
+  Moosavi-Dezfooli, Fawzi, Fawzi, Frossard, "Universal adversarial
+  perturbations", CVPR 2017 (the DeepFool-based original).
+"""
+from typing import NamedTuple, Union
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from advjax import losses, projections
+from advjax.attacks import base
+from advjax.types import Array, Bounds, LossFn, ModelFn, PRNGKey
+
+__all__ = ["UniversalResult", "universal", "apply_universal"]
+
+
+class UniversalResult(NamedTuple):
+  """Output of `universal(..., return_result=True)`.
+
+  Attributes:
+    perturbation: `[H, W, C]` (one example's shape): the universal xi.
+    loss_history: `[iterations]` mean objective over each update's
+      `K * m` examples, before the update.
+  """
+  perturbation: Array
+  loss_history: Array
+
+
+def apply_universal(x: Array, perturbation: Array,
+                    bounds: Bounds = (0., 1.)) -> Array:
+  """`clip(x + perturbation)` for every example of the batch `x`."""
+  return jnp.clip(x + perturbation[None].astype(x.dtype), *bounds)
+
+
+def universal(model_fn: ModelFn, x: Array, y: Array, *, key: PRNGKey, eps,
+              step_size=None, iterations: int = 200, batch_size: int = 128,
+              batches_per_update: int = 10, norm: str = "linf",
+              optimizer: Union[None, str, optax.GradientTransformation] = None,
+              loss: Union[str, LossFn] = "ce", targeted: bool = False,
+              bounds: Bounds = (0., 1.), return_result: bool = False):
+  """A universal perturbation of the data `(x, y)` (basic iterative method).
+
+  Args:
+    model_fn: pure `[B, ...] -> [B, K]` logits.
+    x: `[N, ...]` the data the perturbation is fitted on (the training set,
+      or a subset), inside `bounds`.
+    y: `[N]` int labels (the model's predictions in Metzen's study; the
+      target labels when `targeted`).
+    key: draws the minibatches (without replacement within each).
+    eps: scalar radius of `xi` in `norm`, >= 0 (traced). Metzen: 10/255.
+    step_size: step of the default sign step; default `eps / 4` (Metzen:
+      2.5/255 at eps 10/255). Ignored when `optimizer` is an optax
+      transformation.
+    iterations: updates of `xi` (static; Metzen: 200).
+    batch_size: m, examples per minibatch (static; 128), at most N.
+    batches_per_update: K, minibatches whose gradients are summed into one
+      update (static; 10).
+    norm: 'linf', 'l2' or 'l1' (static).
+    optimizer: None/'steepest', 'adam', 'sgd' or any optax transformation
+      (see `base.make_optimizer`).
+    loss: 'ce', 'cw', 'dlr' or `(logits, labels) -> [B]`.
+    targeted: decrease the loss towards `y` instead.
+    bounds: the box each perturbed image is clipped into.
+    return_result: return a `UniversalResult`.
+
+  Returns:
+    The perturbation `[H, W, C]` (x's per-example shape and dtype, within
+    `eps` in `norm`): one array for the whole dataset, applied with
+    `apply_universal(x, xi)`. Or a `UniversalResult`.
+  """
+  projections.check_norm(norm)
+  if jnp.ndim(eps) != 0:
+    raise ValueError(f"universal: eps must be a scalar (one perturbation for "
+                     f"all examples), got shape {jnp.shape(eps)}.")
+  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
+                           name="universal")
+  n = x.shape[0]
+  if iterations < 0 or batches_per_update < 1 or not 1 <= batch_size <= n:
+    raise ValueError(
+        f"universal: need iterations >= 0, batches_per_update >= 1 and "
+        f"1 <= batch_size <= N = {n}; got iterations={iterations}, "
+        f"batches_per_update={batches_per_update}, batch_size={batch_size}.")
+  eps = jnp.asarray(eps, x.dtype)
+  if step_size is None:
+    step_size = eps / 4.
+  optimizer = base.make_optimizer(optimizer, norm, step_size)
+  objective = losses.attack_objective(loss, targeted)
+
+  def batch_objective(xi, idx):
+    xb = apply_universal(jnp.take(x, idx, axis=0), xi[0], bounds)
+    return jnp.sum(objective(model_fn(xb), jnp.take(y, idx)))
+
+  grad_fn = jax.value_and_grad(batch_objective)
+
+  def project(xi):
+    return projections.project_ball(xi, eps, norm)
+
+  def body(carry, k):
+    xi, opt_state = carry
+    keys = jax.random.split(k, batches_per_update)
+    idx = jax.vmap(lambda kk: jax.random.choice(kk, n, (batch_size,),
+                                                replace=False))(keys)
+
+    def accumulate(acc, i):
+      value, g = grad_fn(xi, i)
+      return (acc[0] + value, acc[1] + g), None
+
+    (total, g), _ = jax.lax.scan(accumulate, (jnp.zeros((), x.dtype),
+                                              jnp.zeros_like(xi)), idx)
+    updates, opt_state = optimizer.update(-g, opt_state, xi)
+    xi = project(xi + updates)
+    return (xi, opt_state), total / (batch_size * batches_per_update)
+
+  # xi carries a batch axis of one so the per-example steps and projections
+  # of the PGD loop apply unchanged.
+  xi0 = jnp.zeros((1,) + x.shape[1:], x.dtype)
+  (xi, _), history = jax.lax.scan(body, (xi0, optimizer.init(xi0)),
+                                  jax.random.split(key, iterations))
+  xi = xi[0].astype(x.dtype)
+  if return_result:
+    return UniversalResult(xi, history)
+  return xi

@@ -1,0 +1,128 @@
+"""Tests for advjax/analysis (destruction rate, transfer, stability,
+detection) on cases whose answers are known by hand."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from advjax import analysis
+
+
+def _mean_model(x):
+  """Class 1 iff the mean pixel exceeds 0.5 (logits linear in the mean)."""
+  m = x.reshape(x.shape[0], -1).mean(1)
+  return jnp.stack([0.5 - m, m - 0.5], -1) * 10.
+
+
+def test_destruction_rate_by_hand():
+  # k:        0      1      2      3      4      5
+  clean = [True, True, True, True, False, True]
+  adv = [False, False, False, True, False, False]
+  trans = [True, False, True, True, True, False]
+  # Counted: k in {0, 1, 2, 5} (clean right, adversarial wrong); restored
+  # by the transform: k = 0 and 2 -> 2 / 4. k = 3 (never fooled) and k = 4
+  # (clean wrong) are not counted, whatever the transform does.
+  assert analysis.destruction_rate(clean, adv, trans) == 0.5
+  assert np.isnan(analysis.destruction_rate([True], [True], [True]))
+  with pytest.raises(ValueError, match="same|one length"):
+    analysis.destruction_rate([True], [True, False], [True])
+
+
+def test_destruction_rates_through_a_model():
+  x = jnp.full((4, 2, 2, 1), 0.3)  # class 0
+  y = jnp.zeros((4,), jnp.int32)
+  x_adv = x.at[:2].set(0.7).at[2:].set(0.45)  # 2 fooled, 2 not
+  rates = analysis.destruction_rates(
+      _mean_model, x, x_adv, y,
+      {"darker": lambda z: z - 0.3, "identity": lambda z: z})
+  assert rates == {"darker": 1.0, "identity": 0.0}
+
+
+def test_transfer_sharedness_and_cost_change():
+  x = jnp.concatenate([jnp.full((3, 2, 2, 1), 0.2),
+                       jnp.full((3, 2, 2, 1), 0.4)])
+  y = jnp.zeros((6,), jnp.int32)
+  # delta_0 = +0.35 fools every image (0.55 and 0.75 > 0.5); delta_1 =
+  # +0.05 fools no one; delta_2 = +0.15 fools only the 0.4 images.
+  delta = jnp.stack([jnp.full((2, 2, 1), v) for v in (0.35, 0.05, 0.15)])
+  res = jax.jit(analysis.perturbation_transfer, static_argnums=0)(
+      _mean_model, x, y, delta)
+  want = np.array([[1] * 6, [0] * 6, [0, 0, 0, 1, 1, 1]], bool)
+  np.testing.assert_array_equal(res.fooled, want)
+  s = analysis.sharedness(res.fooled, np.ones(6, bool))
+  np.testing.assert_allclose(s, [1., 0., 3 / 5])
+  # Only clean-correct others count (input 3 is not).
+  s = analysis.sharedness(res.fooled, np.array([1, 1, 1, 0, 1, 1], bool))
+  np.testing.assert_allclose(s, [1., 0., 2 / 4])
+  own, others = analysis.cost_change_own_vs_others(res.cost_change)
+  c = np.asarray(res.cost_change)
+  np.testing.assert_allclose(own, np.diag(c[:, :3]))
+  np.testing.assert_allclose(others[1], (c[1].sum() - c[1, 1]) / 5,
+                             rtol=1e-6)
+  assert (c[0] > 0).all()  # moving towards class 1 raises class-0 cost
+
+
+def test_temporal_profile_by_hand():
+  # 3 epochs, 2 inputs. Input 0: the epoch-0 perturbation fools every
+  # model (stable). Input 1: each epoch's model is fooled only by its own
+  # epoch's perturbation (min-max yes, max-min only at the last epoch).
+  f = np.zeros((3, 3, 2), bool)
+  f[0, :, 0] = True
+  for t in range(3):
+    f[t, t, 1] = True
+  p = analysis.temporal_profile(f)
+  np.testing.assert_allclose(p.profile[0], [1., .5, .5])
+  np.testing.assert_allclose(p.max_min_from, [.5, 0., .5])
+  assert p.max_min == 1.0  # input 1: its last-epoch perturbation counts
+  assert p.min_max == 1.0
+  f[2, 2, 1] = False  # now the last model is robust on input 1
+  p = analysis.temporal_profile(f)
+  assert p.max_min == 0.5 and p.min_max == 0.5
+  with pytest.raises(ValueError, match=r"\[T, T, N\]"):
+    analysis.temporal_profile(np.zeros((2, 3, 4), bool))
+
+
+def test_fooled_across_models():
+  x_advs = [jnp.full((2, 2, 2, 1), 0.55), jnp.full((2, 2, 2, 1), 0.45)]
+  y = jnp.zeros((2,), jnp.int32)
+  shifted = lambda z: _mean_model(z - 0.1)  # threshold 0.6
+  f = analysis.fooled_across([_mean_model, shifted], x_advs, y)
+  assert f.shape == (2, 2, 2)
+  np.testing.assert_array_equal(f[:, :, 0], [[True, False], [False, False]])
+
+
+def test_noise_and_flip_stability():
+  x = jnp.full((8, 4, 4, 1), 0.3)
+  y = jnp.zeros((8,), jnp.int32)
+  x_adv = x.at[:4].set(0.9).at[4:].set(0.52)  # far from / near the boundary
+  out = analysis.noise_stability(_mean_model, x, x_adv, y,
+                                 key=jax.random.key(0),
+                                 magnitudes=[0.0, 0.3])
+  assert out["still_fooled"][0] == 1.0 and out["clean_accuracy"] == [1., 1.]
+  # Noise of 0.3 leaves the 0.9 images fooled, and makes some of the 0.52
+  # ones correct again.
+  assert 0.5 <= out["still_fooled"][1] < 1.0
+  # A left-right asymmetric perturbation on a model that reads the left
+  # half: it stays when the image is flipped only if it moves with it.
+  left = lambda z: _mean_model(z[:, :, :2])
+  x_adv = x.at[:, :, :2].set(0.8)
+  f = analysis.flip_stability(left, x, x_adv, y)
+  assert f == {"flipped_adversarial": 0.0, "perturbation_on_flipped": 1.0,
+               "flipped_clean_accuracy": 1.0}
+
+
+def test_detector_separates_a_toy_case():
+  rng = np.random.default_rng(0)
+  clean = rng.uniform(0., 0.5, (256, 8, 8, 1)).astype(np.float32)
+  # The "adversarial" inputs carry a fixed checkerboard: separable.
+  board = (np.indices((8, 8)).sum(0) % 2)[None, :, :, None] * 0.4
+  adv = np.clip(rng.uniform(0., 0.5, (256, 8, 8, 1)) + board,
+                0., 1.).astype(np.float32)
+  det = analysis.train_detector(clean[:192], adv[:192], epochs=8,
+                                batch_size=32, learning_rate=3e-3,
+                                features=(8, 16, 16))
+  assert analysis.detector_accuracy(det, clean[192:], adv[192:]) > 0.95
+  # Clean against clean is chance.
+  assert analysis.detector_accuracy(det, clean[192:], clean[192:]) == 0.5
+  with pytest.raises(ValueError, match="alike"):
+    analysis.train_detector(clean, adv[..., 0])
