@@ -44,13 +44,13 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from advjax import data, evaluation, models, sharding, training
+from advjax import evaluation, training
 from advjax.attacks import gradient
 from advjax.attacks.wasserstein import wasserstein_search
 from advjax.experiments import madry, plots
 
 __all__ = ["WassersteinConfig", "PRESETS", "PUBLISHED", "MODELS", "resolve",
-           "run"]
+           "run", "train_model"]
 
 MODELS = ("standard", "linf", "wasserstein")
 
@@ -242,8 +242,10 @@ _METHOD = {"standard": "standard", "linf": "madry",
            "wasserstein": "wasserstein_adaptive"}
 
 
-def _train(cfg, name, model, train, mesh):
-  """Trains (or resumes, or reloads) one of the three models."""
+def train_model(cfg, name, model, train, mesh):
+  """Trains (or resumes, or reloads) one of the three models (`MODELS`) in
+  `cfg.workdir/name`; returns `(FitResult, seconds)`. Also used by
+  `advjax.experiments.spatial`, which evaluates the same three models."""
   method = _METHOD[name]
   settings = {k: getattr(cfg, k) for k in madry.TRAINING_SETTINGS}
   kwargs = {}
@@ -308,18 +310,10 @@ def run(config: WassersteinConfig) -> dict:
   """
   cfg = resolve(config)
   t_start = time.time()
-  os.makedirs(cfg.workdir, exist_ok=True)
-  limit = lambda n: n or None
-  train = data.load(cfg.dataset, "train", data_dir=cfg.data_dir,
-                    limit=limit(cfg.train_limit))
-  test = data.load(cfg.dataset, "test", data_dir=cfg.data_dir,
-                   limit=limit(cfg.eval_limit))
+  train, test, model, apply_fn, mesh = madry.setup(cfg)
   if float(np.min(test.images)) < 0:
     raise ValueError("The Wasserstein threat model treats pixels as mass: "
                      f"{cfg.dataset} images must be nonnegative.")
-  model = models.get_model(cfg.model, num_classes=train.num_classes)
-  apply_fn = lambda v, x: model.apply(v, x, train=False)
-  mesh = sharding.make_mesh()
   eps_grid = np.linspace(0., 2. * cfg.eps, cfg.eps_grid_points)
   linf_attack = functools.partial(gradient.pgd, steps=cfg.linf_eval_steps,
                                   restarts=cfg.linf_eval_restarts)
@@ -332,7 +326,7 @@ def run(config: WassersteinConfig) -> dict:
              "published": PUBLISHED.get(cfg.dataset)}
   examples = {}
   for name in MODELS:
-    fit, train_seconds = _train(cfg, name, model, train, mesh)
+    fit, train_seconds = train_model(cfg, name, model, train, mesh)
     variables = jax.device_get(fit.state.variables)
     t0 = time.time()
     found, x_adv, clean = _wasserstein_eval(cfg, search, variables, test,
