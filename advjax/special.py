@@ -21,7 +21,6 @@ branch point `z = -1/e`, where every iteration on `z` itself loses
 directly, with `z + 1/e` formed in extended precision.
 """
 import fractions
-import functools
 
 import jax
 import jax.numpy as jnp

@@ -27,12 +27,25 @@
   with its own softmax at temperature T and deployed at T = 1 (its plain
   logits). The teacher is the same kind of model trained with `standard`
   at the same `temperature`.
+- `spatial`: cross-entropy on the worst of `k` = 10 uniformly drawn
+  rotations and translations per example (`spatial_worst_of_k`; Engstrom
+  et al. 2019, "Exploring the landscape of spatial robustness",
+  worst-of-10 training).
+- `spatial_augment`: cross-entropy on one uniformly drawn rotation and
+  translation per example (`spatial_random`): data augmentation, the
+  paper's baseline.
+
+The spatial threat model is a range, not a radius: `default_attack(method,
+max_angle=..., max_shift=..., k=...)` fixes it (30 degrees, 3 px, k = 10 by
+default: Engstrom et al.'s 28- and 32-pixel images) and the attack ignores
+the `eps` the step passes, as `standard` ignores it.
 
 While attacking, the model runs in inference mode (batch norm frozen, no
 dropout) and no gradient flows into the parameters; per-step keys are
 `fold_in(state key, step)`.
 """
 import functools
+import os
 import time
 from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence
 
@@ -44,17 +57,19 @@ import optax
 from tqdm import tqdm
 
 from advjax import checkpoint, data, losses, models, sharding
-from advjax.attacks import base, gradient
+from advjax.attacks import base, gradient, spatial
 from advjax.attacks.wasserstein import wasserstein as wasserstein_pgd
 from advjax.attacks.wasserstein import wasserstein_search
 from advjax.types import Array, Bounds, PRNGKey
 
-__all__ = ["METHODS", "TrainState", "FitResult", "fit", "create_train_state",
-           "make_train_step",
-           "make_eval_step", "default_attack"]
+__all__ = ["METHODS", "SPATIAL_METHODS", "TrainState", "FitResult", "fit",
+           "create_train_state", "make_train_step", "make_eval_step",
+           "default_attack", "restore_epoch"]
 
 METHODS = ("standard", "madry", "fgsm_mix", "fgsm_rs", "trades", "wasserstein",
-           "wasserstein_adaptive", "distillation")
+           "wasserstein_adaptive", "distillation", "spatial", "spatial_augment")
+# Methods whose threat model is a rotation/translation range: no eps.
+SPATIAL_METHODS = ("spatial", "spatial_augment")
 
 
 class TrainState(NamedTuple):
@@ -107,7 +122,8 @@ def create_train_state(model: nn.Module, optimizer: optax.GradientTransformation
 
 
 def default_attack(method: str, *, steps: Optional[int] = None, step_size=None,
-                   alpha: float = 1.25) -> Optional[Callable]:
+                   alpha: float = 1.25, max_angle=30., max_shift=3.,
+                   k: int = 10) -> Optional[Callable]:
   """The inner attack of each method with the papers' settings.
 
   madry: PGD-`steps` with a random start (step `2.5 eps / steps` unless
@@ -115,7 +131,12 @@ def default_attack(method: str, *, steps: Optional[int] = None, step_size=None,
   random start; trades: PGD-`steps` on the KL from `0.001 * N(0, 1)`;
   wasserstein: 50 Wasserstein-PGD sign steps of 0.1 (or `steps`/`step_size`
   when given); wasserstein_adaptive: the search with eps0 = eps, factor 1.4
-  every 5 steps, 50 steps (the reference's MNIST training settings).
+  every 5 steps, 50 steps (the reference's MNIST training settings);
+  spatial: the worst of `k` uniform draws of a rotation in
+  `[-max_angle, max_angle]` degrees and shifts in `[-max_shift, max_shift]`
+  pixels (Engstrom et al.: 30 degrees, 3 px, k = 10); spatial_augment: one
+  such draw. The spatial attacks take the contract's `eps` and ignore it:
+  their threat model is the range fixed here.
   """
   if steps is None:
     steps = 50 if method.startswith("wasserstein") else 7
@@ -141,6 +162,21 @@ def default_attack(method: str, *, steps: Optional[int] = None, step_size=None,
           model_fn, x, y, key=key, eps0=eps, factor=1.4, grow_every=5,
           max_steps=steps, step_size=0.1 if step_size is None else step_size)
     return adaptive
+  if method in SPATIAL_METHODS:
+    base.check_nonnegative("default_attack", max_angle=max_angle,
+                           max_shift=max_shift)
+    if method == "spatial" and k < 1:
+      raise ValueError(f"default_attack: k must be >= 1, got {k}.")
+
+    def spatial_attack(model_fn, x, y, *, eps, key):
+      del eps  # a rotation/translation range, not a radius
+      if method == "spatial":
+        return spatial.spatial_worst_of_k(model_fn, x, y, key=key, k=k,
+                                          max_angle=max_angle,
+                                          max_shift=max_shift)
+      return spatial.spatial_random(model_fn, x, y, key=key,
+                                    max_angle=max_angle, max_shift=max_shift)
+    return spatial_attack
   return None
 
 
@@ -163,9 +199,14 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
     optimizer: optax transformation (learning-rate schedule inside).
     method: one of `METHODS`.
     eps: the training threat model's radius (traced into the step as a
-      constant; ignored by `standard`).
+      constant; ignored by `standard` and `distillation`, and by the
+      spatial methods' default attacks, whose threat model is the range
+      given to `default_attack`).
     attack: the inner attack `attack(model_fn, x, y, *, eps, [key])`;
-      default `default_attack(method)`. For `trades` it must accept a
+      default `default_attack(method)` (for `spatial` and
+      `spatial_augment`: 30 degrees, 3 px; pass
+      `default_attack(method, max_angle=..., max_shift=..., k=...)` for
+      another range). For `trades` it must accept a
       `loss=` callable (as `pgd` does), which is set to the KL to the clean
       prediction.
     sigma: clean weight of `fgsm_mix`.
@@ -321,7 +362,8 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
         batch_size: int = 128, seed: int = 0, workdir: Optional[str] = None,
         save_every: int = 100, keep: int = 3, settings: Optional[dict] = None,
         mesh=None, log_every: int = 10, progress: bool = True,
-        desc: str = "train", **step_kwargs) -> FitResult:
+        desc: str = "train", init_variables: Optional[Dict[str, Any]] = None,
+        epoch_checkpoints: bool = False, **step_kwargs) -> FitResult:
   """Trains `model` on `train_data` with `method`, resuming from `workdir`.
 
   Deterministic given `seed`: epoch `e` visits batches in the order of
@@ -345,6 +387,13 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
     log_every: fetch metrics to the host every this many steps.
     progress: show a progress bar (loss, clean and adversarial accuracy).
     desc: the progress bar's label.
+    init_variables: start from these model variables (`{'params', ...}`,
+      e.g. a standard model's `state.variables`) instead of a fresh init:
+      fine-tuning; the optimizer state starts fresh.
+    epoch_checkpoints: also keep the state before the first epoch and at
+      the end of every epoch in `workdir/epochs` (step = epochs done), for
+      studies across the epochs of training; read them back with
+      `restore_epoch`. Needs `workdir`.
     **step_kwargs: forwarded to `make_train_step` (eps, attack, sigma, ...).
 
   Returns:
@@ -362,6 +411,10 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
   total = epochs * steps_per_epoch
   state = create_train_state(model, optimizer, jax.random.key(seed),
                              images.shape[1:])
+  if init_variables is not None:
+    state = _with_variables(state, init_variables)
+  if epoch_checkpoints and workdir is None:
+    raise ValueError("fit: epoch_checkpoints=True needs a workdir.")
   ckpt, resumed_from = None, None
   if workdir is not None:
     ckpt = checkpoint.Checkpointer(
@@ -371,6 +424,9 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
     if ckpt.latest_step is not None:
       state = ckpt.restore(state)
       resumed_from = int(state.step)
+  epochs_ckpt = _epoch_checkpointer(workdir) if epoch_checkpoints else None
+  if epochs_ckpt is not None and epochs_ckpt.latest_step is None:
+    epochs_ckpt.save(0, state, force=True)
   state = sharding.replicate(state, mesh)
   step_fn = sharding.jit_sharded(
       make_train_step(model, optimizer, method, **step_kwargs), mesh,
@@ -401,6 +457,8 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
         bar.update(t + 1 - bar.n)
     seconds = time.perf_counter() - t_epoch
     t_epoch = time.perf_counter()
+    if epochs_ckpt is not None:
+      epochs_ckpt.save(epoch + 1, state, force=True)
     history.append({"epoch": epoch, "seconds": seconds,
                     "images_per_second": steps_per_epoch * batch_size / seconds,
                     **{k: float(v) for k, v in metrics.items()}})
@@ -410,4 +468,50 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
       ckpt.save(int(state.step), state, force=True)
     ckpt.wait()
     ckpt.close()
+  if epochs_ckpt is not None:
+    epochs_ckpt.wait()
+    epochs_ckpt.close()
   return FitResult(state, history, resumed_from)
+
+
+def _with_variables(state: TrainState, variables: Dict[str, Any]) -> TrainState:
+  """`state` with its parameters and batch statistics replaced (shapes
+  checked, so a checkpoint of another model is reported, not broadcast)."""
+  params = variables["params"]
+  want = jax.tree.map(lambda a: (a.shape, a.dtype), state.params)
+  got = jax.tree.map(lambda a: (a.shape, a.dtype), params)
+  if jax.tree.structure(want) != jax.tree.structure(got) or want != got:
+    raise ValueError("fit: init_variables do not match the model (other "
+                     "architecture or number of classes).")
+  # Copies: the compiled step donates the state's buffers, which must not
+  # delete the caller's arrays.
+  copy = lambda tree: jax.tree.map(lambda a: jnp.array(a, copy=True), tree)
+  return state._replace(params=copy(params),
+                        batch_stats=copy(variables.get("batch_stats",
+                                                       state.batch_stats)))
+
+
+def _epoch_checkpointer(workdir: str) -> checkpoint.Checkpointer:
+  return checkpoint.Checkpointer(os.path.join(workdir, "epochs"),
+                                 save_every=1, keep=None)
+
+
+def restore_epoch(workdir: str, like: TrainState, epoch: int) -> TrainState:
+  """The state `fit(..., epoch_checkpoints=True)` kept after `epoch` epochs
+  (0: before training), shaped like `like` (e.g. `create_train_state`).
+
+  Raises:
+    advjax.checkpoint.CheckpointError: that epoch was not kept (the run has
+      not reached it, or was trained without `epoch_checkpoints`).
+  """
+  ckpt = _epoch_checkpointer(workdir)
+  try:
+    steps = ckpt.all_steps()
+    if epoch not in steps:
+      raise checkpoint.CheckpointError(
+          f"No checkpoint of epoch {epoch} in {ckpt.directory} (kept: "
+          f"{sorted(steps)}); train with epoch_checkpoints=True up to that "
+          "epoch.")
+    return ckpt.restore(like, step=epoch)
+  finally:
+    ckpt.close()

@@ -84,6 +84,7 @@ def test_fgsm_and_igs_find_the_smallest_eps():
   assert np.all((found >= eps_min - 1e-6) & (found <= eps_min + 2 ** -11))
 
 
+@pytest.mark.slow  # end-to-end; CI runs it (README)
 def test_run_writes_tables_and_figures(tmp_path):
   cfg = C.CarliniConfig(dataset="synthetic", epochs=2, n_images=3,
                         attacks=("cw_l2", "fgsm_untargeted"), fgsm_grid=16,

@@ -50,6 +50,7 @@ def _run(tmp_path, workdir, out, kill_at):
                         text=True, timeout=600)
 
 
+@pytest.mark.slow  # three training subprocesses; CI runs it (README)
 def test_killed_run_resumes_to_the_exact_parameters(tmp_path):
   # 6 epochs x 8 steps = 48 steps; checkpoints every 4 steps.
   full = _run(tmp_path, tmp_path / "full", tmp_path / "full.npz", 10 ** 9)
@@ -70,8 +71,9 @@ def test_killed_run_resumes_to_the_exact_parameters(tmp_path):
     np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-def _fit(workdir, width=4, **kw):
-  return training.fit(models.get_model("preact_resnet18", width=width),
+def _fit(workdir, model=None, **kw):
+  """One short run; Wong's CNN unless `model` (compiles in seconds)."""
+  return training.fit(model or models.get_model("wong_mnist"),
                       optax.sgd(0.1), data.load("digits", "train", limit=64),
                       epochs=1, batch_size=32, workdir=str(workdir),
                       save_every=1, progress=False, **kw)
@@ -93,12 +95,13 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 # orbax leaves a tensorstore future unawaited when a restore fails.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_incompatible_checkpoint_is_a_clear_error(tmp_path):
-  _fit(tmp_path, settings={"model": "preact_resnet18-4"})
+  _fit(tmp_path, settings={"model": "wong_mnist-10"})
   with pytest.raises(checkpoint.CheckpointError, match="other settings"):
-    _fit(tmp_path, width=8, settings={"model": "preact_resnet18-8"})
+    _fit(tmp_path, models.get_model("wong_mnist", num_classes=3),
+         settings={"model": "wong_mnist-3"})
   # Without settings to compare, the shapes themselves are checked.
   ckpt = checkpoint.Checkpointer(str(tmp_path))
-  model = models.get_model("preact_resnet18", width=8)
+  model = models.get_model("wong_mnist", num_classes=3)
   other = training.create_train_state(model, optax.sgd(0.1),
                                       jax.random.key(0), (8, 8, 1))
   with pytest.raises(checkpoint.CheckpointError, match="cannot be restored|holds an array"):
@@ -106,8 +109,10 @@ def test_incompatible_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_finished_run_restores_instead_of_retraining(tmp_path):
-  first = _fit(tmp_path)
-  again = _fit(tmp_path)
+  # A model with batch statistics: they are part of the restored state.
+  model = models.get_model("preact_resnet18", width=4)
+  first = _fit(tmp_path, model)
+  again = _fit(tmp_path, model)
   assert again.resumed_from == 2
   for a, b in zip(jax.tree.leaves(first.state), jax.tree.leaves(again.state)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -8,7 +8,7 @@ import optax
 import pytest
 
 from advjax import losses, projections
-from advjax.attacks import base, gradient as G
+from advjax.attacks import gradient as G
 
 KEY = jax.random.key(0)
 

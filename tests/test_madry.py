@@ -23,6 +23,7 @@ def test_presets_follow_the_papers():
     madry.resolve(madry.MadryConfig(dataset="imagenet"))
 
 
+@pytest.mark.slow  # end-to-end; CI runs it (README)
 def test_run_writes_the_report_and_reloads_trained_models(tmp_path):
   cfg = madry.MadryConfig(dataset="digits", epochs=1, train_steps=2,
                           eval_steps=2, eval_restarts=2, eps_grid_points=3,

@@ -66,6 +66,7 @@ def test_notebooks_found():
   assert NOTEBOOKS, f"no notebooks in {NOTEBOOK_DIR}"
 
 
+@pytest.mark.slow  # CI runs it (README)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(path: pathlib.Path, tmp_path: pathlib.Path):
   nb = nbformat.read(path, as_version=4)

@@ -8,8 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-from advjax import data, evaluation, models, training
+from advjax import checkpoint, data, evaluation, models, training
 from advjax.attacks import gradient as G
+from advjax.attacks import spatial as S
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,10 @@ def test_every_method_steps_and_reports(batch, method):
     ("trades", {"eps": 0.1, "beta": 0.}),     # no robustness term
     ("wasserstein", {"eps": 0., "attack": training.default_attack(
         "wasserstein", steps=2)}),            # the ball {x}
+    ("spatial", {"attack": training.default_attack(
+        "spatial", max_angle=0., max_shift=0., k=2)}),  # only the identity
+    ("spatial_augment", {"attack": training.default_attack(
+        "spatial_augment", max_angle=0., max_shift=0.)}),
 ])
 def test_methods_reduce_to_standard_training(batch, method, kwargs):
   model, opt, state = _state()
@@ -220,6 +225,55 @@ def test_madry_training_makes_the_model_robust():
   assert acc["madry"][1] > acc["standard"][1] + 0.2, acc
 
 
+def test_spatial_attacks_ignore_eps_and_keep_their_range(batch):
+  model, _, state = _state()
+  fn = lambda z: model.apply(state.variables, z, train=False)
+  x, y = batch
+  key = jax.random.key(3)
+  rng = dict(max_angle=10., max_shift=0.5)
+  worst = training.default_attack("spatial", k=3, **rng)
+  augment = training.default_attack("spatial_augment", **rng)
+  ref = S.spatial_worst_of_k(fn, x, y, key=key, k=3, **rng)
+  np.testing.assert_array_equal(worst(fn, x, y, eps=0.3, key=key), ref)
+  np.testing.assert_array_equal(worst(fn, x, y, eps=100., key=key), ref)
+  np.testing.assert_array_equal(augment(fn, x, y, eps=0.3, key=key),
+                                S.spatial_random(fn, x, y, key=key, **rng))
+  with pytest.raises(ValueError, match="max_angle"):
+    training.default_attack("spatial", max_angle=-1.)
+  with pytest.raises(ValueError, match="k must"):
+    training.default_attack("spatial", k=0)
+
+
+def test_spatial_training_resists_spatial_attacks():
+  """Engstrom et al.: under the worst of 10 random rotations and
+  translations, worst-of-10 training beats augmentation with one random
+  transform, which beats standard training."""
+  train = data.load("digits", "train")
+  test = data.load("digits", "test")
+  model = models.get_model("wong_mnist")
+  rng = dict(max_angle=30., max_shift=3. * 8 / 28)  # 3 px of 28, on 8 px
+  x, y = jnp.asarray(test.images), jnp.asarray(test.labels)
+
+  @jax.jit
+  def worst_of_10_accuracy(variables):
+    worst = S.spatial_worst_of_k(models.model_fn(model, variables), x, y,
+                                 key=jax.random.key(1), return_result=True,
+                                 **rng)
+    return 1. - jnp.mean(worst.fooled)
+
+  acc = {}
+  for method in ("standard", "spatial_augment", "spatial"):
+    attack = (None if method == "standard"
+              else training.default_attack(method, **rng))
+    res = training.fit(model, optax.adam(3e-3), train, method=method,
+                       epochs=3, batch_size=64, attack=attack,
+                       progress=False)
+    acc[method] = float(worst_of_10_accuracy(res.state.variables))
+  # Measured: standard 7.2 %, augmentation 20.3 %, worst-of-10 33.3 %.
+  assert acc["spatial"] > acc["standard"] + 0.15, acc
+  assert acc["standard"] < acc["spatial_augment"] < acc["spatial"], acc
+
+
 def test_eval_step_counts_masked_rows(batch):
   model, _, state = _state()
   x, y = batch
@@ -230,3 +284,36 @@ def test_eval_step_counts_masked_rows(batch):
   pred = np.asarray(jnp.argmax(model.apply(state.variables, x), -1))
   assert float(out["correct"]) == np.sum((pred == y)[:20])
   assert float(out["adv_correct"]) <= float(out["correct"]) + 1e-6
+
+
+def test_fit_fine_tunes_and_keeps_every_epoch(tmp_path):
+  """init_variables starts from given weights; epoch_checkpoints keeps the
+  state before training and after each epoch, and a resumed run adds to
+  them."""
+  train = data.load("synthetic", "train", limit=128)
+  model = models.get_model("wong_mnist", num_classes=10)
+  base_fit = training.fit(model, optax.adam(1e-3), train, epochs=1,
+                          batch_size=64, progress=False)
+  start = jax.device_get(base_fit.state.params)
+  kwargs = dict(epochs=2, batch_size=64, progress=False, workdir=str(tmp_path),
+                epoch_checkpoints=True,
+                init_variables=base_fit.state.variables)
+  res = training.fit(model, optax.adam(1e-3), train, **kwargs)
+  like = training.create_train_state(model, optax.adam(1e-3),
+                                     jax.random.key(0), (8, 8, 1))
+  same = lambda a, b: all(np.array_equal(u, v) for u, v in zip(
+      jax.tree.leaves(a), jax.tree.leaves(b)))
+  assert same(training.restore_epoch(str(tmp_path), like, 0).params, start)
+  assert same(training.restore_epoch(str(tmp_path), like, 2).params,
+              jax.device_get(res.state.params))
+  # The caller's weights survive the donated training step.
+  assert same(jax.device_get(base_fit.state.params), start)
+  with pytest.raises(checkpoint.CheckpointError, match="epoch 3"):
+    training.restore_epoch(str(tmp_path), like, 3)
+  with pytest.raises(ValueError, match="needs a workdir"):
+    training.fit(model, optax.adam(1e-3), train, epochs=1, batch_size=64,
+                 progress=False, epoch_checkpoints=True)
+  other = models.get_model("wong_mnist", num_classes=3)
+  with pytest.raises(ValueError, match="do not match"):
+    training.fit(other, optax.adam(1e-3), train, epochs=1, batch_size=64,
+                 progress=False, init_variables=base_fit.state.variables)

@@ -39,6 +39,7 @@ def test_missing_dataset_says_what_to_do(tmp_path):
                               workdir=str(tmp_path), progress=False))
 
 
+@pytest.mark.slow  # end-to-end; CI runs it (README)
 def test_run_writes_the_report_and_reloads_trained_models(tmp_path):
   cfg = W.WassersteinConfig(dataset="synthetic", train_limit=128,
                             eval_limit=48, eval_batch_size=32,

@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import time
-from typing import Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +24,8 @@ from advjax.attacks import gradient
 from advjax.experiments import plots
 
 __all__ = ["MadryConfig", "PRESETS", "PUBLISHED", "resolve", "run",
-           "make_optimizer", "fill_preset", "fit_run", "TRAINING_SETTINGS"]
+           "make_optimizer", "fill_preset", "fit_run", "TRAINING_SETTINGS",
+           "Setup", "setup"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +192,30 @@ def fit_run(cfg, name, method, model, train, mesh, settings, **kwargs):
   return res, time.time() - t0
 
 
+class Setup(NamedTuple):
+  """What every benchmark's run starts from (see `setup`)."""
+  train: Any
+  test: Any
+  model: Any
+  apply_fn: Callable
+  mesh: Any
+
+
+def setup(cfg) -> Setup:
+  """Loads the config's train and test splits (`train_limit`, `eval_limit`:
+  0 for all), builds its model and the mesh of every device, after creating
+  `cfg.workdir`."""
+  os.makedirs(cfg.workdir, exist_ok=True)
+  limit = lambda n: n or None
+  train = data.load(cfg.dataset, "train", data_dir=cfg.data_dir,
+                    limit=limit(cfg.train_limit))
+  test = data.load(cfg.dataset, "test", data_dir=cfg.data_dir,
+                   limit=limit(cfg.eval_limit))
+  model = models.get_model(cfg.model, num_classes=train.num_classes)
+  apply_fn = lambda v, x: model.apply(v, x, train=False)
+  return Setup(train, test, model, apply_fn, sharding.make_mesh())
+
+
 def _convergence(cfg, apply_fn, variables, x, y):
   """Mean adversarial loss per PGD iteration for sign, SGD and Adam steps."""
   model_fn = lambda z: apply_fn(variables, z)
@@ -214,15 +239,7 @@ def _convergence(cfg, apply_fn, variables, x, y):
 def run(config: MadryConfig) -> dict:
   """Runs the benchmark; returns the results dict (also written to disk)."""
   cfg = resolve(config)
-  os.makedirs(cfg.workdir, exist_ok=True)
-  limit = lambda n: n or None
-  train = data.load(cfg.dataset, "train", data_dir=cfg.data_dir,
-                    limit=limit(cfg.train_limit))
-  test = data.load(cfg.dataset, "test", data_dir=cfg.data_dir,
-                   limit=limit(cfg.eval_limit))
-  model = models.get_model(cfg.model, num_classes=train.num_classes)
-  apply_fn = lambda v, x: model.apply(v, x, train=False)
-  mesh = sharding.make_mesh()
+  train, test, model, apply_fn, mesh = setup(cfg)
   eps_grid = np.linspace(0., 2. * cfg.eps, cfg.eps_grid_points)
   i_eps = int(np.argmin(np.abs(eps_grid - cfg.eps)))
   attack = functools.partial(gradient.pgd, steps=cfg.eval_steps,
