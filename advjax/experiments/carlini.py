@@ -69,7 +69,7 @@ MODELS = ("standard", "distilled")
 
 
 @dataclasses.dataclass(frozen=True)
-class CarliniConfig:
+class CarliniConfig(madry.RunConfig):
   """Settings of a run; None fields take the dataset's preset (`PRESETS`).
 
   Attributes:
@@ -97,14 +97,6 @@ class CarliniConfig:
     eval_batch_size: (image, target) pairs per attack call.
     workdir, data_dir, seed, save_every, progress: as `madry.MadryConfig`.
   """
-  dataset: str = "digits"
-  model: Optional[str] = None
-  epochs: Optional[int] = None
-  batch_size: Optional[int] = None
-  optimizer: Optional[str] = None
-  learning_rate: Optional[float] = None
-  weight_decay: Optional[float] = None
-  schedule: Optional[str] = None
   temperature: Optional[float] = None
   n_images: Optional[int] = None
   attacks: Tuple[str, ...] = ATTACKS
@@ -120,11 +112,6 @@ class CarliniConfig:
   igs_steps: int = 40
   igs_bisections: int = 10
   eval_batch_size: int = 200
-  workdir: Optional[str] = None
-  data_dir: Optional[str] = None
-  seed: int = 0
-  save_every: int = 500
-  progress: bool = True
 
 
 # The paper's models and training (section IV: SGD 0.01, momentum 0.9,

@@ -23,29 +23,56 @@ from advjax import data, evaluation, losses, models, sharding, training
 from advjax.attacks import gradient
 from advjax.experiments import plots
 
-__all__ = ["MadryConfig", "PRESETS", "PUBLISHED", "resolve", "run",
+__all__ = ["RunConfig", "MadryConfig", "PRESETS", "PUBLISHED", "resolve", "run",
            "make_optimizer", "fill_preset", "fit_run", "TRAINING_SETTINGS",
            "Setup", "setup"]
 
 
 @dataclasses.dataclass(frozen=True)
-class MadryConfig:
-  """Settings of a run; None fields take the dataset's preset (`PRESETS`)."""
+class RunConfig:
+  """The settings every training benchmark shares (`fill_preset`, `setup`
+  and `fit_run` read them); each benchmark's config extends it. None
+  fields take the dataset's preset.
+
+  Attributes:
+    dataset: a name `advjax.data.load` knows with a preset.
+    model: architecture (`advjax.models.get_model` name).
+    epochs, batch_size: training length and global batch size.
+    optimizer: 'sgd' (momentum 0.9) or 'adam'.
+    learning_rate, weight_decay: of the optimizer.
+    schedule: 'constant', 'piecewise', 'cyclic' or 'cosine' (see
+      `make_optimizer`).
+    workdir: checkpoints and reports (default `runs/<benchmark>-<dataset>`).
+    data_dir: tfds data_dir or raw files.
+    seed: seeds init, data order and attacks.
+    save_every: checkpoint period in steps.
+    progress: show progress bars.
+  """
   dataset: str = "digits"
-  method: str = "madry"
   model: Optional[str] = None
   epochs: Optional[int] = None
   batch_size: Optional[int] = None
+  optimizer: Optional[str] = None
+  learning_rate: Optional[float] = None
+  weight_decay: Optional[float] = None
+  schedule: Optional[str] = None
+  workdir: Optional[str] = None
+  data_dir: Optional[str] = None
+  seed: int = 0
+  save_every: int = 500
+  progress: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class MadryConfig(RunConfig):
+  """Settings of a run; None fields take the dataset's preset (`PRESETS`)."""
+  method: str = "madry"
   eps: Optional[float] = None
   train_steps: Optional[int] = None
   train_step_size: Optional[float] = None
   eval_steps: Optional[int] = None
   eval_restarts: Optional[int] = None
   eps_grid_points: int = 17  # 0 .. 2 eps
-  optimizer: Optional[str] = None  # 'sgd' (momentum 0.9) or 'adam'
-  learning_rate: Optional[float] = None
-  weight_decay: Optional[float] = None
-  schedule: Optional[str] = None  # 'constant', 'piecewise', 'cyclic'
   sigma: float = 0.5  # fgsm_mix
   predicted_labels: bool = True  # fgsm_mix
   beta: float = 6.0  # trades
@@ -54,11 +81,6 @@ class MadryConfig:
   eval_batch_size: int = 256
   eval_limit: int = 0  # 0: every test example
   train_limit: int = 0  # 0: every training example
-  workdir: Optional[str] = None
-  data_dir: Optional[str] = None
-  seed: int = 0
-  save_every: int = 500
-  progress: bool = True
 
 
 _MNIST = dict(model="madry_mnist", epochs=100, batch_size=50, eps=0.3,

@@ -104,7 +104,7 @@ _TRAINING = ("model", "epochs", "batch_size", "optimizer", "learning_rate",
 
 
 @dataclasses.dataclass(frozen=True)
-class SpatialConfig:
+class SpatialConfig(madry.RunConfig):
   """Settings of a run; None fields take the dataset's preset (`PRESETS`).
 
   Attributes:
@@ -129,14 +129,6 @@ class SpatialConfig:
     figure_examples: test images in `worst_transforms.png`.
     workdir, data_dir, seed, save_every, progress: as `madry.MadryConfig`.
   """
-  dataset: str = "digits"
-  model: Optional[str] = None
-  epochs: Optional[int] = None
-  batch_size: Optional[int] = None
-  optimizer: Optional[str] = None
-  learning_rate: Optional[float] = None
-  weight_decay: Optional[float] = None
-  schedule: Optional[str] = None
   models: Tuple[str, ...] = MODELS
   shift_scale: Optional[float] = None
   train_max_angle: float = 30.
@@ -151,11 +143,6 @@ class SpatialConfig:
   eval_limit: int = 0
   train_limit: int = 0
   figure_examples: int = 6
-  workdir: Optional[str] = None
-  data_dir: Optional[str] = None
-  seed: int = 0
-  save_every: int = 500
-  progress: bool = True
 
 
 def _preset(dataset: str, **spatial) -> dict:

@@ -53,7 +53,7 @@ __all__ = ["UniversalityConfig", "PRESETS", "resolve", "run", "CLAIMS"]
 
 
 @dataclasses.dataclass(frozen=True)
-class UniversalityConfig:
+class UniversalityConfig(madry.RunConfig):
   """Settings of a run; None fields take the dataset's preset (`PRESETS`).
 
   Attributes:
@@ -82,14 +82,6 @@ class UniversalityConfig:
     eval_limit, train_limit, workdir, data_dir, seed, save_every,
       progress: as `madry.MadryConfig`.
   """
-  dataset: str = "digits"
-  model: Optional[str] = None
-  epochs: Optional[int] = None
-  batch_size: Optional[int] = None
-  optimizer: Optional[str] = None
-  learning_rate: Optional[float] = None
-  weight_decay: Optional[float] = None
-  schedule: Optional[str] = None
   adv_epochs: Optional[int] = None
   adv_learning_rate: Optional[float] = None
   sigma: float = 0.5
@@ -115,11 +107,6 @@ class UniversalityConfig:
   figure_epochs: int = 6
   eval_limit: int = 0
   train_limit: int = 0
-  workdir: Optional[str] = None
-  data_dir: Optional[str] = None
-  seed: int = 0
-  save_every: int = 500
-  progress: bool = True
 
 
 _TRANSFORMS_255 = dict(  # Kurakin et al.'s magnitudes on the 0..255 scale

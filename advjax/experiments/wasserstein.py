@@ -56,7 +56,7 @@ MODELS = ("standard", "linf", "wasserstein")
 
 
 @dataclasses.dataclass(frozen=True)
-class WassersteinConfig:
+class WassersteinConfig(madry.RunConfig):
   """Settings of a run; None fields take the dataset's preset (`PRESETS`).
 
   Attributes:
@@ -79,14 +79,6 @@ class WassersteinConfig:
     figure_examples: test images in `perturbations.png`.
     workdir, data_dir, seed, save_every, progress: as `madry.MadryConfig`.
   """
-  dataset: str = "digits"
-  model: Optional[str] = None
-  epochs: Optional[int] = None
-  batch_size: Optional[int] = None
-  optimizer: Optional[str] = None
-  learning_rate: Optional[float] = None
-  weight_decay: Optional[float] = None
-  schedule: Optional[str] = None
   eps: Optional[float] = None
   lam: Optional[float] = None
   kernel_size: int = 5
@@ -110,11 +102,6 @@ class WassersteinConfig:
   eval_limit: int = 0
   train_limit: int = 0
   figure_examples: int = 6
-  workdir: Optional[str] = None
-  data_dir: Optional[str] = None
-  seed: int = 0
-  save_every: int = 500
-  progress: bool = True
 
 
 _MNIST = dict(
