@@ -12,9 +12,9 @@ with `C(X, y) = 1` when X is classified as y.
 """
 from typing import Callable, Dict, Optional
 
-import jax.numpy as jnp
 import numpy as np
 
+from advjax.analysis.transfer import misclassified
 from advjax.types import Array, ModelFn
 
 __all__ = ["destruction_rate", "destruction_rates"]
@@ -43,10 +43,6 @@ def destruction_rate(clean_correct, adv_correct, transformed_correct):
   return float((fooled & t).sum() / n) if n else float("nan")
 
 
-def _correct(model_fn, x, y):
-  return np.asarray(jnp.argmax(model_fn(x), -1) == y)
-
-
 def destruction_rates(model_fn: ModelFn, x: Array, x_adv: Array, y: Array,
                       transforms: Dict[str, Callable[[Array], Array]],
                       clean_correct: Optional[Array] = None
@@ -64,7 +60,8 @@ def destruction_rates(model_fn: ModelFn, x: Array, x_adv: Array, y: Array,
   Returns:
     name -> rate (NaN when nothing was fooled).
   """
-  c = _correct(model_fn, x, y) if clean_correct is None else clean_correct
-  a = _correct(model_fn, x_adv, y)
-  return {name: destruction_rate(c, a, _correct(model_fn, t(x_adv), y))
+  c = (~misclassified(model_fn, x, y) if clean_correct is None
+       else clean_correct)
+  a = ~misclassified(model_fn, x_adv, y)
+  return {name: destruction_rate(c, a, ~misclassified(model_fn, t(x_adv), y))
           for name, t in transforms.items()}

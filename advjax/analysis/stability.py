@@ -10,15 +10,11 @@ from typing import Dict, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from advjax.analysis.transfer import misclassified
 from advjax.types import Array, Bounds, ModelFn, PRNGKey
 
 __all__ = ["noise_stability", "flip_stability"]
-
-
-def _wrong(model_fn, x, y):
-  return np.asarray(jnp.argmax(model_fn(x), -1) != y)
 
 
 def _still_fooled(fooled, fooled_after):
@@ -43,15 +39,15 @@ def noise_stability(model_fn: ModelFn, x: Array, x_adv: Array, y: Array, *,
     per magnitude, the fraction of fooled examples still fooled and the
     clean accuracy under the same noise.
   """
-  fooled = _wrong(model_fn, x_adv, y)
+  fooled = misclassified(model_fn, x_adv, y)
   out = {"magnitude": [], "still_fooled": [], "clean_accuracy": []}
   for i, a in enumerate(magnitudes):
     u = jax.random.uniform(jax.random.fold_in(key, i), x.shape, x.dtype,
                            -a, a)
     out["magnitude"].append(float(a))
     out["still_fooled"].append(_still_fooled(
-        fooled, _wrong(model_fn, jnp.clip(x_adv + u, *bounds), y)))
-    out["clean_accuracy"].append(float(1. - _wrong(
+        fooled, misclassified(model_fn, jnp.clip(x_adv + u, *bounds), y)))
+    out["clean_accuracy"].append(float(1. - misclassified(
         model_fn, jnp.clip(x + u, *bounds), y).mean()))
   return out
 
@@ -71,12 +67,12 @@ def flip_stability(model_fn: ModelFn, x: Array, x_adv: Array, y: Array, *,
   """
   flip = lambda z: z[:, :, ::-1]
   delta = x_adv - x
-  flip_ok = ~_wrong(model_fn, flip(x), y)
-  fooled = _wrong(model_fn, x_adv, y) & flip_ok
+  flip_ok = ~misclassified(model_fn, flip(x), y)
+  fooled = misclassified(model_fn, x_adv, y) & flip_ok
   return {
       "flipped_adversarial": _still_fooled(
-          fooled, _wrong(model_fn, flip(x_adv), y)),
+          fooled, misclassified(model_fn, flip(x_adv), y)),
       "perturbation_on_flipped": _still_fooled(
-          fooled, _wrong(model_fn, jnp.clip(flip(x) + delta, *bounds), y)),
+          fooled, misclassified(model_fn, jnp.clip(flip(x) + delta, *bounds), y)),
       "flipped_clean_accuracy": float(flip_ok.mean()),
   }

@@ -21,7 +21,7 @@ from advjax import losses
 from advjax.types import Array, Bounds, ModelFn
 
 __all__ = ["TransferResult", "perturbation_transfer", "sharedness",
-           "cost_change_own_vs_others", "fooled_across", "StabilityProfile",
+           "cost_change_own_vs_others", "misclassified", "fooled_across", "StabilityProfile",
            "temporal_profile"]
 
 
@@ -92,14 +92,18 @@ def cost_change_own_vs_others(cost_change: Array):
   return own, others
 
 
+def misclassified(model_fn: ModelFn, x: Array, y: Array) -> np.ndarray:
+  """`[N]` bool on the host: `model_fn(x)`'s prediction is not `y`."""
+  return np.asarray(jnp.argmax(model_fn(x), -1) != jnp.asarray(y))
+
+
 def fooled_across(model_fns: Sequence[ModelFn], x_advs: Sequence[Array],
                   y: Array) -> np.ndarray:
   """`[S, T, N]` bool: the adversarial examples `x_advs[s]` (made against
   source s) misclassified by target model `model_fns[t]`. Jit the model
   functions; this loops over sources and targets on the host."""
-  y = jnp.asarray(y)
-  return np.stack([np.stack([np.asarray(jnp.argmax(f(xa), -1) != y)
-                             for f in model_fns]) for xa in x_advs])
+  return np.stack([np.stack([misclassified(f, xa, y) for f in model_fns])
+                   for xa in x_advs])
 
 
 class StabilityProfile(NamedTuple):

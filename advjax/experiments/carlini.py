@@ -162,10 +162,9 @@ PUBLISHED = {
 
 def resolve(config: CarliniConfig) -> CarliniConfig:
   """Fills None fields from the dataset's preset; checks the settings."""
-  if config.dataset not in PRESETS:
-    raise ValueError(f"No Carlini preset for dataset {config.dataset!r}; "
-                     f"known: {sorted(PRESETS)}.")
-  cfg = madry.fill_preset(config, PRESETS[config.dataset], "carlini")
+  cfg = madry.fill_preset(
+      config, madry.dataset_preset(PRESETS, config.dataset, "Carlini"),
+      "carlini")
   cfg = dataclasses.replace(cfg, attacks=tuple(cfg.attacks))
   unknown = set(cfg.attacks) - set(ATTACKS)
   if unknown or not cfg.attacks:

@@ -23,9 +23,9 @@ from advjax import data, evaluation, losses, models, sharding, training
 from advjax.attacks import gradient
 from advjax.experiments import plots
 
-__all__ = ["RunConfig", "MadryConfig", "PRESETS", "PUBLISHED", "resolve", "run",
-           "make_optimizer", "fill_preset", "fit_run", "TRAINING_SETTINGS",
-           "Setup", "setup"]
+__all__ = ["RunConfig", "MadryConfig", "PRESETS", "PUBLISHED", "resolve",
+           "run", "make_optimizer", "dataset_preset", "fill_preset", "fit_run",
+           "TRAINING_SETTINGS", "Setup", "setup"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,15 +121,21 @@ PUBLISHED = {
 
 def resolve(config: MadryConfig) -> MadryConfig:
   """Fills None fields from the dataset's (and method's) preset."""
-  if config.dataset not in PRESETS:
-    raise ValueError(f"No preset for dataset {config.dataset!r}; known: "
-                     f"{sorted(PRESETS)}.")
+  preset = dataset_preset(PRESETS, config.dataset)
   if config.method not in training.METHODS:
     raise ValueError(f"Unknown method {config.method!r}; use one of "
                      f"{training.METHODS}.")
-  preset = {**PRESETS[config.dataset],
+  preset = {**preset,
             **METHOD_PRESETS.get((config.dataset, config.method), {})}
   return fill_preset(config, preset, "madry")
+
+
+def dataset_preset(presets: dict, dataset: str, name: str = "") -> dict:
+  """`presets[dataset]`, or a ValueError naming the known datasets."""
+  if dataset not in presets:
+    raise ValueError(f"No {name + ' ' if name else ''}preset for dataset "
+                     f"{dataset!r}; known: {sorted(presets)}.")
+  return presets[dataset]
 
 
 def fill_preset(config, preset: dict, benchmark: str):

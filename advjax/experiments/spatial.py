@@ -181,10 +181,9 @@ def _threat_models(tms) -> Tuple[Tuple[float, float, str], ...]:
 
 def resolve(config: SpatialConfig) -> SpatialConfig:
   """Fills None fields from the dataset's preset; checks the settings."""
-  if config.dataset not in PRESETS:
-    raise ValueError(f"No spatial preset for dataset {config.dataset!r}; "
-                     f"known: {sorted(PRESETS)}.")
-  cfg = madry.fill_preset(config, PRESETS[config.dataset], "spatial")
+  cfg = madry.fill_preset(
+      config, madry.dataset_preset(PRESETS, config.dataset, "spatial"),
+      "spatial")
   cfg = dataclasses.replace(cfg, models=tuple(cfg.models),
                             threat_models=_threat_models(cfg.threat_models))
   unknown = [m for m in cfg.models if m not in MODELS]

@@ -198,10 +198,9 @@ CLAIMS = {
 
 def resolve(config: UniversalityConfig) -> UniversalityConfig:
   """Fills None fields from the dataset's preset; checks the settings."""
-  if config.dataset not in PRESETS:
-    raise ValueError(f"No universality preset for dataset "
-                     f"{config.dataset!r}; known: {sorted(PRESETS)}.")
-  cfg = madry.fill_preset(config, PRESETS[config.dataset], "universality")
+  cfg = madry.fill_preset(
+      config, madry.dataset_preset(PRESETS, config.dataset, "universality"),
+      "universality")
   tuples = {k: tuple(getattr(cfg, k)) for k in
             TRANSFORM_KINDS + ("noise_magnitudes", "detector_features")}
   cfg = dataclasses.replace(cfg, **tuples)

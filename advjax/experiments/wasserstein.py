@@ -168,10 +168,9 @@ PUBLISHED = {
 
 def resolve(config: WassersteinConfig) -> WassersteinConfig:
   """Fills None fields from the dataset's preset; checks the settings."""
-  if config.dataset not in PRESETS:
-    raise ValueError(f"No Wasserstein preset for dataset {config.dataset!r}; "
-                     f"known: {sorted(PRESETS)}.")
-  cfg = madry.fill_preset(config, PRESETS[config.dataset], "wasserstein")
+  cfg = madry.fill_preset(
+      config, madry.dataset_preset(PRESETS, config.dataset, "Wasserstein"),
+      "wasserstein")
   if cfg.linf_eval_eps is not None:
     cfg = dataclasses.replace(cfg, linf_eval_eps=tuple(cfg.linf_eval_eps))
   for name in ("eps", "lam", "train_eps0", "search_eps0", "linf_eps"):
