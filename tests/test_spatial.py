@@ -73,3 +73,31 @@ def test_bad_inputs(digits_model):
     S.spatial_worst_of_k(m.model_fn, x, y, key=jax.random.key(0), k=0)
   with pytest.raises(ValueError, match="H, W, C"):
     S.spatial_grid(m.model_fn, x.reshape(2, -1), y)
+
+
+def test_grid_finds_the_true_worst_transform():
+  """A model whose loss is a known function of the transform: its class-1
+  logit is the cosine similarity of the image with the pattern rotated by
+  a per-example target angle, so the cross-entropy of class 0 is largest
+  exactly at that angle with no shift. The grid must return it."""
+  h = 16
+  ii, jj = np.meshgrid(np.arange(h), np.arange(h), indexing="ij")
+  # An asymmetric "L", smooth and away from the border (no cropping).
+  pattern = (((ii >= 4) & (ii <= 11) & (jj >= 5) & (jj <= 6))
+             | ((ii >= 10) & (ii <= 11) & (jj >= 5) & (jj <= 10)))
+  x0 = jnp.asarray(pattern, jnp.float32)[None, :, :, None]
+  targets = jnp.array([-20., 12., 26.])  # on the 2-degree grid
+  x = jnp.repeat(x0, 3, axis=0)
+  templates = rotate_translate(x, targets)
+
+  def model_fn(z):
+    a, b = z.reshape(3, -1), templates.reshape(3, -1)
+    cos = jnp.sum(a * b, 1) / (jnp.linalg.norm(a, axis=1)
+                               * jnp.linalg.norm(b, axis=1) + 1e-12)
+    return jnp.stack([jnp.zeros_like(cos), 20. * cos], -1)
+
+  res = S.spatial_grid(model_fn, x, jnp.zeros((3,), jnp.int32),
+                       max_angle=30., max_shift=1., return_result=True)
+  np.testing.assert_allclose(res.angle, targets, atol=1e-4)
+  np.testing.assert_allclose(res.tx, 0., atol=1e-6)
+  np.testing.assert_allclose(res.ty, 0., atol=1e-6)

@@ -260,3 +260,12 @@ def test_jpeg_bad_inputs():
     T.jpeg(x, rounding="floor")
   with pytest.raises(ValueError, match="bounds"):
     T.jpeg(x, bounds=(1., 0.))
+
+
+def test_gaussian_blur_preserves_mass():
+  # An impulse away from the border spreads, but its total stays 1.
+  x = jnp.zeros((2, 15, 15, 1)).at[:, 7, 7, 0].set(1.)
+  out = T.gaussian_blur(x, jnp.array([0.8, 1.5]), kernel_size=7)
+  np.testing.assert_allclose(out.sum(axis=(1, 2, 3)), 1., atol=1e-5)
+  assert float(out[0, 7, 7, 0]) < 1. and float(out[1, 7, 7, 0]) < float(
+      out[0, 7, 7, 0])
