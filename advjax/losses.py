@@ -13,7 +13,7 @@ from advjax.types import Array, LossFn
 
 __all__ = [
     "cross_entropy", "margin", "cw_loss", "kl_divergence", "dlr",
-    "get_loss", "attack_objective", "LOSSES",
+    "dlr_targeted", "get_loss", "attack_objective", "LOSSES",
 ]
 
 
@@ -88,6 +88,35 @@ def dlr(logits: Array, labels: Array) -> Array:
     raise ValueError(f"dlr needs >= 3 classes, got {logits.shape[-1]}.")
   z_sorted = jnp.sort(logits, axis=-1)
   return -margin(logits, labels) / (z_sorted[:, -1] - z_sorted[:, -3] + 1e-12)
+
+
+def dlr_targeted(logits: Array, labels: Array, targets: Array) -> Array:
+  """Targeted difference-of-logits-ratio loss (APGD-T), to maximise.
+
+  `-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12)` with `z_pi` the
+  sorted logits (descending): it grows as the target logit `z_t` overtakes
+  the true one, and is invariant to shifting and to positive scaling of
+  the logits. Requires at least 4 classes.
+
+  Args:
+    logits: `[B, K]` float logits.
+    labels: `[B]` int true classes.
+    targets: `[B]` int target classes.
+
+  Returns:
+    `[B]` loss.
+
+  References:
+    Croce & Hein, ICML 2020 (section 4, "targeted DLR").
+  """
+  if logits.shape[-1] < 4:
+    raise ValueError(f"dlr_targeted needs >= 4 classes, got "
+                     f"{logits.shape[-1]}.")
+  z_sorted = jnp.sort(logits, axis=-1)
+  z_y = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+  z_t = jnp.take_along_axis(logits, targets[:, None], axis=-1)[:, 0]
+  scale = z_sorted[:, -1] - 0.5 * (z_sorted[:, -3] + z_sorted[:, -4])
+  return -(z_y - z_t) / (scale + 1e-12)
 
 
 LOSSES = {

@@ -9,6 +9,7 @@ from typing import Tuple
 import jax
 import jax.numpy as jnp
 
+from advjax import rng
 from advjax.types import Array, PRNGKey
 
 __all__ = [
@@ -111,19 +112,37 @@ def project_box(delta: Array, x: Array, bounds: Tuple[float, float]) -> Array:
 
 
 def random_linf_ball(key: PRNGKey, shape, eps, dtype=jnp.float32) -> Array:
-  """Uniform samples in the Linf ball of radius eps (per example)."""
-  eps = per_example(eps, len(shape))
-  return jax.random.uniform(key, shape, dtype, -1., 1.) * eps
+  """Uniform samples in the Linf ball of radius eps (per example).
+
+  `key` is one key or `[B]` per-example keys (see `advjax.rng`).
+  """
+  unit = rng.draw(lambda k, s: jax.random.uniform(k, s, dtype, -1., 1.), key,
+                  shape)
+  return unit * per_example(eps, len(shape))
 
 
-def random_l2_ball(key: PRNGKey, shape, eps, dtype=jnp.float32) -> Array:
-  """Uniform samples in the L2 ball: a uniform direction times `eps U^(1/D)`."""
+def _unit_l2_ball(key, shape, dtype):
   k_dir, k_rad = jax.random.split(key)
   d = jax.random.normal(k_dir, shape, dtype)
   dim = functools.reduce(lambda a, b: a * b, shape[1:], 1)
   d = d / per_example(jnp.maximum(lp_norm(d, "l2"), 1e-12), len(shape))
   r = jax.random.uniform(k_rad, (shape[0],), dtype) ** (1. / dim)
-  return d * per_example(r, len(shape)) * per_example(eps, len(shape))
+  return d * per_example(r, len(shape))
+
+
+def random_l2_ball(key: PRNGKey, shape, eps, dtype=jnp.float32) -> Array:
+  """Uniform samples in the L2 ball: a uniform direction times `eps U^(1/D)`."""
+  unit = rng.draw(lambda k, s: _unit_l2_ball(k, s, dtype), key, shape)
+  return unit * per_example(eps, len(shape))
+
+
+def _unit_l1_ball(key, shape, dtype):
+  k_exp, k_sign = jax.random.split(key)
+  dim = functools.reduce(lambda a, b: a * b, shape[1:], 1)
+  e = jax.random.exponential(k_exp, (shape[0], dim + 1), dtype)
+  u = e[:, :dim] / jnp.sum(e, axis=1, keepdims=True)
+  s = jax.random.rademacher(k_sign, (shape[0], dim), dtype)
+  return (u * s).reshape(shape)
 
 
 def random_l1_ball(key: PRNGKey, shape, eps, dtype=jnp.float32) -> Array:
@@ -133,17 +152,14 @@ def random_l1_ball(key: PRNGKey, shape, eps, dtype=jnp.float32) -> Array:
   solid simplex `{u >= 0, sum u <= 1}`; independent random signs make it
   uniform in the L1 ball.
   """
-  k_exp, k_sign = jax.random.split(key)
-  dim = functools.reduce(lambda a, b: a * b, shape[1:], 1)
-  e = jax.random.exponential(k_exp, (shape[0], dim + 1), dtype)
-  u = e[:, :dim] / jnp.sum(e, axis=1, keepdims=True)
-  s = jax.random.rademacher(k_sign, (shape[0], dim), dtype)
-  return (u * s).reshape(shape) * per_example(eps, len(shape))
+  unit = rng.draw(lambda k, s: _unit_l1_ball(k, s, dtype), key, shape)
+  return unit * per_example(eps, len(shape))
 
 
 def random_ball(key: PRNGKey, shape, eps, norm: str,
                 dtype=jnp.float32) -> Array:
-  """Uniform samples in the `norm` ball of radius `eps`, shape `[B, ...]`."""
+  """Uniform samples in the `norm` ball of radius `eps`, shape `[B, ...]`;
+  `key` is one key or `[B]` per-example keys."""
   check_norm(norm)
   return {"linf": random_linf_ball, "l2": random_l2_ball,
           "l1": random_l1_ball}[norm](key, shape, eps, dtype)
@@ -154,15 +170,15 @@ def random_sphere(key: PRNGKey, shape, eps, norm: str,
   """Random points on the `norm` sphere of radius eps (noise of exact norm).
 
   linf: random signs (a uniform random corner); l2: a uniform direction; l1:
-  a uniform point on the L1 sphere (Laplace samples normalised).
+  a uniform point on the L1 sphere (Laplace samples normalised). `key` is
+  one key or `[B]` per-example keys.
   """
   check_norm(norm)
-  eps_b = per_example(eps, len(shape))
-  if norm == "linf":
-    return jax.random.rademacher(key, shape, dtype) * eps_b
-  if norm == "l2":
-    d = jax.random.normal(key, shape, dtype)
-  else:
-    d = jax.random.laplace(key, shape, dtype)
-  n = per_example(jnp.maximum(lp_norm(d, norm), 1e-12), len(shape))
-  return d / n * eps_b
+
+  def unit(k, s):
+    if norm == "linf":
+      return jax.random.rademacher(k, s, dtype)
+    d = (jax.random.normal if norm == "l2" else jax.random.laplace)(k, s, dtype)
+    return d / per_example(jnp.maximum(lp_norm(d, norm), 1e-12), len(s))
+
+  return rng.draw(unit, key, shape) * per_example(eps, len(shape))

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from advjax import losses, projections
+from advjax import losses, projections, rng
 from advjax.attacks import base
 from advjax.types import Array, Bounds, InitFn, LossFn, ModelFn, PRNGKey
 
@@ -96,7 +96,9 @@ def pgd(model_fn: ModelFn, x: Array, y: Array, *, eps,
     x: `[B, ...]` float inputs inside `bounds`.
     y: `[B]` int labels (target labels when `targeted`).
     eps: scalar or `[B]` radius, >= 0 (traced).
-    key: `jax.random.key`, required when `random_start` or `restarts > 1`.
+    key: `jax.random.key`, required when `random_start` or `restarts > 1`;
+      or `[B]` per-example keys, so that each example's random start does
+      not depend on the batch it is attacked in (see `advjax.rng`).
     norm: 'linf', 'l2' or 'l1' (static).
     steps: iterations (static).
     step_size: scalar or `[B]`; default `2.5 * eps / steps` (Madry et al.).
@@ -141,6 +143,8 @@ def pgd(model_fn: ModelFn, x: Array, y: Array, *, eps,
                      "every restart is the same run).")
   if (random_start or restarts > 1 or init is not None) and key is None:
     raise ValueError("pgd: a random start needs key=jax.random.key(seed).")
+  if key is not None:
+    key = rng.check_key(key, x.shape[0], "pgd")
   eps = jnp.asarray(eps, x.dtype)
   if step_size is None:
     step_size = 2.5 * eps / max(steps, 1)
@@ -168,7 +172,7 @@ def pgd(model_fn: ModelFn, x: Array, y: Array, *, eps,
     delta, history = run(key)
     final = objective(x + delta) if return_result else None
   else:
-    keys = jax.random.split(key, restarts)
+    keys = rng.split(key, restarts)
     if base.resolve_unroll(steps * restarts, unroll) is True:
       # CPU: restarts one after another, unrolled. A vmapped [R * B] batch
       # runs XLA:CPU convolutions ~1.5x slower than R batches of B.
@@ -251,6 +255,7 @@ def noise(model_fn: ModelFn, x: Array, y: Array, *, eps, key: PRNGKey,
   """
   base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
                            name="noise")
+  key = rng.check_key(key, x.shape[0], "noise")
   delta = projections.random_sphere(key, x.shape, jnp.asarray(eps, x.dtype),
                                     norm, x.dtype)
   return (x + projections.project_box(delta, x, bounds)).astype(x.dtype)

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from advjax import losses
+from advjax import losses, rng
 from advjax.attacks import base
 from advjax.transforms import rotate_translate
 from advjax.types import Array, LossFn, ModelFn, PRNGKey
@@ -139,9 +139,18 @@ def spatial_grid(model_fn: ModelFn, x: Array, y: Array, *,
 
 
 def _uniform(key, k, b, max_angle, max_shift):
-  ka, kx, ky = jax.random.split(key, 3)
-  u = lambda kk, m: jax.random.uniform(kk, (k, b), jnp.float32, -m, m)
-  return u(ka, max_angle), u(kx, max_shift), u(ky, max_shift)
+  """`k` uniform transforms per example, each `[k, B]`; `key` is one key or
+  `[B]` per-example keys."""
+  key = rng.check_key(key, b, "spatial")
+
+  def draw(kk, shape):
+    ka, kx, ky = jax.random.split(kk, 3)
+    u = lambda k2, m: jax.random.uniform(k2, shape, jnp.float32, -m, m)
+    return u(ka, max_angle), u(kx, max_shift), u(ky, max_shift)
+
+  if key.ndim == 0:
+    return draw(key, (k, b))
+  return tuple(v.T for v in jax.vmap(lambda kk: draw(kk, (k,)))(key))
 
 
 def spatial_worst_of_k(model_fn: ModelFn, x: Array, y: Array, *,

@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax
 
 from advjax.models._layers import check_nhwc
+from advjax.models._layers import conv
 from advjax.models._layers import flatten
 
 __all__ = [
@@ -61,7 +62,8 @@ class WongCNN(nn.Module):
     del train
     check_nhwc(x, type(self).__name__)
     for features in (16, 32):
-      x = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))(x)
+      x = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                  conv_general_dilated=conv)(x)
       x = nn.relu(x)
     x = nn.relu(nn.Dense(100)(flatten(x)))
     return nn.Dense(self.num_classes)(x)

@@ -1,0 +1,60 @@
+"""Evaluation: the sharded, deterministic, resumable batch iterator and the
+evaluators built on it.
+
+| module | holds |
+|---|---|
+| `batching` | `map_examples` (fixed calls of `device_batch` examples per device, the last padded and masked, sharded over every device and process), `ResultStore` (per-example results saved as computed, resume) |
+| `robust_accuracy` | `robust_accuracy`: accuracy under an attack over an eps sweep |
+| `autoattack` | `autoattack`: Croce & Hein's cascade (APGD-CE, APGD-T, FAB-T, Square), per example the worst case |
+| `minimal` | `minimal_distance`: the smallest adversarial perturbation a minimal-norm attack finds, per example |
+| `diagnostics` | `diagnostics`: checks for gradient masking (Carlini et al. 2019; AutoAttack's flags) |
+
+Every evaluator's per-example result depends only on the example, its
+global index, the key and `device_batch_size`: it is bit-identical for
+any batch size and any number of devices or processes (tested). Each is
+also an object with `run(apply_fn, variables, data)` (`*Evaluator`), built
+by name with `from_config`.
+"""
+from advjax.evaluation import batching, minimal
+from advjax.evaluation.autoattack import (ATTACKS, VERSIONS, AutoAttackEvaluator,
+                                          AutoAttackResult, autoattack,
+                                          autoattack_stages)
+from advjax.evaluation.batching import (DEFAULT_DEVICE_BATCH,
+                                        EvaluationMismatchError, ResultStore,
+                                        make_plan, map_examples)
+from advjax.evaluation.diagnostics import Diagnostics, diagnostics
+from advjax.evaluation.minimal import (MinimalDistance,
+                                       MinimalDistanceEvaluator,
+                                       minimal_distance)
+from advjax.evaluation.robust_accuracy import (RobustAccuracy,
+                                               RobustAccuracyEvaluator,
+                                               make_robust_accuracy_fn,
+                                               pad_batch, robust_accuracy)
+
+EVALUATORS = {
+    "robust_accuracy": RobustAccuracyEvaluator,
+    "autoattack": AutoAttackEvaluator,
+    "minimal_distance": MinimalDistanceEvaluator,
+}
+
+
+def from_config(name: str, **settings):
+  """An evaluator by name (`EVALUATORS`) with its settings, e.g.
+  `from_config('autoattack', norm='linf', eps=0.3)`."""
+  if name not in EVALUATORS:
+    raise ValueError(f"Unknown evaluator {name!r}; use one of "
+                     f"{sorted(EVALUATORS)}.")
+  return EVALUATORS[name](**settings)
+
+
+__all__ = [
+    "batching", "minimal", "EVALUATORS", "from_config",
+    "DEFAULT_DEVICE_BATCH", "EvaluationMismatchError", "ResultStore",
+    "make_plan", "map_examples",
+    "RobustAccuracy", "RobustAccuracyEvaluator", "make_robust_accuracy_fn",
+    "pad_batch", "robust_accuracy",
+    "ATTACKS", "VERSIONS", "AutoAttackEvaluator", "AutoAttackResult",
+    "autoattack", "autoattack_stages",
+    "MinimalDistance", "MinimalDistanceEvaluator", "minimal_distance",
+    "Diagnostics", "diagnostics",
+]

@@ -1,0 +1,166 @@
+"""Minimal distance: the smallest adversarial perturbation per example.
+
+For minimal-norm attacks (FAB, DeepFool, Carlini-Wagner, ...), the result
+of an evaluation is a distance per example rather than a bit: the size, in
+`norm`, of the smallest misclassified point the attack found (inf where it
+found none, 0 where the clean input is already misclassified). Robust
+accuracy at any eps follows from it without rerunning the attack. Runs on
+the shared iterator (`batching.map_examples`): sharded, deterministic per
+example, resumable.
+"""
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from advjax import projections, rng, sharding
+from advjax.attacks import base
+from advjax.evaluation import batching
+from advjax.evaluation.robust_accuracy import describe_attack
+
+__all__ = ["MinimalDistance", "minimal_distance", "MinimalDistanceEvaluator"]
+
+
+class MinimalDistance(NamedTuple):
+  """Per-example minimal distances found by an attack.
+
+  Attributes:
+    distance: `[N]` size of the smallest adversarial perturbation found
+      (inf where none was found, 0 where x is misclassified).
+    success: `[N]` bool, an adversarial example was found (or x is
+      misclassified).
+    x_adv: `[N, ...]` that example (x where none was found).
+    clean: `[N]` bool, x is classified correctly.
+    norm: the norm of `distance`.
+  """
+  distance: np.ndarray
+  success: np.ndarray
+  x_adv: np.ndarray
+  clean: np.ndarray
+  norm: str
+
+  def accuracy_at(self, eps) -> np.ndarray:
+    """Robust accuracy at each eps: the fraction with distance > eps."""
+    eps = np.atleast_1d(np.asarray(eps, np.float64))
+    return np.array([np.mean(self.distance > e) for e in eps])
+
+  @property
+  def median(self) -> float:
+    """Median distance over the clean-correct examples (inf if over half
+    were never fooled)."""
+    d = self.distance[self.clean]
+    return float(np.median(d)) if d.size else float("nan")
+
+  def table(self, eps: Sequence[float]) -> str:
+    """Markdown: robust accuracy at each eps."""
+    acc = self.accuracy_at(eps)
+    rows = [f"| eps ({self.norm}) | robust accuracy |", "|---:|---:|"]
+    rows += [f"| {e:.4g} | {100 * a:.2f} % |" for e, a in zip(eps, acc)]
+    return "\n".join(rows)
+
+
+def _fn(apply_fn, attack, norm):
+  def fn(consts, batch):
+    variables, key = consts
+    x, y, mask = batch["x"], batch["y"], batch["mask"]
+    model_fn = lambda z: apply_fn(variables, z)
+    kwargs = {"key": rng.example_keys(key, batch["index"])} if (
+        base.takes_key(attack)) else {}
+    out = attack(model_fn, x, y, **kwargs)
+    x_adv = out[0] if isinstance(out, tuple) else out
+    clean = jnp.argmax(model_fn(x), axis=-1) == y
+    wrong = jnp.argmax(model_fn(x_adv), axis=-1) != y
+    d = projections.lp_norm(x_adv - x, norm)
+    distance = jnp.where(~clean, 0., jnp.where(wrong, d, jnp.inf))
+    return {"distance": distance, "success": (~clean | wrong) & mask,
+            "clean": clean & mask,
+            "x_adv": jnp.where(projections.per_example(clean & wrong, x.ndim),
+                               x_adv, x)}
+  return fn
+
+
+def minimal_distance(apply_fn: Callable, variables, x, y, *,
+                     attack: Callable, norm: str, key=None,
+                     batch_size: int = 256, mesh=None,
+                     device_batch_size: Optional[int] = None,
+                     workdir: Optional[str] = None,
+                     progress: bool = False) -> MinimalDistance:
+  """The minimal adversarial distance an attack finds, per example.
+
+  Args:
+    apply_fn: `(variables, x) -> logits`, inference mode.
+    variables: the model's variables.
+    x: `[N, ...]` float inputs; y: `[N]` int labels.
+    attack: a minimal-norm attack `attack(model_fn, x, y, [key=])` with its
+      settings fixed (e.g. `functools.partial(fab, norm='l2', steps=100)`);
+      it may return `x_adv` or a result whose first field is `x_adv`.
+    norm: the norm the distance is measured in ('linf', 'l2', 'l1').
+    key: `jax.random.key` for randomised attacks (per-example keys derive
+      from it and the global index).
+    batch_size, mesh, device_batch_size, workdir, progress: as
+      `robust_accuracy`.
+
+  Returns:
+    `MinimalDistance`.
+  """
+  projections.check_norm(norm)
+  x = np.asarray(x)
+  y = np.asarray(y)
+  base.check_attack_inputs(lambda z: apply_fn(variables, z), x, y,
+                           name="minimal_distance")
+  key = rng.as_key(jax.random.key(0) if key is None else key)
+  plan = batching.make_plan(batch_size, mesh, device_batch_size)
+  n = x.shape[0]
+  fields = ("distance", "success", "clean", "x_adv")
+  result = {"distance": np.zeros((n,), np.float32),
+            "success": np.zeros((n,), bool), "clean": np.zeros((n,), bool),
+            "x_adv": x.copy()}
+  todo = np.arange(n)
+  store = None
+  if workdir is not None:
+    store = batching.ResultStore(workdir, {
+        "evaluator": "minimal_distance", "attack": describe_attack(attack),
+        "norm": norm, "key": np.asarray(jax.random.key_data(key)).tolist(),
+        "n": n, "data": batching.fingerprint_arrays(x, y),
+        "variables": batching.fingerprint_tree(variables),
+        "device_batch": plan.device_batch})
+    saved = store.load("distance")
+    if saved is not None:
+      for f in fields:
+        result[f][saved["index"]] = saved[f]
+      todo = np.setdiff1d(todo, saved["index"])
+  fn = batching.jit_per_example(_fn(apply_fn, attack, norm), plan.mesh)
+  consts = sharding.replicate((variables, key), plan.mesh)
+  save = (lambda idx, out: store.save("distance", {"index": idx, **out})
+          ) if store is not None else None
+  bar = tqdm(total=n, initial=n - todo.size, desc="minimal distance",
+             disable=not progress, leave=False)
+  out = batching.map_examples(fn, consts, {"x": x, "y": y}, todo, plan,
+                              on_step=save, bar=bar)
+  bar.close()
+  for f in fields:
+    if todo.size:
+      result[f][todo] = out[f]
+  return MinimalDistance(norm=norm, **result)
+
+
+class MinimalDistanceEvaluator(NamedTuple):
+  """`minimal_distance` as an evaluator: settings now, `run` on a model."""
+  attack: Callable
+  norm: str
+  key: Any = None
+  batch_size: int = 256
+  device_batch_size: Optional[int] = None
+  workdir: Optional[str] = None
+  progress: bool = False
+
+  def run(self, apply_fn: Callable, variables, data) -> MinimalDistance:
+    """Evaluates `apply_fn(variables, .)` on `data` (a Dataset or (x, y))."""
+    x, y = batching.as_data(data)
+    return minimal_distance(apply_fn, variables, x, y, attack=self.attack,
+                            norm=self.norm, key=self.key,
+                            batch_size=self.batch_size,
+                            device_batch_size=self.device_batch_size,
+                            workdir=self.workdir, progress=self.progress)

@@ -1,0 +1,271 @@
+"""Robust accuracy over an eps sweep: one compiled function, every example counted.
+
+The dataset goes through the shared iterator (`batching.map_examples`):
+fixed calls of `device_batch` examples per device, the last one padded and
+masked, sharded over every device (and process). Inside one call the eps of
+the sweep are attacked in turn by `lax.map` (eps is a traced input, so any
+sweep reuses the compilation; memory is one call's examples, or
+`eps_per_call` times that when several eps are attacked at once). Each
+example's attack key is `fold_in(fold_in(key, j), global_index)` for the
+sweep's j-th eps, so the per-example result does not depend on the batch
+size, the devices or an interruption (with `workdir`).
+"""
+import functools
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from tqdm import tqdm
+
+from advjax import rng, sharding
+from advjax.attacks import base
+from advjax.evaluation import batching
+from advjax.types import Array, PRNGKey
+
+__all__ = ["RobustAccuracy", "make_robust_accuracy_fn", "robust_accuracy",
+           "pad_batch", "describe_attack", "RobustAccuracyEvaluator"]
+
+ApplyFn = Callable[[Any, Array], Array]  # (variables, x) -> logits
+
+
+class RobustAccuracy(NamedTuple):
+  """Robust accuracy of a model over an eps sweep.
+
+  Attributes:
+    eps: `[E]` the budgets.
+    accuracy: `[E]` fraction of examples still correctly classified.
+    clean_accuracy: accuracy on the clean inputs.
+    correct: `[E, N]` bool, per example and eps.
+    clean_correct: `[N]` bool.
+  """
+  eps: np.ndarray
+  accuracy: np.ndarray
+  clean_accuracy: float
+  correct: np.ndarray
+  clean_correct: np.ndarray
+
+  def table(self) -> str:
+    """A markdown table eps | robust accuracy."""
+    rows = ["| eps | accuracy |", "|---:|---:|",
+            f"| clean | {100 * self.clean_accuracy:.2f} % |"]
+    rows += [f"| {e:.4g} | {100 * a:.2f} % |"
+             for e, a in zip(self.eps, self.accuracy)]
+    return "\n".join(rows)
+
+
+def pad_batch(x: np.ndarray, y: np.ndarray, batch_size: int):
+  """Pads `(x, y)` to `batch_size` rows; returns `(x, y, mask)`."""
+  n = x.shape[0]
+  mask = np.zeros((batch_size,), bool)
+  mask[:n] = True
+  if n == batch_size:
+    return x, y, mask
+  pad = batch_size - n
+  x = np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
+  y = np.concatenate([y, np.repeat(y[:1], pad, axis=0)])
+  return x, y, mask
+
+
+class _Compiled:
+  """A per-call function and its jitted, sharded versions (one per mesh)."""
+
+  def __init__(self, fn: Callable):
+    self.fn = fn
+    self._jitted = {}
+
+  def jit(self, mesh) -> Callable:
+    k = (tuple(d.id for d in mesh.devices.flat), mesh.axis_names)
+    if k not in self._jitted:
+      self._jitted[k] = batching.jit_per_example(self.fn, mesh)
+    return self._jitted[k]
+
+
+def make_robust_accuracy_fn(apply_fn: ApplyFn, attack: Callable,
+                            eps_per_call: int = 1) -> _Compiled:
+  """The per-call evaluation of `attack` over an eps sweep, to reuse its
+  compilation across `robust_accuracy` calls (`compiled=`).
+
+  Args:
+    apply_fn: `(variables, x [B, ...]) -> logits [B, K]`, inference mode.
+    attack: `attack(model_fn, x, y, *, eps, [key]) -> x_adv` with every other
+      hyperparameter fixed (e.g. `functools.partial(pgd, steps=40)`); `key`
+      is `[B]` per-example keys.
+    eps_per_call: eps attacked at once (vmapped) in each step of the sweep.
+
+  Returns:
+    An object whose `.fn(consts, batch)` maps `consts = (variables, eps [E],
+    eps_index [E], key)` and a batch (`x`, `y`, `index`, `mask`) to
+    `{'clean': [B], 'correct': [B, E]}` (padding rows False).
+  """
+  def batch_fn(consts, batch):
+    variables, eps, eps_index, key = consts
+    x, y, mask = batch["x"], batch["y"], batch["mask"]
+    model_fn = lambda z: apply_fn(variables, z)
+    clean = jnp.argmax(model_fn(x), axis=-1) == y
+
+    def one_eps(args):
+      e, j = args
+      keys = rng.example_keys(jax.random.fold_in(key, j), batch["index"])
+      x_adv = base.call_attack(attack, model_fn, x, y, eps=e, key=keys)
+      return jnp.argmax(model_fn(x_adv), axis=-1) == y
+
+    correct = lax.map(one_eps, (eps, eps_index),
+                      batch_size=eps_per_call if eps_per_call > 1 else None)
+    return {"clean": clean & mask, "correct": correct.T & mask[:, None]}
+
+  return _Compiled(batch_fn)
+
+
+def describe_attack(attack: Callable) -> str:
+  """A stable description of an attack (function and fixed keywords), for
+  the manifest of a resumable evaluation."""
+  if isinstance(attack, functools.partial):
+    kw = ", ".join(f"{k}={v!r}" for k, v in sorted(attack.keywords.items()))
+    return f"{describe_attack(attack.func)}({kw})"
+  return f"{getattr(attack, '__module__', '')}." \
+         f"{getattr(attack, '__qualname__', type(attack).__name__)}"
+
+
+def robust_accuracy(apply_fn: ApplyFn, variables, x, y, *, attack: Callable,
+                    eps: Sequence[float], batch_size: int = 256,
+                    key: Optional[PRNGKey] = None, progress: bool = False,
+                    compiled: Optional[_Compiled] = None,
+                    eps_per_call: int = 1, mesh=None,
+                    device_batch_size: Optional[int] = None,
+                    workdir: Optional[str] = None,
+                    save_every: int = 1) -> RobustAccuracy:
+  """Clean and robust accuracy of a model under `attack` at every eps.
+
+  Every example is counted (the last call is padded and masked), every
+  device of `mesh` is used, and each example's result depends only on the
+  example, its global index, `key`, eps and `device_batch_size`: it is
+  bit-identical for any `batch_size` and any number of devices.
+
+  Args:
+    apply_fn: `(variables, x) -> logits`, inference mode (batch norm frozen).
+    variables: the model's variables.
+    x: `[N, ...]` float inputs inside the attack's bounds.
+    y: `[N]` int labels.
+    attack: `attack(model_fn, x, y, *, eps, [key])` (hyperparameters fixed
+      with functools.partial); it receives `[B]` per-example keys.
+    eps: the sweep, a sequence of budgets >= 0.
+    batch_size: examples per step (progress and saving; not the compiled
+      shape, see `device_batch_size`).
+    key: `jax.random.key`; default `key(0)`.
+    progress: show a progress bar over examples.
+    compiled: from `make_robust_accuracy_fn(apply_fn, attack)`, to reuse
+      its compilation across calls.
+    eps_per_call: eps attacked at once (vmapped); memory grows with it.
+      Part of the compiled shape, so results depend on it (as on
+      `device_batch_size`).
+    mesh: the `('data',)` mesh (default: every device).
+    device_batch_size: examples per device per call (default
+      `batching.DEFAULT_DEVICE_BATCH`).
+    workdir: save per-example results there every `save_every` steps and
+      resume from them.
+    save_every: steps between saves.
+
+  Returns:
+    `RobustAccuracy`.
+
+  Raises:
+    ValueError / TypeError: bad inputs (see `check_attack_inputs`);
+    `batching.EvaluationMismatchError`: a workdir of another evaluation.
+  """
+  x = np.asarray(x)
+  y = np.asarray(y)
+  eps = np.asarray(eps, np.float32).reshape(-1)
+  if eps.size == 0:
+    raise ValueError("robust_accuracy: eps must list at least one budget.")
+  if x.shape[0] == 0:
+    raise ValueError("robust_accuracy: x is empty.")
+  if not np.all(np.isfinite(eps)):
+    raise ValueError(f"robust_accuracy: eps must be finite, got {eps}.")
+  if np.any(eps < 0):
+    raise ValueError(f"robust_accuracy: eps must be >= 0, got {eps}.")
+  if eps_per_call < 1:
+    raise ValueError(f"robust_accuracy: eps_per_call must be >= 1, got "
+                     f"{eps_per_call}.")
+  bounds = getattr(attack, "keywords", {}).get("bounds", (0., 1.))
+  base.check_attack_inputs(lambda z: apply_fn(variables, z), x, y,
+                           bounds=bounds, name="robust_accuracy")
+  key = rng.as_key(jax.random.key(0) if key is None else key)
+  plan = batching.make_plan(batch_size, mesh, device_batch_size)
+  compiled = compiled or make_robust_accuracy_fn(apply_fn, attack,
+                                                 eps_per_call)
+  fn = compiled.jit(plan.mesh)
+  n = x.shape[0]
+  clean = np.zeros((n,), bool)
+  correct = np.zeros((n, eps.size), bool)
+  todo = np.arange(n)
+  store = None
+  if workdir is not None:
+    store = batching.ResultStore(workdir, {
+        "evaluator": "robust_accuracy", "attack": describe_attack(attack),
+        "eps": eps.tolist(), "key": np.asarray(
+            jax.random.key_data(key)).tolist(),
+        "n": n, "data": batching.fingerprint_arrays(x, y),
+        "variables": batching.fingerprint_tree(variables),
+        "device_batch": plan.device_batch, "eps_per_call": eps_per_call})
+    saved = store.load("sweep")
+    if saved is not None:
+      clean[saved["index"]] = saved["clean"]
+      correct[saved["index"]] = saved["correct"]
+      todo = np.setdiff1d(todo, saved["index"])
+  consts = sharding.replicate(
+      (variables, jnp.asarray(eps), jnp.arange(eps.size, dtype=jnp.int32),
+       key), plan.mesh)
+  pending = []
+
+  def on_step(index, out):
+    pending.append((index, out))
+    if store is not None and len(pending) >= save_every:
+      flush()
+
+  def flush():
+    if pending:
+      store.save("sweep", {
+          "index": np.concatenate([p[0] for p in pending]),
+          "clean": np.concatenate([p[1]["clean"] for p in pending]),
+          "correct": np.concatenate([p[1]["correct"] for p in pending])})
+      pending.clear()
+
+  bar = tqdm(total=n, initial=n - todo.size, desc="robust accuracy",
+             disable=not progress, leave=False)
+  out = batching.map_examples(fn, consts, {"x": x, "y": y}, todo, plan,
+                              on_step=on_step if store else None, bar=bar)
+  bar.close()
+  if store is not None:
+    flush()
+  if todo.size:
+    clean[todo] = out["clean"]
+    correct[todo] = out["correct"]
+  correct = correct.T
+  return RobustAccuracy(eps=eps, accuracy=correct.mean(axis=1),
+                        clean_accuracy=float(clean.mean()), correct=correct,
+                        clean_correct=clean)
+
+
+class RobustAccuracyEvaluator(NamedTuple):
+  """`robust_accuracy` as an evaluator: settings now, `run` on a model.
+
+  Attributes: as the keywords of `robust_accuracy`.
+  """
+  attack: Callable
+  eps: Sequence[float]
+  batch_size: int = 256
+  key: Optional[PRNGKey] = None
+  device_batch_size: Optional[int] = None
+  workdir: Optional[str] = None
+  progress: bool = False
+
+  def run(self, apply_fn: ApplyFn, variables, data) -> RobustAccuracy:
+    """Evaluates `apply_fn(variables, .)` on `data` (a Dataset or (x, y))."""
+    x, y = batching.as_data(data)
+    return robust_accuracy(apply_fn, variables, x, y, attack=self.attack,
+                           eps=self.eps, batch_size=self.batch_size,
+                           key=self.key, progress=self.progress,
+                           device_batch_size=self.device_batch_size,
+                           workdir=self.workdir)
