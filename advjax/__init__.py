@@ -4,15 +4,18 @@ Every attack is a pure function `attack(model_fn, x, y, *, key=None, ...)`
 that compiles under `jax.jit` and maps under `jax.vmap` (DESIGN.md).
 """
 from advjax import (attacks, checkpoint, data, evaluation, losses, models,
-                    projections, sharding, sinkhorn, special, training)
-from advjax.attacks import AttackResult, bim, fgm, fgsm, illc, noise, pgd
-from advjax.evaluation import RobustAccuracy, robust_accuracy
+                    projections, rng, sharding, sinkhorn, special, training)
+from advjax.attacks import (AttackResult, apgd, apgd_t, bim, fab, fgm, fgsm,
+                            illc, noise, pgd, square)
+from advjax.evaluation import (AutoAttackResult, RobustAccuracy, autoattack,
+                               robust_accuracy)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "attacks", "checkpoint", "data", "evaluation", "losses", "models",
-    "projections", "sharding", "sinkhorn", "special", "training",
-    "AttackResult", "bim", "fgm", "fgsm", "illc", "noise", "pgd",
-    "RobustAccuracy", "robust_accuracy",
+    "projections", "rng", "sharding", "sinkhorn", "special", "training",
+    "AttackResult", "apgd", "apgd_t", "bim", "fab", "fgm", "fgsm", "illc",
+    "noise", "pgd", "square",
+    "AutoAttackResult", "RobustAccuracy", "autoattack", "robust_accuracy",
 ]

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional
 import jax
 import orbax.checkpoint as ocp
 
-__all__ = ["CheckpointError", "Checkpointer"]
+__all__ = ["CheckpointError", "Checkpointer", "load_variables", "run_settings"]
 
 
 class CheckpointError(RuntimeError):
@@ -121,3 +121,57 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def run_settings(workdir: str) -> dict:
+  """The settings a training run in `workdir` was started with (its
+  `run.json`), or {} if it has none."""
+  path = os.path.join(os.path.abspath(workdir), "run.json")
+  if not os.path.exists(path):
+    return {}
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise CheckpointError(f"{path} is unreadable ({e}).") from e
+
+
+def load_variables(workdir: str, step: Optional[int] = None) -> dict:
+  """The model variables (`params`, `batch_stats` if any) of a training
+  run's checkpoint, without rebuilding its optimizer.
+
+  Args:
+    workdir: a `training.fit` workdir (holds `checkpoints/`).
+    step: the checkpoint step (default: the latest).
+
+  Returns:
+    `{'params': ..., 'batch_stats': ...}` host arrays, ready for
+    `model.apply`.
+
+  Raises:
+    CheckpointError: no checkpoint there, or it cannot be read.
+  """
+  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  if not os.path.isdir(directory):
+    raise CheckpointError(
+        f"No training checkpoints in {os.path.abspath(workdir)} (expected "
+        f"{directory}, written by advjax.training.fit(workdir=...)).")
+  try:
+    manager = ocp.CheckpointManager(directory)
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise CheckpointError(f"No checkpoint in {directory}.")
+    state = manager.restore(step, args=ocp.args.StandardRestore())
+  except CheckpointError:
+    raise
+  except Exception as e:  # orbax/tensorstore raise many types here.
+    raise CheckpointError(
+        f"The checkpoint at step {step} in {directory} cannot be read: "
+        f"{type(e).__name__}: {e}.") from e
+  if not isinstance(state, dict) or "params" not in state:
+    raise CheckpointError(f"{directory} step {step} is not an advjax training "
+                          "state (no 'params').")
+  variables = {"params": state["params"]}
+  if state.get("batch_stats"):
+    variables["batch_stats"] = state["batch_stats"]
+  return variables

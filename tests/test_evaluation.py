@@ -1,4 +1,4 @@
-"""Tests for advjax/evaluation.py."""
+"""Tests for advjax/evaluation: robust_accuracy and the shared iterator."""
 import functools
 
 import jax
@@ -93,3 +93,117 @@ def test_eps_chunks_give_the_same_answer_as_one_call(linear):
                                        eps_per_call=2, **kw)
   np.testing.assert_array_equal(whole.correct, chunked.correct)
   assert chunked.correct.shape == (5, 37)
+
+
+# --------------------------------------------------------------------------
+# The shared iterator: determinism across batch sizes and devices, resume.
+# --------------------------------------------------------------------------
+def test_results_are_bit_identical_for_batch_sizes_and_device_counts(
+    digits_model):
+  """Every evaluator's per-example result is the same for batch sizes 64
+  and 360 and for 1 and 8 devices (random starts from per-example keys)."""
+  from advjax.attacks.fab import fab
+  from advjax import sharding
+  m = digits_model
+  x, y = np.asarray(m.x_test), np.asarray(m.y_test)
+  key = jax.random.key(7)
+  runs = {}
+  for devices in (jax.devices()[:1], jax.devices()):
+    mesh = sharding.make_mesh(devices)
+    for batch in (64, 360):
+      kw = dict(batch_size=batch, mesh=mesh, device_batch_size=16, key=key)
+      ra = evaluation.robust_accuracy(
+          m.apply_fn, m.variables, x, y,
+          attack=functools.partial(G.pgd, steps=3, restarts=2),
+          eps=[0.05, 0.1], **kw)
+      aa = evaluation.autoattack(m.apply_fn, m.variables, x, y, eps=0.1,
+                                 steps=4, queries=30, **kw)
+      md = evaluation.minimal_distance(
+          m.apply_fn, m.variables, x[:96], y[:96],
+          attack=functools.partial(fab, norm="l2", steps=5), norm="l2", **kw)
+      runs[(len(devices), batch)] = (ra.correct, aa.robust, aa.x_adv,
+                                     aa.broken_by, md.distance)
+  ref = runs[(1, 64)]
+  assert 0 < ref[1].mean() < ref[0][0].mean() <= 1  # nontrivial outcomes
+  for k, r in runs.items():
+    for a, b in zip(ref, r):
+      np.testing.assert_array_equal(a, b, err_msg=str(k))
+
+
+def test_resume_store_rejects_another_evaluation_and_corrupt_parts(
+    linear, tmp_path):
+  from advjax import sharding
+  apply_fn, variables, x, y = linear
+  kw = dict(attack=G.fgsm, batch_size=8, device_batch_size=8,
+            mesh=sharding.make_mesh(jax.devices()[:1]),
+            workdir=str(tmp_path / "w"))
+  first = evaluation.robust_accuracy(apply_fn, variables, x, y, eps=[0.1],
+                                     **kw)
+  parts = sorted((tmp_path / "w" / "sweep").glob("part-*.npz"))
+  assert len(parts) == 5  # 37 examples in steps of 8, saved every step
+  again = evaluation.robust_accuracy(apply_fn, variables, x, y, eps=[0.1],
+                                     **kw)  # all restored, nothing computed
+  np.testing.assert_array_equal(first.correct, again.correct)
+  with pytest.raises(evaluation.EvaluationMismatchError,
+                     match="different evaluation.*eps"):
+    evaluation.robust_accuracy(apply_fn, variables, x, y, eps=[0.2], **kw)
+  with pytest.raises(evaluation.EvaluationMismatchError, match="variables"):
+    evaluation.robust_accuracy(apply_fn, {"w": variables["w"] * 2}, x, y,
+                               eps=[0.1], **kw)
+  parts[2].write_bytes(b"<html>not an npz</html>")
+  with pytest.raises(evaluation.EvaluationMismatchError,
+                     match="part-000002.npz is corrupt"):
+    evaluation.robust_accuracy(apply_fn, variables, x, y, eps=[0.1], **kw)
+
+
+RESUME_SCRIPT = """
+import os, signal, sys
+import jax, numpy as np
+from advjax import data, evaluation, models
+from advjax.evaluation import batching
+
+workdir, out, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
+saves = [0]
+save = batching.ResultStore.save
+
+def save_then_maybe_die(self, stage, arrays):
+  save(self, stage, arrays)
+  saves[0] += 1
+  if saves[0] == kill_after:  # a hard kill between two steps of a stage
+    os.kill(os.getpid(), signal.SIGKILL)
+
+batching.ResultStore.save = save_then_maybe_die
+test = data.load("digits", "test", limit=160)
+model = models.get_model("wong_mnist")
+variables = models.init_model(model, jax.random.key(3), (8, 8, 1))
+apply_fn = lambda v, x: model.apply(v, x, train=False)
+r = evaluation.autoattack(apply_fn, variables, test.images, test.labels,
+                          eps=0.05, steps=6, queries=60, batch_size=32,
+                          device_batch_size=16, workdir=workdir,
+                          key=jax.random.key(1))
+np.savez(out, robust=r.robust, x_adv=r.x_adv, broken_by=r.broken_by)
+"""
+
+
+@pytest.mark.slow  # three evaluation subprocesses; CI runs it (README)
+def test_killed_autoattack_resumes_to_identical_results(tmp_path):
+  import os
+  import subprocess
+  import sys
+  script = tmp_path / "evaluate.py"
+  script.write_text(RESUME_SCRIPT)
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  run = lambda w, out, kill: subprocess.run(
+      [sys.executable, str(script), str(tmp_path / w), str(tmp_path / out),
+       str(kill)], env=env, capture_output=True, text=True, timeout=600)
+  full = run("full", "full.npz", 10 ** 9)
+  assert full.returncode == 0, full.stderr[-2000:]
+  killed = run("cut", "cut.npz", 9)  # inside the APGD-T stages
+  assert killed.returncode == -9, killed.stderr[-2000:]
+  assert not (tmp_path / "cut.npz").exists()
+  resumed = run("cut", "cut.npz", 10 ** 9)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  a, b = np.load(tmp_path / "full.npz"), np.load(tmp_path / "cut.npz")
+  for k in ("robust", "x_adv", "broken_by"):
+    np.testing.assert_array_equal(a[k], b[k])
+  assert 0 < a["robust"].mean() < 1

@@ -29,6 +29,7 @@ def test_run_writes_the_report_and_reloads_trained_models(tmp_path):
                           eval_steps=2, eval_restarts=2, eps_grid_points=3,
                           convergence_steps=3, convergence_examples=16,
                           train_limit=256, eval_limit=40,
+                          autoattack_steps=3, autoattack_queries=10,
                           workdir=str(tmp_path), progress=False)
   res = madry.run(cfg)
   for name in ("results.json", "results.md", "robust_accuracy_vs_eps.png",
@@ -42,6 +43,11 @@ def test_run_writes_the_report_and_reloads_trained_models(tmp_path):
     assert set(r["convergence"]) == {"sign", "sgd", "adam"}
     assert all(len(c) == 3 for c in r["convergence"].values())
     assert r["resumed_from"] is None
+    aa = r["autoattack"]
+    assert list(aa["stages"]) == ["clean", "apgd-ce", "apgd-t", "fab-t",
+                                  "square"]
+    assert aa["robust_accuracy"] <= r["clean_accuracy"]
+  assert "AutoAttack at eps" in res["table"]
   assert "| standard |" in res["table"] and "| madry |" in res["table"]
   again = madry.run(cfg)  # finished models are loaded, not retrained
   for name, r in again["models"].items():

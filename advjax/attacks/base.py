@@ -27,7 +27,7 @@ __all__ = [
     "call_attack", "takes_key", "AttackResult", "MinimalResult", "LoopOutput",
     "steepest_direction", "normalized_steepest", "scale_per_example",
     "steepest_ascent", "make_optimizer", "mask_box_gradient", "attack_loop",
-    "resolve_unroll", "check_attack_inputs", "concrete",
+    "resolve_unroll", "check_attack_inputs", "concrete", "looks_nchw",
 ]
 
 
@@ -287,6 +287,14 @@ def check_nonnegative(name: str, **values) -> None:
       raise ValueError(f"{name}: {n} must be >= 0, got {vc}.")
 
 
+def looks_nchw(shape) -> bool:
+  """Whether a rank-4 shape looks like channels-first images: few channels
+  in axis 1, a square spatial extent in axes 2 and 3, and not a plausible
+  channel count last."""
+  return (len(shape) == 4 and shape[1] in (1, 2, 3, 4)
+          and shape[2] == shape[3] and shape[3] not in (1, 2, 3, 4))
+
+
 def check_attack_inputs(model_fn: ModelFn, x, y, *, eps=None,
                         bounds: Bounds = (0., 1.), name: str = "attack",
                         check_labels: bool = True) -> int:
@@ -333,7 +341,15 @@ def check_attack_inputs(model_fn: ModelFn, x, y, *, eps=None,
         raise ValueError(f"{name}: eps must be finite, got {e}.")
       if np.any(e < 0):
         raise ValueError(f"{name}: eps must be >= 0, got {e}.")
-  out = jax.eval_shape(model_fn, jax.ShapeDtypeStruct(x.shape, x.dtype))
+  try:
+    out = jax.eval_shape(model_fn, jax.ShapeDtypeStruct(x.shape, x.dtype))
+  except Exception as e:  # the model's own error, made clearer for NCHW
+    if looks_nchw(x.shape):
+      raise ValueError(
+          f"{name}: x has shape {tuple(x.shape)}, which looks like NCHW "
+          "[B, C, H, W]; advjax models and attacks take NHWC [B, H, W, C]: "
+          "use x.transpose(0, 2, 3, 1).") from e
+    raise
   if len(out.shape) != 2 or out.shape[0] != batch:
     raise ValueError(f"{name}: model_fn must map [B, ...] to logits [B, K]; "
                      f"for x of shape {tuple(x.shape)} it returned "

@@ -37,10 +37,10 @@ import numpy as np
 from tqdm import tqdm
 
 from advjax import projections, rng, sharding
-from advjax.attacks import apgd as apgd_lib
 from advjax.attacks import base
-from advjax.attacks import fab as fab_lib
-from advjax.attacks import square as square_lib
+from advjax.attacks.apgd import apgd
+from advjax.attacks.fab import fab
+from advjax.attacks.square import square
 from advjax.evaluation import batching
 
 __all__ = ["AutoAttackResult", "Stage", "autoattack_stages", "autoattack",
@@ -195,23 +195,23 @@ def _stage_fn(apply_fn, stage: Stage, norm: str, bounds, stochastic: bool,
           jnp.broadcast_to(logits.shape[-1] - rank, (x.shape[0], 1)),
           axis=-1)[:, 0].astype(jnp.int32)
     if stage.kind == "apgd":
-      x_adv = apgd_lib.apgd(model if stochastic else det, x, y, eps=eps,
+      x_adv = apgd(model if stochastic else det, x, y, eps=eps,
                             key=k_attack, norm=norm, steps=steps,
                             loss=opts["loss"], stochastic=stochastic,
                             eot_iter=eot_iter if stochastic else 1,
                             bounds=bounds)
     elif stage.kind == "apgd_t":
-      x_adv = apgd_lib.apgd(det, x, y, eps=eps, key=k_attack, norm=norm,
+      x_adv = apgd(det, x, y, eps=eps, key=k_attack, norm=norm,
                             steps=steps, loss="dlr_targeted",
                             targets=targets, bounds=bounds)
     elif stage.kind == "fab":
-      x_adv = fab_lib.fab(det, x, y, key=k_attack, norm=norm, steps=steps,
+      x_adv = fab(det, x, y, key=k_attack, norm=norm, steps=steps,
                           eps=eps, random_start=opts["random_start"],
                           targeted=opts["targeted"],
                           targets=targets if opts["targeted"] else None,
                           bounds=bounds)
     else:
-      x_adv = square_lib.square(det, x, y, eps=eps, key=k_attack, norm=norm,
+      x_adv = square(det, x, y, eps=eps, key=k_attack, norm=norm,
                                 queries=queries, p_init=0.8, bounds=bounds)
     wrong = jnp.argmax(det(x_adv), axis=-1) != y
     distance = projections.lp_norm(x_adv - x, norm)

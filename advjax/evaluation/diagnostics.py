@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from advjax import losses, rng
-from advjax.attacks import apgd as apgd_lib
 from advjax.attacks import base, gradient
-from advjax.attacks import square as square_lib
+from advjax.attacks.apgd import apgd
+from advjax.attacks.square import square
 from advjax.evaluation.robust_accuracy import robust_accuracy
 
 __all__ = ["Diagnostics", "diagnostics"]
@@ -205,7 +205,7 @@ def diagnostics(apply_fn: Callable, variables, x, y, *, norm: str = "linf",
   big = width if norm == "linf" else width * float(np.sqrt(x[0].size))
   eps_sweep = np.array(sorted(set([float(eps) * m for m in sweep] + [big])),
                        np.float32)
-  apgd_attack = functools.partial(apgd_lib.apgd, norm=norm, steps=steps,
+  apgd_attack = functools.partial(apgd, norm=norm, steps=steps,
                                   bounds=bounds)
   sw = robust_accuracy(apply_fn, variables, x, y, attack=apgd_attack,
                        eps=np.concatenate([[eps], eps_sweep]),
@@ -218,7 +218,7 @@ def diagnostics(apply_fn: Callable, variables, x, y, *, norm: str = "linf",
       eps=[eps], key=rng.fold_in(key, 2), **kw).accuracy[0])
   sq_acc = float(robust_accuracy(
       apply_fn, variables, x, y,
-      attack=functools.partial(square_lib.square, norm=norm,
+      attack=functools.partial(square, norm=norm,
                                queries=square_queries, bounds=bounds),
       eps=[eps], key=rng.fold_in(key, 3), **kw).accuracy[0])
   one = 1. / n

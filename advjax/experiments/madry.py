@@ -25,7 +25,7 @@ from advjax.experiments import plots
 
 __all__ = ["RunConfig", "MadryConfig", "PRESETS", "PUBLISHED", "resolve",
            "run", "make_optimizer", "dataset_preset", "fill_preset", "fit_run",
-           "TRAINING_SETTINGS", "Setup", "setup"]
+           "TRAINING_SETTINGS", "Setup", "setup", "train_model"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +80,9 @@ class MadryConfig(RunConfig):
   convergence_examples: int = 256
   eval_batch_size: int = 256
   eval_limit: int = 0  # 0: every test example
+  autoattack: bool = True  # AutoAttack (standard) at eps for each model
+  autoattack_steps: int = 100
+  autoattack_queries: int = 5000
   train_limit: int = 0  # 0: every training example
 
 
@@ -185,7 +188,9 @@ def _train_attack(cfg):
   return None  # the method's default (FGSM, FGSM-RS)
 
 
-def _train(cfg, name, method, model, train, mesh):
+def train_model(cfg, name, method, model, train, mesh):
+  """Trains (or reloads) one of the config's models with `method` in
+  `cfg.workdir/name`; returns `(FitResult, seconds)`."""
   settings = {"dataset": cfg.dataset, "model": cfg.model, "eps": cfg.eps,
               "train_steps": cfg.train_steps, "optimizer": cfg.optimizer,
               "learning_rate": cfg.learning_rate, "schedule": cfg.schedule}
@@ -276,7 +281,7 @@ def run(config: MadryConfig) -> dict:
   results = {"config": dataclasses.asdict(cfg), "eps_grid": eps_grid.tolist(),
              "devices": [str(d) for d in jax.devices()], "models": {}}
   for name, method in (("standard", "standard"), (cfg.method, cfg.method)):
-    fit, seconds = _train(cfg, name, method, model, train, mesh)
+    fit, seconds = train_model(cfg, name, method, model, train, mesh)
     variables = jax.device_get(fit.state.variables)
     ra = evaluation.robust_accuracy(
         apply_fn, variables, test.images, test.labels, attack=attack,
@@ -284,11 +289,24 @@ def run(config: MadryConfig) -> dict:
         key=jax.random.key(cfg.seed + 1), progress=cfg.progress,
         compiled=compiled)
     n = min(cfg.convergence_examples, test.size)
+    aa = None
+    if cfg.autoattack:
+      aa = evaluation.autoattack(
+          apply_fn, variables, test.images, test.labels, eps=cfg.eps,
+          key=jax.random.key(cfg.seed + 2), batch_size=cfg.eval_batch_size,
+          steps=cfg.autoattack_steps, queries=cfg.autoattack_queries,
+          progress=cfg.progress)
     results["models"][name] = {
         "method": method,
         "clean_accuracy": ra.clean_accuracy,
         "robust_accuracy": float(ra.accuracy[i_eps]),
         "accuracy_vs_eps": ra.accuracy.tolist(),
+        "autoattack": None if aa is None else {
+            "robust_accuracy": aa.robust_accuracy,
+            "stages": dict(zip(aa.attacks, aa.accuracy.tolist())),
+            "seconds": dict(zip(aa.attacks, aa.seconds.tolist())),
+            "pgd_robust_broken": int(np.sum(ra.correct[i_eps] &
+                                            ~aa.robust))},
         "train_seconds": seconds,
         "resumed_from": fit.resumed_from,
         "history": fit.history,
@@ -315,15 +333,31 @@ def _table(cfg, results) -> str:
   rows = [f"# {cfg.dataset}: standard vs {cfg.method} training, eps "
           f"{cfg.eps:.4g} (Linf), {cfg.model}",
           "",
-          f"| model | clean | {attack} at eps {cfg.eps:.4g} | published clean "
-          "| published robust | published setting |",
-          "|---|---:|---:|---:|---:|---|"]
+          f"| model | clean | {attack} at eps {cfg.eps:.4g} | AutoAttack at "
+          f"eps {cfg.eps:.4g} | published clean | published robust | "
+          "published setting |",
+          "|---|---:|---:|---:|---:|---:|---|"]
   for name, r in results["models"].items():
     pub = PUBLISHED.get((cfg.dataset, r["method"]))
     pub_cells = (f"{pub[0]:.1f} % | {pub[1]:.1f} % | {pub[2]}" if pub
                  else "- | - | -")
+    aa = r.get("autoattack")
+    aa_cell = "-" if aa is None else f"{100 * aa['robust_accuracy']:.1f} %"
     rows.append(f"| {name} | {100 * r['clean_accuracy']:.1f} % | "
-                f"{100 * r['robust_accuracy']:.1f} % | {pub_cells} |")
+                f"{100 * r['robust_accuracy']:.1f} % | {aa_cell} | "
+                f"{pub_cells} |")
+  aa_rows = [(n, r["autoattack"]) for n, r in results["models"].items()
+             if r.get("autoattack")]
+  if aa_rows:
+    rows += ["", "AutoAttack (standard) robust accuracy (%) after each "
+             "stage, and the examples PGD calls robust that it breaks:", "",
+             "| model | " + " | ".join(aa_rows[0][1]["stages"]) +
+             " | broken PGD-robust |",
+             "|---|" + "---:|" * (len(aa_rows[0][1]["stages"]) + 1)]
+    for n, a in aa_rows:
+      rows.append(f"| {n} | " + " | ".join(
+          f"{100 * v:.1f}" for v in a["stages"].values()) +
+                  f" | {a['pgd_robust_broken']} |")
   rows += ["", "Training time (s): " + ", ".join(
       f"{n} {r['train_seconds']:.0f}" for n, r in results["models"].items()),
            "", f"Accuracy (%) under {attack} vs eps:", "",

@@ -8,6 +8,7 @@ module import time.
 """
 import importlib
 import os
+import re
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -18,6 +19,9 @@ __all__ = [
     "conv_out_size",
     "wong_cnn_from_flax",
     "to_nchw",
+    "autoattack_unavailable_reason",
+    "reference_autoattack",
+    "torchattacks_autoattack",
 ]
 
 
@@ -121,3 +125,107 @@ def to_nchw(x) -> Any:
   import torch  # pylint: disable=import-outside-toplevel
   nchw = np.asarray(x, np.float32).transpose(0, 3, 1, 2)
   return torch.from_numpy(np.array(nchw, order="C", copy=True))
+
+
+def autoattack_unavailable_reason() -> Optional[str]:
+  """Why the reference AutoAttack cannot run here; None when torch and
+  `pyautoattack` (fra31/auto-attack on PyPI) import."""
+  missing = []
+  for name in ("torch", "pyautoattack"):
+    try:
+      importlib.import_module(name)
+    except Exception as e:  # pylint: disable=broad-except
+      missing.append(f"{name} ({type(e).__name__}: {e})")
+  if missing:
+    return ("reference AutoAttack not installed: " + "; ".join(missing) +
+            ". Install: pip install 'advjax[peers]' && pip install --no-deps "
+            "pyautoattack torchattacks.")
+  return None
+
+
+_STAGE_LOG = re.compile(r"robust accuracy after ([A-Z\-]+): ([0-9.]+)% "
+                        r"\(total time ([0-9.]+) s\)")
+
+
+def reference_autoattack(net: Any, x, y, *, eps: float, norm: str = "linf",
+                         version: str = "standard", seed: int = 0,
+                         batch_size: int = 500) -> dict:
+  """Runs the reference AutoAttack (pyautoattack, fra31/auto-attack) on a
+  PyTorch model.
+
+  Args:
+    net: a `torch.nn.Module` taking NCHW images (e.g. `wong_cnn_from_flax`).
+    x: `[N, H, W, C]` NHWC images in [0, 1]; y: `[N]` labels.
+    eps, norm, version: AutoAttack's threat model and version.
+    seed: the reference's seed.
+    batch_size: its batch size.
+
+  Returns:
+    `{'seconds', 'robust' [N] bool, 'stages': {name: robust accuracy},
+    'stage_seconds': {name: cumulative seconds}, 'version'}`; stage names
+    lower-case as advjax's ('apgd-ce', ...), with 'clean'.
+  """
+  import logging  # pylint: disable=import-outside-toplevel
+  import time  # pylint: disable=import-outside-toplevel
+  import torch  # pylint: disable=import-outside-toplevel
+  from pyautoattack import AutoAttack  # pylint: disable=import-outside-toplevel
+
+  records = []
+
+  class _Grab(logging.Handler):
+    def emit(self, record):
+      records.append(record.getMessage())
+
+  logger = logging.getLogger("auto-attack")
+  handler = _Grab(level=logging.DEBUG)
+  old = logger.level, logger.propagate
+  logger.addHandler(handler)
+  logger.setLevel(logging.DEBUG)
+  logger.propagate = False
+  try:
+    xt = to_nchw(x)
+    yt = torch.from_numpy(np.asarray(y, np.int64))
+    with torch.no_grad():
+      clean = (net(xt).argmax(1) == yt).numpy()
+    aa = AutoAttack(net, eps=float(eps), norm={"linf": "Linf", "l2": "L2"}[norm],
+                    version=version, seed=seed)
+    t0 = time.perf_counter()
+    x_adv, _ = aa.run_standard_evaluation(xt, yt, batch_size=batch_size)
+    seconds = time.perf_counter() - t0
+  finally:
+    logger.removeHandler(handler)
+    logger.setLevel(old[0])
+    logger.propagate = old[1]
+  with torch.no_grad():
+    robust = (net(x_adv).argmax(1) == yt).numpy() & clean
+  stages = {"clean": float(clean.mean())}
+  stage_seconds = {}
+  for msg in records:
+    m = _STAGE_LOG.search(msg)
+    if m:
+      stages[m.group(1).lower()] = float(m.group(2)) / 100
+      stage_seconds[m.group(1).lower()] = float(m.group(3))
+  return {"seconds": seconds, "robust": robust, "stages": stages,
+          "stage_seconds": stage_seconds, "version": version}
+
+
+def torchattacks_autoattack(net: Any, x, y, *, eps: float,
+                            norm: str = "linf", seed: int = 0,
+                            num_classes: int = 10) -> dict:
+  """torchattacks' AutoAttack (its own port of the four attacks) on the same
+  model; returns `{'seconds', 'robust' [N] bool}`."""
+  import time  # pylint: disable=import-outside-toplevel
+  import torch  # pylint: disable=import-outside-toplevel
+  import torchattacks  # pylint: disable=import-outside-toplevel
+  xt = to_nchw(x)
+  yt = torch.from_numpy(np.asarray(y, np.int64))
+  atk = torchattacks.AutoAttack(net, norm={"linf": "Linf", "l2": "L2"}[norm],
+                                eps=float(eps), version="standard",
+                                n_classes=num_classes, seed=seed)
+  t0 = time.perf_counter()
+  x_adv = atk(xt, yt)
+  seconds = time.perf_counter() - t0
+  with torch.no_grad():
+    robust = (net(x_adv).argmax(1) == yt).numpy() & (
+        net(xt).argmax(1) == yt).numpy()
+  return {"seconds": seconds, "robust": robust}
