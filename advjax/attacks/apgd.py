@@ -113,7 +113,7 @@ class _State(NamedTuple):
   history: Array
 
 
-def _check(x, eps, norm, steps, rho, eot_iter, stochastic, name):
+def _check(norm, steps, rho, eot_iter, stochastic, name):
   if norm not in _NORMS:
     raise ValueError(f"{name}: norm must be one of {_NORMS}, got {norm!r}.")
   if steps < 1:
@@ -126,7 +126,6 @@ def _check(x, eps, norm, steps, rho, eot_iter, stochastic, name):
     raise ValueError(f"{name}: eot_iter > 1 averages over draws of a "
                      "randomised model; pass stochastic=True with a model_fn"
                      "(x, key).")
-  del x, eps
 
 
 def _single_run(model, objective, x, y, eps, key, *, norm, steps, rho,
@@ -267,7 +266,7 @@ def apgd(model_fn: Callable, x: Array, y: Array, *, eps,
     Croce & Hein, "Reliable evaluation of adversarial robustness with an
     ensemble of diverse parameter-free attacks", ICML 2020 (Algorithm 1).
   """
-  _check(x, eps, norm, steps, rho, eot_iter, stochastic, "apgd")
+  _check(norm, steps, rho, eot_iter, stochastic, "apgd")
   model = _as_model(model_fn, stochastic)
   clean_fn = (lambda z: model(z, None)) if not stochastic else (
       lambda z: model(z, rng.fold_in(key, 2 ** 31 - 1)))
