@@ -75,6 +75,7 @@ def test_autoattack_is_at_most_pgd_and_consistent(digits_model, one_device):
   np.testing.assert_array_equal(masked.broken_by, compact.broken_by)
 
 
+@pytest.mark.slow  # two more cascades compiled; CI runs it
 def test_l2_and_randomised_versions(digits_model, one_device):
   m = digits_model
   x, y = np.asarray(m.x_test[:48]), np.asarray(m.y_test[:48])

@@ -36,16 +36,17 @@ def _compare(apply_fn, variables, x, y, eps, image_shape, seeds=3):
   return ref_mean, our_mean
 
 
-def _check(ref_mean, our_mean):
-  for s in ref_mean:
-    assert abs(ref_mean[s] - our_mean[s]) <= 0.005 + 1e-9, (s, ref_mean,
-                                                            our_mean)
+def _far_stages(ref_mean, our_mean, tol=0.005):
+  """Stages whose seed-mean robust accuracy differs by more than tol."""
+  return {s: (ref_mean[s], our_mean[s]) for s in ref_mean
+          if abs(ref_mean[s] - our_mean[s]) > tol + 1e-9}
 
 
 def test_parity_on_a_trained_digits_model(digits_model):
   m = digits_model
-  _check(*_compare(m.apply_fn, m.variables, np.asarray(m.x_test),
-                   np.asarray(m.y_test), 0.1, (8, 8, 1)))
+  far = _far_stages(*_compare(m.apply_fn, m.variables, np.asarray(m.x_test),
+                              np.asarray(m.y_test), 0.1, (8, 8, 1)))
+  assert not far, far
 
 
 def test_parity_on_a_synthetic_28x28_case():
@@ -55,4 +56,6 @@ def test_parity_on_a_synthetic_28x28_case():
   apply_fn = lambda v, z: model.apply(v, z, train=False)
   x = np.asarray(jax.random.uniform(jax.random.key(1), (64, 28, 28, 1)))
   y = np.asarray(apply_fn(variables, x).argmax(-1)).astype(np.int32)
-  _check(*_compare(apply_fn, variables, x, y, 0.005, (28, 28, 1), seeds=2))
+  far = _far_stages(*_compare(apply_fn, variables, x, y, 0.005, (28, 28, 1),
+                              seeds=2))
+  assert not far, far

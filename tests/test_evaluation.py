@@ -98,6 +98,7 @@ def test_eps_chunks_give_the_same_answer_as_one_call(linear):
 # --------------------------------------------------------------------------
 # The shared iterator: determinism across batch sizes and devices, resume.
 # --------------------------------------------------------------------------
+@pytest.mark.slow  # three evaluators compiled for two meshes; CI runs it
 def test_results_are_bit_identical_for_batch_sizes_and_device_counts(
     digits_model):
   """Every evaluator's per-example result is the same for batch sizes 64
