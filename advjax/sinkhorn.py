@@ -33,11 +33,11 @@ per-example convergence (examples that converged are frozen).
 import functools
 from typing import NamedTuple, Tuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from advjax.checks import concrete
 from advjax.projections import per_example
 from advjax.special import wright_omega
 from advjax.types import Array
@@ -224,19 +224,13 @@ def _sum3(a):
   return jnp.sum(a, axis=(1, 2, 3))
 
 
-def _concrete(v):
-  if isinstance(v, jax.core.Tracer):
-    return None
-  return np.asarray(v)
-
-
 def _check_inputs(name, x, other, other_name, budget, budget_name, lam,
                   max_iterations, p, kernel_size, relaxation):
   """Trace-time shape/dtype checks; value checks where concrete."""
   if jnp.shape(relaxation) != ():
     raise ValueError(f"{name}: relaxation must be a scalar, got shape "
                      f"{jnp.shape(relaxation)}.")
-  rc = _concrete(relaxation)
+  rc = concrete(relaxation)
   if rc is not None and not 0. < float(rc) < 2.:
     raise ValueError(f"{name}: relaxation must be in (0, 2) (1 is the plain "
                      f"block step, 1.5 the default), got {float(rc)}.")
@@ -263,14 +257,14 @@ def _check_inputs(name, x, other, other_name, budget, budget_name, lam,
     if shape not in ((), (batch,)):
       raise ValueError(f"{name}: {n} must be a scalar or have shape "
                        f"({batch},), got {shape}.")
-    vc = _concrete(v)
+    vc = concrete(v)
     if vc is not None:
       if not np.all(np.isfinite(vc)):
         raise ValueError(f"{name}: {n} must be finite, got {vc}.")
       if np.any(vc <= 0) if positive else np.any(vc < 0):
         raise ValueError(f"{name}: {n} must be {'> 0' if positive else '>= 0'}"
                          f", got {vc}.")
-  xc = _concrete(x)
+  xc = concrete(x)
   if xc is not None and xc.size and not np.all(xc >= 0):
     raise ValueError(f"{name}: x must be nonnegative and free of NaN (a mass "
                      "distribution).")

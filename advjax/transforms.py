@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from advjax.attacks.base import concrete
+from advjax.checks import concrete
 from advjax.projections import per_example
 from advjax.types import Array, Bounds, PRNGKey
 

@@ -12,7 +12,8 @@ def _setup(method, model_name="preact_resnet18"):
   model = models.get_model(model_name, **kw)
   opt = optax.sgd(0.1, momentum=0.9)
   state = training.create_train_state(model, opt, jax.random.key(0), (8, 8, 1))
-  step = training.make_train_step(model, opt, method, eps=0.1)
+  kw = {} if method == "standard" else {"eps": 0.1}
+  step = training.make_train_step(model, opt, method, **kw)
   d = data.load("digits", "train")
   return state, step, d.images[:64], d.labels[:64]
 

@@ -1,4 +1,5 @@
-"""Tests for advjax/training.py."""
+"""Tests for advjax/training/ (step and fit; the presets in
+test_training_methods.py)."""
 import functools
 
 import flax.linen as nn
@@ -36,21 +37,23 @@ def test_every_method_steps_and_reports(batch, method):
   model, opt, state = _state()
   # Short inner attacks keep compilation cheap (Wasserstein steps hold a
   # Sinkhorn loop each).
-  attack = (training.default_attack(method, steps=3)
-            if method.startswith("wasserstein") else None)
   extra = {}
+  if method not in ("standard", "distillation", *training.SPATIAL_METHODS):
+    extra["eps"] = 0.1
+  if method.startswith("wasserstein"):
+    extra["steps"] = 3
   if method == "distillation":
     # A teacher other than the student itself (whose own soft labels
     # would give a zero gradient).
     extra = dict(temperature=10., teacher=lambda z: 5. * model.apply(
         state.variables, z, train=False))
-  step = jax.jit(training.make_train_step(model, opt, method, eps=0.1,
-                                          attack=attack, **extra))
+  step = jax.jit(training.make_train_step(model, opt, method, **extra))
   new, metrics = step(state, *batch)
   assert int(new.step) == 1
   assert np.isfinite(float(metrics["loss"]))
   assert ("adv_accuracy" in metrics) == (
       method not in ("standard", "distillation"))
+  assert 0. < float(metrics["top_class_share"]) <= 1.
   assert 0. <= float(metrics["accuracy"]) <= 1.
   changed = [not np.allclose(a, b) for a, b in
              zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params))]
@@ -104,7 +107,7 @@ def test_temperature_and_teacher_checks():
     training.make_train_step(model, opt, "distillation")
   with pytest.raises(ValueError, match="temperature must be > 0"):
     training.make_train_step(model, opt, temperature=0.)
-  with pytest.raises(ValueError, match="'standard' and 'distillation' only"):
+  with pytest.raises(ValueError, match="'madry' takes no temperature"):
     training.make_train_step(model, opt, "madry", temperature=20.)
 
 
@@ -214,9 +217,9 @@ def test_madry_training_makes_the_model_robust():
   apply_fn = lambda v, x: model.apply(v, x, train=False)
   attack = functools.partial(G.pgd, steps=10)
   acc = {}
-  for method in ("standard", "madry"):
+  for method, kw in (("standard", {}), ("madry", {"eps": 0.1})):
     res = training.fit(model, optax.adam(3e-3), train, method=method,
-                       epochs=8, batch_size=64, eps=0.1, progress=False)
+                       epochs=8, batch_size=64, progress=False, **kw)
     ra = evaluation.robust_accuracy(apply_fn, res.state.variables, test.images,
                                     test.labels, attack=attack, eps=[0.1],
                                     key=jax.random.key(1))
@@ -263,11 +266,9 @@ def test_spatial_training_resists_spatial_attacks():
 
   acc = {}
   for method in ("standard", "spatial_augment", "spatial"):
-    attack = (None if method == "standard"
-              else training.default_attack(method, **rng))
+    kw = {} if method == "standard" else rng
     res = training.fit(model, optax.adam(3e-3), train, method=method,
-                       epochs=3, batch_size=64, attack=attack,
-                       progress=False)
+                       epochs=3, batch_size=64, progress=False, **kw)
     acc[method] = float(worst_of_10_accuracy(res.state.variables))
   # Measured: standard 7.2 %, augmentation 20.3 %, worst-of-10 33.3 %.
   assert acc["spatial"] > acc["standard"] + 0.15, acc

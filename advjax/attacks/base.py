@@ -8,12 +8,17 @@ An attack is `loop(objective, x, delta0, optimizer, project)`:
   *negated* objective as optax minimises: `steepest_ascent(norm, step_size)` (the
   normalised steepest step of a norm: sign for Linf), Adam, SGD, ...;
 - `project(delta, x) -> delta`: back into the threat model and the box.
+Three optional pieces cover the rest: `apply(x, delta)` when the variable is
+not a pixel perturbation (transform parameters; one perturbation shared by
+a minibatch), per-step `inputs` (each step's minibatch), and a `Tracker`
+(per-example bookkeeping: the best or first-fooled iterate, a radius that
+grows, examples frozen once done).
 
-PGD, BIM/ILLC, Wasserstein PGD and universal perturbations are this loop with
-other pieces.
+PGD, BIM/ILLC, Wasserstein PGD and its radius search, first-order spatial
+attacks and universal perturbations are this loop with other pieces.
 """
 import inspect
-from typing import Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -25,9 +30,9 @@ from advjax.types import Array, Bounds, ModelFn
 
 __all__ = [
     "call_attack", "takes_key", "AttackResult", "MinimalResult", "LoopOutput",
-    "steepest_direction", "normalized_steepest", "scale_per_example",
-    "steepest_ascent", "make_optimizer", "mask_box_gradient", "attack_loop",
-    "resolve_unroll", "check_attack_inputs", "concrete", "looks_nchw",
+    "Tracker", "steepest_direction", "normalized_steepest",
+    "scale_per_example", "steepest_ascent", "make_optimizer",
+    "mask_box_gradient", "attack_loop", "resolve_unroll",
 ]
 
 
@@ -66,11 +71,55 @@ class LoopOutput(NamedTuple):
   """Output of `attack_loop`.
 
   Attributes:
-    delta: `[B, ...]` final feasible perturbation.
-    loss_history: `[steps, B]` objective before each step.
+    delta: `[B, ...]` final feasible perturbation (with `apply`: the final
+      parameters, any pytree).
+    loss_history: `[steps, B]` objective before each step (NaN past the
+      iterate at which a tracker's `active` stopped the loop).
+    track: the tracker's final state, once it has seen the final iterate
+      (None without a tracker).
+    n_steps: int32 steps that moved some example (`steps` unless a
+      tracker's `active` stopped the loop early).
   """
-  delta: Array
+  delta: Any
   loss_history: Array
+  track: Any
+  n_steps: Array
+
+
+class Tracker(NamedTuple):
+  """Per-example bookkeeping beside `attack_loop`, an optax-style pair.
+
+  The tracker sees every iterate the loop visits -- each one before its
+  step, then the final one -- with its objective values and the objective's
+  auxiliary output, so the model runs once per iterate (keep the best
+  iterate, record when an example is first fooled). Its state also reaches
+  `project` (a radius grown per example). With `active` it freezes
+  examples: an inactive example keeps its iterate, and the loop, then a
+  bounded `lax.while_loop`, stops once none is active.
+
+  Attributes:
+    init: `delta0 -> state` (a NamedTuple).
+    update: `(state, delta, values [B], aux) -> state`, at each iterate.
+    active: optional `state -> [B]` bool, the examples still moving.
+  """
+  init: Callable[[Any], Any]
+  update: Callable[[Any, Any, Array, Any], Any]
+  active: Optional[Callable[[Any], Array]] = None
+
+
+class _LoopState(NamedTuple):
+  """The carry of one step of `attack_loop`."""
+  delta: Any
+  opt_state: optax.OptState
+  track: Any
+
+
+class _BoundedState(NamedTuple):
+  """The carry of `attack_loop`'s `while_loop` (a tracker with `active`)."""
+  loop: _LoopState
+  i: Array
+  n_steps: Array
+  history: Array
 
 
 # --------------------------------------------------------------------------
@@ -202,12 +251,18 @@ def resolve_unroll(steps: int, unroll: Union[None, bool, int] = None):
   return 1
 
 
-def attack_loop(objective: Callable[[Array], Array], x: Array, delta0: Array, *,
+def attack_loop(objective: Callable[..., Any], x: Array, delta0, *,
                 steps: int, optimizer: optax.GradientTransformation,
-                project: Callable[[Array, Array], Array],
+                project: Callable[..., Any],
                 bounds: Optional[Bounds] = (0., 1.),
-                unroll: Union[None, bool, int] = None) -> LoopOutput:
+                unroll: Union[None, bool, int] = None,
+                apply: Optional[Callable[..., Array]] = None, inputs=None,
+                track: Optional[Tracker] = None,
+                project_start: bool = True) -> LoopOutput:
   """Runs `steps` projected ascent steps on `objective(x + delta)`.
+
+  (On `objective(apply(x, delta))` with `apply`; a `track`er with `active`
+  ends the loop once every example is frozen.)
 
   Every iterate is feasible: `delta0` and each update go through `project`
   (ball, then box), and the gradient is always taken at the feasible point
@@ -215,39 +270,98 @@ def attack_loop(objective: Callable[[Array], Array], x: Array, delta0: Array, *,
   (zero-gradient) value.
 
   Args:
-    objective: `x_adv [B, ...] -> [B]` per-example quantity to maximise.
+    objective: `x_adv [B, ...] -> [B]` per-example quantity to maximise;
+      called `(x_adv, inputs_t)` with `inputs`; with `track` it returns
+      `(values [B], aux)`, aux for the tracker.
     x: `[B, ...]` clean inputs (the centre of the threat model).
-    delta0: `[B, ...]` initial perturbation (projected before use).
-    steps: number of steps (static).
+    delta0: `[B, ...]` initial perturbation (with `apply`: any pytree).
+    steps: number of steps (static); the bound on them with `track.active`.
     optimizer: an optax transformation minimising `-objective`.
-    project: `(delta, x) -> delta` onto the feasible set.
-    bounds: the box, for masking gradients that point out of it (None: off).
+    project: `(delta, x) -> delta` onto the feasible set; with `track`,
+      `(delta, x, state)`, the tracker's state after the current iterate.
+    bounds: the box, for masking gradients that point out of it (None: off;
+      None with `apply`, as the masking reads `x + delta`).
     unroll: `lax.scan`'s unroll (static); None picks `resolve_unroll(steps)`.
+      Unused with `track.active` (a `while_loop`).
+    apply: `(x, delta) -> x_adv`, the objective's input (`(x, delta,
+      inputs_t)` with `inputs`); default `x + delta`.
+    inputs: per-step inputs, a pytree of `[steps, ...]` arrays scanned as
+      `lax.scan`'s xs (a minibatch's indices); not with `track`, whose final
+      iterate has no step.
+    track: a `Tracker`.
+    project_start: project `delta0` first; False when it is feasible as
+      given (zero), which an inexact projection (projected Sinkhorn) would
+      move.
 
   Returns:
-    `LoopOutput(delta, loss_history)`.
+    `LoopOutput(delta, loss_history, track, n_steps)`.
+
+  Raises:
+    ValueError: `bounds` with `apply`, or `inputs` with `track`.
   """
+  if apply is not None and bounds is not None:
+    raise ValueError("attack_loop: box masking reads x + delta; pass "
+                     "bounds=None with apply.")
+  if inputs is not None and track is not None:
+    raise ValueError("attack_loop: a tracker also sees the final iterate, "
+                     "which has no step inputs; use inputs or track.")
+  if apply is None:
+    apply = lambda x0, delta, *_: x0 + delta
+  freeze = track is not None and track.active is not None
 
-  def total(delta):
-    values = objective(x + delta)
-    return jnp.sum(values), values
+  def evaluate(delta, *inp):
+    out = objective(apply(x, delta, *inp), *inp)
+    values, aux = out if track is not None else (out, None)
+    return jnp.sum(values), (values, aux)
 
-  grad_fn = jax.grad(total, has_aux=True)
+  grad_fn = jax.grad(evaluate, has_aux=True)
 
-  def body(carry, _):
-    delta, opt_state = carry
-    g, values = grad_fn(delta)
+  def feasible(delta, state):
+    return project(delta, x) if track is None else project(delta, x, state)
+
+  def step(s: _LoopState, inp) -> Tuple[_LoopState, Array]:
+    g, (values, aux) = grad_fn(s.delta, *(() if inp is None else (inp,)))
+    state = s.track
+    if track is not None:
+      state = track.update(state, s.delta, values, aux)
     if bounds is not None:
-      g = mask_box_gradient(g, x + delta, bounds)
-    updates, opt_state = optimizer.update(-g, opt_state, delta)
-    delta = project(delta + updates, x)
-    return (delta, opt_state), values
+      g = mask_box_gradient(g, x + s.delta, bounds)
+    updates, opt_state = optimizer.update(jax.tree.map(jnp.negative, g),
+                                          s.opt_state, s.delta)
+    delta = feasible(jax.tree.map(jnp.add, s.delta, updates), state)
+    if freeze:
+      active = track.active(state)
+      delta = jax.tree.map(lambda new, old: jnp.where(
+          projections.per_example(active, new.ndim), new, old), delta, s.delta)
+    return _LoopState(delta, opt_state, state), values
 
-  delta0 = project(delta0, x)
-  (delta, _), history = jax.lax.scan(
-      body, (delta0, optimizer.init(delta0)), None, length=steps,
-      unroll=resolve_unroll(steps, unroll))
-  return LoopOutput(delta, history)
+  state = None if track is None else track.init(delta0)
+  if project_start:
+    delta0 = feasible(delta0, state)
+  s = _LoopState(delta0, optimizer.init(delta0), state)
+  if freeze and steps > 0:  # (zero steps: nothing to stop, no history)
+    def cond(b: _BoundedState):
+      return (b.i < steps) & jnp.any(track.active(b.loop.track))
+
+    def body(b: _BoundedState) -> _BoundedState:
+      loop, values = step(b.loop, None)
+      moved = jnp.any(track.active(loop.track)).astype(jnp.int32)
+      return _BoundedState(loop, b.i + 1, b.n_steps + moved,
+                           b.history.at[b.i].set(values))
+
+    spec = jax.eval_shape(evaluate, delta0)[1][0]
+    b = jax.lax.while_loop(cond, body, _BoundedState(
+        s, jnp.int32(0), jnp.int32(0),
+        jnp.full((steps,) + spec.shape, jnp.nan, spec.dtype)))
+    s, history, n_steps = b.loop, b.history, b.n_steps
+  else:
+    s, history = jax.lax.scan(step, s, inputs, length=steps,
+                              unroll=resolve_unroll(steps, unroll))
+    n_steps = jnp.int32(steps)
+  if track is not None:  # the final iterate, seen without a step
+    _, (values, aux) = evaluate(s.delta)
+    s = s._replace(track=track.update(s.track, s.delta, values, aux))
+  return LoopOutput(s.delta, history, s.track, n_steps)
 
 
 def takes_key(attack: Callable) -> bool:
@@ -266,113 +380,3 @@ def call_attack(attack: Callable, model_fn: ModelFn, x, y, *, eps, key,
   if takes_key(attack):
     kwargs["key"] = key
   return attack(model_fn, x, y, eps=eps, **kwargs)
-
-
-# --------------------------------------------------------------------------
-# Input checks at the public boundary.
-# --------------------------------------------------------------------------
-def concrete(v) -> Optional[np.ndarray]:
-  """`np.asarray(v)` if v holds concrete values, None under tracing."""
-  if isinstance(v, jax.core.Tracer):
-    return None
-  return np.asarray(v)
-
-
-def check_nonnegative(name: str, **values) -> None:
-  """Raises a ValueError naming the first of `values` that is concretely
-  negative (traced values are not checked)."""
-  for n, v in values.items():
-    vc = concrete(v)
-    if vc is not None and (vc < 0).any():
-      raise ValueError(f"{name}: {n} must be >= 0, got {vc}.")
-
-
-def looks_nchw(shape) -> bool:
-  """Whether a rank-4 shape looks like channels-first images: few channels
-  in axis 1, a square spatial extent in axes 2 and 3, and not a plausible
-  channel count last."""
-  return (len(shape) == 4 and shape[1] in (1, 2, 3, 4)
-          and shape[2] == shape[3] and shape[3] not in (1, 2, 3, 4))
-
-
-def check_attack_inputs(model_fn: ModelFn, x, y, *, eps=None,
-                        bounds: Bounds = (0., 1.), name: str = "attack",
-                        check_labels: bool = True) -> int:
-  """Validates attack inputs with clear errors; returns the number of classes.
-
-  Shape, rank and dtype are checked always (at trace time under jit); values
-  (eps >= 0, labels in range, NaN, x inside bounds) when they are concrete.
-
-  Raises:
-    TypeError: non-float images or non-integer labels.
-    ValueError: wrong ranks/shapes, bad bounds, negative or non-finite eps,
-      labels out of range, NaN or out-of-box inputs.
-  """
-  if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-    raise TypeError(f"{name}: x must be an array, got {type(x).__name__}.")
-  if not jnp.issubdtype(x.dtype, jnp.floating):
-    raise TypeError(
-        f"{name}: x must be a float array in bounds {tuple(bounds)}, got dtype "
-        f"{x.dtype}. Convert images first, e.g. x.astype(jnp.float32) / 255.")
-  if x.ndim < 2:
-    raise ValueError(
-        f"{name}: x must be a batch [B, H, W, C] (rank >= 2), got shape "
-        f"{tuple(x.shape)}. Add a batch axis with x[None].")
-  batch = x.shape[0]
-  lo, hi = bounds
-  if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-    raise ValueError(f"{name}: bounds must be finite with lo < hi, got "
-                     f"{tuple(bounds)}.")
-  if y is not None:
-    if not hasattr(y, "dtype") or not jnp.issubdtype(y.dtype, jnp.integer):
-      raise TypeError(f"{name}: labels y must be integer class indices [B], "
-                      f"got {getattr(y, 'dtype', type(y).__name__)}.")
-    if tuple(y.shape) != (batch,):
-      raise ValueError(f"{name}: labels y must have shape ({batch},) to match "
-                       f"x's batch, got {tuple(y.shape)}.")
-  if eps is not None:
-    eps_shape = tuple(jnp.shape(eps))
-    if eps_shape not in ((), (batch,)):
-      raise ValueError(f"{name}: eps must be a scalar or have shape ({batch},),"
-                       f" got {eps_shape}.")
-    e = concrete(eps)
-    if e is not None:
-      if not np.all(np.isfinite(e)):
-        raise ValueError(f"{name}: eps must be finite, got {e}.")
-      if np.any(e < 0):
-        raise ValueError(f"{name}: eps must be >= 0, got {e}.")
-  try:
-    out = jax.eval_shape(model_fn, jax.ShapeDtypeStruct(x.shape, x.dtype))
-  except Exception as e:  # the model's own error, made clearer for NCHW
-    if looks_nchw(x.shape):
-      raise ValueError(
-          f"{name}: x has shape {tuple(x.shape)}, which looks like NCHW "
-          "[B, C, H, W]; advjax models and attacks take NHWC [B, H, W, C]: "
-          "use x.transpose(0, 2, 3, 1).") from e
-    raise
-  if len(out.shape) != 2 or out.shape[0] != batch:
-    raise ValueError(f"{name}: model_fn must map [B, ...] to logits [B, K]; "
-                     f"for x of shape {tuple(x.shape)} it returned "
-                     f"{tuple(out.shape)}.")
-  num_classes = out.shape[1]
-  if y is not None and check_labels:
-    yc = concrete(y)
-    if yc is not None and yc.size and (yc.min() < 0 or yc.max() >= num_classes):
-      bad = np.flatnonzero((yc < 0) | (yc >= num_classes))[:5]
-      raise ValueError(f"{name}: labels must be in [0, {num_classes}), got "
-                       f"{yc[bad].tolist()} at indices {bad.tolist()}.")
-  xc = concrete(x)
-  if xc is not None:
-    nan = np.isnan(xc.reshape(batch, -1)).any(axis=1)
-    if nan.any():
-      raise ValueError(f"{name}: x contains NaN in examples "
-                       f"{np.flatnonzero(nan)[:5].tolist()}; clean the input "
-                       "(attacks would return NaN).")
-    tol = 1e-6 * (hi - lo)
-    if xc.size and (xc.min() < lo - tol or xc.max() > hi + tol):
-      raise ValueError(f"{name}: x must lie inside bounds {tuple(bounds)}, got "
-                       f"values in [{xc.min():.4g}, {xc.max():.4g}]. Rescale "
-                       "the images or pass bounds=(lo, hi).")
-  return num_classes
-
-

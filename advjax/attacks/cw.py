@@ -20,7 +20,7 @@ instead of waiting for the batch (on digits 3.4-3.9x faster than rounds
 synchronised across the batch).
 """
 import functools
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,7 @@ import numpy as np
 import optax
 from jax import lax
 
+from advjax import checks
 from advjax.attacks import base
 from advjax.projections import lp_norm, per_example
 from advjax.types import Array, Bounds, ModelFn, PRNGKey
@@ -36,6 +37,54 @@ __all__ = ["carlini_wagner_l2", "carlini_wagner_linf", "carlini_wagner_l0",
            "cw_margin", "cw_success"]
 
 _UPPER = 1e10  # "no successful c yet"
+
+
+class _Search(NamedTuple):
+  """`carlini_wagner_l2`'s binary search over c, per example."""
+  c: Array
+  c_lo: Array
+  c_hi: Array
+  best_l2: Array   # squared L2 of the best success (inf: none yet)
+  best_adv: Array
+  n_iters: Array   # Adam steps run
+
+
+class _Descent(NamedTuple):
+  """`carlini_wagner_l2`'s Adam descent at one value of c."""
+  i: Array
+  w: Array
+  opt_state: optax.OptState
+  stopped: Array    # [B] aborted early
+  prev: Array       # [B] objective at the last abort check
+  succeeded: Array  # [B] some iterate met the goal at this c
+  best_l2: Array
+  best_adv: Array
+  n_iters: Array
+
+
+class _Schedule(NamedTuple):
+  """`_schedule`'s loop state, per example."""
+  k: Array          # Adam steps at the current c
+  w: Array
+  opt_state: optax.OptState
+  c: Array
+  running: Array
+  extra: Any        # the attack's own state
+  n_iters: Array
+
+
+class _LinfExtra(NamedTuple):
+  """`carlini_wagner_linf`'s per-example state in `_schedule`."""
+  tau: Array       # [B] the per-pixel threshold
+  best: Array      # the last success
+  has_best: Array
+
+
+class _L0Extra(NamedTuple):
+  """`carlini_wagner_l0`'s per-example state in `_schedule`."""
+  allowed: Array   # the pixels the attack may change
+  best: Array      # the last success
+  has_best: Array
 
 
 def _work_dtype(dtype):
@@ -134,7 +183,7 @@ def carlini_wagner_l2(model_fn: ModelFn, x: Array, y: Array, *,
     where none was found; x's shape and dtype, inside bounds.
 
   Raises:
-    ValueError, TypeError: bad inputs (`base.check_attack_inputs`), steps
+    ValueError, TypeError: bad inputs (`checks.check_attack_inputs`), steps
     or binary_search_steps < 1, negative confidence or constant.
 
   References:
@@ -142,13 +191,14 @@ def carlini_wagner_l2(model_fn: ModelFn, x: Array, y: Array, *,
     Networks", IEEE S&P 2017, section V.A and the authors' `l2_attack.py`.
   """
   del key
-  base.check_attack_inputs(model_fn, x, y, bounds=bounds,
-                           name="carlini_wagner_l2")
+  checks.check_attack_inputs(model_fn, x, y, bounds=bounds,
+                             name="carlini_wagner_l2")
   if steps < 1 or binary_search_steps < 1:
     raise ValueError("carlini_wagner_l2: steps and binary_search_steps must "
                      f"be >= 1, got {steps}, {binary_search_steps}.")
-  base.check_nonnegative("carlini_wagner_l2", confidence=confidence,
-                     initial_const=initial_const, learning_rate=learning_rate)
+  checks.check_nonnegative("carlini_wagner_l2", confidence=confidence,
+                           initial_const=initial_const,
+                           learning_rate=learning_rate)
   dtype = x.dtype
   batch = x.shape[0]
   nd = x.ndim
@@ -169,69 +219,71 @@ def carlini_wagner_l2(model_fn: ModelFn, x: Array, y: Array, *,
 
   grad_fn = jax.grad(objective, has_aux=True)
 
-  def search_step(_, carry):
-    c, c_lo, c_hi, best_l2, best_adv, n_total = carry
+  def search_step(_, se: _Search) -> _Search:
+    c = se.c
 
-    def cond(s):
-      return (s[0] < steps) & ~jnp.all(s[3])
+    def cond(s: _Descent):
+      return (s.i < steps) & ~jnp.all(s.stopped)
 
-    def body(s):
-      i, w, opt_state, stopped, prev, step_best, best_l2, best_adv, n = s
-      g, (total, l2, logits, x_adv) = grad_fn(w, c)
-      active = ~stopped
+    def body(s: _Descent) -> _Descent:
+      g, (total, l2, logits, x_adv) = grad_fn(s.w, c)
+      active = ~s.stopped
       ok = cw_success(logits, y, confidence, targeted) & active
-      better = ok & (l2 < best_l2)
-      best_l2 = jnp.where(better, l2, best_l2)
-      best_adv = _keep(better, x_adv, best_adv)
-      step_best = step_best | ok
-      updates, new_state = opt.update(g, opt_state, w)
-      w = _keep(active, optax.apply_updates(w, updates), w)
+      better = ok & (l2 < s.best_l2)
+      updates, new_state = opt.update(g, s.opt_state, s.w)
       opt_state = jax.tree.map(
           lambda new, old: _keep(active, new, old) if new.ndim == nd else new,
-          new_state, opt_state)
-      n = n + active.astype(jnp.int32)
+          new_state, s.opt_state)
+      stopped, prev = s.stopped, s.prev
       if abort_early:
-        check = (i + 1) % check_every == 0
+        check = (s.i + 1) % check_every == 0
         stall = check & (total > 0.9999 * prev)
         stopped = stopped | (active & stall)
         prev = jnp.where(check, total, prev)
-      return i + 1, w, opt_state, stopped, prev, step_best, best_l2, best_adv, n
+      return _Descent(
+          i=s.i + 1, w=_keep(active, optax.apply_updates(s.w, updates), s.w),
+          opt_state=opt_state, stopped=stopped, prev=prev,
+          succeeded=s.succeeded | ok,
+          best_l2=jnp.where(better, l2, s.best_l2),
+          best_adv=_keep(better, x_adv, s.best_adv),
+          n_iters=s.n_iters + active.astype(jnp.int32))
 
-    init = (jnp.zeros((), jnp.int32), w0, opt.init(w0),
-            jnp.zeros((batch,), bool), jnp.full((batch,), jnp.inf, wdtype),
-            jnp.zeros((batch,), bool), best_l2, best_adv, n_total)
-    out = lax.while_loop(cond, body, init)
-    step_best, best_l2, best_adv, n_total = out[5:]
-    c_hi = jnp.where(step_best, jnp.minimum(c_hi, c), c_hi)
-    c_lo = jnp.where(step_best, c_lo, jnp.maximum(c_lo, c))
+    out = lax.while_loop(cond, body, _Descent(
+        i=jnp.zeros((), jnp.int32), w=w0, opt_state=opt.init(w0),
+        stopped=jnp.zeros((batch,), bool),
+        prev=jnp.full((batch,), jnp.inf, wdtype),
+        succeeded=jnp.zeros((batch,), bool), best_l2=se.best_l2,
+        best_adv=se.best_adv, n_iters=se.n_iters))
+    c_hi = jnp.where(out.succeeded, jnp.minimum(se.c_hi, c), se.c_hi)
+    c_lo = jnp.where(out.succeeded, se.c_lo, jnp.maximum(se.c_lo, c))
     known = c_hi < _UPPER
-    c = jnp.where(known, (c_lo + c_hi) / 2., c * 10.)
-    return c, c_lo, c_hi, best_l2, best_adv, n_total
+    return _Search(c=jnp.where(known, (c_lo + c_hi) / 2., c * 10.),
+                   c_lo=c_lo, c_hi=c_hi, best_l2=out.best_l2,
+                   best_adv=out.best_adv, n_iters=out.n_iters)
 
-  c0 = jnp.full((batch,), initial_const, wdtype)
-  init = (c0, jnp.zeros((batch,), wdtype),
-          jnp.full((batch,), _UPPER, wdtype),
-          jnp.full((batch,), jnp.inf, wdtype), x32,
-          jnp.zeros((batch,), jnp.int32))
-  _, _, _, best_l2, best_adv, n_total = lax.fori_loop(
-      0, binary_search_steps, search_step, init)
-  x_adv = jnp.clip(best_adv, *bounds).astype(dtype)
+  se = lax.fori_loop(0, binary_search_steps, search_step, _Search(
+      c=jnp.full((batch,), initial_const, wdtype),
+      c_lo=jnp.zeros((batch,), wdtype),
+      c_hi=jnp.full((batch,), _UPPER, wdtype),
+      best_l2=jnp.full((batch,), jnp.inf, wdtype), best_adv=x32,
+      n_iters=jnp.zeros((batch,), jnp.int32)))
+  x_adv = jnp.clip(se.best_adv, *bounds).astype(dtype)
   if not return_result:
     return x_adv
-  success = jnp.isfinite(best_l2)
-  distance = jnp.where(success, jnp.sqrt(jnp.where(success, best_l2, 0.)),
+  success = jnp.isfinite(se.best_l2)
+  distance = jnp.where(success, jnp.sqrt(jnp.where(success, se.best_l2, 0.)),
                        0.)
-  return base.MinimalResult(x_adv, success, distance, n_total)
+  return base.MinimalResult(x_adv, success, distance, se.n_iters)
 
 
 def _check_schedule(name: str, model_fn, x, y, bounds, steps: int,
                     const_factor, largest_const, **nonnegative) -> None:
   """The Linf and L0 attacks' input checks."""
-  base.check_attack_inputs(model_fn, x, y, bounds=bounds, name=name)
+  checks.check_attack_inputs(model_fn, x, y, bounds=bounds, name=name)
   if steps < 1:
     raise ValueError(f"{name}: steps must be >= 1, got {steps}.")
-  base.check_nonnegative(name, **nonnegative)
-  f, big = base.concrete(const_factor), base.concrete(largest_const)
+  checks.check_nonnegative(name, **nonnegative)
+  f, big = checks.concrete(const_factor), checks.concrete(largest_const)
   if f is not None and (f <= 1).any():
     raise ValueError(f"{name}: const_factor must be > 1 (c grows until "
                      f"largest_const), got {f}.")
@@ -268,31 +320,32 @@ def _schedule(objective, on_success, w0: Array, c0: Array, extra0, *,
   opt = optax.adam(learning_rate)
   init, update = jax.vmap(opt.init), jax.vmap(opt.update)
 
-  def body(s):
-    k, w, state, c, running, extra, n = s
-    g, goal = objective(w, c, extra)
-    hit = running & goal
+  def body(s: _Schedule) -> _Schedule:
+    g, goal = objective(s.w, s.c, s.extra)
+    hit = s.running & goal
     restart, extra, go_on = lax.cond(
-        jnp.any(hit), lambda: on_success(hit, w, g, extra),
-        lambda: (w, extra, jnp.ones_like(hit)))
-    step = running & ~hit
-    updates, new_state = update(g, state, w)
-    w = _keep(step, optax.apply_updates(w, updates), w)
-    state = jax.tree.map(functools.partial(_keep, step), new_state, state)
+        jnp.any(hit), lambda: on_success(hit, s.w, g, s.extra),
+        lambda: (s.w, s.extra, jnp.ones_like(hit)))
+    step = s.running & ~hit
+    updates, new_state = update(g, s.opt_state, s.w)
+    w = _keep(step, optax.apply_updates(s.w, updates), s.w)
+    state = jax.tree.map(functools.partial(_keep, step), new_state,
+                         s.opt_state)
     w = _keep(hit, restart, w)
     state = jax.tree.map(functools.partial(_keep, hit), init(w), state)
-    running = running & ~(hit & ~go_on)
-    k = jnp.where(hit, 0, k + step.astype(jnp.int32))
+    running = s.running & ~(hit & ~go_on)
+    k = jnp.where(hit, 0, s.k + step.astype(jnp.int32))
     bump = step & (k >= steps)
-    c = jnp.where(bump, c * const_factor, c)
-    k = jnp.where(bump, 0, k)
-    running = running & ~(bump & (c >= largest_const))
-    return k, w, state, c, running, extra, n + step.astype(jnp.int32)
+    c = jnp.where(bump, s.c * const_factor, s.c)
+    return _Schedule(k=jnp.where(bump, 0, k), w=w, opt_state=state, c=c,
+                     running=running & ~(bump & (c >= largest_const)),
+                     extra=extra, n_iters=s.n_iters + step.astype(jnp.int32))
 
   zeros = jnp.zeros(w0.shape[:1], jnp.int32)
-  start = (zeros, w0, init(w0), c0, c0 < largest_const, extra0, zeros)
-  out = lax.while_loop(lambda s: jnp.any(s[4]), body, start)
-  return out[5], out[6]
+  out = lax.while_loop(lambda s: jnp.any(s.running), body, _Schedule(
+      k=zeros, w=w0, opt_state=init(w0), c=c0, running=c0 < largest_const,
+      extra=extra0, n_iters=zeros))
+  return out.extra, out.n_iters
 
 
 def carlini_wagner_linf(model_fn: ModelFn, x: Array, y: Array, *,
@@ -351,7 +404,7 @@ def carlini_wagner_linf(model_fn: ModelFn, x: Array, y: Array, *,
                   largest_const, confidence=confidence,
                   initial_const=initial_const, learning_rate=learning_rate,
                   min_tau=min_tau)
-  d = base.concrete(tau_decrease)
+  d = checks.concrete(tau_decrease)
   if d is not None and ((d <= 0) | (d >= 1)).any():
     raise ValueError(f"{name}: tau_decrease must be in (0, 1), got {d}.")
   lo, hi = bounds
@@ -360,10 +413,9 @@ def carlini_wagner_linf(model_fn: ModelFn, x: Array, y: Array, *,
   batch, nd = x.shape[0], x.ndim
   x_w = x.astype(wdtype)
 
-  def objective(w, c, extra):
-    tau = extra[0]
+  def objective(w, c, extra: _LinfExtra):
     x_adv = _from_tanh(w, bounds)
-    over = jnp.maximum(jnp.abs(x_adv - x_w) - per_example(tau, nd), 0.)
+    over = jnp.maximum(jnp.abs(x_adv - x_w) - per_example(extra.tau, nd), 0.)
     logits = model_fn(x_adv.astype(dtype))
     total = (c * cw_margin(logits, y, confidence, targeted)
              + jnp.sum(over.reshape(batch, -1), axis=1))
@@ -372,29 +424,30 @@ def carlini_wagner_linf(model_fn: ModelFn, x: Array, y: Array, *,
 
   grad_fn = jax.grad(objective, has_aux=True)
 
-  def on_success(hit, w, g, extra):
+  def on_success(hit, w, g, extra: _LinfExtra):
     """Keep the point; tau <- tau_decrease min(tau, its Linf); restart
     here; go on while tau > min_tau (hi - lo)."""
     del g
-    tau, best, has_best = extra
     x_found = _from_tanh(w, bounds)
     linf = jnp.max(jnp.abs(x_found - x_w).reshape(batch, -1), axis=1)
-    tau = jnp.where(hit, tau_decrease * jnp.minimum(tau, linf), tau)
-    extra = (tau, _keep(hit, x_found, best), has_best | hit)
+    tau = jnp.where(hit, tau_decrease * jnp.minimum(extra.tau, linf),
+                    extra.tau)
+    extra = _LinfExtra(tau, _keep(hit, x_found, extra.best),
+                       extra.has_best | hit)
     return w, extra, tau > min_tau * (hi - lo)
 
-  extra0 = (jnp.full((batch,), hi - lo, wdtype), x_w,
-            jnp.zeros((batch,), bool))
-  (_, best, has_best), n_total = _schedule(
+  extra0 = _LinfExtra(jnp.full((batch,), hi - lo, wdtype), x_w,
+                      jnp.zeros((batch,), bool))
+  extra, n_total = _schedule(
       grad_fn, on_success, _to_tanh(x_w, bounds),
       jnp.full((batch,), initial_const, wdtype), extra0, steps=steps,
       largest_const=largest_const, const_factor=const_factor,
       learning_rate=learning_rate)
-  x_adv = jnp.clip(best, lo, hi).astype(dtype)
+  x_adv = jnp.clip(extra.best, lo, hi).astype(dtype)
   if not return_result:
     return x_adv
-  distance = jnp.where(has_best, lp_norm(x_adv - x, "linf"), 0.)
-  return base.MinimalResult(x_adv, has_best, distance, n_total)
+  distance = jnp.where(extra.has_best, lp_norm(x_adv - x, "linf"), 0.)
+  return base.MinimalResult(x_adv, extra.has_best, distance, n_total)
 
 
 def _pixel_sum(v: Array, independent_channels: bool) -> Array:
@@ -473,8 +526,8 @@ def carlini_wagner_l0(model_fn: ModelFn, x: Array, y: Array, *,
   def restrict(x_new, allowed):
     return jnp.where(allowed, x_new, x_w)
 
-  def objective(w, c, extra):
-    x_adv = restrict(_from_tanh(w, bounds), extra[0])
+  def objective(w, c, extra: _L0Extra):
+    x_adv = restrict(_from_tanh(w, bounds), extra.allowed)
     l2 = jnp.sum(((x_adv - x_w) ** 2).reshape(batch, -1), axis=1)
     logits = model_fn(x_adv.astype(dtype))
     f = cw_margin(logits, y, confidence + 0.01, targeted)
@@ -483,7 +536,7 @@ def carlini_wagner_l0(model_fn: ModelFn, x: Array, y: Array, *,
 
   grad_fn = jax.grad(objective, has_aux=True)
 
-  def on_success(hit, w, g, extra):
+  def on_success(hit, w, g, extra: _L0Extra):
     """Keep the point; forbid the pixels whose change matters least;
     restart here; go on while something changed and pixels remain."""
     allowed, best, has_best = extra
@@ -501,28 +554,29 @@ def carlini_wagner_l0(model_fn: ModelFn, x: Array, y: Array, *,
     n_remove = jnp.minimum(at_most.astype(jnp.int32), first_big + 1)
     rank = jnp.argsort(order, axis=1)
     left = allowed_flat & ~((rank < n_remove[:, None]) & hit[:, None])
-    extra = (left.reshape(mask_shape), _keep(hit, x_new, best),
-             has_best | hit)
+    extra = _L0Extra(left.reshape(mask_shape), _keep(hit, x_new, best),
+                     has_best | hit)
     # Nothing changed (already adversarial): 0 pixels is the answer.
     go_on = (changed > 0) & jnp.any(left, axis=1)
     return _to_tanh(x_new, bounds), extra, go_on
 
-  extra0 = (jnp.ones(mask_shape, bool), x_w, jnp.zeros((batch,), bool))
-  (_, best, has_best), n_total = _schedule(
+  extra0 = _L0Extra(jnp.ones(mask_shape, bool), x_w,
+                   jnp.zeros((batch,), bool))
+  extra, n_total = _schedule(
       grad_fn, on_success, _to_tanh(x_w, bounds),
       jnp.full((batch,), initial_const, wdtype), extra0, steps=steps,
       largest_const=largest_const, const_factor=const_factor,
       learning_rate=learning_rate)
   # Changes below 1e-4 (hi - lo) (the tanh round trip, pixels Adam barely
   # moved) snapped back to x where the result still succeeds.
-  diff = jnp.abs(best - x_w)
+  diff = jnp.abs(extra.best - x_w)
   small = jnp.max(diff, axis=-1, keepdims=True) if grouped else diff
-  snapped = jnp.where(small < 1e-4 * (hi - lo), x_w, best)
+  snapped = jnp.where(small < 1e-4 * (hi - lo), x_w, extra.best)
   ok = cw_success(model_fn(snapped.astype(dtype)), y, confidence, targeted)
-  best = _keep(ok & has_best, snapped, best)
+  best = _keep(ok & extra.has_best, snapped, extra.best)
   x_adv = jnp.clip(best, lo, hi).astype(dtype)
   if not return_result:
     return x_adv
   changed = jnp.sum(_pixel_sum(jnp.abs(x_adv - x), not grouped) > 0, axis=1)
-  return base.MinimalResult(x_adv, has_best, changed.astype(jnp.int32),
+  return base.MinimalResult(x_adv, extra.has_best, changed.astype(jnp.int32),
                             n_total)

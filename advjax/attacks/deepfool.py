@@ -8,12 +8,13 @@ each example stops as soon as it is misclassified (a mask, not a Python
 loop); the candidates' gradients come from one forward pass and one
 vector-Jacobian product per candidate class (`jax.vjp`, vmapped).
 """
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from advjax import checks
 from advjax.attacks import base
 from advjax.projections import lp_norm, per_example
 from advjax.types import Array, Bounds, ModelFn, PRNGKey
@@ -21,6 +22,14 @@ from advjax.types import Array, Bounds, ModelFn, PRNGKey
 __all__ = ["deepfool"]
 
 _NORMS = ("l2", "linf")
+
+
+class _State(NamedTuple):
+  """DeepFool's loop state."""
+  i: Array
+  r_tot: Array    # [B, ...] accumulated step
+  done: Array     # [B] misclassified, stopped
+  n_iters: Array  # [B] steps taken
 
 
 def deepfool(model_fn: ModelFn, x: Array, y: Array, *,
@@ -62,7 +71,7 @@ def deepfool(model_fn: ModelFn, x: Array, y: Array, *,
     (`success` False).
 
   Raises:
-    ValueError, TypeError: bad inputs (`base.check_attack_inputs`), an
+    ValueError, TypeError: bad inputs (`checks.check_attack_inputs`), an
     unknown norm, steps < 1 or num_candidates < 1.
 
   References:
@@ -71,8 +80,8 @@ def deepfool(model_fn: ModelFn, x: Array, y: Array, *,
     Linf variant, section 3.3).
   """
   del key
-  num_classes = base.check_attack_inputs(model_fn, x, y, bounds=bounds,
-                                         name="deepfool")
+  num_classes = checks.check_attack_inputs(model_fn, x, y, bounds=bounds,
+                                           name="deepfool")
   if norm not in _NORMS:
     raise ValueError(f"deepfool: norm must be one of {_NORMS}, got {norm!r}.")
   if steps < 1 or num_candidates < 1:
@@ -104,15 +113,13 @@ def deepfool(model_fn: ModelFn, x: Array, y: Array, *,
   def point(r_tot):
     return jnp.clip(x + scale * r_tot, lo, hi).astype(dtype)
 
-  def cond(state):
-    i, _, done, _ = state
-    return (i < steps) & ~jnp.all(done)
+  def cond(s: _State):
+    return (s.i < steps) & ~jnp.all(s.done)
 
-  def body(state):
-    i, r_tot, done, n_iters = state
-    z, f, w = candidates(point(r_tot))
+  def body(s: _State) -> _State:
+    z, f, w = candidates(point(s.r_tot))
     fooled = jnp.argmax(z, axis=1) != y
-    done = done | fooled
+    done = s.done | fooled
     dual = "l2" if norm == "l2" else "l1"
     w_norm = jax.vmap(lambda a: lp_norm(a, dual))(w).T  # [B, J]
     w_norm = jnp.maximum(w_norm, jnp.finfo(dtype).tiny)
@@ -128,15 +135,16 @@ def deepfool(model_fn: ModelFn, x: Array, y: Array, *,
       r = per_example(size / (n_l * n_l), x.ndim) * w_l
     else:
       r = per_example(size / n_l, x.ndim) * jnp.sign(w_l)
-    r_tot = jnp.where(per_example(done, x.ndim), r_tot, r_tot + r)
-    return i + 1, r_tot, done, n_iters + (~done).astype(jnp.int32)
+    r_tot = jnp.where(per_example(done, x.ndim), s.r_tot, s.r_tot + r)
+    return _State(i=s.i + 1, r_tot=r_tot, done=done,
+                  n_iters=s.n_iters + (~done).astype(jnp.int32))
 
-  init = (jnp.zeros((), jnp.int32), jnp.zeros_like(x),
-          jnp.zeros((batch,), bool), jnp.zeros((batch,), jnp.int32))
-  _, r_tot, _, n_iters = lax.while_loop(cond, body, init)
-  x_adv = point(r_tot)
+  out = lax.while_loop(cond, body, _State(
+      i=jnp.zeros((), jnp.int32), r_tot=jnp.zeros_like(x),
+      done=jnp.zeros((batch,), bool), n_iters=jnp.zeros((batch,), jnp.int32)))
+  x_adv = point(out.r_tot)
   if not return_result:
     return x_adv
   success = jnp.argmax(model_fn(x_adv), axis=1) != y
   distance = jnp.where(success, lp_norm(x_adv - x, norm), 0.)
-  return base.MinimalResult(x_adv, success, distance, n_iters)
+  return base.MinimalResult(x_adv, success, distance, out.n_iters)

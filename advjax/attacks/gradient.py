@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from advjax import losses, projections, rng
+from advjax import checks, losses, projections, rng
 from advjax.attacks import base
 from advjax.types import Array, Bounds, InitFn, LossFn, ModelFn, PRNGKey
 
@@ -52,7 +52,8 @@ def fgm(model_fn: ModelFn, x: Array, y: Array, *, eps, norm: str = "linf",
     examples", ICLR 2015.
   """
   projections.check_norm(norm)
-  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds, name="fgm")
+  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
+                             name="fgm")
   g = _input_gradient(model_fn, x, y, loss, targeted, bounds)
   direction = base.steepest_direction(g, norm, l1_sparsity)
   delta = direction * projections.per_example(eps, x.ndim).astype(x.dtype)
@@ -134,7 +135,8 @@ def pgd(model_fn: ModelFn, x: Array, y: Array, *, eps,
     D'Costa & Sriramanan, reproducibility report (Adam inner optimizer).
   """
   projections.check_norm(norm)
-  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds, name="pgd")
+  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
+                             name="pgd")
   if steps < 0 or restarts < 1:
     raise ValueError(f"pgd: need steps >= 0 and restarts >= 1, got steps="
                      f"{steps}, restarts={restarts}.")
@@ -195,7 +197,7 @@ def pgd(model_fn: ModelFn, x: Array, y: Array, *, eps,
 
 
 def _kurakin_steps(eps, bounds, name):
-  e = base.concrete(eps)
+  e = checks.concrete(eps)
   if e is None:
     raise ValueError(f"{name}: eps is traced, so the default step count "
                      "min(eps*255 + 4, 1.25 eps*255) cannot be computed; pass "
@@ -239,7 +241,8 @@ def illc(model_fn: ModelFn, x: Array, y: Array, *, eps,
   References:
     Kurakin, Goodfellow, Bengio, ICLR workshop 2017.
   """
-  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds, name="illc")
+  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
+                             name="illc")
   y_ll = jnp.argmin(model_fn(x), axis=-1).astype(jnp.int32)
   return bim(model_fn, x, y_ll, eps=eps, steps=steps, step_size=step_size,
              loss="ce", targeted=True, bounds=bounds)
@@ -253,8 +256,8 @@ def noise(model_fn: ModelFn, x: Array, y: Array, *, eps, key: PRNGKey,
   norm (random signs for Linf), clipped to the box. Follows the attack
   contract so it sweeps and evaluates like one.
   """
-  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
-                           name="noise")
+  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
+                             name="noise")
   key = rng.check_key(key, x.shape[0], "noise")
   delta = projections.random_sphere(key, x.shape, jnp.asarray(eps, x.dtype),
                                     norm, x.dtype)

@@ -10,16 +10,26 @@ products per iteration (the target's gradient and the gradient of the sum
 of all outputs), not the full Jacobian.
 """
 import math
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from advjax import checks
 from advjax.attacks import base
 from advjax.types import Array, Bounds, ModelFn, PRNGKey
 
 __all__ = ["jsma"]
+
+
+class _State(NamedTuple):
+  """JSMA's loop state."""
+  i: Array
+  x_adv: Array
+  domain: Array   # [B, n] features still searchable
+  done: Array     # [B] at the target or out of pairs
+  n_iters: Array  # [B] pair iterations
 
 
 def jsma(model_fn: ModelFn, x: Array, y: Array, *,
@@ -58,7 +68,7 @@ def jsma(model_fn: ModelFn, x: Array, y: Array, *,
     iterate (`success` False).
 
   Raises:
-    ValueError, TypeError: bad inputs (`base.check_attack_inputs`), theta 0,
+    ValueError, TypeError: bad inputs (`checks.check_attack_inputs`), theta 0,
     gamma outside (0, 1], an unknown `on`.
 
   Note:
@@ -71,8 +81,8 @@ def jsma(model_fn: ModelFn, x: Array, y: Array, *,
     3).
   """
   del key
-  num_classes = base.check_attack_inputs(model_fn, x, y, bounds=bounds,
-                                         name="jsma")
+  num_classes = checks.check_attack_inputs(model_fn, x, y, bounds=bounds,
+                                           name="jsma")
   if theta == 0:
     raise ValueError("jsma: theta must be nonzero (its sign picks the "
                      "direction; +1 sets features to the box's top).")
@@ -108,28 +118,27 @@ def jsma(model_fn: ModelFn, x: Array, y: Array, *,
     found = jnp.isfinite(jnp.take_along_axis(flat, best[:, None], 1)[:, 0])
     return out, best // n, best % n, found
 
-  def cond(state):
-    i, _, _, done, _ = state
-    return (i < max_iters) & ~jnp.all(done)
+  def cond(s: _State):
+    return (s.i < max_iters) & ~jnp.all(s.done)
 
-  def body(state):
-    i, x_adv, domain, done, n_iters = state
-    out, p, q, found = saliency_pair(x_adv, domain)
-    done = done | (jnp.argmax(out, axis=1) == y) | ~found
+  def body(s: _State) -> _State:
+    out, p, q, found = saliency_pair(s.x_adv, s.domain)
+    done = s.done | (jnp.argmax(out, axis=1) == y) | ~found
     move = ~done
     pick = (jax.nn.one_hot(p, n, dtype=bool) | jax.nn.one_hot(q, n, dtype=bool)
             ) & move[:, None]
-    flat = x_adv.reshape(batch, n)
+    flat = s.x_adv.reshape(batch, n)
     flat = jnp.clip(jnp.where(pick, flat + theta * (hi - lo), flat), lo, hi)
-    domain = domain & ~pick
-    return (i + 1, flat.reshape(shape).astype(x.dtype), domain, done,
-            n_iters + move.astype(jnp.int32))
+    return _State(i=s.i + 1, x_adv=flat.reshape(shape).astype(x.dtype),
+                  domain=s.domain & ~pick, done=done,
+                  n_iters=s.n_iters + move.astype(jnp.int32))
 
   flat_x = x.reshape(batch, n)
-  domain0 = flat_x < hi if increase else flat_x > lo
-  init = (jnp.zeros((), jnp.int32), x, domain0, jnp.zeros((batch,), bool),
-          jnp.zeros((batch,), jnp.int32))
-  _, x_adv, _, _, n_iters = lax.while_loop(cond, body, init)
+  out = lax.while_loop(cond, body, _State(
+      i=jnp.zeros((), jnp.int32), x_adv=x,
+      domain=flat_x < hi if increase else flat_x > lo,
+      done=jnp.zeros((batch,), bool), n_iters=jnp.zeros((batch,), jnp.int32)))
+  x_adv, n_iters = out.x_adv, out.n_iters
   if not return_result:
     return x_adv
   success = jnp.argmax(model_fn(x_adv), axis=1) == y

@@ -8,19 +8,35 @@ perturbation) whose minimiser still reaches the target. Every example runs
 its own L-BFGS (`jax.vmap` over a bounded `lax.while_loop`), so curvature
 pairs and line searches never mix examples.
 """
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import optax
 from jax import lax
 
-from advjax import losses
+from advjax import checks, losses
 from advjax.attacks import base
 from advjax.projections import lp_norm
 from advjax.types import Array, Bounds, ModelFn, PRNGKey
 
 __all__ = ["lbfgs"]
+
+
+class _Descent(NamedTuple):
+  """L-BFGS on one example at one constant c."""
+  i: Array
+  r: Array          # the perturbation
+  opt_state: optax.OptState
+
+
+class _Search(NamedTuple):
+  """The search over c for one example."""
+  c: Array
+  c_lo: Array       # largest c that succeeded (0: none yet)
+  c_hi: Array       # smallest c that failed (inf: none yet)
+  best: Array       # the smallest success (x where none)
+  best_l2: Array
 
 
 def lbfgs(model_fn: ModelFn, x: Array, y: Array, *,
@@ -60,7 +76,7 @@ def lbfgs(model_fn: ModelFn, x: Array, y: Array, *,
     the target, x itself where none did; x's shape and dtype, in bounds.
 
   Raises:
-    ValueError, TypeError: bad inputs (`base.check_attack_inputs`), steps,
+    ValueError, TypeError: bad inputs (`checks.check_attack_inputs`), steps,
     search_steps or memory_size < 1, initial_const <= 0.
 
   References:
@@ -68,12 +84,12 @@ def lbfgs(model_fn: ModelFn, x: Array, y: Array, *,
     section 4.1.
   """
   del key
-  num_classes = base.check_attack_inputs(model_fn, x, y, bounds=bounds,
-                                         name="lbfgs")
+  num_classes = checks.check_attack_inputs(model_fn, x, y, bounds=bounds,
+                                           name="lbfgs")
   if min(steps, search_steps, memory_size) < 1:
     raise ValueError("lbfgs: steps, search_steps and memory_size must be "
                      f">= 1, got {steps}, {search_steps}, {memory_size}.")
-  c_c = base.concrete(initial_const)
+  c_c = checks.concrete(initial_const)
   if c_c is not None and not (c_c > 0).all():
     raise ValueError(f"lbfgs: initial_const must be > 0, got {c_c}.")
   lo, hi = bounds
@@ -104,38 +120,36 @@ def lbfgs(model_fn: ModelFn, x: Array, y: Array, *,
 
       value_and_grad = optax.value_and_grad_from_state(value)
 
-      def body(s):
-        i, r, state = s
-        v, g = value_and_grad(r, state=state)
-        updates, state = opt.update(g, state, r, value=v, grad=g,
-                                    value_fn=value)
-        r = jnp.clip(x_i + optax.apply_updates(r, updates), lo, hi) - x_i
-        return i + 1, r, state
+      def body(s: _Descent) -> _Descent:
+        v, g = value_and_grad(s.r, state=s.opt_state)
+        updates, opt_state = opt.update(g, s.opt_state, s.r, value=v, grad=g,
+                                        value_fn=value)
+        r = jnp.clip(x_i + optax.apply_updates(s.r, updates), lo, hi) - x_i
+        return _Descent(s.i + 1, r, opt_state)
 
       r0 = jnp.zeros_like(x_i)
-      _, r, _ = lax.while_loop(lambda s: s[0] < steps, body,
-                               (jnp.zeros((), jnp.int32), r0, opt.init(r0)))
-      return r
+      return lax.while_loop(lambda s: s.i < steps, body, _Descent(
+          jnp.zeros((), jnp.int32), r0, opt.init(r0))).r
 
-    def search(_, carry):
-      c, c_lo, c_hi, best, best_l2 = carry
+    def search(_, se: _Search) -> _Search:
+      c = se.c
       r = minimise(c)
       ok = reached(r)
       l2 = jnp.sqrt(jnp.sum(r * r))
-      better = ok & (l2 < best_l2)
-      best = jnp.where(better, x_i + r, best)
-      best_l2 = jnp.where(better, l2, best_l2)
-      c_lo = jnp.where(ok, c, c_lo)
-      c_hi = jnp.where(ok, c_hi, c)
+      better = ok & (l2 < se.best_l2)
+      c_lo = jnp.where(ok, c, se.c_lo)
+      c_hi = jnp.where(ok, se.c_hi, c)
       up = jnp.where(jnp.isfinite(c_hi), jnp.sqrt(c * c_hi), 10. * c)
       down = jnp.where(c_lo > 0, jnp.sqrt(c * c_lo), c / 10.)
-      return jnp.where(ok, up, down), c_lo, c_hi, best, best_l2
+      return _Search(c=jnp.where(ok, up, down), c_lo=c_lo, c_hi=c_hi,
+                     best=jnp.where(better, x_i + r, se.best),
+                     best_l2=jnp.where(better, l2, se.best_l2))
 
-    c0 = jnp.asarray(initial_const, wdtype)
-    init = (c0, jnp.zeros((), wdtype), jnp.asarray(jnp.inf, wdtype), x_i,
-            jnp.asarray(jnp.inf, wdtype))
-    _, _, _, best, best_l2 = lax.fori_loop(0, search_steps, search, init)
-    return best, best_l2
+    inf = jnp.asarray(jnp.inf, wdtype)
+    se = lax.fori_loop(0, search_steps, search, _Search(
+        c=jnp.asarray(initial_const, wdtype), c_lo=jnp.zeros((), wdtype),
+        c_hi=inf, best=x_i, best_l2=inf))
+    return se.best, se.best_l2
 
   best, best_l2 = jax.vmap(one)(x, target, y)
   x_adv = jnp.clip(best, lo, hi).astype(dtype)

@@ -13,7 +13,8 @@ with the highest loss among those that do, else the highest-loss one
 - `spatial_worst_of_k`: k transforms drawn uniformly per example (10);
 - `spatial_random`: one uniform draw per example;
 - `spatial_pgd`: first-order ascent on (angle, tx, ty) with sign steps,
-  projected onto the ranges, from a uniform random start.
+  projected onto the ranges, from a uniform random start (the PGD loop,
+  `base.attack_loop`, on transform parameters).
 
 With `return_result=True` they return a `SpatialResult` (x_adv, the
 transform kept per example, its loss and whether it misclassifies).
@@ -22,9 +23,10 @@ from typing import NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
+import optax
 from jax import lax
 
-from advjax import losses, rng
+from advjax import checks, losses, rng
 from advjax.attacks import base
 from advjax.transforms import rotate_translate
 from advjax.types import Array, LossFn, ModelFn, PRNGKey
@@ -44,11 +46,11 @@ class SpatialResult(NamedTuple):
 
 
 def _check(model_fn, x, y, name, max_angle, max_shift):
-  base.check_attack_inputs(model_fn, x, y, name=name)
+  checks.check_attack_inputs(model_fn, x, y, name=name)
   if x.ndim != 4:
     raise ValueError(f"{name}: images must be [B, H, W, C], got shape "
                      f"{x.shape}.")
-  base.check_nonnegative(name, max_angle=max_angle, max_shift=max_shift)
+  checks.check_nonnegative(name, max_angle=max_angle, max_shift=max_shift)
 
 
 def _evaluate(model_fn, x, y, loss_fn, angle, tx, ty):
@@ -204,26 +206,27 @@ def spatial_pgd(model_fn: ModelFn, x: Array, y: Array, *, key: PRNGKey,
   loss_fn = losses.get_loss(loss)
   step_angle = max_angle / 10. if step_angle is None else step_angle
   step_shift = max_shift / 10. if step_shift is None else step_shift
-  b = x.shape[0]
-  p0 = tuple(v[0] for v in _uniform(key, 1, b, max_angle, max_shift))
+  sizes = (step_angle, step_shift, step_shift)
+  limits = (max_angle, max_shift, max_shift)
+  p0 = tuple(v[0] for v in _uniform(key, 1, x.shape[0], max_angle, max_shift))
 
-  def objective(p):
-    x_t, loss_v, fooled = _evaluate(model_fn, x, y, loss_fn, *p)
-    return jnp.sum(loss_v), (x_t, loss_v, fooled)
+  def objective(x_t):
+    logits = model_fn(x_t)
+    return loss_fn(logits, y), (x_t, jnp.argmax(logits, -1) != y)
 
-  grad_fn = jax.grad(objective, has_aux=True)
+  def keep_better(best, p, loss_v, aux):
+    x_t, fooled = aux
+    return _keep_better(best, p, x_t, loss_v, fooled)
 
-  def body(_, carry):
-    p, best = carry
-    g, aux = grad_fn(p)
-    best = _keep_better(best, p, *aux)
-    a, tx, ty = (v + s * jnp.sign(gv) for v, gv, s in
-                 zip(p, g, (step_angle, step_shift, step_shift)))
-    p = (jnp.clip(a, -max_angle, max_angle),
-         jnp.clip(tx, -max_shift, max_shift),
-         jnp.clip(ty, -max_shift, max_shift))
-    return p, best
+  def project(p, *_):  # onto the ranges
+    return tuple(jnp.clip(v, -m, m) for v, m in zip(p, limits))
 
-  p, best = lax.fori_loop(0, steps, body, (p0, _start(x)))
-  _, aux = objective(p)  # the last iterate (no gradient needed)
-  return _finish(_keep_better(best, p, *aux), return_result)
+  # Per parameter: its step size times the sign of its gradient.
+  optimizer = optax.chain(base.normalized_steepest("linf"), optax.stateless(
+      lambda u, _: tuple(-s * v for v, s in zip(u, sizes))))
+  # Rolled: unrolling the warp's gradient multiplies compile time.
+  out = base.attack_loop(
+      objective, x, p0, steps=steps, optimizer=optimizer, project=project,
+      bounds=None, apply=lambda x0, p: rotate_translate(x0, *p),
+      track=base.Tracker(lambda p: _start(x), keep_better), unroll=1)
+  return _finish(out.track, return_result)

@@ -28,8 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from advjax import losses, projections, rng
-from advjax.attacks import base
+from advjax import checks, losses, projections, rng
 from advjax.types import Array, Bounds, PRNGKey
 
 __all__ = ["SquareResult", "square", "p_schedule", "window_sizes",
@@ -161,8 +160,8 @@ def square(model_fn: Callable, x: Array, y: Array, *, eps, key: PRNGKey,
   if queries < 1 or restarts < 1:
     raise ValueError(f"square: need queries >= 1 and restarts >= 1, got "
                      f"{queries}, {restarts}.")
-  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
-                           name="square")
+  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
+                             name="square")
   key = rng.check_key(key, x.shape[0], "square")
   b, h, w, c = x.shape
   lo, hi = bounds

@@ -13,7 +13,8 @@ It is the PGD loop of `advjax.attacks.base` with other pieces: the same
 optax step (`base.make_optimizer`, so Adam or SGD drop in), the same
 projection (`projections.project_ball`) and the same per-example
 objective (`losses.attack_objective`); only the variable is shared by all
-examples and the objective's batch is resampled at every update.
+examples (`apply`), the objective's minibatch changes at every loop step
+(`inputs`), and `optax.MultiSteps` sums K steps' gradients into one update.
 
 References:
   Metzen, Kumar, Brox, Fischer, "Universal adversarial perturbations against
@@ -29,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from advjax import losses, projections
+from advjax import checks, losses, projections
 from advjax.attacks import base
 from advjax.types import Array, Bounds, LossFn, ModelFn, PRNGKey
 
@@ -94,8 +95,8 @@ def universal(model_fn: ModelFn, x: Array, y: Array, *, key: PRNGKey, eps,
   if jnp.ndim(eps) != 0:
     raise ValueError(f"universal: eps must be a scalar (one perturbation for "
                      f"all examples), got shape {jnp.shape(eps)}.")
-  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
-                           name="universal")
+  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
+                             name="universal")
   n = x.shape[0]
   if iterations < 0 or batches_per_update < 1 or not 1 <= batch_size <= n:
     raise ValueError(
@@ -105,40 +106,33 @@ def universal(model_fn: ModelFn, x: Array, y: Array, *, key: PRNGKey, eps,
   eps = jnp.asarray(eps, x.dtype)
   if step_size is None:
     step_size = eps / 4.
-  optimizer = base.make_optimizer(optimizer, norm, step_size)
-  objective = losses.attack_objective(loss, targeted)
+  # One update sums the gradients of K minibatch steps (optax.MultiSteps),
+  # so memory holds one minibatch.
+  optimizer = optax.MultiSteps(
+      base.make_optimizer(optimizer, norm, step_size), batches_per_update,
+      use_grad_mean=False, accumulator_dtype=x.dtype).gradient_transformation()
+  objective_fn = losses.attack_objective(loss, targeted)
+  keys = jax.vmap(lambda k: jax.random.split(k, batches_per_update))(
+      jax.random.split(key, iterations)).reshape(-1)
+  idx = jax.lax.map(
+      lambda k: jax.random.choice(k, n, (batch_size,), replace=False), keys)
 
-  def batch_objective(xi, idx):
-    xb = apply_universal(jnp.take(x, idx, axis=0), xi[0], bounds)
-    return jnp.sum(objective(model_fn(xb), jnp.take(y, idx)))
+  def apply(data, xi, i):
+    return apply_universal(jnp.take(data, i, axis=0), xi[0], bounds)
 
-  grad_fn = jax.value_and_grad(batch_objective)
-
-  def project(xi):
-    return projections.project_ball(xi, eps, norm)
-
-  def body(carry, k):
-    xi, opt_state = carry
-    keys = jax.random.split(k, batches_per_update)
-    idx = jax.vmap(lambda kk: jax.random.choice(kk, n, (batch_size,),
-                                                replace=False))(keys)
-
-    def accumulate(acc, i):
-      value, g = grad_fn(xi, i)
-      return (acc[0] + value, acc[1] + g), None
-
-    (total, g), _ = jax.lax.scan(accumulate, (jnp.zeros((), x.dtype),
-                                              jnp.zeros_like(xi)), idx)
-    updates, opt_state = optimizer.update(-g, opt_state, xi)
-    xi = project(xi + updates)
-    return (xi, opt_state), total / (batch_size * batches_per_update)
+  def objective(x_adv, i):
+    return objective_fn(model_fn(x_adv), jnp.take(y, i))
 
   # xi carries a batch axis of one so the per-example steps and projections
-  # of the PGD loop apply unchanged.
-  xi0 = jnp.zeros((1,) + x.shape[1:], x.dtype)
-  (xi, _), history = jax.lax.scan(body, (xi0, optimizer.init(xi0)),
-                                  jax.random.split(key, iterations))
-  xi = xi[0].astype(x.dtype)
+  # of the PGD loop apply unchanged. Rolled: K * iterations steps.
+  out = base.attack_loop(
+      objective, x, jnp.zeros((1,) + x.shape[1:], x.dtype),
+      steps=iterations * batches_per_update, optimizer=optimizer,
+      project=lambda xi, _: projections.project_ball(xi, eps, norm),
+      bounds=None, apply=apply, inputs=idx, unroll=1)
+  xi = out.delta[0].astype(x.dtype)
   if return_result:
-    return UniversalResult(xi, history)
+    history = out.loss_history.reshape(
+        iterations, batches_per_update * batch_size)
+    return UniversalResult(xi, jnp.mean(history, axis=1))
   return xi

@@ -3,15 +3,16 @@
 The same loop as `pgd` (`advjax.attacks.base.attack_loop`) with other pieces:
 the step is a Linf sign step, an L2 step, or the Wasserstein steepest-ascent
 step (conjugate Sinkhorn), and the projection is the projected-Sinkhorn
-projection onto `{z : W(x, z) <= eps}` followed by the box.
+projection onto `{z : W(x, z) <= eps}` followed by the box. The radius
+search adds a `base.Tracker` that grows each example's radius, records it
+when the example is first fooled and freezes the example from then on.
 """
 from typing import NamedTuple, Optional, Union
 
-import jax
 import jax.numpy as jnp
 import optax
 
-from advjax import losses, projections, sinkhorn
+from advjax import checks, losses, projections, sinkhorn
 from advjax.attacks import base
 from advjax.types import Array, Bounds, LossFn, ModelFn, PRNGKey
 
@@ -34,6 +35,14 @@ class WassersteinResult(NamedTuple):
   x_adv: Array
   loss_history: Array
   clamped_mass: Array
+
+
+class _SearchState(NamedTuple):
+  """What `wasserstein_search` tracks per example, beside the loop."""
+  eps: Array    # [B] radius of the next step
+  found: Array  # [B] radius at which first fooled (inf: not yet)
+  done: Array   # [B] fooled, frozen from then on
+  i: Array      # iterates seen
 
 
 class SearchResult(NamedTuple):
@@ -131,8 +140,8 @@ def wasserstein(model_fn: ModelFn, x: Array, y: Array, *, eps,
     (`cost <= eps`) whatever its iteration count.
   """
   del key
-  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
-                           name="wasserstein")
+  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
+                             name="wasserstein")
   if x.ndim != 4:
     raise ValueError(f"wasserstein: x must be images [B, H, W, C], got shape "
                      f"{tuple(x.shape)}.")
@@ -200,8 +209,8 @@ def wasserstein_search(model_fn: ModelFn, x: Array, y: Array, *,
     Wong, Schmidt, Kolter, ICML 2019 (section 5 and the reference code).
   """
   del key
-  base.check_attack_inputs(model_fn, x, y, eps=eps0, bounds=bounds,
-                           name="wasserstein_search")
+  checks.check_attack_inputs(model_fn, x, y, eps=eps0, bounds=bounds,
+                             name="wasserstein_search")
   if x.ndim != 4:
     raise ValueError("wasserstein_search: x must be images [B, H, W, C], got "
                      f"shape {tuple(x.shape)}.")
@@ -211,39 +220,38 @@ def wasserstein_search(model_fn: ModelFn, x: Array, y: Array, *,
     raise ValueError("wasserstein_search: need grow_every >= 1 and "
                      "max_steps >= 0.")
   objective_fn = losses.attack_objective(loss, targeted)
-  total = lambda x_adv: jnp.sum(objective_fn(model_fn(x_adv), y))
   sk = dict(lam=lam, p=p, kernel_size=kernel_size,
             max_iterations=sinkhorn_iterations, tol=sinkhorn_tol)
   optimizer = (conjugate_step(x, step_size, **sk) if step == "wasserstein"
                else base.steepest_ascent(step, step_size))
-  batch = x.shape[0]
 
-  def is_fooled(x_adv):
-    pred = jnp.argmax(model_fn(x_adv), axis=-1)
-    return pred == y if targeted else pred != y
+  def objective(x_adv):
+    logits = model_fn(x_adv)
+    pred = jnp.argmax(logits, axis=-1)
+    fooled = pred == y if targeted else pred != y
+    return objective_fn(logits, y), fooled
 
-  def body(state):
-    delta, opt_state, eps, done, found, i = state
-    g = base.mask_box_gradient(jax.grad(total)(x + delta), x + delta, bounds)
-    updates, opt_state = optimizer.update(-g, opt_state, delta)
-    out = sinkhorn.project_wasserstein(x, x + delta + updates, eps=eps, **sk)
-    new = projections.project_box(out.z - x, x, bounds)
-    delta = jnp.where(projections.per_example(done, x.ndim), delta, new)
-    newly = is_fooled(x + delta) & ~done
-    found = jnp.where(newly, eps, found)
-    done = done | newly
-    i = i + 1
-    grow = (~done) & (i % grow_every == 0)
-    eps = jnp.where(grow, eps * factor, eps)
-    return delta, opt_state, eps, done, found, i
+  def project(delta, x0, s: _SearchState):
+    out = sinkhorn.project_wasserstein(x0, x0 + delta, eps=s.eps, **sk)
+    return projections.project_box(out.z - x0, x0, bounds)
 
-  def cond(state):
-    return (state[5] < max_steps) & ~jnp.all(state[3])
+  def init(delta0):
+    eps = jnp.broadcast_to(jnp.asarray(eps0, x.dtype), (x.shape[0],))
+    return _SearchState(eps=eps, found=jnp.full_like(eps, jnp.inf),
+                        done=jnp.zeros(eps.shape, bool), i=jnp.int32(0))
 
-  eps = jnp.broadcast_to(jnp.asarray(eps0, x.dtype), (batch,))
-  done = is_fooled(x)
-  found = jnp.where(done, jnp.zeros_like(eps), jnp.full_like(eps, jnp.inf))
-  delta = jnp.zeros_like(x)
-  state = (delta, optimizer.init(delta), eps, done, found, jnp.int32(0))
-  delta, _, _, done, found, n = jax.lax.while_loop(cond, body, state)
-  return SearchResult((x + delta).astype(x.dtype), found, done, n)
+  def update(s: _SearchState, delta, values, fooled) -> _SearchState:
+    # Iterate i came from a step of radius s.eps (x itself, radius 0, at i=0).
+    newly = fooled & ~s.done
+    found = jnp.where(newly, jnp.where(s.i == 0, 0., s.eps), s.found)
+    done = s.done | newly
+    grow = ~done & (s.i > 0) & (s.i % grow_every == 0)
+    return _SearchState(eps=jnp.where(grow, s.eps * factor, s.eps),
+                        found=found, done=done, i=s.i + 1)
+
+  out = base.attack_loop(
+      objective, x, jnp.zeros_like(x), steps=max_steps, optimizer=optimizer,
+      project=project, bounds=bounds, project_start=False,
+      track=base.Tracker(init, update, active=lambda s: ~s.done))
+  return SearchResult((x + out.delta).astype(x.dtype), out.track.found,
+                      out.track.done, out.n_steps)

@@ -36,8 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from advjax import projections, rng, sharding
-from advjax.attacks import base
+from advjax import checks, projections, rng, sharding
 from advjax.attacks.apgd import apgd
 from advjax.attacks.fab import fab
 from advjax.attacks.square import square
@@ -311,8 +310,8 @@ def autoattack(apply_fn: Callable, variables, x, y, *, norm: str = "linf",
     det = lambda z: apply_fn(variables, z, probe_keys[:z.shape[0]])
   else:
     det = lambda z: apply_fn(variables, z)
-  num_classes = base.check_attack_inputs(det, x, y, eps=eps, bounds=bounds,
-                                         name="autoattack")
+  num_classes = checks.check_attack_inputs(det, x, y, eps=eps, bounds=bounds,
+                                           name="autoattack")
   stages = autoattack_stages(version, num_classes, attacks, restarts)
   kinds = {s.kind for s in stages}
   if ("apgd_t" in kinds and num_classes < 4) or num_classes < 3:

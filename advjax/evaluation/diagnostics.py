@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advjax import losses, rng
-from advjax.attacks import base, gradient
+from advjax import checks, losses, rng
+from advjax.attacks import gradient
 from advjax.attacks.apgd import apgd
 from advjax.attacks.square import square
 from advjax.evaluation.robust_accuracy import robust_accuracy
@@ -152,8 +152,8 @@ def diagnostics(apply_fn: Callable, variables, x, y, *, norm: str = "linf",
   y = np.asarray(y)[:n]
   n = x.shape[0]
   model_fn = lambda z: apply_fn(variables, z)
-  base.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
-                           name="diagnostics")
+  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
+                             name="diagnostics")
   key = rng.as_key(jax.random.key(0) if key is None else key)
   lo, hi = bounds
   width = hi - lo

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from advjax import projections, rng, sharding
+from advjax import checks, projections, rng, sharding
 from advjax.attacks import base
 from advjax.evaluation import batching
 from advjax.evaluation.robust_accuracy import describe_attack
@@ -108,8 +108,8 @@ def minimal_distance(apply_fn: Callable, variables, x, y, *,
   projections.check_norm(norm)
   x = np.asarray(x)
   y = np.asarray(y)
-  base.check_attack_inputs(lambda z: apply_fn(variables, z), x, y,
-                           name="minimal_distance")
+  checks.check_attack_inputs(lambda z: apply_fn(variables, z), x, y,
+                             name="minimal_distance")
   key = rng.as_key(jax.random.key(0) if key is None else key)
   plan = batching.make_plan(batch_size, mesh, device_batch_size)
   n = x.shape[0]

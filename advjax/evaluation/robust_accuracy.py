@@ -19,7 +19,7 @@ import numpy as np
 from jax import lax
 from tqdm import tqdm
 
-from advjax import rng, sharding
+from advjax import checks, rng, sharding
 from advjax.attacks import base
 from advjax.evaluation import batching
 from advjax.types import Array, PRNGKey
@@ -189,8 +189,8 @@ def robust_accuracy(apply_fn: ApplyFn, variables, x, y, *, attack: Callable,
     raise ValueError(f"robust_accuracy: eps_per_call must be >= 1, got "
                      f"{eps_per_call}.")
   bounds = getattr(attack, "keywords", {}).get("bounds", (0., 1.))
-  base.check_attack_inputs(lambda z: apply_fn(variables, z), x, y,
-                           bounds=bounds, name="robust_accuracy")
+  checks.check_attack_inputs(lambda z: apply_fn(variables, z), x, y,
+                             bounds=bounds, name="robust_accuracy")
   key = rng.as_key(jax.random.key(0) if key is None else key)
   plan = batching.make_plan(batch_size, mesh, device_batch_size)
   compiled = compiled or make_robust_accuracy_fn(apply_fn, attack,

@@ -1,0 +1,260 @@
+"""`fit`: a resumable, sharded training run, with a per-epoch history that
+notices when training collapses.
+"""
+import os
+import time
+import warnings
+from typing import Any, Dict, NamedTuple, Optional, Union
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from advjax import checkpoint, data, sharding
+from advjax.training import methods
+from advjax.training.step import TrainState, create_train_state, make_train_step
+
+__all__ = ["FitResult", "TrainingCollapseWarning", "fit", "collapsed",
+           "restore_epoch"]
+
+
+class TrainingCollapseWarning(UserWarning):
+  """An epoch of training looked collapsed (see `collapsed`)."""
+
+
+class FitResult(NamedTuple):
+  """Output of `fit`.
+
+  Attributes:
+    state: the final train state (on the host's default placement).
+    history: per epoch, the means over its steps (run in this call) of the
+      step's metrics (`loss`, `accuracy`, `top_class_share`, with an attack
+      `adv_accuracy` and `eps`), `seconds`, `images_per_second` and
+      `collapsed` (see `collapsed`).
+    resumed_from: the step restored from the workdir (None: fresh start).
+  """
+  state: TrainState
+  history: list
+  resumed_from: Optional[int]
+
+
+def fit(model: nn.Module, optimizer: optax.GradientTransformation,
+        train_data, *, method: Union[str, methods.Method] = "standard",
+        epochs: int = 1,
+        batch_size: int = 128, seed: int = 0, workdir: Optional[str] = None,
+        save_every: int = 100, keep: int = 3, settings: Optional[dict] = None,
+        mesh=None, log_every: int = 10, progress: bool = True,
+        desc: str = "train", init_variables: Optional[Dict[str, Any]] = None,
+        epoch_checkpoints: bool = False, **step_kwargs) -> FitResult:
+  """Trains `model` on `train_data` with `method`, resuming from `workdir`.
+
+  Deterministic given `seed`: epoch `e` visits batches in the order of
+  `data.iterate_batches(shuffle=True, seed=seed, epoch=e)` (last partial
+  batch dropped) and step `t` draws its keys from `fold_in(key, t)`. A run
+  killed and resumed from its last checkpoint therefore ends with exactly
+  the parameters of an uninterrupted run.
+
+  Args:
+    model, optimizer: as `make_train_step`.
+    train_data: an `advjax.data.Dataset` or `(images, labels)`.
+    method: a `training.Method` or a preset's name (built with
+      `step_kwargs`).
+    epochs: passes over the data.
+    batch_size: global batch size (divisible by the mesh's device count).
+    seed: seeds init, data order and attack keys.
+    workdir: checkpoint directory (None: no checkpoints).
+    save_every: checkpoint period in steps (the end is always saved).
+    keep: checkpoints kept.
+    settings: JSON-able run description checked on resume.
+    mesh: an `advjax.sharding` mesh (default: every local device).
+    log_every: fetch metrics to the host every this many steps.
+    progress: show a progress bar (loss, clean and adversarial accuracy).
+    desc: the progress bar's label.
+    init_variables: start from these model variables (`{'params', ...}`,
+      e.g. a standard model's `state.variables`) instead of a fresh init:
+      fine-tuning; the optimizer state starts fresh.
+    epoch_checkpoints: also keep the state before the first epoch and at
+      the end of every epoch in `workdir/epochs` (step = epochs done), for
+      studies across the epochs of training; read them back with
+      `restore_epoch`. Needs `workdir`.
+    **step_kwargs: the preset's keywords (eps, attack, sigma, ...), as
+      `make_train_step`.
+
+  Returns:
+    `FitResult`.
+
+  Warns:
+    TrainingCollapseWarning: after an epoch that looks collapsed (clean
+      accuracy at chance with a constant prediction or a flat loss).
+  """
+  method = methods.get(method, **step_kwargs)
+  images, labels = ((train_data.images, train_data.labels)
+                    if hasattr(train_data, "images") else train_data)
+  images, labels = np.asarray(images), np.asarray(labels)
+  mesh = mesh or sharding.make_mesh()
+  sharding.check_batch_size(batch_size, mesh)
+  steps_per_epoch = images.shape[0] // batch_size
+  if steps_per_epoch == 0:
+    raise ValueError(f"batch_size {batch_size} is larger than the "
+                     f"{images.shape[0]} training examples.")
+  total = epochs * steps_per_epoch
+  state = create_train_state(model, optimizer, jax.random.key(seed),
+                             images.shape[1:])
+  if init_variables is not None:
+    state = _with_variables(state, init_variables)
+  if epoch_checkpoints and workdir is None:
+    raise ValueError("fit: epoch_checkpoints=True needs a workdir.")
+  ckpt, resumed_from = None, None
+  if workdir is not None:
+    ckpt = checkpoint.Checkpointer(
+        workdir, save_every=save_every, keep=keep,
+        settings={"method": method.name, "epochs": epochs,
+                  "batch_size": batch_size, "seed": seed, **(settings or {})})
+    if ckpt.latest_step is not None:
+      state = ckpt.restore(state)
+      resumed_from = int(state.step)
+  epochs_ckpt = _epoch_checkpointer(workdir) if epoch_checkpoints else None
+  if epochs_ckpt is not None and epochs_ckpt.latest_step is None:
+    epochs_ckpt.save(0, state, force=True)
+  state = sharding.replicate(state, mesh)
+  step_fn = sharding.jit_sharded(make_train_step(model, optimizer, method),
+                                 mesh, num_batch_args=2)
+  start = int(state.step)
+  history = []
+  num_classes = _num_classes(model, state, images[:1])
+  bar = tqdm(total=total, initial=start, desc=desc, disable=not progress,
+             dynamic_ncols=True)
+  t_epoch = time.perf_counter()
+  for epoch in range(start // steps_per_epoch, epochs):
+    batches = data.iterate_batches((images, labels), batch_size, shuffle=True,
+                                   seed=seed, epoch=epoch, drop_remainder=True)
+    totals, n_steps = None, 0
+    for i, (xb, yb) in enumerate(batches):
+      t = epoch * steps_per_epoch + i
+      if t < start:
+        continue
+      if jax.process_count() > 1:  # each process feeds its own rows
+        rows = sharding.process_slice(batch_size)
+        xb, yb = xb[rows], yb[rows]
+      xb, yb = sharding.shard_batch((xb, yb), mesh)
+      state, metrics = step_fn(state, xb, yb)
+      totals = metrics if totals is None else _add(totals, metrics)
+      n_steps += 1
+      if ckpt is not None:
+        ckpt.save(t + 1, state)
+      if (t + 1) % log_every == 0 or i == steps_per_epoch - 1:
+        shown = {k: f"{float(v):.3f}" for k, v in metrics.items()}
+        bar.set_postfix(epoch=epoch, **shown)
+        bar.update(t + 1 - bar.n)
+    seconds = time.perf_counter() - t_epoch
+    t_epoch = time.perf_counter()
+    if epochs_ckpt is not None:
+      epochs_ckpt.save(epoch + 1, state, force=True)
+    if n_steps:
+      means = {k: float(v) / n_steps for k, v in totals.items()}
+      entry = {"epoch": epoch, "seconds": seconds,
+               "images_per_second": n_steps * batch_size / seconds, **means}
+      entry["collapsed"] = collapsed(entry, history[-1] if history else None,
+                                     num_classes)
+      if entry["collapsed"]:
+        warnings.warn(_collapse_message(entry, history, num_classes),
+                      TrainingCollapseWarning, stacklevel=2)
+      history.append(entry)
+  bar.close()
+  if ckpt is not None:
+    if int(state.step) != (ckpt.latest_step or -1):
+      ckpt.save(int(state.step), state, force=True)
+    ckpt.wait()
+    ckpt.close()
+  if epochs_ckpt is not None:
+    epochs_ckpt.wait()
+    epochs_ckpt.close()
+  return FitResult(state, history, resumed_from)
+
+
+_add = jax.jit(lambda a, b: jax.tree.map(jnp.add, a, b))
+
+
+def _num_classes(model, state, x):
+  out = jax.eval_shape(lambda v, z: model.apply(v, z, train=False),
+                       state.variables, x)
+  return out.shape[-1]
+
+
+def collapsed(epoch: Dict[str, Any], previous: Optional[Dict[str, Any]],
+              num_classes: int) -> bool:
+  """Whether an epoch of `fit`'s history looks like a collapsed run.
+
+  Collapsed: the clean accuracy is at chance (within a tenth of the way
+  from chance to 100 %: 19 % with 10 classes) and, against the previous
+  epoch, the loss is flat (within 1 %), or the model predicts one class
+  for nearly everything (over 90 % of its predictions) while the loss
+  falls by under 5 %. The first epoch, with nothing to compare, and a run
+  whose loss still falls are not flagged.
+  """
+  chance = 1. / max(num_classes, 1)
+  if (previous is None or num_classes < 2
+      or epoch.get("accuracy", 1.) > chance + 0.1 * (1. - chance)):
+    return False
+  change = (previous["loss"] - epoch["loss"]) / max(abs(previous["loss"]),
+                                                   1e-12)
+  return abs(change) <= 0.01 or (epoch.get("top_class_share", 0.) > 0.9
+                                 and change < 0.05)
+
+
+def _collapse_message(entry, history, num_classes):
+  prev = f"{history[-1]['loss']:.4f} -> " if history else ""
+  return (
+      f"fit: epoch {entry['epoch']} looks collapsed: clean accuracy "
+      f"{100 * entry['accuracy']:.1f} % is at chance ({num_classes} classes), "
+      f"{100 * entry['top_class_share']:.0f} % of the predictions are one "
+      f"class, loss {prev}{entry['loss']:.4f}. " + (
+          "Ramp eps up from 0 (e.g. eps=optax.linear_schedule(0., eps, "
+          "warmup_steps)) or lower the learning rate." if "eps" in entry
+          else "Lower the learning rate, or check the labels and inputs."))
+
+
+def _with_variables(state: TrainState, variables: Dict[str, Any]) -> TrainState:
+  """`state` with its parameters and batch statistics replaced (shapes
+  checked, so a checkpoint of another model is reported, not broadcast)."""
+  params = variables["params"]
+  want = jax.tree.map(lambda a: (a.shape, a.dtype), state.params)
+  got = jax.tree.map(lambda a: (a.shape, a.dtype), params)
+  if jax.tree.structure(want) != jax.tree.structure(got) or want != got:
+    raise ValueError("fit: init_variables do not match the model (other "
+                     "architecture or number of classes).")
+  # Copies: the compiled step donates the state's buffers, which must not
+  # delete the caller's arrays.
+  copy = lambda tree: jax.tree.map(lambda a: jnp.array(a, copy=True), tree)
+  return state._replace(params=copy(params),
+                        batch_stats=copy(variables.get("batch_stats",
+                                                       state.batch_stats)))
+
+
+def _epoch_checkpointer(workdir: str) -> checkpoint.Checkpointer:
+  return checkpoint.Checkpointer(os.path.join(workdir, "epochs"),
+                                 save_every=1, keep=None)
+
+
+def restore_epoch(workdir: str, like: TrainState, epoch: int) -> TrainState:
+  """The state `fit(..., epoch_checkpoints=True)` kept after `epoch` epochs
+  (0: before training), shaped like `like` (e.g. `create_train_state`).
+
+  Raises:
+    advjax.checkpoint.CheckpointError: that epoch was not kept (the run has
+      not reached it, or was trained without `epoch_checkpoints`).
+  """
+  ckpt = _epoch_checkpointer(workdir)
+  try:
+    steps = ckpt.all_steps()
+    if epoch not in steps:
+      raise checkpoint.CheckpointError(
+          f"No checkpoint of epoch {epoch} in {ckpt.directory} (kept: "
+          f"{sorted(steps)}); train with epoch_checkpoints=True up to that "
+          "epoch.")
+    return ckpt.restore(like, step=epoch)
+  finally:
+    ckpt.close()
