@@ -33,7 +33,7 @@ if "xla_force_host_platform_device_count" not in os.environ.get(
 import argparse  # noqa: E402
 
 from advjax import data, sharding  # noqa: E402
-from advjax.experiments import autoattack, madry  # noqa: E402
+from advjax.experiments import autoattack  # noqa: E402
 from benchmarks import _args  # noqa: E402
 
 
@@ -47,7 +47,8 @@ def _fraction(text: str) -> float:
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--dataset", default="digits", choices=sorted(madry.PRESETS))
+  p.add_argument("--dataset", default="digits",
+                 choices=sorted(autoattack.PRESETS))
   p.add_argument("--checkpoint", help="an advjax training workdir to evaluate")
   p.add_argument("--model", help="its architecture, if its run.json does not "
                  "name it")
@@ -56,7 +57,7 @@ def main(argv=None):
   p.add_argument("--version", default="standard",
                  choices=["standard", "plus", "rand"])
   p.add_argument("--method", default="madry",
-                 choices=["madry", "fgsm_mix", "fgsm_rs", "trades", "standard"])
+                 choices=["madry", "standard"])
   p.add_argument("--epochs", type=int)
   p.add_argument("--batch-size", type=int, default=512,
                  help="examples per evaluation step")

@@ -27,7 +27,7 @@ def test_presets_follow_the_paper():
 @pytest.mark.parametrize("field, value, match", [
     ("attacks", ("cw_l3",), "unknown"), ("n_images", 0, "n_images"),
     ("jsma_gamma", 1.5, "jsma_gamma"), ("temperature", 0., "temperature"),
-    ("dataset", "imagenet", "No Carlini preset")])
+    ("dataset", "imagenet", "No carlini preset")])
 def test_bad_settings_raise(field, value, match):
   with pytest.raises(ValueError, match=match):
     C.resolve(C.CarliniConfig(**{field: value}))

@@ -27,7 +27,7 @@ def test_presets_follow_the_paper():
 @pytest.mark.parametrize("field, value, match", [
     ("eps", -1., "eps"), ("search_factor", 1.0, "grow"),
     ("kernel_size", 4, "odd"), ("train_steps", 0, "train_steps"),
-    ("dataset", "imagenet", "No Wasserstein preset")])
+    ("dataset", "imagenet", "No wasserstein preset")])
 def test_bad_settings_raise(field, value, match):
   with pytest.raises(ValueError, match=match):
     W.resolve(W.WassersteinConfig(**{field: value}))

@@ -34,11 +34,12 @@ from typing import Optional
 import jax
 import numpy as np
 
-from advjax import checkpoint, evaluation, models
+from advjax import checkpoint, evaluation, models, report, training
+from advjax import run as runner
 from advjax.attacks import gradient
-from advjax.experiments import madry, plots, torch_peers
+from advjax.experiments import torch_peers
 
-__all__ = ["AutoAttackConfig", "PUBLISHED", "resolve", "run"]
+__all__ = ["AutoAttackConfig", "PRESETS", "PUBLISHED", "resolve", "run"]
 
 # DESIGN.md section 5 (RobustBench / fra31 README): clean %, AutoAttack %.
 PUBLISHED = {
@@ -53,10 +54,17 @@ PUBLISHED = {
 
 
 @dataclasses.dataclass(frozen=True)
-class AutoAttackConfig(madry.MadryConfig):
-  """Settings; None fields take the dataset's `benchmarks.madry` preset.
+class AutoAttackConfig(runner.Config):
+  """Settings; None fields take the dataset's preset (`PRESETS`: the
+  training of `benchmarks.madry`).
 
-  Attributes (beyond `madry.MadryConfig`'s training ones):
+  Attributes (beyond `advjax.runner.Config`'s training ones):
+    method: 'madry' (PGD training) or 'standard' (the standard model only).
+    eps: the radius of training and evaluation.
+    train_steps, train_step_size: the PGD of Madry training.
+    eval_steps, eval_restarts: the PGD evaluation beside AutoAttack.
+    autoattack_steps, autoattack_queries: APGD/FAB iterations, Square's
+      queries.
     norm, version: AutoAttack's threat model and version.
     checkpoint: a `training.fit` workdir whose model is evaluated instead of
       training the two models (its run.json names the model, or `model`).
@@ -68,6 +76,14 @@ class AutoAttackConfig(madry.MadryConfig):
     diagnostics_examples: examples the masking diagnostics look at.
     synthetic_examples, synthetic_eps: the 28x28 parity case (0: skip).
   """
+  method: str = "madry"
+  eps: Optional[float] = None
+  train_steps: Optional[int] = None
+  train_step_size: Optional[float] = None
+  eval_steps: Optional[int] = None
+  eval_restarts: Optional[int] = None
+  autoattack_steps: int = 100
+  autoattack_queries: int = 5000
   norm: str = "linf"
   version: str = "standard"
   checkpoint: Optional[str] = None
@@ -81,29 +97,38 @@ class AutoAttackConfig(madry.MadryConfig):
   synthetic_eps: float = 0.005
 
 
+# The training of benchmarks.madry.
+PRESETS = training.recipes.MADRY
+
+
 def resolve(config: AutoAttackConfig) -> AutoAttackConfig:
-  """Fills None fields from the dataset's madry preset; workdir
+  """Fills None fields from the dataset's preset; workdir
   `runs/autoattack-<dataset>`."""
-  preset = madry.dataset_preset(madry.PRESETS, config.dataset)
   if config.norm not in ("linf", "l2"):
     raise ValueError(f"norm must be 'linf' or 'l2', got {config.norm!r}.")
   if config.seeds < 1:
     raise ValueError(f"seeds must be >= 1, got {config.seeds}.")
-  return madry.fill_preset(config, preset, "autoattack")
+  if config.method not in ("madry", "standard"):
+    raise ValueError(f"method must be 'madry' or 'standard', got "
+                     f"{config.method!r}.")
+  return runner.fill_preset(config, PRESETS, "autoattack")
 
 
 def _models(cfg, setup):
   """`[(name, variables)]`: the checkpoint's model, or a standard and a
-  `cfg.method`-trained model."""
+  Madry-trained model."""
   if cfg.checkpoint:
     return [("checkpoint", checkpoint.load_variables(cfg.checkpoint))]
+  specs = {"standard": training.methods.standard()}
+  if cfg.method == "madry":
+    specs["madry"] = training.methods.madry(
+        cfg.eps, steps=cfg.train_steps, step_size=cfg.train_step_size)
   out = []
-  for name, method in (("standard", "standard"), (cfg.method, cfg.method)):
-    fit, _ = madry.train_model(cfg, name, method, setup.model, setup.train,
-                               setup.mesh)
+  for name, method in specs.items():
+    fit, _ = runner.train(cfg, setup, name, runner.TrainSpec(method, {
+        "eps": cfg.eps, "train_steps": cfg.train_steps,
+        "train_step_size": cfg.train_step_size}))
     out.append((name, jax.device_get(fit.state.variables)))
-    if method == "standard" and cfg.method == "standard":
-      break
   return out
 
 
@@ -238,7 +263,7 @@ def _synthetic(cfg):
 def run(config: AutoAttackConfig) -> dict:
   """Runs the benchmark; returns the results dict (also written to disk)."""
   cfg = resolve(config)
-  setup = madry.setup(cfg)
+  setup = runner.setup(cfg)
   test = setup.test
   eps = float(cfg.eps)
   x, y = test.images, test.labels
@@ -361,7 +386,7 @@ def _table(cfg, results) -> str:
 
 
 def _plot(results, path):
-  plt = plots.pyplot()
+  plt = report.pyplot()
   cases = list(results["cases"].items())
   fig, axes = plt.subplots(1, len(cases), figsize=(4.6 * len(cases), 3.6),
                            squeeze=False)

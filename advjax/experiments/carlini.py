@@ -50,10 +50,10 @@ import numpy as np
 from jax import lax
 from tqdm import tqdm
 
-from advjax import data, evaluation, models, sharding
+from advjax import data, evaluation, models, report, sharding, training
+from advjax import run as runner
 from advjax.attacks import (bim, carlini_wagner_l0, carlini_wagner_l2,
                             carlini_wagner_linf, deepfool, fgsm, jsma)
-from advjax.experiments import madry, plots
 from advjax.projections import lp_norm
 
 __all__ = ["CarliniConfig", "PRESETS", "PUBLISHED", "ATTACKS", "METRIC",
@@ -69,7 +69,7 @@ MODELS = ("standard", "distilled")
 
 
 @dataclasses.dataclass(frozen=True)
-class CarliniConfig(madry.RunConfig):
+class CarliniConfig(runner.Config):
   """Settings of a run; None fields take the dataset's preset (`PRESETS`).
 
   Attributes:
@@ -77,7 +77,7 @@ class CarliniConfig(madry.RunConfig):
     model: architecture (`advjax.models.get_model` name).
     epochs, batch_size, optimizer, learning_rate, weight_decay, schedule:
       training of the standard model, the teacher and the student (as
-      `madry.MadryConfig`).
+      `advjax.runner.Config`).
     temperature: the distillation temperature T.
     n_images: source images (each attacked towards every other class).
     attacks: which of `ATTACKS` to run.
@@ -95,7 +95,7 @@ class CarliniConfig(madry.RunConfig):
     igs_steps, igs_bisections: BIM steps (step 1.25 eps / steps, Kurakin's
       total movement) and bisections of eps on (0, range].
     eval_batch_size: (image, target) pairs per attack call.
-    workdir, data_dir, seed, save_every, progress: as `madry.MadryConfig`.
+    workdir, data_dir, seed, save_every, progress: as `advjax.runner.Config`.
   """
   temperature: Optional[float] = None
   n_images: Optional[int] = None
@@ -162,9 +162,8 @@ PUBLISHED = {
 
 def resolve(config: CarliniConfig) -> CarliniConfig:
   """Fills None fields from the dataset's preset; checks the settings."""
-  cfg = madry.fill_preset(
-      config, madry.dataset_preset(PRESETS, config.dataset, "Carlini"),
-      "carlini")
+  cfg = runner.fill_preset(
+      config, PRESETS, "carlini")
   cfg = dataclasses.replace(cfg, attacks=tuple(cfg.attacks))
   unknown = set(cfg.attacks) - set(ATTACKS)
   if unknown or not cfg.attacks:
@@ -369,7 +368,7 @@ def _evaluate(cfg, apply_fn, variables, x, y, num_classes, compiled,
 
 def _train(cfg, name, model, train, mesh, teacher=None):
   """The standard model, the teacher (standard at T) or the student."""
-  settings = {k: getattr(cfg, k) for k in madry.TRAINING_SETTINGS}
+  settings = {k: getattr(cfg, k) for k in runner.TRAINING_SETTINGS}
   kwargs = {}
   method = "standard"
   if name in ("teacher", "distilled"):
@@ -377,8 +376,9 @@ def _train(cfg, name, model, train, mesh, teacher=None):
     kwargs["temperature"] = cfg.temperature
   if name == "distilled":
     method, kwargs["teacher"] = "distillation", teacher
-  res, seconds = madry.fit_run(cfg, name, method, model, train, mesh,
-                               settings, **kwargs)
+  env = runner.Env(train, None, model, None, mesh)
+  res, seconds = runner.train(cfg, env, name, runner.TrainSpec(
+      training.methods.get(method, **kwargs), settings))
   return jax.device_get(res.state.variables), seconds
 
 
@@ -534,7 +534,7 @@ def _table(cfg, results) -> str:
 def _plot_grid(cfg, x, y, res, name, num_classes, path):
   """Rows: the first image of each class; columns: the target class; the
   diagonal is the original (the paper's Figures 3-5)."""
-  plt = plots.pyplot()
+  plt = report.pyplot()
   firsts = [int(np.flatnonzero(y == k)[0]) if (y == k).any() else None
             for k in range(num_classes)]
   fig, axes = plt.subplots(num_classes, num_classes,
@@ -569,7 +569,7 @@ def _plot_grid(cfg, x, y, res, name, num_classes, path):
 def _plot_distortion(cfg, results, path):
   """Average-case mean distortion per attack, relative to the standard
   model's, for each model (bars; missing where no success)."""
-  plt = plots.pyplot()
+  plt = report.pyplot()
   names = list(results["models"]["standard"]["attacks"])
   fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
   width = 0.8 / len(results["models"])

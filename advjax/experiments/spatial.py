@@ -78,9 +78,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from advjax import evaluation, training
+from advjax import evaluation, report, training
+from advjax import run as runner
 from advjax.attacks import spatial as spatial_attacks
-from advjax.experiments import madry, plots, wasserstein
+from advjax.experiments import wasserstein
 from advjax.transforms import rotate_translate
 
 __all__ = ["SpatialConfig", "PRESETS", "MODELS", "METHODS", "ATTACKS",
@@ -104,7 +105,7 @@ _TRAINING = ("model", "epochs", "batch_size", "optimizer", "learning_rate",
 
 
 @dataclasses.dataclass(frozen=True)
-class SpatialConfig(madry.RunConfig):
+class SpatialConfig(runner.Config):
   """Settings of a run; None fields take the dataset's preset (`PRESETS`).
 
   Attributes:
@@ -127,7 +128,7 @@ class SpatialConfig(madry.RunConfig):
       step) + 1`, evenly spaced over `[-max, max]`.
     eval_batch_size, eval_limit, train_limit: batching and subsets (0: all).
     figure_examples: test images in `worst_transforms.png`.
-    workdir, data_dir, seed, save_every, progress: as `madry.MadryConfig`.
+    workdir, data_dir, seed, save_every, progress: as `advjax.runner.Config`.
   """
   models: Tuple[str, ...] = MODELS
   shift_scale: Optional[float] = None
@@ -181,9 +182,8 @@ def _threat_models(tms) -> Tuple[Tuple[float, float, str], ...]:
 
 def resolve(config: SpatialConfig) -> SpatialConfig:
   """Fills None fields from the dataset's preset; checks the settings."""
-  cfg = madry.fill_preset(
-      config, madry.dataset_preset(PRESETS, config.dataset, "spatial"),
-      "spatial")
+  cfg = runner.fill_preset(
+      config, PRESETS, "spatial")
   cfg = dataclasses.replace(cfg, models=tuple(cfg.models),
                             threat_models=_threat_models(cfg.threat_models))
   unknown = [m for m in cfg.models if m not in MODELS]
@@ -242,13 +242,14 @@ def _train(cfg, name, model, train, mesh):
                                    train, mesh)
   method = METHODS[name]
   shift = used_shift(cfg, cfg.train_max_shift)
-  settings = {k: getattr(cfg, k) for k in madry.TRAINING_SETTINGS}
+  settings = {k: getattr(cfg, k) for k in runner.TRAINING_SETTINGS}
   settings.update(train_max_angle=cfg.train_max_angle, train_max_shift=shift,
                   train_k=cfg.train_k)
   attack = training.default_attack(method, max_angle=cfg.train_max_angle,
                                    max_shift=shift, k=cfg.train_k)
-  return madry.fit_run(cfg, name, method, model, train, mesh, settings,
-                       attack=attack)
+  env = runner.Env(train, None, model, None, mesh)
+  return runner.train(cfg, env, name, runner.TrainSpec(
+      training.methods.get(method, attack=attack), settings))
 
 
 def _make_eval(cfg, apply_fn):
@@ -311,7 +312,7 @@ def run(config: SpatialConfig) -> dict:
   """
   cfg = resolve(config)
   t_start = time.time()
-  train, test, model, apply_fn, mesh = madry.setup(cfg)
+  train, test, model, apply_fn, mesh = runner.setup(cfg)
   evaluate = _make_eval(cfg, apply_fn)
   threats = _threat_info(cfg)
   n = test.images.shape[0]
@@ -463,7 +464,7 @@ def _table(cfg, results) -> str:
 
 def _plot_accuracy(cfg, results, path):
   """One panel per threat model: grouped bars, models x attacks."""
-  plt = plots.pyplot()
+  plt = report.pyplot()
   threats = results["threat_models"]
   names = list(results["models"])
   cols = min(2, len(threats))
@@ -500,7 +501,7 @@ def _plot_worst(cfg, results, test, idx, worst, path):
   """Row 0: clean test images; then per model the worst grid transform of
   the first threat model, titled with its angle, shifts and prediction
   (red: misclassified)."""
-  plt = plots.pyplot()
+  plt = report.pyplot()
   names = list(worst)
   n = len(idx)
   if n == 0:

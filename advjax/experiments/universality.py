@@ -44,22 +44,22 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from advjax import analysis, training, transforms
+from advjax import analysis, report, training, transforms
+from advjax import run as runner
 from advjax.attacks import deepfool, gradient
 from advjax.attacks.universal import apply_universal, universal
-from advjax.experiments import madry, plots
 
 __all__ = ["UniversalityConfig", "PRESETS", "resolve", "run", "CLAIMS"]
 
 
 @dataclasses.dataclass(frozen=True)
-class UniversalityConfig(madry.RunConfig):
+class UniversalityConfig(runner.Config):
   """Settings of a run; None fields take the dataset's preset (`PRESETS`).
 
   Attributes:
     dataset, model, epochs, batch_size, optimizer, learning_rate,
       weight_decay, schedule: the standard model's training (as
-      `madry.MadryConfig`).
+      `advjax.runner.Config`).
     adv_epochs: epochs of adversarial fine-tuning (each one kept).
     adv_learning_rate: its Adam learning rate (constant).
     sigma: weight of the clean half of the adversarial training loss.
@@ -80,7 +80,7 @@ class UniversalityConfig(madry.RunConfig):
     noise_magnitudes: uniform noise of the stability check.
     figure_epochs: epochs shown in the perturbation and scatter figures.
     eval_limit, train_limit, workdir, data_dir, seed, save_every,
-      progress: as `madry.MadryConfig`.
+      progress: as `advjax.runner.Config`.
   """
   adv_epochs: Optional[int] = None
   adv_learning_rate: Optional[float] = None
@@ -198,9 +198,8 @@ CLAIMS = {
 
 def resolve(config: UniversalityConfig) -> UniversalityConfig:
   """Fills None fields from the dataset's preset; checks the settings."""
-  cfg = madry.fill_preset(
-      config, madry.dataset_preset(PRESETS, config.dataset, "universality"),
-      "universality")
+  cfg = runner.fill_preset(
+      config, PRESETS, "universality")
   tuples = {k: tuple(getattr(cfg, k)) for k in
             TRANSFORM_KINDS + ("noise_magnitudes", "detector_features")}
   cfg = dataclasses.replace(cfg, **tuples)
@@ -229,21 +228,22 @@ def _bi(cfg):
 def _train(cfg, model, train, mesh):
   """The standard model, then its adversarial fine-tuning (every epoch
   kept). Returns `(standard FitResult, adversarial FitResult, seconds)`."""
-  settings = {k: getattr(cfg, k) for k in madry.TRAINING_SETTINGS}
-  std, t_std = madry.fit_run(cfg, "standard", "standard", model, train, mesh,
-                             settings)
+  settings = {k: getattr(cfg, k) for k in runner.TRAINING_SETTINGS}
+  env = runner.Env(train, None, model, None, mesh)
+  std, t_std = runner.train(cfg, env, "standard", runner.TrainSpec(
+      training.methods.standard(), settings))
   adv_cfg = dataclasses.replace(cfg, epochs=cfg.adv_epochs,
                                 learning_rate=cfg.adv_learning_rate,
                                 optimizer="adam", weight_decay=0.,
                                 schedule="constant")
-  settings = {k: getattr(adv_cfg, k) for k in madry.TRAINING_SETTINGS}
+  settings = {k: getattr(adv_cfg, k) for k in runner.TRAINING_SETTINGS}
   settings.update(eps=cfg.eps, bi_steps=cfg.bi_steps,
                   bi_step_size=cfg.bi_step_size, sigma=cfg.sigma,
                   init="standard")
-  adv, t_adv = madry.fit_run(
-      adv_cfg, "adversarial", "fgsm_mix", model, train, mesh, settings,
-      eps=cfg.eps, attack=_bi(cfg), sigma=cfg.sigma, predicted_labels=True,
-      init_variables=std.state.variables, epoch_checkpoints=True)
+  adv, t_adv = runner.train(adv_cfg, env, "adversarial", runner.TrainSpec(
+      training.methods.fgsm_mix(cfg.eps, attack=_bi(cfg), sigma=cfg.sigma,
+                                predicted_labels=True), settings,
+      dict(init_variables=std.state.variables, epoch_checkpoints=True)))
   return std, adv, t_std + t_adv
 
 
@@ -368,7 +368,7 @@ def run(config: UniversalityConfig) -> dict:
   """
   cfg = resolve(config)
   t_start = time.time()
-  train, test, model, apply_fn, mesh = madry.setup(cfg)
+  train, test, model, apply_fn, mesh = runner.setup(cfg)
   lo, hi = float(np.min(test.images)), float(np.max(test.images))
   if lo < 0 or hi > 1:
     raise ValueError(f"{cfg.dataset}: the study's transforms assume images "
@@ -590,11 +590,11 @@ def _report(cfg, results) -> str:
 
 
 def _figures(cfg, results, xis, x):
-  plt = plots.pyplot()
+  plt = report.pyplot()
   out = lambda name: os.path.join(cfg.workdir, name)
   rows = results["epochs"]
   t = [r["epoch"] for r in rows]
-  plots.line_plot(
+  report.line_plot(
       out("accuracy.png"), t,
       {"clean": [r["clean_accuracy"] for r in rows],
        "universal perturbation": [r["universal_accuracy"] for r in rows],

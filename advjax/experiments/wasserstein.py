@@ -44,10 +44,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from advjax import evaluation, training
+from advjax import evaluation, report, training
+from advjax import run as runner
 from advjax.attacks import gradient
 from advjax.attacks.wasserstein import wasserstein_search
-from advjax.experiments import madry, plots
 
 __all__ = ["WassersteinConfig", "PRESETS", "PUBLISHED", "MODELS", "resolve",
            "run", "train_model"]
@@ -56,14 +56,14 @@ MODELS = ("standard", "linf", "wasserstein")
 
 
 @dataclasses.dataclass(frozen=True)
-class WassersteinConfig(madry.RunConfig):
+class WassersteinConfig(runner.Config):
   """Settings of a run; None fields take the dataset's preset (`PRESETS`).
 
   Attributes:
     dataset: a name `advjax.data.load` knows with a preset here.
     model: architecture (`advjax.models.get_model` name).
     epochs, batch_size, optimizer, learning_rate, weight_decay, schedule:
-      training of all three models (as `madry.MadryConfig`).
+      training of all three models (as `advjax.runner.Config`).
     eps: the Wasserstein radius of the table (cost per unit mass).
     lam, kernel_size: projection regularisation and transport window.
     train_eps0, train_factor, train_grow_every, train_steps,
@@ -77,7 +77,7 @@ class WassersteinConfig(madry.RunConfig):
     linf_eval_steps, linf_eval_restarts: its PGD.
     eval_batch_size, eval_limit, train_limit: batching and subsets (0: all).
     figure_examples: test images in `perturbations.png`.
-    workdir, data_dir, seed, save_every, progress: as `madry.MadryConfig`.
+    workdir, data_dir, seed, save_every, progress: as `advjax.runner.Config`.
   """
   eps: Optional[float] = None
   lam: Optional[float] = None
@@ -168,9 +168,8 @@ PUBLISHED = {
 
 def resolve(config: WassersteinConfig) -> WassersteinConfig:
   """Fills None fields from the dataset's preset; checks the settings."""
-  cfg = madry.fill_preset(
-      config, madry.dataset_preset(PRESETS, config.dataset, "Wasserstein"),
-      "wasserstein")
+  cfg = runner.fill_preset(
+      config, PRESETS, "wasserstein")
   if cfg.linf_eval_eps is not None:
     cfg = dataclasses.replace(cfg, linf_eval_eps=tuple(cfg.linf_eval_eps))
   for name in ("eps", "lam", "train_eps0", "search_eps0", "linf_eps"):
@@ -233,7 +232,7 @@ def train_model(cfg, name, model, train, mesh):
   `cfg.workdir/name`; returns `(FitResult, seconds)`. Also used by
   `advjax.experiments.spatial`, which evaluates the same three models."""
   method = _METHOD[name]
-  settings = {k: getattr(cfg, k) for k in madry.TRAINING_SETTINGS}
+  settings = {k: getattr(cfg, k) for k in runner.TRAINING_SETTINGS}
   kwargs = {}
   if name == "linf":
     settings.update(linf_eps=cfg.linf_eps, linf_steps=cfg.linf_steps,
@@ -244,8 +243,9 @@ def train_model(cfg, name, model, train, mesh):
         "lam", "kernel_size", "train_eps0", "train_factor",
         "train_grow_every", "train_steps", "train_sinkhorn_iterations")})
     kwargs.update(eps=cfg.train_eps0, attack=_train_attack(cfg, name))
-  return madry.fit_run(cfg, name, method, model, train, mesh, settings,
-                       **kwargs)
+  env = runner.Env(train, None, model, None, mesh)
+  return runner.train(cfg, env, name, runner.TrainSpec(
+      training.methods.get(method, **kwargs), settings))
 
 
 def _make_search(cfg, apply_fn):
@@ -296,7 +296,7 @@ def run(config: WassersteinConfig) -> dict:
   """
   cfg = resolve(config)
   t_start = time.time()
-  train, test, model, apply_fn, mesh = madry.setup(cfg)
+  train, test, model, apply_fn, mesh = runner.setup(cfg)
   if float(np.min(test.images)) < 0:
     raise ValueError("The Wasserstein threat model treats pixels as mass: "
                      f"{cfg.dataset} images must be nonnegative.")
@@ -439,7 +439,7 @@ def _table(cfg, results) -> str:
 
 
 def _plot_fooled(cfg, results, path):
-  plots.line_plot(
+  report.line_plot(
       path, results["eps_grid"],
       {n: r["fooled_vs_eps"] for n, r in results["models"].items()},
       xlabel="Wasserstein radius (cost per unit mass)",
@@ -449,7 +449,7 @@ def _plot_fooled(cfg, results, path):
 
 
 def _plot_linf(cfg, results, path):
-  plots.line_plot(
+  report.line_plot(
       path, results["linf_eval_eps"],
       {n: r["linf_accuracy"] for n, r in results["models"].items()},
       xlabel="eps (Linf)",
@@ -460,7 +460,7 @@ def _plot_linf(cfg, results, path):
 def _plot_perturbations(cfg, ex, path):
   """Rows: examples; columns: clean, W adversarial, W perturbation, Linf
   adversarial, Linf perturbation (perturbations on a symmetric scale)."""
-  plt = plots.pyplot()
+  plt = report.pyplot()
   if not ex:
     fig, ax = plt.subplots(figsize=(4, 1))
     ax.axis("off")

@@ -1,0 +1,120 @@
+"""Tests for advjax/run.py and advjax/report.py: a toy benchmark config
+through the runner, flags generated from its fields, the report files."""
+import dataclasses
+import json
+import os
+from typing import Optional, Tuple
+
+import numpy as np
+import optax
+import pytest
+
+from advjax import report, run, training
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyConfig(run.Config):
+  """A toy benchmark's settings.
+
+  Attributes:
+    eps: the training radius.
+    grid: eps values, '0.1,0.2'.
+    clean_only: train the standard model only.
+  """
+  eps: Optional[float] = None
+  grid: Tuple[float, ...] = (0., 0.1)
+  clean_only: bool = False
+
+
+def _models(cfg, env):
+  del env
+  specs = {"standard": run.TrainSpec(training.methods.standard())}
+  if not cfg.clean_only:
+    specs["madry"] = run.TrainSpec(training.methods.madry(cfg.eps, steps=1),
+                                   settings={"eps": cfg.eps})
+  return specs
+
+
+def _evaluate(cfg, env, name, variables):
+  del cfg, name
+  logits = env.apply_fn(variables, env.test.images)
+  return {"accuracy": float(np.mean(np.argmax(logits, -1) == env.test.labels))}
+
+
+def _report(cfg, results):
+  rows = [(n, report.percent(r["accuracy"])) for n, r in
+          results["models"].items()]
+  return report.Report(
+      f"# toy on {cfg.dataset}\n\n" + report.table(("model", "acc"), rows),
+      {"acc.png": lambda path: report.line_plot(
+          path, [0, 1], {"a": [0.5, 0.6]}, xlabel="x", ylabel="y", title="t")},
+      [report.Claim("two models", len(results["models"]) == 2, "n")])
+
+
+TOY = run.Benchmark(
+    "toy", ToyConfig, {"synthetic": dict(model="wong_mnist", epochs=1,
+                                         batch_size=32, eps=0.1,
+                                         optimizer="adam", learning_rate=1e-3,
+                                         weight_decay=0., schedule="constant")},
+    _models, _evaluate, _report, doc="A toy benchmark.\n\nMore text.")
+
+
+def test_a_toy_config_runs_end_to_end_and_reloads(tmp_path):
+  cfg = ToyConfig(dataset="synthetic", train_limit=64, eval_limit=16,
+                  workdir=str(tmp_path), progress=False)
+  res = run.run(TOY, cfg)
+  assert set(res["models"]) == {"standard", "madry"}
+  assert res["models"]["madry"]["method"] == "madry"
+  assert res["models"]["madry"]["resumed_from"] is None
+  saved = json.load(open(tmp_path / "results.json"))
+  assert saved["config"]["epochs"] == 1  # the preset filled it
+  assert saved["claims"] == [{"text": "two models", "holds": True,
+                              "evidence": "n"}]
+  md = open(tmp_path / "results.md").read()
+  assert md.startswith("# toy on synthetic") and "## Claims checked" in md
+  assert os.path.getsize(tmp_path / "acc.png") > 0
+  again = run.run(TOY, cfg)
+  assert again["models"]["madry"]["resumed_from"] == 2  # 64 // 32 steps
+  assert (again["models"]["madry"]["accuracy"]
+          == res["models"]["madry"]["accuracy"])
+  # A reload with another training setting is an error, not a silent mix.
+  with pytest.raises(Exception, match="eps"):
+    run.run(TOY, dataclasses.replace(cfg, eps=0.2))
+
+
+def test_flags_from_the_dataclass():
+  p = run.make_parser(TOY)
+  a = vars(p.parse_args(["--dataset", "synthetic", "--grid", "0.1,0.3",
+                         "--clean-only", "--eps", "0.05", "--epochs", "3"]))
+  a.pop("distributed")
+  cfg = ToyConfig(**a)
+  assert cfg.grid == (0.1, 0.3) and cfg.clean_only and cfg.eps == 0.05
+  assert cfg.epochs == 3 and cfg.batch_size is None
+  assert not ToyConfig(**{**a, "clean_only": False}).clean_only
+  text = p.format_help()
+  assert "A toy benchmark." in text and "the training radius" in text
+  assert "eps values" in text and "--no-clean-only" in text
+
+
+def test_presets_and_optimizers():
+  with pytest.raises(ValueError, match="No toy preset for dataset 'mnist'"):
+    run.resolve(TOY, ToyConfig(dataset="mnist"))
+  cfg = run.resolve(TOY, ToyConfig(dataset="synthetic", eps=0.3))
+  assert cfg.eps == 0.3 and cfg.workdir == os.path.join("runs",
+                                                         "toy-synthetic")
+  for schedule in ("constant", "piecewise", "cyclic", "cosine"):
+    opt = run.make_optimizer(dataclasses.replace(cfg, schedule=schedule), 10)
+    assert isinstance(opt, optax.GradientTransformation)
+  with pytest.raises(ValueError, match="Unknown schedule"):
+    run.make_optimizer(dataclasses.replace(cfg, schedule="step"), 10)
+  with pytest.raises(ValueError, match="sgd or adam"):
+    run.make_optimizer(dataclasses.replace(cfg, optimizer="lamb"), 10)
+
+
+def test_report_helpers():
+  assert report.table(("a", "b"), [(1, 2)]) == "| a | b |\n|---|---:|\n| 1 | 2 |"
+  assert report.percent(0.1234) == "12.3" and report.percent(None) == "-"
+  assert report.jsonable({"x": np.arange(2), 1: (np.float32(0.5),)}) == {
+      "x": [0, 1], "1": [0.5]}
+  assert report.claims_section([]) == ""
+  assert "**no**" in report.claims_section([report.Claim("c", False, "e")])
