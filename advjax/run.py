@@ -16,8 +16,9 @@ extending `Config`, presets per dataset, and hooks, gathered in a
 model with `training.fit` in `workdir/<name>` (checkpointed; a rerun resumes
 or reloads), evaluates it, and writes `results.json`, `results.md` and the
 figures (`report.write`). `main(benchmark, argv)` is the command line: one
-flag per config field (`--train-steps 10`, `--no-autoattack`), generated
-from the dataclass, so a setting is written once.
+flag per config field (`--train-steps 10`, `--eps 8/255`,
+`--no-autoattack`), generated from the dataclass, so a setting is written
+once.
 """
 import argparse
 import dataclasses
@@ -25,14 +26,16 @@ import os
 import re
 import time
 import typing
-from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence
+from typing import (Any, Callable, Dict, NamedTuple, Optional, Sequence,
+                    Union)
 
 import jax
 import optax
 
-from advjax import data, models, report, sharding, training
+from advjax import checkpoint, data, models, report, sharding, training
 
-__all__ = ["Config", "TrainSpec", "Env", "Benchmark", "TRAINING_SETTINGS",
+__all__ = ["Config", "TrainSpec", "Load", "Env", "Benchmark",
+           "TRAINING_SETTINGS",
            "resolve", "fill_preset", "make_optimizer", "setup", "train", "run", "main",
            "make_parser"]
 
@@ -99,6 +102,16 @@ class TrainSpec(NamedTuple):
   fit_kwargs: Dict[str, Any] = {}
 
 
+class Load(NamedTuple):
+  """A model of a benchmark read from a `training.fit` workdir instead of
+  trained (e.g. `--checkpoint DIR`).
+
+  Attributes:
+    workdir: the training workdir (holds `checkpoints/`).
+  """
+  workdir: str
+
+
 class Env(NamedTuple):
   """What a run starts from (see `setup`)."""
   train: Any
@@ -113,12 +126,16 @@ class Benchmark(NamedTuple):
   name: str
   config: type
   presets: Dict[str, Dict[str, Any]]
-  models: Callable[[Any, "Env"], Dict[str, TrainSpec]]
+  models: Callable[[Any, Env], Dict[str, Union[TrainSpec, Load]]]
   evaluate: Callable[[Any, Env, str, Any], Dict[str, Any]]
   report: Callable[[Any, Dict[str, Any]], report.Report]
   doc: str = ""
   # `refine(cfg, preset) -> preset`: e.g. a method's own preset on top.
   refine: Optional[Callable[[Any, Dict[str, Any]], Dict[str, Any]]] = None
+  # `extra(cfg, env) -> dict`: evaluations that are not of one of the
+  # models (a synthetic case; studies across the models), in results
+  # ["extra"].
+  extra: Optional[Callable[[Any, Env], Dict[str, Any]]] = None
 
 
 def resolve(benchmark: Benchmark, config):
@@ -216,12 +233,18 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
   results = {"benchmark": benchmark.name, "config": dataclasses.asdict(cfg),
              "devices": [str(d) for d in jax.devices()], "models": {}}
   for name, spec in benchmark.models(cfg, env).items():
-    fit, seconds = train(cfg, env, name, spec)
-    variables = jax.device_get(fit.state.variables)
+    if isinstance(spec, Load):
+      variables = checkpoint.load_variables(spec.workdir)
+      entry = {"checkpoint": spec.workdir}
+    else:
+      fit, seconds = train(cfg, env, name, spec)
+      variables = jax.device_get(fit.state.variables)
+      entry = {"method": spec.method.name, "train_seconds": seconds,
+               "resumed_from": fit.resumed_from, "history": fit.history}
     results["models"][name] = {
-        "method": spec.method.name, "train_seconds": seconds,
-        "resumed_from": fit.resumed_from, "history": fit.history,
-        **benchmark.evaluate(cfg, env, name, variables)}
+        **entry, **benchmark.evaluate(cfg, env, name, variables)}
+  if benchmark.extra is not None:
+    results["extra"] = benchmark.extra(cfg, env)
   rep = benchmark.report(cfg, results)
   report.write(cfg.workdir, results, rep)
   results["table"] = rep.markdown
@@ -254,9 +277,19 @@ def _parse_value(kind):
   if typing.get_origin(kind) is typing.Union and len(args) == 1:
     kind = args[0]
   if typing.get_origin(kind) is tuple:
-    item = typing.get_args(kind)[0]
+    item = _parse_value(typing.get_args(kind)[0])
     return lambda text: tuple(item(t) for t in text.split(",") if t)
+  if kind is float:
+    return _number
   return kind
+
+
+def _number(text: str) -> float:
+  """'0.3' or a fraction, '8/255'."""
+  if "/" in text:
+    num, den = text.split("/")
+    return float(num) / float(den)
+  return float(text)
 
 
 def make_parser(benchmark: Benchmark) -> argparse.ArgumentParser:

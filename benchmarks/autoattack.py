@@ -2,8 +2,8 @@
 
     python -m benchmarks.autoattack --dataset digits   # ~6 minutes on 2 CPU cores
 
-Trains (or reloads) a standard and a Madry PGD-trained model with the
-`benchmarks.madry` preset (digits: Wong's CNN, eps 0.2), or evaluates the
+Trains (or reloads) a standard and a Madry PGD-trained model with
+`benchmarks.madry`'s recipe (digits: Wong's CNN, eps 0.2), or evaluates the
 model of an advjax training workdir (--checkpoint DIR), and reports for each
 the robust accuracy after every AutoAttack stage, the time per stage, PGD
 beside it, the gradient-masking diagnostics, and, with the peers installed
@@ -30,60 +30,393 @@ if "xla_force_host_platform_device_count" not in os.environ.get(
       f" --xla_force_host_platform_device_count={os.cpu_count() or 1}"
   ).strip()
 
-import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import functools  # noqa: E402
+import time  # noqa: E402
+from typing import Optional  # noqa: E402
 
-from advjax import data, sharding  # noqa: E402
-from advjax.experiments import autoattack  # noqa: E402
-from benchmarks import _args  # noqa: E402
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from advjax import checkpoint, evaluation, models, report, run  # noqa: E402
+from advjax import training  # noqa: E402
+from advjax.attacks import gradient  # noqa: E402
+from advjax.experiments import torch_peers  # noqa: E402
+
+# DESIGN.md section 5 (RobustBench / fra31 README): clean %, AutoAttack %.
+PUBLISHED = {
+    "mnist": [("Madry et al. 2018", 98.53, 88.50),
+              ("Wong et al. 2020 (FGSM-RS)", 98.50, 82.93),
+              ("TRADES (Zhang et al. 2019)", 99.48, 92.81)],
+    "cifar10": [("Madry et al. 2018, WRN-34-10", 87.14, 44.04),
+                ("Wong et al. 2020 fast, PreAct ResNet-18", 83.34, 43.21),
+                ("Carmon et al. 2019", 89.69, 59.53),
+                ("standard training, WRN-28-10", 94.78, 0.00)],
+}
 
 
-def _fraction(text: str) -> float:
-  """'8/255' or '0.3' -> float."""
-  if "/" in text:
-    a, b = text.split("/")
-    return float(a) / float(b)
-  return float(text)
+@dataclasses.dataclass(frozen=True)
+class AutoAttackConfig(run.Config):
+  """Settings; None fields take the dataset's preset (`PRESETS`: the
+  training of `benchmarks.madry`).
+
+  Attributes (beyond `advjax.run.Config`'s training ones):
+    method: 'madry' (PGD training) or 'standard' (the standard model only).
+    eps: the radius of training and evaluation.
+    train_steps, train_step_size: the PGD of Madry training.
+    eval_steps, eval_restarts: the PGD evaluation beside AutoAttack.
+    autoattack_steps, autoattack_queries: APGD/FAB iterations, Square's
+      queries.
+    norm, version: AutoAttack's threat model and version.
+    checkpoint: a `training.fit` workdir whose model is evaluated instead of
+      training the two models (its run.json names the model, or `model`).
+    eval_batch_size: examples per evaluation step.
+    device_batch_size: examples per device per call (the compiled shape).
+    seeds: AutoAttack runs with keys (and reference seeds) 0..seeds-1.
+    peers: run the reference and torchattacks when installed.
+    compare_masking: also time survivors='mask'.
+    diagnostics_examples: examples the masking diagnostics look at.
+    synthetic_examples, synthetic_eps: the 28x28 parity case (0: skip).
+    split_cpu: on a CPU-only host, one XLA device per core (read before
+      JAX starts; --no-split-cpu keeps one).
+  """
+  method: str = "madry"
+  eps: Optional[float] = None
+  train_steps: Optional[int] = None
+  train_step_size: Optional[float] = None
+  eval_steps: Optional[int] = None
+  eval_restarts: Optional[int] = None
+  autoattack_steps: int = 100
+  autoattack_queries: int = 5000
+  norm: str = "linf"
+  version: str = "standard"
+  checkpoint: Optional[str] = None
+  eval_batch_size: int = 512
+  device_batch_size: Optional[int] = None
+  seeds: int = 3
+  peers: bool = True
+  compare_masking: bool = True
+  diagnostics_examples: int = 256
+  synthetic_examples: int = 256
+  synthetic_eps: float = 0.005
+  split_cpu: bool = True
 
 
-def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--dataset", default="digits",
-                 choices=sorted(autoattack.PRESETS))
-  p.add_argument("--checkpoint", help="an advjax training workdir to evaluate")
-  p.add_argument("--model", help="its architecture, if its run.json does not "
-                 "name it")
-  p.add_argument("--eps", type=_fraction, help="radius, e.g. 0.3 or 8/255")
-  p.add_argument("--norm", default="linf", choices=["linf", "l2"])
-  p.add_argument("--version", default="standard",
-                 choices=["standard", "plus", "rand"])
-  p.add_argument("--method", default="madry",
-                 choices=["madry", "standard"])
-  p.add_argument("--epochs", type=int)
-  p.add_argument("--batch-size", type=int, default=512,
-                 help="examples per evaluation step")
-  p.add_argument("--device-batch-size", type=int,
-                 help="examples per device per call (the compiled shape)")
-  p.add_argument("--seeds", type=int, default=3)
-  p.add_argument("--no-peers", action="store_true")
-  p.add_argument("--synthetic-examples", type=int, default=256)
-  p.add_argument("--no-split-cpu", action="store_true",
-                 help="keep the CPU as one XLA device")
-  _args.add_run_args(p)
-  a = p.parse_args(argv)
-  sharding.initialize_distributed(a.distributed)
-  cfg = autoattack.AutoAttackConfig(
-      dataset=a.dataset, checkpoint=a.checkpoint, model=a.model, eps=a.eps,
-      norm=a.norm, version=a.version, method=a.method, epochs=a.epochs,
-      eval_batch_size=a.batch_size, device_batch_size=a.device_batch_size,
-      seeds=a.seeds, peers=not a.no_peers,
-      synthetic_examples=a.synthetic_examples, eval_limit=a.eval_limit,
-      workdir=a.workdir, data_dir=a.data_dir, seed=a.seed)
-  try:
-    res = autoattack.run(cfg)
-  except data.DatasetNotFoundError as e:
-    raise SystemExit(f"error: {e}") from None
-  print(res["table"])
+PRESETS = training.recipes.MADRY
 
+
+def _refine(cfg, preset):
+  if cfg.norm not in ("linf", "l2"):
+    raise ValueError(f"norm must be 'linf' or 'l2', got {cfg.norm!r}.")
+  if cfg.seeds < 1:
+    raise ValueError(f"seeds must be >= 1, got {cfg.seeds}.")
+  if cfg.method not in ("madry", "standard"):
+    raise ValueError(f"method must be 'madry' or 'standard', got "
+                     f"{cfg.method!r}.")
+  if cfg.checkpoint and cfg.model is None:  # the workdir names its model
+    preset = {**preset, "model": checkpoint.run_settings(cfg.checkpoint).get(
+        "model", preset["model"])}
+  return preset
+
+
+def models_to_evaluate(cfg, env):
+  """The checkpoint's model, or a standard and a Madry-trained model."""
+  del env
+  if cfg.checkpoint:
+    return {"checkpoint": run.Load(cfg.checkpoint)}
+  settings = {k: getattr(cfg, k) for k in ("eps", "train_steps",
+                                           "train_step_size")}
+  specs = {"standard": run.TrainSpec(training.methods.standard())}
+  if cfg.method == "madry":
+    specs["madry"] = run.TrainSpec(training.methods.madry(
+        cfg.eps, steps=cfg.train_steps, step_size=cfg.train_step_size),
+                                   settings)
+  return specs
+
+
+def evaluate(cfg, env, name, variables):
+  """Diagnostics, PGD, advjax's AutoAttack and the peers on one model."""
+  del name
+  x, y, eps = env.test.images, env.test.labels, float(cfg.eps)
+  diag = evaluation.diagnostics(
+      env.apply_fn, variables, x, y, norm=cfg.norm, eps=eps,
+      n=cfg.diagnostics_examples, steps=cfg.autoattack_steps,
+      square_queries=min(1000, cfg.autoattack_queries),
+      batch_size=cfg.eval_batch_size, device_batch_size=cfg.device_batch_size)
+  case = _case(cfg, env.apply_fn, variables, x, y, eps, env.test.image_shape,
+               env.test.num_classes, cfg.model == "wong_mnist")
+  case["diagnostics"] = {**diag._asdict(), "flags": list(diag.flags()),
+                         "table": diag.table()}
+  return case
+
+
+def extra(cfg, env):
+  del env
+  if not cfg.synthetic_examples:
+    return {}
+  return {"synthetic-28x28": _synthetic(cfg)}
+
+
+def _stages(r: evaluation.AutoAttackResult) -> dict:
+  return {n: float(a) for n, a in zip(r.attacks, r.accuracy)}
+
+
+def _ours(cfg, apply_fn, variables, x, y, eps):
+  """advjax's AutoAttack: timed cold and warm, masked, and over seeds."""
+  kw = dict(norm=cfg.norm, eps=eps, version=cfg.version,
+            steps=cfg.autoattack_steps, queries=cfg.autoattack_queries,
+            batch_size=cfg.eval_batch_size,
+            device_batch_size=cfg.device_batch_size, progress=cfg.progress)
+  t0 = time.perf_counter()
+  cold = evaluation.autoattack(apply_fn, variables, x, y,
+                               key=jax.random.key(0), **kw)
+  cold_s = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  warm = evaluation.autoattack(apply_fn, variables, x, y,
+                               key=jax.random.key(0), **kw)
+  warm_s = time.perf_counter() - t0
+  same = bool(np.array_equal(cold.robust, warm.robust) and
+              np.array_equal(cold.x_adv, warm.x_adv))
+  out = {"robust_accuracy": cold.robust_accuracy,
+         "clean_accuracy": cold.clean_accuracy,
+         "stages": _stages(cold), "table": cold.table(),
+         "seconds_cold": cold_s, "seconds_warm": warm_s,
+         "stage_seconds_cold": dict(zip(cold.attacks, cold.seconds.tolist())),
+         "stage_seconds_warm": dict(zip(warm.attacks, warm.seconds.tolist())),
+         "warm_identical": same,
+         "max_distance": float(cold.distance.max()),
+         "robust": cold.robust}
+  if cfg.compare_masking:
+    t0 = time.perf_counter()
+    masked = evaluation.autoattack(apply_fn, variables, x, y,
+                                   key=jax.random.key(0), survivors="mask",
+                                   **kw)
+    out["seconds_masked"] = time.perf_counter() - t0
+    out["masked_identical"] = bool(np.array_equal(masked.robust, cold.robust)
+                                   and np.array_equal(masked.x_adv,
+                                                      cold.x_adv))
+  seeds = [out["stages"]]
+  for s in range(1, cfg.seeds):
+    seeds.append(_stages(evaluation.autoattack(
+        apply_fn, variables, x, y, key=jax.random.key(s), **kw)))
+  out["stages_per_seed"] = seeds
+  out["stages_mean"] = {k: float(np.mean([d[k] for d in seeds]))
+                        for k in seeds[0]}
+  return out
+
+
+def _peers(cfg, params, image_shape, x, y, eps, num_classes):
+  """The reference (seeds 0..seeds-1) and torchattacks on a replica."""
+  reason = torch_peers.autoattack_unavailable_reason()
+  if reason is not None or not cfg.peers:
+    return {"skipped": reason or "peers=False"}
+  import torch  # pylint: disable=import-outside-toplevel
+  torch.set_num_threads(os.cpu_count() or 1)
+  net = torch_peers.wong_cnn_from_flax(params, image_shape)
+  runs = [torch_peers.reference_autoattack(
+      net, x, y, eps=eps, norm=cfg.norm, version=cfg.version, seed=s,
+      batch_size=cfg.eval_batch_size) for s in range(cfg.seeds)]
+  out = {"reference": {
+      "seconds": [r["seconds"] for r in runs],
+      "stages_per_seed": [r["stages"] for r in runs],
+      "stages_mean": {k: float(np.mean([r["stages"][k] for r in runs]))
+                      for k in runs[0]["stages"]},
+      "stage_seconds": runs[0]["stage_seconds"],
+      "robust_accuracy": float(runs[0]["robust"].mean()),
+      "robust": runs[0]["robust"]}}
+  if cfg.norm in ("linf", "l2") and cfg.version == "standard":
+    try:
+      ta = torch_peers.torchattacks_autoattack(net, x, y, eps=eps,
+                                               norm=cfg.norm,
+                                               num_classes=num_classes)
+      out["torchattacks"] = {"seconds": ta["seconds"],
+                             "robust_accuracy": float(ta["robust"].mean())}
+    except ImportError as e:
+      out["torchattacks"] = {"skipped": str(e)}
+  out["versions"] = {"torch": torch.__version__,
+                     "threads": torch.get_num_threads()}
+  return out
+
+
+def _case(cfg, apply_fn, variables, x, y, eps, image_shape, num_classes,
+          is_wong, pgd=True):
+  res = {"eps": eps, "n": int(x.shape[0])}
+  if pgd:
+    ra = evaluation.robust_accuracy(
+        apply_fn, variables, x, y,
+        attack=functools.partial(gradient.pgd, steps=cfg.eval_steps,
+                                 restarts=cfg.eval_restarts),
+        eps=[eps], batch_size=cfg.eval_batch_size,
+        device_batch_size=cfg.device_batch_size, key=jax.random.key(1))
+    res["pgd"] = {"attack": f"PGD-{cfg.eval_steps} x {cfg.eval_restarts}",
+                  "robust_accuracy": float(ra.accuracy[0]),
+                  "robust": ra.correct[0]}
+  res["advjax"] = _ours(cfg, apply_fn, variables, x, y, eps)
+  if pgd:
+    res["pgd_not_robust_under_aa"] = int(np.sum(
+        res["pgd"]["robust"] & ~res["advjax"]["robust"]))
+    res["aa_not_robust_under_pgd"] = int(np.sum(
+        ~res["pgd"]["robust"] & res["advjax"]["robust"]))
+  res["peers"] = (_peers(cfg, variables["params"], image_shape, x, y, eps,
+                         num_classes) if is_wong else
+                  {"skipped": "the PyTorch replica covers Wong's CNN only"})
+  ref = res["peers"].get("reference")
+  if ref is not None:
+    res["speedup_cold"] = float(np.median(ref["seconds"]) /
+                                res["advjax"]["seconds_cold"])
+    res["speedup_warm"] = float(np.median(ref["seconds"]) /
+                                res["advjax"]["seconds_warm"])
+    res["per_example_agreement"] = float(np.mean(
+        ref["robust"] == res["advjax"]["robust"]))
+  return res
+
+
+def _synthetic(cfg):
+  """Wong's CNN at 28x28 with random weights, uniform images, labels = its
+  predictions."""
+  model = models.get_model("wong_mnist")
+  variables = jax.device_get(models.init_model(model, jax.random.key(0),
+                                               (28, 28, 1)))
+  apply_fn = lambda v, z: model.apply(v, z, train=False)
+  x = np.asarray(jax.random.uniform(jax.random.key(1),
+                                    (cfg.synthetic_examples, 28, 28, 1)))
+  y = np.asarray(apply_fn(variables, x).argmax(-1)).astype(np.int32)
+  return _case(cfg, apply_fn, variables, x, y,
+               cfg.synthetic_eps, (28, 28, 1), 10, True, pgd=False)
+
+
+def _pct(v) -> str:
+  return "-" if v is None else f"{100 * v:.2f}"
+
+
+def _cases(results):
+  return {**results["models"], **results.get("extra", {})}
+
+
+def make_report(cfg, results) -> report.Report:
+  return report.Report(
+      _table(cfg, results),
+      {"autoattack.png": functools.partial(_plot, results)},
+      claims(results))
+
+
+def claims(results):
+  """AutoAttack's own claims, checked on the trained models."""
+  out = []
+  for name, c in results["models"].items():
+    ours = c["advjax"]
+    if "pgd" in c:
+      out.append(report.Claim(
+          f"{name}: AutoAttack is at least as strong as PGD, per example",
+          c["aa_not_robust_under_pgd"] == 0,
+          f"{report.percent(ours['robust_accuracy'], 2)} % vs "
+          f"{report.percent(c['pgd']['robust_accuracy'], 2)} %, "
+          f"{c['pgd_not_robust_under_aa']} PGD-robust examples broken"))
+    ref = c["peers"].get("reference")
+    if ref:
+      gap = abs(ours["stages_mean"]["square"] - ref["stages_mean"]["square"])
+      out.append(report.Claim(
+          f"{name}: the same robust accuracy as the reference within 0.5 "
+          "points (seed means)", gap <= 0.005 + 1e-9,
+          f"{100 * gap:.2f} points"))
+  return out
+
+
+def _table(cfg, results) -> str:
+  rows = [f"# AutoAttack ({cfg.version}, {cfg.norm}) on {cfg.dataset}, "
+          f"{cfg.model}, {jax.default_backend()} "
+          f"({len(results['devices'])} devices)", ""]
+  for name, c in _cases(results).items():
+    ours = c["advjax"]
+    ref = c["peers"].get("reference")
+    rows += [f"## {name}: eps {c['eps']:.4g}, {c['n']} examples", "",
+             "| stage | advjax (key 0) | advjax mean of "
+             f"{cfg.seeds} keys | reference (seed 0) | reference mean of "
+             f"{cfg.seeds} seeds | advjax s (warm) | reference s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    prev_ref = 0.
+    for stage, acc in ours["stages"].items():
+      ref0 = ref["stages_per_seed"][0].get(stage) if ref else None
+      refm = ref["stages_mean"].get(stage) if ref else None
+      t_ref = None
+      if ref and stage in ref["stage_seconds"]:
+        t_ref = ref["stage_seconds"][stage] - prev_ref
+        prev_ref = ref["stage_seconds"][stage]
+      rows.append(
+          f"| {stage} | {_pct(acc)} | {_pct(ours['stages_mean'][stage])} | "
+          f"{_pct(ref0)} | {_pct(refm)} | "
+          f"{ours['stage_seconds_warm'][stage]:.2f} | "
+          f"{'-' if t_ref is None else f'{t_ref:.2f}'} |")
+    rows += ["", f"- advjax: {ours['seconds_cold']:.1f} s first call "
+             f"(compilation included), {ours['seconds_warm']:.1f} s second "
+             f"call (results identical: {ours['warm_identical']})"]
+    if "seconds_masked" in ours:
+      rows.append(f"- survivors masked instead of compacted: "
+                  f"{ours['seconds_masked']:.1f} s (results identical: "
+                  f"{ours['masked_identical']})")
+    if ref:
+      rows.append(f"- reference (fra31/auto-attack, pyautoattack): "
+                  f"{np.median(ref['seconds']):.1f} s median of "
+                  f"{len(ref['seconds'])}; advjax is {c['speedup_warm']:.2f}x "
+                  f"faster warm, {c['speedup_cold']:.2f}x cold; per-example "
+                  f"robust bits agree on {100 * c['per_example_agreement']:.1f}"
+                  " % of examples (seed 0 vs key 0)")
+      ta = c["peers"].get("torchattacks", {})
+      if "seconds" in ta:
+        rows.append(f"- torchattacks.AutoAttack: "
+                    f"{100 * ta['robust_accuracy']:.2f} % robust in "
+                    f"{ta['seconds']:.1f} s")
+    else:
+      rows.append(f"- peers: {c['peers'].get('skipped')}")
+    if "pgd" in c:
+      rows.append(f"- {c['pgd']['attack']}: "
+                  f"{100 * c['pgd']['robust_accuracy']:.2f} % robust; "
+                  f"{c['pgd_not_robust_under_aa']} examples PGD calls robust "
+                  f"are broken by AutoAttack, {c['aa_not_robust_under_pgd']} "
+                  "the other way")
+    if "diagnostics" in c:
+      d = c["diagnostics"]
+      rows += ["", f"Gradient-masking diagnostics (flags: "
+               f"{', '.join(d['flags']) or 'none'}):", "", d["table"]]
+    rows.append("")
+  pub = PUBLISHED.get(cfg.dataset)
+  if pub:
+    rows += [f"Published AutoAttack results on {cfg.dataset} (RobustBench / "
+             "fra31 README, clean / AA %):", ""] + [
+                 f"- {n}: {c:.2f} / {a:.2f}" for n, c, a in pub]
+  return "\n".join(rows)
+
+
+def _plot(results, path):
+  plt = report.pyplot()
+  cases = list(_cases(results).items())
+  fig, axes = plt.subplots(1, len(cases), figsize=(4.6 * len(cases), 3.6),
+                           squeeze=False)
+  for ax, (name, c) in zip(axes[0], cases):
+    stages = list(c["advjax"]["stages"])
+    xs = np.arange(len(stages))
+    ax.plot(xs, [100 * c["advjax"]["stages_mean"][s] for s in stages], "o-",
+            label="advjax")
+    ref = c["peers"].get("reference")
+    if ref:
+      ax.plot(xs, [100 * ref["stages_mean"].get(s, np.nan) for s in stages],
+              "s--", label="reference")
+    if "pgd" in c:
+      ax.axhline(100 * c["pgd"]["robust_accuracy"], color="gray", ls=":",
+                 label=c["pgd"]["attack"])
+    ax.set_xticks(xs, stages, rotation=30)
+    ax.set_ylabel("robust accuracy after the stage (%)")
+    ax.set_title(f"{name} (eps {c['eps']:.3g})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+BENCHMARK = run.Benchmark("autoattack", AutoAttackConfig, PRESETS,
+                          models_to_evaluate, evaluate, make_report,
+                          doc=__doc__, refine=_refine, extra=extra)
 
 if __name__ == "__main__":
-  main()
+  run.main(BENCHMARK)

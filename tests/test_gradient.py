@@ -330,3 +330,40 @@ def test_pgd_specific_errors(setup):
     G.pgd(lambda z: z, x, y, eps=0.1, key=KEY)
   with pytest.raises(ValueError, match="pass steps explicitly"):
     jax.jit(lambda e: G.bim(f, x, y, eps=e))(0.1)
+
+
+# Minimal-eps searches (Carlini & Wagner's FGSM and IGS baselines).
+def _linear(n=6, d=16):
+  """A linear binary model and points at known Linf distances from its
+  boundary: targeted sign steps towards class 1 gain eps |w|_1."""
+  rng = np.random.default_rng(0)
+  w = rng.choice([-1., 1.], d) * rng.uniform(0.5, 1.5, d)
+  b = -0.5 * w.sum()
+  eps_min = np.linspace(0.0512, 0.1973, n)  # off the FGSM grid
+  # x = 0.5 moved along w so that w.x + b = -eps_min |w|_1 (class 0).
+  x = 0.5 - np.outer(eps_min * np.abs(w).sum(), w) / (w @ w)
+  assert x.min() - eps_min.max() > 0 and x.max() + eps_min.max() < 1
+
+  def model_fn(z):
+    v = z.reshape(z.shape[0], -1) @ jnp.asarray(w, jnp.float32) + b
+    return jnp.stack([-v / 2, v / 2], 1)
+
+  return model_fn, x.reshape(n, d, 1, 1).astype(np.float32), eps_min
+
+
+def test_fgsm_and_igs_find_the_smallest_eps():
+  model_fn, x, eps_min = _linear()
+  t = jnp.ones(len(x), jnp.int32)
+  adv = jax.jit(lambda x: G.fgsm_search(model_fn, x, t, grid=200))(x)
+  found = np.abs(np.asarray(adv) - x).reshape(len(x), -1).max(1)
+  assert np.all(np.asarray(jnp.argmax(model_fn(adv), 1)) == 1)
+  assert np.all((found >= eps_min - 1e-6) & (found <= eps_min + 1 / 200 + 1e-6))
+  # Untargeted away from class 0: in a binary model, the same eps.
+  un = jax.jit(lambda x: G.fgsm_search(model_fn, x, 1 - t, grid=200,
+                                       targeted=False))(x)
+  np.testing.assert_array_equal(un, adv)
+  adv = jax.jit(lambda x: G.igs_search(model_fn, x, t, steps=10,
+                                       bisections=12))(x)
+  found = np.abs(np.asarray(adv) - x).reshape(len(x), -1).max(1)
+  assert np.all(np.asarray(jnp.argmax(model_fn(adv), 1)) == 1)
+  assert np.all((found >= eps_min - 1e-6) & (found <= eps_min + 2 ** -11))

@@ -1,20 +1,32 @@
-"""Tests for advjax/experiments/quickstart.py on tiny data."""
+"""Tests for benchmarks/quickstart.py: the real config, shrunk, through the
+runner."""
 import json
 import os
 
-from advjax.experiments import quickstart
+from advjax import run
+from benchmarks import quickstart
 
 
 def test_quickstart_runs_and_writes_report(tmp_path):
-  cfg = quickstart.QuickstartConfig(epochs=2, limit=200, pgd_steps=2,
-                                    eps=(0., 0.1), out_dir=str(tmp_path),
-                                    progress=False)
-  res = quickstart.run(cfg)
+  cfg = quickstart.QuickstartConfig(epochs=1, train_limit=256, eval_limit=64,
+                                    pgd_steps=2, eps=(0., 0.1),
+                                    workdir=str(tmp_path), progress=False)
+  res = run.run(quickstart.BENCHMARK, cfg)
   for name in ("results.json", "results.md", "robust_accuracy.png"):
     assert os.path.getsize(tmp_path / name) > 0
   saved = json.load(open(tmp_path / "results.json"))
-  assert saved["eps"] == [0., 0.1]
-  assert set(saved["attacks"]) == {"fgsm", "pgd2"}
+  r = saved["models"]["standard"]
+  assert set(r) >= {"fgsm", "pgd2", "clean_accuracy", "history"}
   # eps = 0 is clean accuracy for every attack.
-  for acc in saved["attacks"].values():
-    assert acc[0] == res["clean_accuracy"]
+  for name in ("fgsm", "pgd2"):
+    assert len(r[name]) == 2 and r[name][0] == r["clean_accuracy"]
+  assert len(res["claims"]) == 1
+  assert "clean accuracy" in open(tmp_path / "results.md").read()
+
+
+def test_flags():
+  args = vars(run.make_parser(quickstart.BENCHMARK).parse_args(
+      ["--epochs", "3", "--pgd-steps", "5", "--eps", "0,0.1"]))
+  args.pop("distributed")
+  cfg = quickstart.QuickstartConfig(**args)
+  assert (cfg.epochs, cfg.pgd_steps, cfg.eps) == (3, 5, (0., 0.1))

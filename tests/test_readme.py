@@ -18,3 +18,26 @@ def test_readme_test_command_is_marked_for_ci():
   text = README.read_text()
   m = re.search(r"<!-- ci: test command -->\n```bash\n(.+)\n```", text)
   assert m and "pytest" in m.group(1)
+
+
+def test_documented_flags_of_config_benchmarks_parse():
+  """Every `python -m benchmarks.<name> ...` command README gives for a
+  benchmark on the runner parses into its config (placeholders DIR and N
+  filled)."""
+  import importlib
+  import shlex
+  from advjax import run
+  text = README.read_text()
+  seen = 0
+  for name, flags in re.findall(r"python -m benchmarks\.(\w+)([^`|\n)]*)",
+                                text):
+    module = importlib.import_module(f"benchmarks.{name}")
+    if not hasattr(module, "BENCHMARK"):
+      continue
+    argv = [{"DIR": "/tmp/x", "N": "3"}.get(t, t)
+            for t in shlex.split(flags.replace("#", " # ").split(" # ")[0])]
+    args = vars(run.make_parser(module.BENCHMARK).parse_args(argv))
+    args.pop("distributed")
+    module.BENCHMARK.config(**args)
+    seen += 1
+  assert seen >= 3, seen

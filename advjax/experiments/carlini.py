@@ -47,17 +47,16 @@ from typing import Callable, Optional, Tuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 from tqdm import tqdm
 
 from advjax import data, evaluation, models, report, sharding, training
 from advjax import run as runner
-from advjax.attacks import (bim, carlini_wagner_l0, carlini_wagner_l2,
-                            carlini_wagner_linf, deepfool, fgsm, jsma)
+from advjax.attacks import (carlini_wagner_l0, carlini_wagner_l2,
+                            carlini_wagner_linf, deepfool, gradient, jsma)
 from advjax.projections import lp_norm
 
 __all__ = ["CarliniConfig", "PRESETS", "PUBLISHED", "ATTACKS", "METRIC",
-           "resolve", "run", "fgsm_search", "igs_search", "case_summary"]
+           "resolve", "run", "case_summary"]
 
 ATTACKS = ("cw_l0", "jsma_z", "jsma_f", "cw_l2", "deepfool", "cw_linf",
            "fgsm", "fgsm_untargeted", "igs")
@@ -186,54 +185,6 @@ def resolve(config: CarliniConfig) -> CarliniConfig:
   return cfg
 
 
-def fgsm_search(model_fn, x, t, *, grid: int, targeted: bool = True,
-                bounds=(0., 1.)):
-  """FGSM at the smallest of `grid` evenly spaced eps in (0, hi - lo] that
-  reaches the target t (untargeted: leaves the label t) (FGSM is not
-  monotone in eps: every value is tried); x itself where none does."""
-  lo, hi = bounds
-  eps_grid = jnp.linspace(0., hi - lo, grid + 1)[1:]
-
-  def body(carry, eps):
-    best, done = carry
-    adv = fgsm(model_fn, x, t, eps=eps, targeted=targeted, bounds=bounds)
-    ok = (jnp.argmax(model_fn(adv), -1) == t) == targeted
-    ok = ok & ~done
-    best = jnp.where(ok.reshape((-1,) + (1,) * (x.ndim - 1)), adv, best)
-    return (best, done | ok), None
-
-  (best, _), _ = lax.scan(body, (x, jnp.zeros(x.shape[:1], bool)), eps_grid)
-  return best
-
-
-def igs_search(model_fn, x, t, *, steps: int, bisections: int,
-               bounds=(0., 1.)):
-  """Targeted iterative gradient sign (BIM, `steps` steps of 1.25 eps /
-  steps) at the smallest eps a per-example bisection on (0, hi - lo] finds
-  that reaches the target; x itself where even the whole range fails."""
-  lo, hi = bounds
-
-  def attack(eps):
-    adv = bim(model_fn, x, t, eps=eps, steps=steps,
-                       step_size=1.25 * eps / steps, targeted=True,
-                       bounds=bounds)
-    return adv, jnp.argmax(model_fn(adv), -1) == t
-
-  def body(_, carry):
-    e_lo, e_hi, best = carry
-    mid = (e_lo + e_hi) / 2
-    adv, ok = attack(mid)
-    best = jnp.where(ok.reshape((-1,) + (1,) * (x.ndim - 1)), adv, best)
-    return jnp.where(ok, e_lo, mid), jnp.where(ok, mid, e_hi), best
-
-  full = jnp.full(x.shape[:1], hi - lo, x.dtype)
-  adv, ok = attack(full)
-  best = jnp.where(ok.reshape((-1,) + (1,) * (x.ndim - 1)), adv, x)
-  _, _, best = lax.fori_loop(0, bisections, body,
-                             (jnp.zeros_like(full), full, best))
-  return best
-
-
 def _attack_fn(cfg, name: str) -> Callable:
   """`(model_fn, x, t) -> x_adv` for one attack of the table (targeted
   except DeepFool)."""
@@ -255,9 +206,9 @@ def _attack_fn(cfg, name: str) -> Callable:
   if name == "deepfool":
     return deepfool
   if name in ("fgsm", "fgsm_untargeted"):
-    return functools.partial(fgsm_search, grid=cfg.fgsm_grid,
+    return functools.partial(gradient.fgsm_search, grid=cfg.fgsm_grid,
                              targeted=name == "fgsm")
-  return functools.partial(igs_search, steps=cfg.igs_steps,
+  return functools.partial(gradient.igs_search, steps=cfg.igs_steps,
                            bisections=cfg.igs_bisections)
 
 
