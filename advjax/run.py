@@ -246,7 +246,8 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
   if benchmark.extra is not None:
     results["extra"] = benchmark.extra(cfg, env)
   rep = benchmark.report(cfg, results)
-  report.write(cfg.workdir, results, rep)
+  if jax.process_index() == 0:  # one writer on a multi-host run
+    report.write(cfg.workdir, results, rep)
   results["table"] = rep.markdown
   results["claims"] = rep.claims
   return results
@@ -259,10 +260,11 @@ def _field_help(cls) -> Dict[str, str]:
   """`name: text` lines of the dataclass's (and its bases') Attributes."""
   out = {}
   for klass in reversed(cls.__mro__):
-    doc = klass.__doc__ or ""
-    if "Attributes:" not in doc:
+    parts = re.split(r"^\s*Attributes[^:\n]*:\s*$", klass.__doc__ or "",
+                     maxsplit=1, flags=re.M)
+    if len(parts) < 2:
       continue
-    body = doc.split("Attributes:", 1)[1]
+    body = parts[1]
     for m in re.finditer(r"^\s{4}(\w+(?:, \w+)*): (.+?)(?=^\s{4}\w+(?:, \w+)*:|"
                          r"\Z)", body, re.S | re.M):
       for n in m.group(1).split(", "):

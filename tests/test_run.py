@@ -118,3 +118,15 @@ def test_report_helpers():
       "x": [0, 1], "1": [0.5]}
   assert report.claims_section([]) == ""
   assert "**no**" in report.claims_section([report.Claim("c", False, "e")])
+
+
+def test_every_field_of_the_config_benchmarks_is_documented():
+  """The flags' help comes from each config's Attributes docstring: a
+  field without a line there is a setting a user cannot read about."""
+  import dataclasses as dc
+  from benchmarks import autoattack, madry, quickstart
+  for bench in (madry.BENCHMARK, autoattack.BENCHMARK, quickstart.BENCHMARK,
+                TOY):
+    helps = run._field_help(bench.config)  # pylint: disable=protected-access
+    missing = [f.name for f in dc.fields(bench.config) if f.name not in helps]
+    assert not missing, (bench.name, missing)
