@@ -4,9 +4,8 @@ import os
 
 import pytest
 
-from advjax import data
+from advjax import data, training
 from advjax.experiments import spatial as S
-from advjax.experiments import wasserstein as W
 
 
 def test_presets_scale_shifts_and_share_the_wasserstein_training():
@@ -15,12 +14,11 @@ def test_presets_scale_shifts_and_share_the_wasserstein_training():
   assert S.used_shift(digits, 3.) == pytest.approx(0.857, abs=1e-3)
   for k in ("model", "epochs", "batch_size", "optimizer", "learning_rate",
             "schedule"):
-    assert getattr(digits, k) == W.PRESETS["digits"][k], k
-  # The standard, Linf and Wasserstein models are the Wasserstein
-  # benchmark's, trained with this run's settings.
-  wcfg = S.wasserstein_config(S.resolve(S.SpatialConfig(epochs=3)))
-  assert wcfg.epochs == 3 and wcfg.train_steps == 20
-  assert wcfg.workdir == os.path.join("runs", "spatial-digits")
+    assert getattr(digits, k) == training.recipes.WASSERSTEIN["digits"][k], k
+  # The standard, Linf and Wasserstein models are trained with the
+  # Wasserstein recipe (the Wasserstein benchmark's), this run's settings.
+  assert S.resolve(S.SpatialConfig(epochs=3)).workdir == os.path.join(
+      "runs", "spatial-digits")
   assert [tm[:2] for tm in digits.threat_models] == [
       (30., 3.), (20., 3.), (10., 3.), (5., 1.)]
   # The grid: 0.5 degree and 1 nominal px steps, odd (identity included).

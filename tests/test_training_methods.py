@@ -161,3 +161,16 @@ def test_a_learning_run_is_not_flagged():
                        epochs=2, batch_size=64, progress=False)
   assert not any(h["collapsed"] for h in res.history)
   assert res.history[-1]["accuracy"] > 0.5
+
+
+def test_the_wasserstein_recipe_builds_its_three_models():
+  from advjax.training import recipes
+  w = recipes.WASSERSTEIN["digits"]
+  specs = recipes.wasserstein_methods(
+      {k: w[k] for k in recipes.WASSERSTEIN_TRAINING if k in w})
+  assert {n: m.name for n, (m, _) in specs.items()} == \
+      recipes.WASSERSTEIN_METHODS
+  linf, settings = specs["linf"]
+  assert linf.eps == w["linf_eps"] and settings["linf_steps"] == 10
+  assert specs["wasserstein"][0].eps == w["train_eps0"]
+  assert specs["wasserstein"][1]["train_steps"] == 20

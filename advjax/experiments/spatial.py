@@ -81,12 +81,10 @@ from tqdm import tqdm
 from advjax import evaluation, report, training
 from advjax import run as runner
 from advjax.attacks import spatial as spatial_attacks
-from advjax.experiments import wasserstein
 from advjax.transforms import rotate_translate
 
 __all__ = ["SpatialConfig", "PRESETS", "MODELS", "METHODS", "ATTACKS",
-           "THREAT_MODELS", "resolve", "grid_points", "used_shift",
-           "wasserstein_config", "run"]
+           "THREAT_MODELS", "resolve", "grid_points", "used_shift", "run"]
 
 MODELS = ("standard", "linf", "augment", "wasserstein", "spatial")
 METHODS = {"standard": "standard", "linf": "madry",
@@ -148,7 +146,7 @@ class SpatialConfig(runner.Config):
 
 def _preset(dataset: str, **spatial) -> dict:
   """The Wasserstein benchmark's training settings and the spatial ones."""
-  w = wasserstein.PRESETS[dataset]
+  w = training.recipes.WASSERSTEIN[dataset]
   return {**{k: w[k] for k in _TRAINING}, **spatial}
 
 
@@ -225,31 +223,24 @@ def used_shift(cfg: SpatialConfig, nominal: float) -> float:
   return nominal * cfg.shift_scale
 
 
-def wasserstein_config(cfg: SpatialConfig) -> wasserstein.WassersteinConfig:
-  """The Wasserstein benchmark's config with this run's training settings
-  and workdir: it trains the `standard`, `linf` and `wasserstein` models."""
-  return wasserstein.resolve(wasserstein.WassersteinConfig(
-      dataset=cfg.dataset, data_dir=cfg.data_dir, workdir=cfg.workdir,
-      seed=cfg.seed, save_every=cfg.save_every, progress=cfg.progress,
-      **{k: getattr(cfg, k) for k in _TRAINING}))
-
-
 def _train(cfg, name, model, train, mesh):
-  """Trains (or resumes, or reloads) one of the five models."""
-  if name in wasserstein.MODELS:
-    # The Wasserstein benchmark's own training of its three models.
-    return wasserstein.train_model(wasserstein_config(cfg), name, model,
-                                   train, mesh)
-  method = METHODS[name]
-  shift = used_shift(cfg, cfg.train_max_shift)
-  settings = {k: getattr(cfg, k) for k in runner.TRAINING_SETTINGS}
-  settings.update(train_max_angle=cfg.train_max_angle, train_max_shift=shift,
-                  train_k=cfg.train_k)
-  attack = training.default_attack(method, max_angle=cfg.train_max_angle,
-                                   max_shift=shift, k=cfg.train_k)
+  """Trains (or resumes, or reloads) one of the five models: `standard`,
+  `linf` and `wasserstein` with the Wasserstein recipe
+  (`training.recipes.wasserstein_methods`, the dataset's preset), `augment`
+  and `spatial` over the config's training range."""
   env = runner.Env(train, None, model, None, mesh)
-  return runner.train(cfg, env, name, runner.TrainSpec(
-      training.methods.get(method, attack=attack), settings))
+  w = training.recipes.WASSERSTEIN[cfg.dataset]
+  recipe = training.recipes.wasserstein_methods(
+      {k: w[k] for k in training.recipes.WASSERSTEIN_TRAINING if k in w})
+  if name in recipe:
+    return runner.train(cfg, env, name, runner.TrainSpec(*recipe[name]))
+  shift = used_shift(cfg, cfg.train_max_shift)
+  settings = dict(train_max_angle=cfg.train_max_angle, train_max_shift=shift,
+                  train_k=cfg.train_k)
+  rng = dict(max_angle=cfg.train_max_angle, max_shift=shift)
+  method = (training.methods.spatial(k=cfg.train_k, **rng) if name == "spatial"
+            else training.methods.spatial_augment(**rng))
+  return runner.train(cfg, env, name, runner.TrainSpec(method, settings))
 
 
 def _make_eval(cfg, apply_fn):
@@ -384,14 +375,14 @@ def _training_desc(cfg, name):
   shift = used_shift(cfg, cfg.train_max_shift)
   rng = (f"{cfg.train_max_angle:g} deg, {cfg.train_max_shift:g} px "
          f"({shift:.3g} px used)")
-  wcfg = wasserstein_config(cfg)
+  w = training.recipes.WASSERSTEIN[cfg.dataset]
   return {
       "standard": "cross-entropy",
-      "linf": f"Madry PGD-{wcfg.linf_steps}, Linf eps {wcfg.linf_eps:.4g}",
+      "linf": f"Madry PGD-{w['linf_steps']}, Linf eps {w['linf_eps']:.4g}",
       "augment": f"random rotation + translation, {rng}",
-      "wasserstein": (f"Wasserstein PGD-{wcfg.train_steps}, adaptive "
-                      f"radius {wcfg.train_eps0:g} x {wcfg.train_factor:g} "
-                      f"every {wcfg.train_grow_every}"),
+      "wasserstein": (f"Wasserstein PGD-{w['train_steps']}, adaptive "
+                      f"radius {w['train_eps0']:g} x {w['train_factor']:g} "
+                      f"every {w['train_grow_every']}"),
       "spatial": f"worst-of-{cfg.train_k}, {rng}"}[name]
 
 

@@ -104,57 +104,7 @@ class WassersteinConfig(runner.Config):
   figure_examples: int = 6
 
 
-_MNIST = dict(
-    # Wong et al.'s MNIST setting: their CNN, SGD 0.1 (momentum 0.9, weight
-    # decay 5e-4), batch 128; adaptive radius 0.1 x 1.4 every 5 of 50 steps.
-    model="wong_mnist", epochs=100, batch_size=128, optimizer="sgd",
-    learning_rate=0.1, weight_decay=5e-4, schedule="piecewise", eps=1.0,
-    lam=1000., train_eps0=0.1, train_factor=1.4, train_grow_every=5,
-    train_steps=50, train_sinkhorn_iterations=50,
-    # The Linf-robust comparison model: their MNIST Linf model had eps 0.1.
-    linf_eps=0.1, linf_steps=40, linf_step_size=0.01,
-    # The reference's attack defaults (eps0 0.01, x1.1 every 10 of 400
-    # steps) top out at radius 0.45, below the table's 1.0: grow every 5.
-    search_eps0=0.01, search_factor=1.1, search_grow_every=5,
-    search_steps=400, linf_eval_eps=(0.05, 0.1, 0.2, 0.3),
-    linf_eval_steps=40, linf_eval_restarts=4)
-PRESETS = {
-    # Embedded 8x8 digits: ~10 minutes on 2 CPU cores. The radius 0.2 is where
-    # the standard model is nearly always fooled (as MNIST at 1.0); the
-    # training attack is shortened (20 steps, growing every 2, Sinkhorn
-    # capped at 20 iterations) to keep Wasserstein training ~4 minutes.
-    "digits": dict(
-        model="wong_mnist", epochs=30, batch_size=64, optimizer="adam",
-        learning_rate=5e-3, weight_decay=0., schedule="cosine", eps=0.2,
-        lam=1000., train_eps0=0.02, train_factor=1.4, train_grow_every=2,
-        train_steps=20, train_sinkhorn_iterations=20, linf_eps=0.2,
-        linf_steps=10, linf_step_size=0.05, search_eps0=0.01,
-        search_factor=1.1, search_grow_every=5, search_steps=300,
-        linf_eval_eps=(0.05, 0.1, 0.15, 0.2, 0.3), linf_eval_steps=20,
-        linf_eval_restarts=2),
-    # Seconds: a smoke test of the whole pipeline, not a result.
-    "synthetic": dict(
-        model="wong_mnist", epochs=1, batch_size=32, optimizer="adam",
-        learning_rate=2e-3, weight_decay=0., schedule="constant", eps=0.1,
-        lam=1000., train_eps0=0.05, train_factor=1.4, train_grow_every=1,
-        train_steps=2, train_sinkhorn_iterations=5, linf_eps=0.1,
-        linf_steps=2, linf_step_size=0.05, search_eps0=0.01,
-        search_factor=1.5, search_grow_every=1, search_steps=8,
-        linf_eval_eps=(0.05, 0.1), linf_eval_steps=2, linf_eval_restarts=1),
-    "mnist": _MNIST,
-    # Wong et al.'s CIFAR-10 setting: ResNet-18, lam 3000, adaptive radius
-    # 0.01 x 1.5 every 5 of 50 steps; search 0.001 x 1.17 every 10 of 400.
-    # The Linf-robust comparison: their CIFAR Linf model had eps 2/255.
-    "cifar10": dict(
-        model="preact_resnet18", epochs=100, batch_size=128, optimizer="sgd",
-        learning_rate=0.1, weight_decay=5e-4, schedule="piecewise", eps=0.1,
-        lam=3000., train_eps0=0.01, train_factor=1.5, train_grow_every=5,
-        train_steps=50, train_sinkhorn_iterations=50, linf_eps=2 / 255,
-        linf_steps=7, linf_step_size=0.5 / 255, search_eps0=0.001,
-        search_factor=1.17, search_grow_every=10, search_steps=400,
-        linf_eval_eps=(1 / 255, 2 / 255, 4 / 255, 8 / 255),
-        linf_eval_steps=20, linf_eval_restarts=2),
-}
+PRESETS = training.recipes.WASSERSTEIN
 
 # The reference repository's table (Wong, Schmidt, Kolter 2019; README of
 # locuslab/projected_sinkhorn): model -> (clean %, adversarial % at eps).
@@ -208,44 +158,14 @@ def _search_kwargs(cfg):
               lam=cfg.lam, kernel_size=cfg.kernel_size)
 
 
-def _train_attack(cfg, name):
-  if name == "linf":
-    return training.default_attack("madry", steps=cfg.linf_steps,
-                                   step_size=cfg.linf_step_size)
-  if name == "wasserstein":
-    def adaptive(model_fn, x, y, *, eps, key):
-      return wasserstein_search(
-          model_fn, x, y, key=key, eps0=eps, factor=cfg.train_factor,
-          grow_every=cfg.train_grow_every, max_steps=cfg.train_steps,
-          lam=cfg.lam, kernel_size=cfg.kernel_size,
-          sinkhorn_iterations=cfg.train_sinkhorn_iterations)
-    return adaptive
-  return None
-
-
-_METHOD = {"standard": "standard", "linf": "madry",
-           "wasserstein": "wasserstein_adaptive"}
-
-
 def train_model(cfg, name, model, train, mesh):
   """Trains (or resumes, or reloads) one of the three models (`MODELS`) in
-  `cfg.workdir/name`; returns `(FitResult, seconds)`. Also used by
-  `advjax.experiments.spatial`, which evaluates the same three models."""
-  method = _METHOD[name]
-  settings = {k: getattr(cfg, k) for k in runner.TRAINING_SETTINGS}
-  kwargs = {}
-  if name == "linf":
-    settings.update(linf_eps=cfg.linf_eps, linf_steps=cfg.linf_steps,
-                    linf_step_size=cfg.linf_step_size)
-    kwargs.update(eps=cfg.linf_eps, attack=_train_attack(cfg, name))
-  elif name == "wasserstein":
-    settings.update({k: getattr(cfg, k) for k in (
-        "lam", "kernel_size", "train_eps0", "train_factor",
-        "train_grow_every", "train_steps", "train_sinkhorn_iterations")})
-    kwargs.update(eps=cfg.train_eps0, attack=_train_attack(cfg, name))
+  `cfg.workdir/name` with `training.recipes.wasserstein_methods`; returns
+  `(FitResult, seconds)`."""
+  spec = training.recipes.wasserstein_methods(
+      {k: getattr(cfg, k) for k in training.recipes.WASSERSTEIN_TRAINING})[name]
   env = runner.Env(train, None, model, None, mesh)
-  return runner.train(cfg, env, name, runner.TrainSpec(
-      training.methods.get(method, **kwargs), settings))
+  return runner.train(cfg, env, name, runner.TrainSpec(*spec))
 
 
 def _make_search(cfg, apply_fn):
@@ -324,7 +244,7 @@ def run(config: WassersteinConfig) -> dict:
         compiled=linf_fn)
     eval_seconds = time.time() - t0
     results["models"][name] = {
-        "method": _METHOD[name],
+        "method": training.recipes.WASSERSTEIN_METHODS[name],
         "clean_accuracy": float(np.mean(clean)),
         "adversarial_accuracy": float(np.mean(found > cfg.eps)),
         "fooled_vs_eps": [float(np.mean(found <= e)) for e in eps_grid],
