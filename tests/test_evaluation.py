@@ -208,3 +208,20 @@ def test_killed_autoattack_resumes_to_identical_results(tmp_path):
   for k in ("robust", "x_adv", "broken_by"):
     np.testing.assert_array_equal(a[k], b[k])
   assert 0 < a["robust"].mean() < 1
+
+
+def test_minimal_distance_of_a_radius_search_is_the_radius(digits_model):
+  """norm='wasserstein': the distance is the radius the search needed; it
+  equals wasserstein_search's own per-example radii (inf if never fooled,
+  0 where the model is already wrong)."""
+  from advjax.attacks.wasserstein import wasserstein_search
+  m = digits_model
+  x, y = np.asarray(m.x_test[:24]), np.asarray(m.y_test[:24])
+  search = functools.partial(wasserstein_search, eps0=0.01, factor=1.5,
+                             grow_every=2, max_steps=12)
+  md = evaluation.minimal_distance(m.apply_fn, m.variables, x, y,
+                                   attack=search, norm="wasserstein",
+                                   batch_size=16)
+  direct = search(m.model_fn, jnp.asarray(x), jnp.asarray(y))
+  np.testing.assert_array_equal(md.distance, np.asarray(direct.eps))
+  assert np.isfinite(md.distance).any()

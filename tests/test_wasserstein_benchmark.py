@@ -1,12 +1,13 @@
-"""Tests for advjax/experiments/wasserstein.py (the Wong et al. table)."""
+"""Tests for benchmarks/wasserstein.py (the Wong et al. table): the real
+config, shrunk, through the runner."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from advjax import data
-from advjax.experiments import wasserstein as W
+from advjax import data, run
+from benchmarks import wasserstein as W
 
 
 def test_presets_follow_the_paper():
@@ -31,12 +32,15 @@ def test_presets_follow_the_paper():
 def test_bad_settings_raise(field, value, match):
   with pytest.raises(ValueError, match=match):
     W.resolve(W.WassersteinConfig(**{field: value}))
+  with pytest.raises(ValueError, match=match):  # the runner checks them too
+    run.resolve(W.BENCHMARK, W.WassersteinConfig(**{field: value}))
 
 
 def test_missing_dataset_says_what_to_do(tmp_path):
   with pytest.raises(data.DatasetNotFoundError):
-    W.run(W.WassersteinConfig(dataset="mnist", data_dir=str(tmp_path / "x"),
-                              workdir=str(tmp_path), progress=False))
+    run.run(W.BENCHMARK, W.WassersteinConfig(
+        dataset="mnist", data_dir=str(tmp_path / "x"), workdir=str(tmp_path),
+        progress=False))
 
 
 @pytest.mark.slow  # end-to-end; CI runs it (README)
@@ -45,7 +49,7 @@ def test_run_writes_the_report_and_reloads_trained_models(tmp_path):
                             eval_limit=48, eval_batch_size=32,
                             eps_grid_points=5, figure_examples=2,
                             workdir=str(tmp_path), progress=False)
-  res = W.run(cfg)
+  res = run.run(W.BENCHMARK, cfg)
   for name in ("results.json", "results.md", "fooled_vs_eps.png",
                "linf_accuracy_vs_eps.png", "perturbations.png"):
     assert os.path.getsize(tmp_path / name) > 0, name
@@ -57,12 +61,13 @@ def test_run_writes_the_report_and_reloads_trained_models(tmp_path):
     # At radius 0 exactly the misclassified clean images count as fooled.
     assert fooled[0] == pytest.approx(1 - r["clean_accuracy"])
     assert 0 <= r["adversarial_accuracy"] <= r["clean_accuracy"] <= 1
-    assert len(r["linf_accuracy"]) == len(saved["linf_eval_eps"])
+    assert len(r["linf_accuracy"]) == len(saved["config"]["linf_eval_eps"])
     assert all(0 <= a <= r["clean_accuracy"] for a in r["linf_accuracy"])
     assert r["resumed_from"] is None
   for name in W.MODELS:
     assert f"| {name} |" in res["table"]
-  again = W.run(cfg)  # finished models are loaded, not retrained
+  assert len(saved["claims"]) == 2
+  again = run.run(W.BENCHMARK, cfg)  # finished models are reloaded
   for name, r in again["models"].items():
     assert r["resumed_from"] == 4  # 128 // 32 steps
     assert r["clean_accuracy"] == saved["models"][name]["clean_accuracy"]

@@ -72,7 +72,9 @@ def _fn(apply_fn, attack, norm):
     x_adv = out[0] if isinstance(out, tuple) else out
     clean = jnp.argmax(model_fn(x), axis=-1) == y
     wrong = jnp.argmax(model_fn(x_adv), axis=-1) != y
-    d = projections.lp_norm(x_adv - x, norm)
+    # A radius search (wasserstein_search) reports the radius it needed.
+    d = out.eps if norm == "wasserstein" else projections.lp_norm(x_adv - x,
+                                                                 norm)
     distance = jnp.where(~clean, 0., jnp.where(wrong, d, jnp.inf))
     return {"distance": distance, "success": (~clean | wrong) & mask,
             "clean": clean & mask,
@@ -96,7 +98,9 @@ def minimal_distance(apply_fn: Callable, variables, x, y, *,
     attack: a minimal-norm attack `attack(model_fn, x, y, [key=])` with its
       settings fixed (e.g. `functools.partial(fab, norm='l2', steps=100)`);
       it may return `x_adv` or a result whose first field is `x_adv`.
-    norm: the norm the distance is measured in ('linf', 'l2', 'l1').
+    norm: the norm the distance is measured in ('linf', 'l2', 'l1'), or
+      'wasserstein': the radius a search reports (`attack` returns a
+      `SearchResult`, e.g. a partial of `wasserstein_search`).
     key: `jax.random.key` for randomised attacks (per-example keys derive
       from it and the global index).
     batch_size, mesh, device_batch_size, workdir, progress: as
@@ -105,7 +109,8 @@ def minimal_distance(apply_fn: Callable, variables, x, y, *,
   Returns:
     `MinimalDistance`.
   """
-  projections.check_norm(norm)
+  if norm != "wasserstein":
+    projections.check_norm(norm)
   x = np.asarray(x)
   y = np.asarray(y)
   checks.check_attack_inputs(lambda z: apply_fn(variables, z), x, y,

@@ -13,8 +13,9 @@ optimizer and epochs:
 | `spatial` | `spatial` | worst-of-10 spatial adversarial training |
 
 `standard`, `linf` and `wasserstein` are the three models of
-`advjax.experiments.wasserstein`, trained by it with its preset's settings
-(architecture, optimizer, epochs, Linf and Wasserstein training attacks);
+`benchmarks.wasserstein`, trained with its recipe
+(`advjax.training.recipes.wasserstein_methods` and the WASSERSTEIN preset:
+architecture, optimizer, epochs, Linf and Wasserstein training attacks);
 `augment` and `spatial` get the same architecture, optimizer and epochs.
 Each model is evaluated on the test set, for every threat model
 `(max_angle degrees, max_shift pixels)`, with
