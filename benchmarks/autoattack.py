@@ -285,10 +285,6 @@ def _synthetic(cfg):
                cfg.synthetic_eps, (28, 28, 1), 10, True, pgd=False)
 
 
-def _pct(v) -> str:
-  return "-" if v is None else f"{100 * v:.2f}"
-
-
 def _cases(results):
   return {**results["models"], **results.get("extra", {})}
 
@@ -343,8 +339,9 @@ def _table(cfg, results) -> str:
         t_ref = ref["stage_seconds"][stage] - prev_ref
         prev_ref = ref["stage_seconds"][stage]
       rows.append(
-          f"| {stage} | {_pct(acc)} | {_pct(ours['stages_mean'][stage])} | "
-          f"{_pct(ref0)} | {_pct(refm)} | "
+          f"| {stage} | {report.percent(acc, 2)} | "
+          f"{report.percent(ours['stages_mean'][stage], 2)} | "
+          f"{report.percent(ref0, 2)} | {report.percent(refm, 2)} | "
           f"{ours['stage_seconds_warm'][stage]:.2f} | "
           f"{'-' if t_ref is None else f'{t_ref:.2f}'} |")
     rows += ["", f"- advjax: {ours['seconds_cold']:.1f} s first call "

@@ -135,7 +135,7 @@ def _search_kwargs(cfg):
 
 def _refine(config, preset):
   """Checks the settings the preset fills (`resolve`)."""
-  resolve(dataclasses.replace(config, workdir=config.workdir or "-"))
+  resolve(config)
   return preset
 
 

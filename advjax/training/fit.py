@@ -131,7 +131,7 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
   for epoch in range(start // steps_per_epoch, epochs):
     batches = data.iterate_batches((images, labels), batch_size, shuffle=True,
                                    seed=seed, epoch=epoch, drop_remainder=True)
-    totals, n_steps = None, 0
+    logged = []  # the epoch's step metrics, on device (no host sync)
     for i, (xb, yb) in enumerate(batches):
       t = epoch * steps_per_epoch + i
       if t < start:
@@ -141,8 +141,7 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
         xb, yb = xb[rows], yb[rows]
       xb, yb = sharding.shard_batch((xb, yb), mesh)
       state, metrics = step_fn(state, xb, yb)
-      totals = metrics if totals is None else _add(totals, metrics)
-      n_steps += 1
+      logged.append(metrics)
       if ckpt is not None:
         ckpt.save(t + 1, state)
       if (t + 1) % log_every == 0 or i == steps_per_epoch - 1:
@@ -153,8 +152,10 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
     t_epoch = time.perf_counter()
     if epochs_ckpt is not None:
       epochs_ckpt.save(epoch + 1, state, force=True)
-    if n_steps:
-      means = {k: float(v) / n_steps for k, v in totals.items()}
+    if logged:
+      n_steps = len(logged)
+      means = {k: float(jnp.mean(jnp.stack([m[k] for m in logged])))
+               for k in logged[0]}
       entry = {"epoch": epoch, "seconds": seconds,
                "images_per_second": n_steps * batch_size / seconds, **means}
       entry["collapsed"] = collapsed(entry, history[-1] if history else None,
@@ -173,9 +174,6 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
     epochs_ckpt.wait()
     epochs_ckpt.close()
   return FitResult(state, history, resumed_from)
-
-
-_add = jax.jit(lambda a, b: jax.tree.map(jnp.add, a, b))
 
 
 def _num_classes(model, state, x):

@@ -129,8 +129,8 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
       # Minimal-radius searches return a NamedTuple with x_adv first.
       x_adv = jax.lax.stop_gradient(getattr(x_adv, "x_adv", x_adv))
       metrics["eps"] = jnp.mean(jnp.asarray(eps, jnp.float32))
-    parts = ([x] if method.uses_clean or attack is None else []) + (
-        [] if x_adv is None else [x_adv])
+    with_clean = method.uses_clean or attack is None
+    parts = ([x] if with_clean else []) + ([] if x_adv is None else [x_adv])
     teacher = (None if method.teacher is None
                else jax.lax.stop_gradient(method.teacher(x)))
 
@@ -138,7 +138,7 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
       logits, new_bs = forward_train(params, state.batch_stats,
                                      jnp.concatenate(parts), k_dropout)
       split = jnp.split(logits, len(parts))
-      clean = split[0] if method.uses_clean or attack is None else None
+      clean = split[0] if with_clean else None
       adv = split[-1] if x_adv is not None else None
       loss = method.loss(methods.LossInputs(clean, adv, y, teacher))
       return loss, (new_bs, split[-1])
