@@ -24,6 +24,7 @@ from typing import Any, NamedTuple, Optional, Tuple, Union
 import numpy as np
 
 __all__ = [
+    "mnist_like_images",
     "Dataset", "DatasetSpec", "DatasetNotFoundError", "DATASETS",
     "list_datasets", "load", "iterate_batches",
 ]
@@ -548,3 +549,25 @@ def _get_many(source, keys: Sequence[int]) -> Sequence[Any]:
       # tfds.testing.mock_data (tfds 4.9) installs an unbound __getitems__.
       pass
   return [source[k] for k in keys]
+
+
+def mnist_like_images(batch: int, image_shape: Sequence[int]) -> np.ndarray:
+  """Deterministic MNIST-like images `[B, H, W, C]` float32 in [0, 1].
+
+  sklearn's 8x8 digits (test split, in order, cycled), upsampled bilinearly
+  to the inner `(H - 2r) x (W - 2r)` of the image, `r = round(H / 7)` (the
+  4-pixel border of MNIST at 28), values below 0.05 set to 0, and copied to
+  every channel; most pixels are exactly 0, as in MNIST.
+  """
+  h, w, c = (int(d) for d in image_shape)
+  r = int(round(h / 7))
+  inner = (max(h - 2 * r, 1), max(w - 2 * r, 1))
+  import jax  # pylint: disable=import-outside-toplevel
+  digits = load("digits", "test").images
+  digits = digits[np.arange(batch) % digits.shape[0]]
+  up = np.asarray(jax.image.resize(digits,
+                                   (batch,) + inner + (1,), "bilinear"))
+  up = np.where(up < 0.05, 0., np.clip(up, 0., 1.)).astype(np.float32)
+  x = np.zeros((batch, h, w, 1), np.float32)
+  x[:, r:r + inner[0], r:r + inner[1]] = up
+  return np.repeat(x, c, axis=-1)

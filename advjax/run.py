@@ -5,8 +5,11 @@ A benchmark is a config (`benchmarks/<name>.py`): a dataclass of settings
 extending `Config`, presets per dataset, and hooks, gathered in a
 `Benchmark`:
 
-- `models(cfg, env) -> {name: TrainSpec}`: the models to train, each a
-  `training.Method` (with the settings its checkpoint is checked against);
+- `models(cfg, env) -> {name: TrainSpec}`: the models to train, in order,
+  each a `training.Method` (with the settings its checkpoint is checked
+  against); a `Load` reads one instead, and `trained -> TrainSpec` builds
+  one from those before it (`trained`: name -> variables: a distilled
+  student from its teacher, a fine-tuning from its start);
 - `evaluate(cfg, env, name, variables) -> dict`: the numbers of one model
   (built from `advjax.evaluation`'s evaluators);
 - `report(cfg, results) -> report.Report`: the markdown beside the
@@ -15,14 +18,20 @@ extending `Config`, presets per dataset, and hooks, gathered in a
 `run(benchmark, config)` resolves the presets, loads the data, trains each
 model with `training.fit` in `workdir/<name>` (checkpointed; a rerun resumes
 or reloads), evaluates it, and writes `results.json`, `results.md` and the
-figures (`report.write`). `main(benchmark, argv)` is the command line: one
-flag per config field (`--train-steps 10`, `--eps 8/255`,
-`--no-autoattack`), generated from the dataclass, so a setting is written
-once.
+figures (`report.write`). Each model's evaluation (and `extra`) is
+saved next to its checkpoints and reused while the config and the weights
+are unchanged, so an interrupted run resumes after its last finished one
+(the evaluators with a `workdir` also resume within one).
+`main(benchmark, argv)` is the command line: one flag per config field
+(`--train-steps 10`, `--eps 8/255`, `--no-autoattack`), generated from the
+dataclass, so a setting is written once.
 """
 import argparse
 import dataclasses
+import hashlib
+import json
 import os
+import pickle
 import re
 import time
 import typing
@@ -32,12 +41,13 @@ from typing import (Any, Callable, Dict, NamedTuple, Optional, Sequence,
 import jax
 import optax
 
-from advjax import checkpoint, data, models, report, sharding, training
+from advjax import (checkpoint, data, evaluation, models, report, sharding,
+                    training)
 
 __all__ = ["Config", "TrainSpec", "Load", "Env", "Benchmark",
            "TRAINING_SETTINGS",
            "resolve", "fill_preset", "make_optimizer", "setup", "train", "run", "main",
-           "make_parser"]
+           "make_parser", "config_parser", "parse_config"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +72,10 @@ class Config:
     train_limit: train on the first N examples (0: all).
     eval_limit: evaluate on the first N test examples (0: all).
     eval_batch_size: evaluation batch size.
+    reuse_evaluations: reuse a model's evaluation (and the cross-model
+      one) saved in the workdir when the config and the weights are
+      unchanged, so an interrupted run resumes after its last finished
+      evaluation; --no-reuse-evaluations recomputes (after a code change).
   """
   dataset: str = "digits"
   model: Optional[str] = None
@@ -79,6 +93,7 @@ class Config:
   train_limit: int = 0
   eval_limit: int = 0
   eval_batch_size: int = 256
+  reuse_evaluations: bool = True
 
 
 # The settings every trained model is checked against on reload.
@@ -96,10 +111,13 @@ class TrainSpec(NamedTuple):
       attack's settings, say), beside `TRAINING_SETTINGS`.
     fit_kwargs: more `training.fit` keywords (`init_variables`,
       `epoch_checkpoints`, ...).
+    config: config fields this model trains with instead of the run's
+      (`epochs`, `learning_rate`, ...: a fine-tuning stage).
   """
   method: training.Method
   settings: Dict[str, Any] = {}
   fit_kwargs: Dict[str, Any] = {}
+  config: Dict[str, Any] = {}
 
 
 class Load(NamedTuple):
@@ -126,16 +144,16 @@ class Benchmark(NamedTuple):
   name: str
   config: type
   presets: Dict[str, Dict[str, Any]]
-  models: Callable[[Any, Env], Dict[str, Union[TrainSpec, Load]]]
+  models: Callable[[Any, Env], Dict[str, Union[TrainSpec, Load, Callable]]]
   evaluate: Callable[[Any, Env, str, Any], Dict[str, Any]]
   report: Callable[[Any, Dict[str, Any]], report.Report]
   doc: str = ""
   # `refine(cfg, preset) -> preset`: e.g. a method's own preset on top.
   refine: Optional[Callable[[Any, Dict[str, Any]], Dict[str, Any]]] = None
-  # `extra(cfg, env) -> dict`: evaluations that are not of one of the
-  # models (a synthetic case; studies across the models), in results
-  # ["extra"].
-  extra: Optional[Callable[[Any, Env], Dict[str, Any]]] = None
+  # `extra(cfg, env, trained) -> dict`: evaluations that are not of one of
+  # the models (a synthetic case; studies across the models; `trained`:
+  # name -> variables), in results["extra"].
+  extra: Optional[Callable[[Any, Env, Dict[str, Any]], Dict[str, Any]]] = None
 
 
 def resolve(benchmark: Benchmark, config):
@@ -210,7 +228,9 @@ def setup(cfg) -> Env:
 def train(cfg, env: Env, name: str, spec: TrainSpec):
   """`training.fit` of one model in `cfg.workdir/name` with the config's
   optimizer, epochs, batch size, seed and checkpoint period (resumed or
-  reloaded from there). Returns `(FitResult, seconds)`."""
+  reloaded from there); `spec.config` overrides config fields. Returns
+  `(FitResult, seconds)`."""
+  cfg = dataclasses.replace(cfg, **spec.config)
   steps_per_epoch = max(env.train.images.shape[0] // cfg.batch_size, 1)
   settings = {k: getattr(cfg, k) for k in TRAINING_SETTINGS}
   t0 = time.time()
@@ -225,6 +245,33 @@ def train(cfg, env: Env, name: str, spec: TrainSpec):
   return res, time.time() - t0
 
 
+def _saved(cfg, path: str, inputs: Any, compute: Callable[[], Any]) -> Any:
+  """`compute()`, or the result saved in `path` by an earlier call with
+  the same config and `inputs` (variables) when `cfg.reuse_evaluations`.
+  Saved atomically (pickle, next to the checkpoints), so an interrupted
+  run resumes after its last finished evaluation."""
+  settings = {k: v for k, v in dataclasses.asdict(cfg).items()
+              if k not in ("progress", "reuse_evaluations", "workdir")}
+  key = hashlib.sha256(json.dumps(
+      [settings, evaluation.batching.fingerprint_tree(inputs)],
+      sort_keys=True, default=str).encode()).hexdigest()
+  if cfg.reuse_evaluations and os.path.exists(path):
+    try:
+      with open(path, "rb") as f:
+        saved = pickle.load(f)
+      if saved["key"] == key:
+        return saved["result"]
+    except Exception:  # pylint: disable=broad-except
+      pass  # unreadable (cut while writing, another version): recompute
+  result = compute()
+  if jax.process_index() == 0:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "wb") as f:
+      pickle.dump({"key": key, "result": result}, f)
+    os.replace(path + ".tmp", path)
+  return result
+
+
 def run(benchmark: Benchmark, config) -> Dict[str, Any]:
   """Runs a benchmark; returns its results (also written to the workdir:
   results.json, results.md and the figures)."""
@@ -232,7 +279,10 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
   env = setup(cfg)
   results = {"benchmark": benchmark.name, "config": dataclasses.asdict(cfg),
              "devices": [str(d) for d in jax.devices()], "models": {}}
+  trained = {}
   for name, spec in benchmark.models(cfg, env).items():
+    if callable(spec):
+      spec = spec(dict(trained))
     if isinstance(spec, Load):
       variables = checkpoint.load_variables(spec.workdir)
       entry = {"checkpoint": spec.workdir}
@@ -241,10 +291,14 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
       variables = jax.device_get(fit.state.variables)
       entry = {"method": spec.method.name, "train_seconds": seconds,
                "resumed_from": fit.resumed_from, "history": fit.history}
-    results["models"][name] = {
-        **entry, **benchmark.evaluate(cfg, env, name, variables)}
+    trained[name] = variables
+    results["models"][name] = {**entry, **_saved(
+        cfg, os.path.join(cfg.workdir, name, "evaluation.pkl"), variables,
+        lambda: benchmark.evaluate(cfg, env, name, variables))}
   if benchmark.extra is not None:
-    results["extra"] = benchmark.extra(cfg, env)
+    results["extra"] = _saved(
+        cfg, os.path.join(cfg.workdir, "extra.pkl"), trained,
+        lambda: benchmark.extra(cfg, env, trained))
   rep = benchmark.report(cfg, results)
   if jax.process_index() == 0:  # one writer on a multi-host run
     report.write(cfg.workdir, results, rep)
@@ -274,12 +328,18 @@ def _field_help(cls) -> Dict[str, str]:
 
 def _parse_value(kind):
   """The argparse type of a field annotation (Optional unwrapped; tuples
-  of numbers from comma lists: '28,28,1')."""
+  from comma lists, '28,28,1'; tuples of tuples from comma lists of colon
+  lists, '30:3,5:1')."""
   args = [a for a in typing.get_args(kind) if a is not type(None)]
   if typing.get_origin(kind) is typing.Union and len(args) == 1:
     kind = args[0]
   if typing.get_origin(kind) is tuple:
-    item = _parse_value(typing.get_args(kind)[0])
+    inner = typing.get_args(kind)[0]
+    if typing.get_origin(inner) is tuple:
+      part = _parse_value(typing.get_args(inner)[0])
+      return lambda text: tuple(tuple(part(v) for v in t.split(":"))
+                                for t in text.split(",") if t)
+    item = _parse_value(inner)
     return lambda text: tuple(item(t) for t in text.split(",") if t)
   if kind is float:
     return _number
@@ -294,22 +354,26 @@ def _number(text: str) -> float:
   return float(text)
 
 
-def make_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
-  """One flag per field of the benchmark's config (`--field-name`; booleans
-  as `--name/--no-name`), plus `--distributed`."""
-  doc = benchmark.doc or ""
+def config_parser(config: type, prog: str, doc: str = "",
+                  choices: Optional[Dict[str, Sequence[Any]]] = None
+                  ) -> argparse.ArgumentParser:
+  """One flag per field of the dataclass `config` (`--field-name`, help
+  from its Attributes docstring; booleans as `--name/--no-name`; tuples as
+  comma lists; floats also as fractions, '8/255'), plus `--distributed`.
+  `choices` restricts fields to given values (e.g. the preset names)."""
+  doc = doc or ""
   p = argparse.ArgumentParser(
-      prog=f"python -m benchmarks.{benchmark.name}",
+      prog=prog,
       description=doc.strip().splitlines()[0] if doc.strip() else None)
-  helps = _field_help(benchmark.config)
-  hints = typing.get_type_hints(benchmark.config)
-  for f in dataclasses.fields(benchmark.config):
+  helps = _field_help(config)
+  hints = typing.get_type_hints(config)
+  for f in dataclasses.fields(config):
     flag = "--" + f.name.replace("_", "-")
     kw = {"default": f.default, "dest": f.name,
           "help": helps.get(f.name, "") + (
               "" if f.default is None else f" (default: {f.default})")}
-    if f.name == "dataset":
-      kw["choices"] = sorted(benchmark.presets)
+    if choices and f.name in choices:
+      kw["choices"] = list(choices[f.name])
     if hints[f.name] is bool:
       p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
     else:
@@ -319,13 +383,34 @@ def make_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
   return p
 
 
+def make_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
+  """`config_parser` of a benchmark's config (`--dataset` restricted to its
+  presets)."""
+  return config_parser(benchmark.config,
+                       f"python -m benchmarks.{benchmark.name}",
+                       benchmark.doc,
+                       {"dataset": sorted(benchmark.presets)})
+
+
+def parse_config(config: type, argv: Optional[Sequence[str]] = None, *,
+                 prog: str, doc: str = "",
+                 choices: Optional[Dict[str, Sequence[Any]]] = None):
+  """`config(**flags)` from the command line (`config_parser`), after
+  `--distributed` (jax.distributed.initialize) is handled."""
+  args = vars(config_parser(config, prog, doc, choices).parse_args(argv))
+  sharding.initialize_distributed(args.pop("distributed"))
+  return config(**args)
+
+
 def main(benchmark: Benchmark, argv: Optional[Sequence[str]] = None):
   """`python -m benchmarks.<name> [--field value ...]`: runs the benchmark
   and prints its report."""
-  args = vars(make_parser(benchmark).parse_args(argv))
-  sharding.initialize_distributed(args.pop("distributed"))
+  config = parse_config(benchmark.config, argv,
+                        prog=f"python -m benchmarks.{benchmark.name}",
+                        doc=benchmark.doc,
+                        choices={"dataset": sorted(benchmark.presets)})
   try:
-    res = run(benchmark, benchmark.config(**args))
+    res = run(benchmark, config)
   except data.DatasetNotFoundError as e:
     raise SystemExit(f"error: {e}") from None
   print(res["table"])

@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 from advjax import checkpoint, evaluation, models, report, run  # noqa: E402
 from advjax import training  # noqa: E402
 from advjax.attacks import gradient  # noqa: E402
-from advjax.experiments import torch_peers  # noqa: E402
+from benchmarks.peers import torch_peers  # noqa: E402
 
 # DESIGN.md section 5 (RobustBench / fra31 README): clean %, AutoAttack %.
 PUBLISHED = {
@@ -150,8 +150,8 @@ def evaluate(cfg, env, name, variables):
   return case
 
 
-def extra(cfg, env):
-  del env
+def extra(cfg, env, trained):
+  del env, trained
   if not cfg.synthetic_examples:
     return {}
   return {"synthetic-28x28": _synthetic(cfg)}

@@ -28,78 +28,860 @@ libraries, which find the same adversarials (success ~80 %, mean L2 ~0.11);
 CW-L2 at the paper's 9 x 1000 with early abort, advjax only, on 16 images
 (~0.8 s per image). Measured: DeepFool ~1.6x torchattacks; CW-L2 fixed c
 ~0.35x (a while loop, which XLA:CPU runs slowly; see the README).
-Writes runs/speed/{results.json, results.md}.
+Writes runs/speed/{results.json, results.md}. One flag per `SpeedConfig`
+field (`--batch 64`, `--image-shape 28,28,1`, `--no-peers`, `--no-sinkhorn`,
+`--sinkhorn-tols 1e-4,1e-7 --sinkhorn-relaxations 1.5,1.5`).
+
+`run(SpeedConfig())` times, on one batch of random images and a randomly
+initialised model (timing does not depend on the weights' values): one
+forward+backward pass (the input gradient of the summed cross-entropy, the
+unit every attack is made of); FGSM / FGM, PGD-k and PGD-k with R vmapped
+restarts, in Linf and L2, jitted here (the library never jits) with eps
+traced. Overhead = `time(attack) / (n * time(forward+backward))`, `n` its
+gradient passes (`k`, or `k R`): 1.0 means the loop costs nothing beyond
+its gradients. Protocol (`advjax.evaluation.throughput`): a warm-up call
+per item (compilation), then `repeats` interleaved rounds, each timing
+every item once to completion (`block_until_ready`), so drifts in machine
+load hit all items alike and their ratios stay meaningful on a shared
+machine; the median is reported with the min and max. With the `peers`
+extra, the same network and weights rebuilt in PyTorch
+(`torch_peers.wong_cnn_from_flax`, logits checked within 1e-4) run
+torchattacks' FGSM, PGD and PGDL2 under the same protocol, after advjax's
+calls (the two runtimes' thread pools never overlap).
+
+`minimal` times DeepFool-L2 and CW-L2 (one fixed c: torchattacks.CW's
+algorithm; and the paper's binary search, advjax only) against the model's
+predictions at x, each speed beside the quality of the adversarials;
+`sinkhorn` times `project_wasserstein` (jitted; eps, lam, tol traced) at
+several tolerances, each row scored by its distance to the converged
+projection so speeds are compared at a stated accuracy, and, with
+`sinkhorn_reference`, Wong et al.'s `projected_sinkhorn` loaded from there
+at run time (`benchmarks.peers.projected_sinkhorn`). results.md says how
+each section is measured.
 """
-import argparse
+import dataclasses
+import functools
+import os
+import time
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
 
-from advjax.experiments import speed
-from benchmarks import _args
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from advjax import attacks, data, losses, models, report, sinkhorn
+from advjax.attacks import gradient
+from advjax.evaluation import throughput
+from advjax.run import parse_config
+from benchmarks.peers import projected_sinkhorn, torch_peers
+
+__all__ = ["SpeedConfig", "OVERHEAD_TARGET", "LOGIT_TOLERANCE",
+           "SINKHORN_SPEEDUP_TARGET", "SINKHORN_AGREEMENT_TARGET", "run",
+           "format_table", "main"]
+
+OVERHEAD_TARGET = 1.15  # time(PGD-k) / (k * time(forward+backward)), CPU
+LOGIT_TOLERANCE = 1e-4  # Flax vs PyTorch replica, max |logit difference|
+SINKHORN_SPEEDUP_TARGET = 5.  # advjax / reference projected_sinkhorn, images/s
+SINKHORN_AGREEMENT_TARGET = 1e-4  # max |reference - advjax|, both converged
+# The converged projection every solver is scored against: advjax, float64.
+_CONVERGED_TOL = 1e-13
+_CONVERGED_MAX_ITERATIONS = 5000
+@dataclasses.dataclass(frozen=True)
+class SpeedConfig:
+  """Settings of the speed benchmark. All minimal-perturbation batches are
+  capped at `batch`.
+
+  Attributes:
+    model: registered model name (the PyTorch peer exists for 'wong_mnist').
+    image_shape: per-example `(H, W, C)`.
+    num_classes: logits K.
+    batch: images per batch B.
+    steps: PGD iterations k.
+    restarts: random restarts R of the restart variant.
+    repeats: timed calls per item (after one warm-up call); median reported.
+    eps_linf: Linf radius (FGSM and PGD Linf).
+    eps_l2: L2 radius (FGM and PGD L2).
+    seed: seeds the weights, the batch and the attacks' random starts.
+    out_dir: where results.json and results.md go.
+    peers: time torchattacks too when torch and torchattacks import.
+    progress: show a tqdm bar over the measured items.
+    sinkhorn: time `project_wasserstein` too.
+    sinkhorn_batch: images per projection batch.
+    sinkhorn_shape: per-example `(H, W, C)` of the projected images.
+    sinkhorn_lam: entropy regularisation lam.
+    sinkhorn_kernel: transport window k (odd).
+    sinkhorn_eps: Wasserstein radius, cost per unit mass.
+    sinkhorn_max_iterations: iteration bound of both solvers.
+    sinkhorn_tol: advjax's relative tolerance on the dual objective (the
+      first row, compared with the reference at each one's default).
+    sinkhorn_relaxation: advjax's over-relaxation of that row.
+    sinkhorn_tols: the tolerances of further rows, each timed and scored by
+      its distance to the converged projection; the fastest row at least as
+      accurate as the reference gives the matched ratio.
+    sinkhorn_relaxations: the over-relaxation of each of those rows (as
+      many as `sinkhorn_tols`).
+    sinkhorn_noise: std of the Gaussian noise in `w = x + noise`.
+    sinkhorn_reference: directory holding the reference `projected_sinkhorn`
+      package; None skips the comparison.
+    minimal: time the minimal-perturbation attacks (DeepFool, CW-L2).
+    minimal_repeats: timed calls per minimal-perturbation row (after one
+      warm-up call); median reported.
+    deepfool_steps: DeepFool's iteration bound (50: the paper's and
+      torchattacks').
+    deepfool_overshoot: DeepFool's overshoot (0.02).
+    deepfool_peer_batch: images `torchattacks.DeepFool` is timed on (it
+      loops over images in Python); the first ones of the batch.
+    cw_batch: images of the fixed-c CW-L2 row (both libraries).
+    cw_steps: Adam steps of the fixed-c CW-L2 row.
+    cw_const: its constant c (torchattacks.CW's default 1).
+    cw_lr: Adam's step size of both CW-L2 rows (0.01, the paper's).
+    cw_paper_batch: images of the paper-setting CW-L2 row.
+    cw_paper_steps: Adam steps per binary-search step of that row (1000).
+    cw_paper_search_steps: its binary-search steps over c (9).
+  """
+  model: str = "wong_mnist"
+  image_shape: Tuple[int, int, int] = (28, 28, 1)
+  num_classes: int = 10
+  batch: int = 256
+  steps: int = 10
+  restarts: int = 4
+  repeats: int = 7
+  eps_linf: float = 0.3
+  eps_l2: float = 2.0
+  seed: int = 0
+  out_dir: str = "runs/speed"
+  peers: bool = True
+  progress: bool = True
+  sinkhorn: bool = True
+  sinkhorn_batch: int = 100
+  sinkhorn_shape: Tuple[int, int, int] = (28, 28, 1)
+  sinkhorn_lam: float = 1000.
+  sinkhorn_kernel: int = 5
+  sinkhorn_eps: float = 0.5
+  sinkhorn_max_iterations: int = 400
+  sinkhorn_tol: float = 1e-6
+  sinkhorn_relaxation: float = 1.5
+  sinkhorn_tols: Tuple[float, ...] = (1e-4, 1e-7, 1e-8, 1e-6, 1e-4)
+  sinkhorn_relaxations: Tuple[float, ...] = (1.5, 1.5, 1.5, 1., 1.)
+  sinkhorn_noise: float = 0.1
+  sinkhorn_reference: Optional[str] = None
+  minimal: bool = True
+  minimal_repeats: int = 3
+  deepfool_steps: int = 50
+  deepfool_overshoot: float = 0.02
+  deepfool_peer_batch: int = 16
+  cw_batch: int = 64
+  cw_steps: int = 100
+  cw_const: float = 1.
+  cw_lr: float = 0.01
+  cw_paper_batch: int = 16
+  cw_paper_steps: int = 1000
+  cw_paper_search_steps: int = 9
 
 
-def main(argv=None):
-  d = speed.SpeedConfig()
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--model", default=d.model)
-  p.add_argument("--image-shape", type=_args.shape, default=d.image_shape,
-                 help="H,W,C (default 28,28,1)")
-  p.add_argument("--num-classes", type=int, default=d.num_classes)
-  p.add_argument("--batch", type=int, default=d.batch)
-  p.add_argument("--steps", type=int, default=d.steps)
-  p.add_argument("--restarts", type=int, default=d.restarts)
-  p.add_argument("--repeats", type=int, default=d.repeats)
-  p.add_argument("--eps-linf", type=float, default=d.eps_linf)
-  p.add_argument("--eps-l2", type=float, default=d.eps_l2)
-  p.add_argument("--seed", type=int, default=d.seed)
-  p.add_argument("--out-dir", default=d.out_dir)
-  p.add_argument("--no-peers", action="store_true",
-                 help="skip the torch/torchattacks comparison")
-  p.add_argument("--no-sinkhorn", action="store_true",
-                 help="skip the Wasserstein projection")
-  p.add_argument("--sinkhorn-batch", type=int, default=d.sinkhorn_batch)
-  p.add_argument("--sinkhorn-lam", type=float, default=d.sinkhorn_lam)
-  p.add_argument("--sinkhorn-eps", type=float, default=d.sinkhorn_eps)
-  p.add_argument("--sinkhorn-max-iterations", type=int,
-                 default=d.sinkhorn_max_iterations)
-  p.add_argument("--sinkhorn-reference", metavar="DIR", default=None,
-                 help="directory holding the reference projected_sinkhorn "
-                 "package (locuslab/projected_sinkhorn), imported at run "
-                 "time; without it the comparison is skipped")
-  p.add_argument("--no-minimal", action="store_true",
-                 help="skip DeepFool and CW-L2")
-  p.add_argument("--minimal-repeats", type=int, default=d.minimal_repeats)
-  p.add_argument("--deepfool-steps", type=int, default=d.deepfool_steps)
-  p.add_argument("--deepfool-peer-batch", type=int,
-                 default=d.deepfool_peer_batch,
-                 help="images torchattacks.DeepFool is timed on")
-  p.add_argument("--cw-batch", type=int, default=d.cw_batch,
-                 help="images of the fixed-c CW-L2 row")
-  p.add_argument("--cw-steps", type=int, default=d.cw_steps,
-                 help="Adam steps of the fixed-c CW-L2 row")
-  p.add_argument("--cw-const", type=float, default=d.cw_const,
-                 help="c of the fixed-c CW-L2 row")
-  p.add_argument("--cw-paper-batch", type=int, default=d.cw_paper_batch,
-                 help="images of the paper-setting CW-L2 row")
-  p.add_argument("--cw-paper-steps", type=int, default=d.cw_paper_steps,
-                 help="Adam steps per binary-search step (paper: 1000)")
-  p.add_argument("--cw-paper-search-steps", type=int,
-                 default=d.cw_paper_search_steps,
-                 help="binary-search steps over c (paper: 9)")
-  a = p.parse_args(argv)
-  cfg = speed.SpeedConfig(
-      model=a.model, image_shape=a.image_shape, num_classes=a.num_classes,
-      batch=a.batch, steps=a.steps, restarts=a.restarts, repeats=a.repeats,
-      eps_linf=a.eps_linf, eps_l2=a.eps_l2, seed=a.seed, out_dir=a.out_dir,
-      peers=not a.no_peers, sinkhorn=not a.no_sinkhorn,
-      sinkhorn_batch=a.sinkhorn_batch, sinkhorn_lam=a.sinkhorn_lam,
-      sinkhorn_eps=a.sinkhorn_eps,
-      sinkhorn_max_iterations=a.sinkhorn_max_iterations,
-      sinkhorn_reference=a.sinkhorn_reference, minimal=not a.no_minimal,
-      minimal_repeats=a.minimal_repeats, deepfool_steps=a.deepfool_steps,
-      deepfool_peer_batch=a.deepfool_peer_batch, cw_batch=a.cw_batch,
-      cw_steps=a.cw_steps, cw_const=a.cw_const,
-      cw_paper_batch=a.cw_paper_batch, cw_paper_steps=a.cw_paper_steps,
-      cw_paper_search_steps=a.cw_paper_search_steps)
-  print(speed.run(cfg)["table"])
+class _Item(NamedTuple):
+  """One measured row: advjax's call and its torch peer's, if any."""
+  fields: dict  # the row's description: attack, norm, steps, ...
+  batch: int  # images per call
+  call: Callable[[], Any]  # runs advjax's item to completion
+  peer: Optional[Tuple[str, int, Callable[[], Any]]]  # name, batch, call
+
+
+def _sinkhorn_settings(config: SpeedConfig) -> list:
+  """The `(tol, relaxation)` rows, each once: the default first."""
+  return list(dict.fromkeys([
+      (config.sinkhorn_tol, config.sinkhorn_relaxation),
+      *zip(config.sinkhorn_tols, config.sinkhorn_relaxations)]))
+
+
+def _check_config(c: SpeedConfig) -> None:
+  """Raises ValueError for the first setting out of range."""
+
+  def need(ok, message):
+    if not ok:
+      raise ValueError("SpeedConfig" + message)
+
+  def positive(*names):
+    for name in names:
+      need(getattr(c, name) >= 1,
+           f".{name} must be >= 1, got {getattr(c, name)}.")
+
+  def shape(name):
+    s = getattr(c, name)
+    need(len(s) == 3 and min(s) >= 1, f".{name} must be (H, W, C), got {s}.")
+
+  positive("batch", "steps", "restarts", "repeats")
+  shape("image_shape")
+  if c.sinkhorn:
+    positive("sinkhorn_batch", "sinkhorn_max_iterations")
+    shape("sinkhorn_shape")
+    need(len(c.sinkhorn_tols) == len(c.sinkhorn_relaxations),
+         ".sinkhorn_tols and sinkhorn_relaxations must be as long, got "
+         f"{c.sinkhorn_tols} and {c.sinkhorn_relaxations}.")
+    for tol, r in _sinkhorn_settings(c):
+      need(tol > 0 and 0 < r < 2, " Sinkhorn settings need tol > 0 and "
+           f"relaxation in (0, 2), got ({tol}, {r}).")
+  need(c.eps_linf >= 0 and c.eps_l2 >= 0,
+       f" eps must be >= 0, got {c.eps_linf}, {c.eps_l2}.")
+  if c.minimal:
+    positive("minimal_repeats", "deepfool_steps", "deepfool_peer_batch",
+             "cw_batch", "cw_steps", "cw_paper_batch", "cw_paper_steps",
+             "cw_paper_search_steps")
+    need(c.deepfool_overshoot >= 0 and c.cw_const >= 0 and c.cw_lr > 0,
+         " needs deepfool_overshoot >= 0, cw_const >= 0 and cw_lr > 0, got "
+         f"{c.deepfool_overshoot}, {c.cw_const}, {c.cw_lr}.")
+    need((c.cw_paper_search_steps, c.cw_paper_steps) != (1, c.cw_steps),
+         ": the paper-setting CW-L2 row (cw_paper_search_steps x "
+         "cw_paper_steps) must differ from the fixed-c row (1 x cw_steps); "
+         "the two rows are named by their setting.")
+
+
+def _jit_call(fn, *args):
+  """`fn` jitted, as a call on `args` that runs it to completion."""
+  jitted = jax.jit(fn)
+  return lambda: jax.block_until_ready(jitted(*args))
+
+
+def _torch_call(fn, x_nhwc, y, n):
+  """`fn(x, y)` on the first `n` images as torch tensors (x NCHW float32,
+  y int64), converted once, as a call."""
+  import torch  # pylint: disable=import-outside-toplevel
+  xt = torch_peers.to_nchw(x_nhwc[:n])
+  yt = torch.from_numpy(np.asarray(y[:n]).astype(np.int64))
+  return lambda: fn(xt, yt)
+
+
+def _attack_items(config, model, variables, x, y, key, peers):
+  """The advjax attack rows, with their torch peers from `peers` (keyed by
+  (attack, norm): (name, batch, call))."""
+
+  def forward_backward(variables, x, y):
+    apply = models.model_fn(model, variables)
+    return jax.grad(lambda z: jnp.sum(losses.cross_entropy(apply(z), y)))(x)
+
+  def fgm(variables, x, y, eps, norm):
+    return gradient.fgm(models.model_fn(model, variables), x, y, eps=eps,
+                        norm=norm)
+
+  def pgd(variables, x, y, eps, key, norm, restarts):
+    return gradient.pgd(models.model_fn(model, variables), x, y, eps=eps,
+                        key=key, norm=norm, steps=config.steps,
+                        restarts=restarts)
+
+  def item(attack, norm, steps, restarts, fn, *args):
+    fields = {"attack": attack, "norm": norm, "steps": steps,
+              "restarts": restarts, "gradient_passes": max(steps, 1) * restarts}
+    return _Item(fields, config.batch, _jit_call(fn, variables, x, y, *args),
+                 peers.get((attack, norm)))
+
+  k, r = config.steps, config.restarts
+  items = [item("fwd+bwd", "-", 0, 1, forward_backward)]
+  for norm, eps in (("linf", config.eps_linf), ("l2", config.eps_l2)):
+    eps = jnp.asarray(eps, jnp.float32)
+    items.append(item("FGSM" if norm == "linf" else "FGM", norm, 1, 1,
+                      functools.partial(fgm, norm=norm), eps))
+    for name, n in ((f"PGD-{k}", 1), (f"PGD-{k}x{r}", r)):
+      items.append(item(name, norm, k, n, functools.partial(
+          pgd, norm=norm, restarts=n), eps, key))
+  return items
+
+
+def _peer_calls(config, net, x, y):
+  """torch equivalents of the attack rows, keyed by (attack, norm):
+  (peer name, batch, call)."""
+  import torch  # pylint: disable=import-outside-toplevel
+  import torchattacks  # pylint: disable=import-outside-toplevel
+  k = config.steps
+
+  def forward_backward(x, y):
+    z = x.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(net(z), y, reduction="sum")
+    return torch.autograd.grad(loss, z)[0]
+
+  def pgd(cls, eps):
+    return cls(net, eps=eps, alpha=2.5 * eps / k, steps=k, random_start=True)
+
+  calls = {("fwd+bwd", "-"): ("torch autograd", forward_backward),
+           ("FGSM", "linf"): ("torchattacks.FGSM",
+                              torchattacks.FGSM(net, eps=config.eps_linf)),
+           (f"PGD-{k}", "linf"): ("torchattacks.PGD",
+                                  pgd(torchattacks.PGD, config.eps_linf))}
+  if hasattr(torchattacks, "PGDL2"):
+    calls[(f"PGD-{k}", "l2")] = ("torchattacks.PGDL2",
+                                 pgd(torchattacks.PGDL2, config.eps_l2))
+  return {key: (name, config.batch, _torch_call(fn, x, y, config.batch))
+          for key, (name, fn) in calls.items()}
+
+
+def _setup_peers(config, variables, x, logits):
+  """Builds the torch replica; returns (status dict, the net or None)."""
+  reason = ("off (peers=False)" if not config.peers
+            else torch_peers.unavailable_reason())
+  if reason is None and config.model != "wong_mnist":
+    reason = f"no PyTorch replica of {config.model!r}"
+  if reason is not None:
+    return {"status": reason}, None
+  import torch  # pylint: disable=import-outside-toplevel
+  torch.set_num_threads(os.cpu_count() or 1)
+  torch.manual_seed(config.seed)
+  net = torch_peers.wong_cnn_from_flax(variables["params"], config.image_shape)
+  with torch.no_grad():
+    torch_logits = net(torch_peers.to_nchw(x)).numpy()
+  diff = float(np.max(np.abs(torch_logits - np.asarray(logits))))
+  if not diff <= LOGIT_TOLERANCE:
+    raise RuntimeError(
+        f"The PyTorch replica's logits differ from Flax's by {diff:.3g} > "
+        f"{LOGIT_TOLERANCE}; the weight conversion is wrong, timings would "
+        "compare different networks.")
+  return {"status": "ok", "logit_max_abs_diff": diff,
+          **torch_peers.versions()}, net
+
+
+def _minimal_items(config, model, variables, x, y, net):
+  """DeepFool and CW-L2 on the first images of the batch, with
+  torchattacks' DeepFool and CW when `net` (the replica) is given; `y` are
+  the model's predictions at x."""
+  c = config
+  k, lr, s, kp = c.cw_steps, c.cw_lr, c.cw_paper_search_steps, c.cw_paper_steps
+  peers = {}
+  if net is not None:
+    import torchattacks  # pylint: disable=import-outside-toplevel
+    for attack, name, atk, n in (
+        ("DeepFool", "torchattacks.DeepFool", torchattacks.DeepFool(
+            net, steps=c.deepfool_steps, overshoot=c.deepfool_overshoot),
+         c.deepfool_peer_batch),
+        (f"CW-L2 1x{k}", "torchattacks.CW", torchattacks.CW(
+            net, c=c.cw_const, kappa=0, steps=k, lr=lr), c.cw_batch)):
+      n = min(n, c.batch)
+      peers[attack] = (name, n, _torch_call(atk, x, y, n))
+
+  def deepfool(variables, x, y, overshoot):
+    return attacks.deepfool(
+        models.model_fn(model, variables), x, y, norm="l2",
+        steps=c.deepfool_steps, overshoot=overshoot,
+        num_candidates=c.num_classes, return_result=True)
+
+  def cw(variables, x, y, const, learning_rate, steps, search_steps,
+         abort_early):
+    return attacks.carlini_wagner_l2(
+        models.model_fn(model, variables), x, y, steps=steps,
+        binary_search_steps=search_steps, initial_const=const,
+        learning_rate=learning_rate, abort_early=abort_early,
+        return_result=True)
+
+  def item(attack, setting, steps, search_steps, n, fn, *args):
+    n, peer = min(n, c.batch), peers.get(attack)
+    fields = {"attack": attack, "norm": "l2", "setting": setting,
+              "steps": steps, "search_steps": search_steps, "batch": n,
+              "peer_batch": peer and peer[1]}
+    call = _jit_call(fn, variables, x[:n], y[:n],
+                     *(jnp.asarray(a, jnp.float32) for a in args))
+    return _Item(fields, n, call, peer)
+
+  paper_const = 1e-3  # the paper's initial c (and advjax's default)
+  return [
+      item("DeepFool", f"L2, {c.deepfool_steps} steps, overshoot "
+           f"{c.deepfool_overshoot:g}, all classes", c.deepfool_steps, 0,
+           c.batch, deepfool, c.deepfool_overshoot),
+      item(f"CW-L2 1x{k}", f"c {c.cw_const:g} fixed, {k} Adam steps, lr "
+           f"{lr:g}, no early abort", k, 1, c.cw_batch, functools.partial(
+               cw, steps=k, search_steps=1, abort_early=False),
+           c.cw_const, lr),
+      item(f"CW-L2 {s}x{kp}", f"binary search from c {paper_const:g}, {s} x "
+           f"{kp} Adam steps, lr {lr:g}, early abort", kp, s,
+           c.cw_paper_batch, functools.partial(
+               cw, steps=kp, search_steps=s, abort_early=True),
+           paper_const, lr)]
+
+
+def _quality(predict, x_adv, x, y, prefix=""):
+  """Adversarials `x_adv` of `x` (labels `y`) scored by the model's
+  predictions: success_rate (prediction != y) and mean_l2 (the mean L2
+  distance of the successful ones; None if none), each after `prefix`."""
+  x_adv, x = np.asarray(x_adv), np.asarray(x)
+  success = np.asarray(predict(x_adv)) != np.asarray(y)
+  l2 = np.sqrt(np.sum((x_adv - x).reshape(len(x), -1) ** 2, axis=1))
+  return {prefix + "success_rate": float(np.mean(success)),
+          prefix + "mean_l2": float(np.mean(l2[success])) if success.any()
+                              else None}
+
+
+def _minimal_section(config, model, variables, x, y, net):
+  """Times DeepFool and CW-L2 (and torchattacks' when `net` is given) and
+  scores their adversarials; returns {'status', 'rows'}. `y`: the model's
+  predictions at x, so every input starts correctly classified."""
+  if not config.minimal:
+    return {"status": "off (minimal=False)", "rows": []}
+  items = _minimal_items(config, model, variables, x, y, net)
+  measured = _measure(items, config.minimal_repeats, "minimal",
+                      config.progress)
+  predict = jax.jit(
+      lambda x: jnp.argmax(model.apply(variables, x, train=False), axis=-1))
+  for item, (row, t, tp) in zip(items, measured):
+    n, out = item.batch, item.call()
+    row.update(
+        ms_per_image=1e3 * t.median / n,
+        median_iters=float(np.median(np.asarray(out.n_iters))),
+        **_quality(predict, out.x_adv, x[:n], y[:n]),
+        **dict.fromkeys(("peer_ms_per_image", "peer_forward_calls",
+                         "peer_success_rate", "peer_mean_l2",
+                         "matched_success_rate", "matched_mean_l2")))
+    if tp is not None:
+      _, m, peer_call = item.peer
+      calls = []  # how often the peer calls the network
+      handle = net.register_forward_pre_hook(lambda *_: calls.append(1))
+      try:
+        adv = peer_call()
+      finally:
+        handle.remove()
+      row.update(
+          peer_ms_per_image=1e3 * tp.median / m, peer_forward_calls=len(calls),
+          **_quality(predict, adv.detach().numpy().transpose(0, 2, 3, 1),
+                     x[:m], y[:m], prefix="peer_"),
+          **_quality(predict, out.x_adv[:m], x[:m], y[:m],
+                     prefix="matched_"))
+  return {"status": "ok", "rows": [row for row, _, _ in measured]}
+
+
+def _ratio(a, b):
+  return a / b if a is not None and b else None
+
+
+def _time_groups(groups, repeats, desc, progress):
+  """Times groups of `(label, call)` one group after the other, each with
+  `throughput.time_calls`; returns each group's list of Timings."""
+  bar = tqdm(total=sum(len(g) for g in groups) * (repeats + 1), desc=desc,
+             disable=not progress)
+  timings = []
+  for group in groups:
+
+    def on_call(i, group=group):
+      bar.set_postfix_str(group[i][0], refresh=False)
+      bar.update()
+
+    timings.append(throughput.time_calls([call for _, call in group],
+                                         repeats, on_call))
+  bar.close()
+  return timings
+
+
+def _measure(items, repeats, desc, progress):
+  """Times the items' advjax calls, then their peers' in a second group (the
+  two runtimes' thread pools never overlap).
+
+  Returns:
+    Per item: its row (its fields, the timing of its batch, the peer's name
+    and timing (prefix peer_; None where it did not run), `peer_ratio` =
+    advjax images/s / the peer's), its Timing and the peer's (or None).
+  """
+  paired = [i for i in items if i.peer is not None]
+  label = lambda i: f"{i.fields['attack']} {i.fields['norm']}"
+  own, peer = _time_groups(
+      [[(label(i), i.call) for i in items],
+       [(label(i) + " torch", i.peer[2]) for i in paired]],
+      repeats, desc, progress)
+  peer = dict(zip(map(id, paired), peer))
+  out = []
+  for item, t in zip(items, own):
+    tp = peer.get(id(item))
+    row = {**item.fields, **throughput.timing_fields(t, item.batch),
+           "peer": item.peer and item.peer[0], **dict.fromkeys(
+               ("peer_images_per_s", "peer_ms_per_batch", "peer_ms_min",
+                "peer_ms_max", "peer_ratio"))}
+    if tp is not None:
+      row.update(throughput.timing_fields(tp, item.peer[1], prefix="peer_"))
+      row["peer_ratio"] = _ratio(row["images_per_s"],
+                                 row["peer_images_per_s"])
+    out.append((row, t, tp))
+  return out
+
+
+def _sinkhorn_section(config, key):
+  """Times the projection (and the reference); returns the results dict.
+
+  Every solver is scored by its distance to the converged projection z*
+  (advjax in float64 at tol `_CONVERGED_TOL`), so speeds are compared at a
+  known accuracy, not at two unrelated stopping rules.
+  """
+  if not config.sinkhorn:
+    return {"status": "off (sinkhorn=False)"}
+  c = config
+  b, eps, lam = c.sinkhorn_batch, c.sinkhorn_eps, c.sinkhorn_lam
+  k = c.sinkhorn_kernel
+  x = data.mnist_like_images(b, c.sinkhorn_shape)
+  w = x + np.asarray(c.sinkhorn_noise
+                     * jax.random.normal(key, x.shape, jnp.float32))
+
+  @functools.partial(jax.jit, static_argnames="max_iterations")
+  def project(x, w, eps, lam, tol, relaxation, max_iterations):
+    return sinkhorn.project_wasserstein(
+        x, w, eps=eps, lam=lam, kernel_size=k, max_iterations=max_iterations,
+        tol=tol, relaxation=relaxation)
+
+  def advjax_call(tol, relaxation, dtype=jnp.float32,
+                  max_iterations=c.sinkhorn_max_iterations):
+    args = [jnp.asarray(v, dtype) for v in (x, w, eps, lam, tol, relaxation)]
+    return lambda: jax.block_until_ready(
+        project(*args, max_iterations=max_iterations))
+
+  reference_call = functools.partial(projected_sinkhorn.reference_call,
+                                     x=x, w=w, eps=eps, lam=lam, kernel_size=k)
+
+  with jax.enable_x64(True):
+    star = advjax_call(_CONVERGED_TOL, c.sinkhorn_relaxation, jnp.float64,
+                       _CONVERGED_MAX_ITERATIONS)()
+    z_star = np.asarray(star.z)
+  error = lambda z: float(np.max(np.abs(np.asarray(z) - z_star)))
+
+  ref, reason = (None, "reference: off (no --sinkhorn-reference)")
+  if c.sinkhorn_reference is not None:
+    ref, reason = projected_sinkhorn.load(c.sinkhorn_reference)
+  settings = _sinkhorn_settings(c)
+  calls = [(f"tol {tol} relaxation {r}", advjax_call(tol, r))
+           for tol, r in settings]
+  if ref is not None:
+    import torch  # pylint: disable=import-outside-toplevel
+    torch.set_num_threads(os.cpu_count() or 1)
+    ref_call, ref_once = reference_call(
+        ref, dtype=np.float32, maxiters=c.sinkhorn_max_iterations - 1)
+    calls.append(("reference", ref_call))
+  # One group: advjax and the reference timed in the same rounds.
+  [timings] = _time_groups([calls], c.repeats, "sinkhorn", c.progress)
+
+  rows = []
+  for (tol, relaxation), (_, call), t in zip(settings, calls, timings):
+    out = call()
+    n_iters = np.asarray(out.n_iters)
+    rows.append({
+        "tol": tol, "relaxation": relaxation,
+        **throughput.timing_fields(t, b),
+        "median_iters": float(np.median(n_iters)),
+        "max_iters": int(np.max(n_iters)),
+        "converged": int(np.sum(np.asarray(out.converged))),
+        "max_abs_error": error(out.z),
+        "max_cost_minus_eps": float(np.max(np.asarray(out.cost)) - eps)})
+  result = {
+      "status": "ok", "batch": b, "image_shape": list(c.sinkhorn_shape),
+      "zero_pixel_fraction": float(np.mean(x == 0)),
+      "converged_point": {
+          "tol": _CONVERGED_TOL, "dtype": "float64",
+          "median_iters": float(np.median(np.asarray(star.n_iters))),
+          "converged": int(np.sum(np.asarray(star.converged)))},
+      "rows": rows, **rows[0],  # the default setting, for a quick look
+      "reference": {"status": reason}}
+  if ref is None:
+    return result
+  ref_z, ref_iters = ref_once()
+  reference = result["reference"] = {
+      "status": "ok", "directory": c.sinkhorn_reference,
+      "maxiters": c.sinkhorn_max_iterations - 1, "iterations": ref_iters,
+      **throughput.timing_fields(timings[-1], b),
+      "max_abs_error": error(ref_z)}
+  # The same fixed point: both solvers run to convergence in float64.
+  tight, why = projected_sinkhorn.load(c.sinkhorn_reference, tight=True)
+  agreement = {"status": why}
+  if tight is not None:
+    z_tight, tight_iters = reference_call(
+        tight, dtype=np.float64, maxiters=_CONVERGED_MAX_ITERATIONS)[1]()
+    agreement = {"status": "ok", "reference_iters": tight_iters,
+                 "max_abs_diff": error(z_tight)}
+  reference["converged_agreement"] = agreement
+  speed = lambda r: _ratio(r["images_per_s"], reference["images_per_s"])
+  reference["speed_ratio"] = speed(rows[0])
+  best = max((r for r in rows
+              if r["max_abs_error"] <= reference["max_abs_error"]),
+             key=lambda r: r["images_per_s"], default=None)
+  reference["matched"] = None if best is None else {
+      "tol": best["tol"], "relaxation": best["relaxation"],
+      "speed_ratio": speed(best)}
+  return result
+
+
+def run(config: SpeedConfig) -> dict:
+  """Runs the speed benchmark and writes results.json and results.md.
+
+  Args:
+    config: a `SpeedConfig`.
+
+  Returns:
+    The results: 'config', 'machine', 'peers' (status, versions, logit
+    check), 'rows' (per attack and norm: `throughput.timing_fields`,
+    overhead, the peer's fields (prefix peer_) and `peer_ratio` = advjax
+    images/s / the peer's), 'overhead' and 'peer_ratio' of PGD-k per norm,
+    'minimal' (status and rows of DeepFool and CW-L2: the same timing and
+    peer fields, ms_per_image, median_iters, success_rate and mean_l2, and
+    for the peer peer_batch, peer_ms_per_image, peer_forward_calls,
+    peer_success_rate, peer_mean_l2 and matched_*: advjax on its images),
+    'sinkhorn' (the projection's rows, the reference's figures, speed
+    ratios and agreement when run), 'seconds' and 'table' (markdown).
+
+  Raises:
+    ValueError: for a bad config.
+    RuntimeError: if the PyTorch replica does not reproduce the logits.
+  """
+  _check_config(config)
+  t_start = time.time()
+  k_params, k_x, k_y, k_attack = jax.random.split(
+      jax.random.key(config.seed), 4)
+  model = models.get_model(config.model, num_classes=config.num_classes)
+  variables = models.init_model(model, k_params, config.image_shape)
+  x = jax.random.uniform(k_x, (config.batch,) + tuple(config.image_shape),
+                         jnp.float32)
+  y = jax.random.randint(k_y, (config.batch,), 0, config.num_classes,
+                         jnp.int32)
+  logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
+  peers, net = _setup_peers(config, variables, x, logits)
+  items = _attack_items(config, model, variables, x, y, k_attack,
+                        {} if net is None else _peer_calls(config, net, x, y))
+  measured = _measure(items, config.repeats, "speed", config.progress)
+  minimal = _minimal_section(config, model, variables, x,
+                             jnp.argmax(logits, axis=-1), net)
+  wasserstein = _sinkhorn_section(
+      config, jax.random.fold_in(jax.random.key(config.seed), 1))
+
+  t_fb = measured[0][1].median  # the forward+backward pass
+  rows = [{**row, "overhead": t.median / (row["gradient_passes"] * t_fb)}
+          for row, t, _ in measured]
+  pgd = {r["norm"]: r for r in rows if r["attack"] == f"PGD-{config.steps}"}
+  results = {
+      "config": dataclasses.asdict(config), "machine": throughput.machine(),
+      "peers": peers, "rows": rows,
+      "overhead": {n: r["overhead"] for n, r in pgd.items()},
+      "overhead_target": OVERHEAD_TARGET,
+      "peer_ratio": {n: r["peer_ratio"] for n, r in pgd.items()},
+      "minimal": minimal, "sinkhorn": wasserstein,
+      "seconds": time.time() - t_start}
+  table = format_table(results)
+  report.write(config.out_dir, results, report.Report(table))
+  results["table"] = table
+  return results
+
+
+def _fmt(v, spec, missing):
+  return missing if v is None else format(v, spec)
+
+
+def _span(r: dict) -> str:
+  """A row's 'ms min-max' cell."""
+  return f"{r['ms_min']:.1f}-{r['ms_max']:.1f}"
+
+
+def _rate(images_per_s: float) -> str:
+  """Images/s to 3 significant digits, without exponents."""
+  return (f"{images_per_s:.0f}" if images_per_s >= 100
+          else f"{images_per_s:.3g}")
+
+
+def _missing_peer(peers: dict, row: dict) -> Optional[str]:
+  """Why a row has no peer figures ('not installed', 'off' or 'n/a'); None
+  when it has them."""
+  if peers["status"] != "ok":
+    return "not installed" if "not installed" in peers["status"] else "off"
+  return "n/a" if row["peer"] is None else None
+
+
+def format_table(results: dict) -> str:
+  """The markdown report: a header, the table, and the targets.
+
+  Args:
+    results: the dict `run` returns (without 'table').
+
+  Returns:
+    Markdown text.
+  """
+  cfg, mach, peers = results["config"], results["machine"], results["peers"]
+  peer_ok = peers["status"] == "ok"
+  head = [
+      f"# advjax attack throughput: {cfg['model']}, "
+      f"{'x'.join(str(d) for d in cfg['image_shape'])}, batch {cfg['batch']}",
+      "",
+      f"machine: {mach['device_kind']} ({mach['platform']}), "
+      f"{mach['cpu_count']} CPUs, {mach['jax_devices']} JAX device(s), "
+      f"jax {mach['jax']}, python {mach['python']}",
+      f"protocol: median of {cfg['repeats']} interleaved calls after a warm-up "
+      "call, each ended with block_until_ready; eps "
+      f"{cfg['eps_linf']} (Linf) / {cfg['eps_l2']} (L2), step 2.5 eps / k, "
+      "random start",
+      ("peers: torch {torch}, torchattacks {torchattacks}, "
+       "{torch_num_threads} threads; replica logits within {d:.1e}".format(
+           d=peers["logit_max_abs_diff"], **peers)) if peer_ok
+      else f"peers: {peers['status']}",
+      "",
+  ]
+  rows = []
+  for r in results["rows"]:
+    missing = _missing_peer(peers, r)
+    rows.append((
+        r["attack"], r["norm"], f"{r['images_per_s']:.0f}",
+        f"{r['ms_per_batch']:.1f}", _span(r),
+        "1 (ref)" if r["attack"] == "fwd+bwd" else f"{r['overhead']:.2f}",
+        *((missing, "-") if missing else
+          (f"{r['peer_images_per_s']:.0f}", f"{r['peer_ratio']:.2f}"))))
+  table = report.table(
+      ("attack", "norm", "images/s", "ms/batch", "ms min-max", "overhead",
+       "torch images/s", "advjax / torch"), rows, "ll" + "r" * 6)
+  steps, target = cfg["steps"], results["overhead_target"]
+  tail = ["", "overhead = time(attack) / (gradient passes x time(fwd+bwd)); "
+          f"target for PGD-{steps}: <= {target}"]
+  for norm in ("linf", "l2"):
+    ov = results["overhead"].get(norm)
+    pr = results["peer_ratio"].get(norm)
+    meets = ov is not None and ov <= target
+    tail.append(
+        f"- PGD-{steps} {norm}: overhead {_fmt(ov, '.2f', 'n/a')} "
+        f"({'meets' if meets else 'misses'} target); advjax / torchattacks "
+        f"{_fmt(pr, '.2f', 'n/a')}"
+        + ("" if pr is None else
+           f" ({'at least as fast' if pr >= 1 else 'slower'})"))
+  if peer_ok:
+    tail.append("- torch rows: plain autograd for fwd+bwd; torchattacks has "
+                "no L2 FGM and no PGD restarts (n/a).")
+  return "\n".join(head + [table] + tail + _minimal_table(results)
+                   + _sinkhorn_table(results))
+
+
+def _minimal_table(results: dict) -> list[str]:
+  mn = results.get("minimal")
+  if mn is None or mn["status"] != "ok":
+    return [] if mn is None else ["", "Minimal-perturbation attacks: "
+                                  + mn["status"]]
+  cfg, peers = results["config"], results["peers"]
+
+  def quality(r, prefix=""):
+    return (report.percent(r[prefix + "success_rate"], 0) + "%, "
+            + _fmt(r[prefix + "mean_l2"], ".3f", "-"))
+
+  rows = []
+  for r in mn["rows"]:
+    missing = _missing_peer(peers, r)
+    rows.append((
+        r["attack"], r["setting"], r["batch"], _rate(r["images_per_s"]),
+        f"{r['ms_per_image']:.3g}", _span(r), f"{r['median_iters']:.0f}",
+        quality(r),
+        *(("-", missing, "-", "-", "-") if missing else
+          (r["peer_batch"], _rate(r["peer_images_per_s"]),
+           r["peer_forward_calls"],
+           f"{quality(r, 'peer_')} ({quality(r, 'matched_')})",
+           f"{r['peer_ratio']:.2f}"))))
+  header = ("attack", "setting", "batch", "images/s", "ms/image",
+            "ms/batch min-max", "iterations", "success, mean L2",
+            "torch batch", "torch images/s", "torch forward calls",
+            "torch success, mean L2 (advjax on those images)",
+            "advjax / torch")
+  return [
+      "", "## Minimal-perturbation attacks (DeepFool, Carlini-Wagner L2)", "",
+      "Labels: the model's predictions at x, so every input starts correctly "
+      "classified; batch: the first images of the batch above. Quality of "
+      "the adversarials each library returns, scored alike with the Flax "
+      "model: success rate (prediction != label), mean L2 distance of the "
+      f"successful ones. Median of {cfg['minimal_repeats']} interleaved "
+      "calls after a warm-up call. iterations: advjax's median per example "
+      "(DeepFool: steps taken; CW: Adam steps over the whole search); torch "
+      "forward calls: how often torchattacks called the network in one "
+      "attack.",
+      "",
+      report.table(header, rows, "ll" + "r" * 11),
+      "",
+      "- DeepFool: advjax runs the batch in one loop (candidates' gradients "
+      "by vmapped VJPs); torchattacks.DeepFool loops over the images in "
+      "Python (one forward and one backward pass per class, per image and "
+      "step), hence its smaller batch.",
+      "- CW-L2 1xk: one fixed c, no binary search: the algorithm "
+      "torchattacks.CW runs (kappa 0); advjax's early abort is off, while "
+      "torchattacks.CW stops the whole batch once its summed cost has risen "
+      "since the previous check (every k/10 steps): its forward calls are "
+      "the steps it ran.",
+      f"- CW-L2 {cfg['cw_paper_search_steps']}x{cfg['cw_paper_steps']}: the "
+      "paper's setting, per-example binary search over c with early abort; "
+      "advjax only (n/a: torchattacks.CW has no binary search).",
+      "- the weights are random, so decision boundaries lie near the inputs: "
+      "DeepFool and the early abort stop sooner than on a trained model.",
+  ]
+
+
+def _sinkhorn_table(results: dict) -> list[str]:
+  sk = results.get("sinkhorn")
+  if sk is None or sk["status"] != "ok":
+    return [] if sk is None else ["", f"Wasserstein projection: {sk['status']}"]
+  cfg = results["config"]
+  ref, star = sk["reference"], sk["converged_point"]
+  rows = [(
+      f"advjax project_wasserstein (jit), relaxation {r['relaxation']:g}",
+      f"per example, dual change < {r['tol']:g} (1 + abs g), max "
+      f"{cfg['sinkhorn_max_iterations']}", f"{r['images_per_s']:.0f}",
+      f"{r['ms_per_batch']:.1f}", _span(r),
+      f"median {r['median_iters']:.0f}, max {r['max_iters']}",
+      f"{r['converged']}/{sk['batch']}", f"{r['max_abs_error']:.1e}")
+          for r in sk["rows"]]
+  if ref["status"] != "ok":
+    rows.append(("reference projected_sinkhorn", "-",
+                 f"skipped: {ref['status']}", "-", "-", "-", "-", "-"))
+  else:
+    it = ref["iterations"]
+    rows.append((
+        "reference projected_sinkhorn (torch)", "whole batch, objective "
+        f"change <= 1e-4 + 1e-4 abs obj, maxiters {ref['maxiters']}",
+        f"{ref['images_per_s']:.1f}", f"{ref['ms_per_batch']:.1f}",
+        _span(ref), f"{_fmt(it, 'd', '?')} (batch)",
+        "-" if it is None else
+        ("no (hit maxiters)" if it > ref["maxiters"] else "yes"),
+        f"{ref['max_abs_error']:.1e}"))
+  lines = [
+      "", "## Wasserstein projection (projected Sinkhorn), "
+      f"{'x'.join(str(d) for d in sk['image_shape'])}, batch {sk['batch']}",
+      "",
+      f"MNIST-like inputs (sklearn digits upsampled, zero border, "
+      f"{report.percent(sk['zero_pixel_fraction'], 0)}% zero pixels), w = x "
+      f"+ N(0, {cfg['sinkhorn_noise']}^2); eps {cfg['sinkhorn_eps']} per "
+      f"unit mass, lam {cfg['sinkhorn_lam']:g}, kernel "
+      f"{cfg['sinkhorn_kernel']}, float32. Error: max abs(z - z*) in image "
+      f"units, z* the converged projection (advjax float64, tol "
+      f"{star['tol']:g}: median {star['median_iters']:.0f} iterations, "
+      f"{star['converged']}/{sk['batch']} converged).",
+      "",
+      report.table(("solver", "stopping rule", "images/s", "ms/batch",
+                    "ms min-max", "iterations", "converged", "error"), rows,
+                   "ll" + "r" * 6),
+  ]
+  if ref["status"] != "ok":
+    return lines
+  lines += ["", f"- each at its default stopping rule: advjax / reference "
+            f"{ref['speed_ratio']:.1f}x images/s (advjax's error "
+            f"{sk['rows'][0]['max_abs_error']:.1e} vs the reference's "
+            f"{ref['max_abs_error']:.1e})"]
+  m, target = ref["matched"], SINKHORN_SPEEDUP_TARGET
+  if m is None:
+    lines.append("- at matched accuracy: no advjax row is as accurate as the "
+                 "reference")
+  else:
+    lines.append(
+        f"- at matched accuracy (the fastest advjax row with error <= the "
+        f"reference's: tol {m['tol']:g}, relaxation {m['relaxation']:g}): "
+        f"{m['speed_ratio']:.1f}x images/s (target >= {target:g}x: "
+        f"{'meets' if m['speed_ratio'] >= target else 'misses'})")
+  ca = ref["converged_agreement"]
+  if ca["status"] != "ok":
+    lines.append(f"- converged agreement: {ca['status']}")
+  else:
+    ok = ca["max_abs_diff"] <= SINKHORN_AGREEMENT_TARGET
+    lines.append(
+        f"- the same result: both run to convergence in float64 (reference "
+        f"with its stopping rule tightened to 1e-13 at run time, "
+        f"{_fmt(ca['reference_iters'], 'd', '?')} iterations), max abs("
+        f"reference - z*) = {ca['max_abs_diff']:.1e} (target "
+        f"{SINKHORN_AGREEMENT_TARGET:g}: {'meets' if ok else 'misses'})")
+  return lines
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+  """`python -m benchmarks.speed [--field value ...]`: one flag per
+  `SpeedConfig` field; runs the benchmark and prints its report."""
+  config = parse_config(SpeedConfig, argv, prog="python -m benchmarks.speed",
+                        doc=__doc__)
+  results = run(config)
+  print(results["table"])
+  return results
 
 
 if __name__ == "__main__":

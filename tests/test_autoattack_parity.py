@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from advjax import evaluation, models, sharding
-from advjax.experiments import torch_peers
+from benchmarks.peers import torch_peers
 
 pytestmark = [
     pytest.mark.slow,

@@ -1,12 +1,13 @@
-"""Tests for advjax/experiments/carlini.py (Carlini & Wagner's Table IV)."""
+"""Tests for benchmarks/carlini.py (Carlini & Wagner's Table IV): the real
+config, shrunk, through the runner."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from advjax import data
-from advjax.experiments import carlini as C
+from advjax import data, run
+from benchmarks import carlini as C
 
 
 def test_presets_follow_the_paper():
@@ -46,29 +47,43 @@ def test_case_summary():
   assert none["best"] == {"success": 0., "distortion": None}
 
 
+def test_select_images_puts_one_of_each_class_first():
+  labels = np.array([1, 1, 0, 2, 0, 2])
+  correct = np.array([True, True, False, True, True, True])
+  assert C.select_images(5, correct, labels, 3).tolist() == [4, 0, 3, 1, 5]
+  assert C.select_images(2, correct, labels, 3).tolist() == [4, 0]
+
+
 @pytest.mark.slow  # end-to-end; CI runs it (README)
 def test_run_writes_tables_and_figures(tmp_path):
   cfg = C.CarliniConfig(dataset="synthetic", epochs=2, n_images=3,
-                        attacks=("cw_l2", "fgsm_untargeted"), fgsm_grid=16,
+                        attacks=("cw_l2", "deepfool", "fgsm_untargeted"),
+                        fgsm_grid=16, eval_batch_size=32,
                         workdir=str(tmp_path), progress=False)
-  res = C.run(cfg)
-  assert set(res["models"]) == {"standard", "distilled"}
-  for m in res["models"].values():
-    assert set(m["attacks"]) == {"cw_l2", "fgsm_untargeted"}
+  res = run.run(C.BENCHMARK, cfg)
+  assert set(res["models"]) == {"standard", "teacher", "distilled"}
+  ex = res["extra"]
+  assert len(ex["images"]) == 3 and set(ex["models"]) == {"standard",
+                                                          "distilled"}
+  for attacks in ex["models"].values():
+    assert list(attacks) == ["cw_l2", "deepfool", "fgsm_untargeted"]
     # No target: best case only.
-    assert m["attacks"]["fgsm_untargeted"]["average"] is None
-    for r in m["attacks"].values():
+    assert attacks["fgsm_untargeted"]["average"] is None
+    for r in attacks.values():
       assert 0. <= r["best"]["success"] <= 1.
-  assert len(res["images"]) == 3
   for f in ("results.json", "results.md", "grid_cw_l2.png",
             "distortion.png"):
     assert os.path.getsize(tmp_path / f) > 0
   with open(tmp_path / "results.json") as f:
-    assert json.load(f)["images"] == res["images"]
+    saved = json.load(f)
+  assert saved["extra"]["images"] == ex["images"]
+  assert [c["text"] for c in saved["claims"]][:1] == [
+      "the CW attacks reach every target (100 % success, average case)"]
   assert "| CW L2 |" in res["table"] and "## distilled model" in res["table"]
 
 
 def test_missing_dataset_says_what_to_do(tmp_path):
   with pytest.raises(data.DatasetNotFoundError):
-    C.run(C.CarliniConfig(dataset="mnist", data_dir=str(tmp_path / "x"),
-                          workdir=str(tmp_path), progress=False))
+    run.run(C.BENCHMARK, C.CarliniConfig(
+        dataset="mnist", data_dir=str(tmp_path / "x"), workdir=str(tmp_path),
+        progress=False))

@@ -225,3 +225,30 @@ def test_minimal_distance_of_a_radius_search_is_the_radius(digits_model):
   direct = search(m.model_fn, jnp.asarray(x), jnp.asarray(y))
   np.testing.assert_array_equal(md.distance, np.asarray(direct.eps))
   assert np.isfinite(md.distance).any()
+
+
+def test_targeted_minimal_distance_counts_pixels_reaching_the_target(
+    digits_model):
+  """targeted=True: y are targets, success is the prediction y; norm 'l0'
+  counts the changed pixels (JSMA's and CW-L0's distortion)."""
+  from advjax.attacks import jsma
+  m = digits_model
+  x, y = np.asarray(m.x_test[:16]), np.asarray(m.y_test[:16])
+  pred = np.asarray(jnp.argmax(m.model_fn(jnp.asarray(x)), -1))
+  targets = ((y + 1) % 10).astype(np.int32)
+  targets[0] = pred[0]  # already the target: distance 0, not "clean"
+  md = evaluation.minimal_distance(m.apply_fn, m.variables, x, targets,
+                                   attack=jsma, norm="l0", targeted=True,
+                                   batch_size=16)
+  adv = np.asarray(jsma(m.model_fn, jnp.asarray(x), jnp.asarray(targets)))
+  reached = np.asarray(jnp.argmax(m.model_fn(jnp.asarray(adv)), -1)) == targets
+  changed = (np.abs(adv - x) > 0).reshape(16, -1).sum(1)
+  assert md.distance[0] == 0 and not md.clean[0] and md.success[0]
+  np.testing.assert_array_equal(md.success[1:], reached[1:])
+  np.testing.assert_array_equal(md.distance[1:][reached[1:]],
+                                changed[1:][reached[1:]])
+  assert np.all(np.isinf(md.distance[1:][~reached[1:]]))
+  assert reached[1:].mean() > 0.5
+  with pytest.raises(ValueError, match="unknown norm"):
+    evaluation.minimal_distance(m.apply_fn, m.variables, x, y, attack=jsma,
+                                norm="l3")

@@ -35,8 +35,12 @@ def _models(cfg, env):
   return specs
 
 
+EVALUATED = []
+
+
 def _evaluate(cfg, env, name, variables):
-  del cfg, name
+  del cfg
+  EVALUATED.append(name)
   logits = env.apply_fn(variables, env.test.images)
   return {"accuracy": float(np.mean(np.argmax(logits, -1) == env.test.labels))}
 
@@ -73,10 +77,20 @@ def test_a_toy_config_runs_end_to_end_and_reloads(tmp_path):
   md = open(tmp_path / "results.md").read()
   assert md.startswith("# toy on synthetic") and "## Claims checked" in md
   assert os.path.getsize(tmp_path / "acc.png") > 0
+  EVALUATED.clear()
   again = run.run(TOY, cfg)
   assert again["models"]["madry"]["resumed_from"] == 2  # 64 // 32 steps
   assert (again["models"]["madry"]["accuracy"]
           == res["models"]["madry"]["accuracy"])
+  assert EVALUATED == []  # same config and weights: the evaluations reused
+  run.run(TOY, dataclasses.replace(cfg, reuse_evaluations=False))
+  assert EVALUATED == ["standard", "madry"]
+  run.run(TOY, dataclasses.replace(cfg, eval_limit=8))  # another evaluation
+  assert EVALUATED == ["standard", "madry"] * 2
+  with open(tmp_path / "madry" / "evaluation.pkl", "wb") as f:
+    f.write(b"cut")  # a file cut while writing is recomputed, not an error
+  run.run(TOY, cfg)
+  assert EVALUATED[-1] == "madry"
   # A reload with another training setting is an error, not a silent mix.
   with pytest.raises(Exception, match="eps"):
     run.run(TOY, dataclasses.replace(cfg, eps=0.2))

@@ -101,3 +101,30 @@ def test_grid_finds_the_true_worst_transform():
   np.testing.assert_allclose(res.angle, targets, atol=1e-4)
   np.testing.assert_allclose(res.tx, 0., atol=1e-6)
   np.testing.assert_allclose(res.ty, 0., atol=1e-6)
+
+
+def test_spatial_robustness_orderings_and_batch_independence(digits_model):
+  """The evaluator: per example, the identity is on the grid (grid <=
+  natural), random is worst-of-k's first draw and first-order's start
+  (both <= random); results do not depend on the batch size."""
+  from advjax import evaluation
+  m = digits_model
+  x, y = np.asarray(m.x_test[:40]), np.asarray(m.y_test[:40])
+  kw = dict(max_angle=30., max_shift=1., angles=7, shifts=3, k=5,
+            pgd_steps=3, key=jax.random.key(3), device_batch_size=8)
+  a = evaluation.spatial_robustness(m.apply_fn, m.variables, x, y,
+                                    batch_size=8, **kw)
+  b = evaluation.spatial_robustness(m.apply_fn, m.variables, x, y,
+                                    batch_size=40, **kw)
+  c = a.correct
+  assert set(c) == set(evaluation.spatial.ATTACKS)
+  assert not np.any(c["grid"] & ~c["natural"])
+  assert not np.any(c["worst_of_k"] & ~c["random"])
+  assert not np.any(c["first_order"] & ~c["random"])
+  assert a.accuracy["grid"] < a.accuracy["natural"]
+  for k in c:
+    np.testing.assert_array_equal(c[k], b.correct[k])
+  np.testing.assert_array_equal(a.grid_angle, b.grid_angle)
+  with pytest.raises(ValueError, match="NHWC|\\[N, H, W, C\\]"):
+    evaluation.spatial_robustness(m.apply_fn, m.variables, x.reshape(40, -1),
+                                  y, **kw)

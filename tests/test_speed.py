@@ -1,14 +1,21 @@
-"""Tests for advjax.experiments.speed and its PyTorch replica (tiny sizes)."""
+"""Tests for benchmarks.speed, its PyTorch replica and the reference
+loader (tiny sizes)."""
 import dataclasses
 import json
 import math
+import pathlib
+import re
+import shlex
+import sys
 
 import jax
 import numpy as np
 import pytest
 
-from advjax import models
-from advjax.experiments import speed, torch_peers
+from advjax import data, models, run
+from advjax.evaluation import throughput
+from benchmarks import speed
+from benchmarks.peers import projected_sinkhorn, torch_peers
 
 TINY = dict(batch=8, image_shape=(8, 8, 1), steps=2, restarts=2, repeats=1,
             peers=False, progress=False, sinkhorn_batch=4,
@@ -134,9 +141,9 @@ def test_quality_scores_with_the_model():
 
 def test_time_calls_interleaves_repeats():
   order, seen = [], []
-  timings = speed.time_calls([lambda: order.append("a"),
-                              lambda: order.append("b")], repeats=3,
-                             on_call=seen.append)
+  timings = throughput.time_calls([lambda: order.append("a"),
+                                   lambda: order.append("b")], repeats=3,
+                                  on_call=seen.append)
   assert order == ["a", "b"] * 4  # warm-up round + 3 timed rounds
   assert seen == [0, 1] * 4
   for timing in timings:
@@ -230,7 +237,7 @@ def test_sinkhorn_section_tiny(tiny_results):
   assert 0 < sk["zero_pixel_fraction"] < 1
   # One row per (tol, relaxation) setting, the default first, each scored
   # against the converged float64 projection.
-  assert len(sk["rows"]) == 1 + len(speed.SpeedConfig().sinkhorn_settings)
+  assert len(sk["rows"]) == 1 + len(speed.SpeedConfig().sinkhorn_tols)
   assert sk["rows"][0]["tol"] == speed.SpeedConfig().sinkhorn_tol
   assert sk["converged_point"]["converged"] == 4
   for row in sk["rows"]:
@@ -263,8 +270,8 @@ def test_reference_stopping_rule_tightened_at_run_time(tmp_path):
   body = ("def projected_sinkhorn(*a, **k):\n  return allclose\n"
           "def wasserstein_cost(*a, **k):\n  pass\n")
   (pkg / "projected_sinkhorn.py").write_text(
-      speed._REFERENCE_RULE + "\n" + body)
-  tight, why = speed._import_reference(str(tmp_path / "ref"), tight=True)
+      projected_sinkhorn.REFERENCE_RULE + "\n" + body)
+  tight, why = projected_sinkhorn.load(str(tmp_path / "ref"), tight=True)
   assert why is None
   import torch  # pylint: disable=import-outside-toplevel
   rule = tight.projected_sinkhorn()
@@ -272,13 +279,80 @@ def test_reference_stopping_rule_tightened_at_run_time(tmp_path):
   a, b = torch.tensor([1.0]), torch.tensor([1.0 + 1e-5])
   assert not bool(rule(a, b)) and bool(rule(a, a))
   (pkg / "projected_sinkhorn.py").write_text(body)
-  none, why = speed._import_reference(str(tmp_path / "ref"), tight=True)
+  none, why = projected_sinkhorn.load(str(tmp_path / "ref"), tight=True)
   assert none is None and "cannot tighten" in why
 
 
 def test_mnist_like_images():
-  x = speed.mnist_like_images(3, (28, 28, 2))
+  x = data.mnist_like_images(3, (28, 28, 2))
   assert x.shape == (3, 28, 28, 2) and x.dtype == np.float32
   assert x.min() == 0 and x.max() <= 1 and np.mean(x == 0) > 0.5
   assert np.all(x[:, :4] == 0) and np.all(x.sum(axis=(1, 2, 3)) > 0)
-  np.testing.assert_array_equal(x, speed.mnist_like_images(3, (28, 28, 2)))
+  np.testing.assert_array_equal(x, data.mnist_like_images(3, (28, 28, 2)))
+
+
+def test_reference_loads_without_touching_sys_path(tmp_path, monkeypatch):
+  """The reference's layout: `from lambertw import ...` of its sibling and a
+  `sys.path.append` of its own; neither leaks out of `load`."""
+  pytest.importorskip("torch")
+  pkg = tmp_path / "ref" / "projected_sinkhorn"
+  pkg.mkdir(parents=True)
+  (pkg / "__init__.py").write_text("from .projected_sinkhorn import *\n")
+  (pkg / "lambertw.py").write_text("def lambertw(z):\n  return 'w'\n")
+  (pkg / "projected_sinkhorn.py").write_text(
+      "import sys\nsys.path.append('/nethome/author/path')\n"
+      "from lambertw import lambertw\n"
+      + projected_sinkhorn.REFERENCE_RULE + "\n"
+      "def projected_sinkhorn(*a, **k):\n  return lambertw(0)\n"
+      "def wasserstein_cost(*a, **k):\n  return allclose\n")
+  before = list(sys.path)
+  sentinel = object()
+  monkeypatch.setitem(sys.modules, "lambertw", sentinel)
+  modules = set(sys.modules)
+  for tight in (False, True):
+    ref, why = projected_sinkhorn.load(str(tmp_path / "ref"), tight=tight)
+    assert why is None, why
+    assert ref.projected_sinkhorn() == "w"
+    assert sys.path == before
+    assert sys.modules["lambertw"] is sentinel
+    assert set(sys.modules) == modules
+  monkeypatch.delitem(sys.modules, "lambertw")
+  projected_sinkhorn.load(str(tmp_path / "ref"))
+  assert "lambertw" not in sys.modules
+  missing, why = projected_sinkhorn.load(str(tmp_path))
+  assert missing is None and why.startswith("reference: no ")
+
+
+def test_every_config_field_has_a_documented_flag():
+  helps = run._field_help(speed.SpeedConfig)  # pylint: disable=protected-access
+  missing = [f.name for f in dataclasses.fields(speed.SpeedConfig)
+             if f.name not in helps]
+  assert not missing, missing
+
+
+def _documented_commands(module):
+  """The flags of every `python -m benchmarks.<module> ...` command the
+  README and the module's docstring give (comments after # dropped)."""
+  text = (pathlib.Path(__file__).resolve().parents[1] / "README.md"
+          ).read_text() + "\n" + module.__doc__
+  name = module.__name__.rsplit(".", 1)[-1]
+  found = re.findall(rf"python -m benchmarks\.{name}\b([^`|\n)]*)", text)
+  return [[{"DIR": "/tmp/x", "N": "3"}.get(t, t)
+           for t in shlex.split(flags.split("#")[0])] for flags in found]
+
+
+def test_documented_commands_parse():
+  commands = _documented_commands(speed)
+  assert ["--sinkhorn-reference", "/tmp/x"] in commands
+  assert ["--no-minimal"] in commands
+  for argv in commands:
+    config = run.parse_config(speed.SpeedConfig, argv, prog="speed")
+    speed._check_config(config)  # pylint: disable=protected-access
+  config = run.parse_config(speed.SpeedConfig, [
+      "--image-shape", "8,8,1", "--no-peers", "--no-sinkhorn", "--batch", "8",
+      "--sinkhorn-tols", "1e-4,1e-5", "--sinkhorn-relaxations", "1.5,1"],
+                            prog="speed")
+  assert config.image_shape == (8, 8, 1) and config.batch == 8
+  assert not config.peers and not config.sinkhorn and config.minimal
+  got = speed._sinkhorn_settings(config)  # pylint: disable=protected-access
+  assert got == [(1e-6, 1.5), (1e-4, 1.5), (1e-5, 1.)]

@@ -1,10 +1,19 @@
-"""Tests for advjax.experiments.train_speed (tiny sizes, ~30-50 s)."""
+"""Tests for benchmarks.train_speed (tiny sizes, ~30-50 s)."""
+import dataclasses
 import json
 import math
+import os
+import pathlib
+import subprocess
+import sys
 
+import jax
 import pytest
 
-from advjax.experiments import train_speed
+from advjax import run
+from benchmarks import train_speed
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 TINY = dict(batch=16, image_shape=(8, 8, 1), pgd_steps=2, repeats=1,
             devices=2, digits_epochs=2, digits_limit=128, progress=False)
@@ -97,3 +106,46 @@ def test_bad_config_raises(tmp_path, change, match):
                                         **{**TINY, **change})
   with pytest.raises(ValueError, match=match):
     train_speed.run(config)
+
+
+def test_too_few_devices_fail_before_measuring(tmp_path):
+  n = len(jax.devices("cpu")) * 2
+  config = train_speed.TrainSpeedConfig(out_dir=str(tmp_path), **{
+      **TINY, "devices": n, "batch": 2 * n})
+  flag = f"XLA_FLAGS=--xla_force_host_platform_device_count={n} python -m"
+  with pytest.raises(RuntimeError, match=flag):
+    train_speed.run(config)
+  assert not list(tmp_path.iterdir())
+
+
+def test_module_sets_the_device_count_when_imported_first():
+  """Imported before JAX, the module gives JAX its 8 CPU devices; imported
+  after (or with XLA_FLAGS set), it leaves XLA_FLAGS alone."""
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env["JAX_PLATFORMS"] = "cpu"
+  code = ("import benchmarks.train_speed, jax, os; "
+          "print(jax.device_count(), os.environ['XLA_FLAGS'])")
+  out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT,
+                       capture_output=True, text=True, check=True).stdout
+  assert out.split() == [
+      str(train_speed.DEVICES),
+      f"--xla_force_host_platform_device_count={train_speed.DEVICES}"]
+  code = ("import jax, benchmarks.train_speed, os; "
+          "print(jax.device_count(), os.environ.get('XLA_FLAGS'))")
+  out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT,
+                       capture_output=True, text=True, check=True).stdout
+  assert out.split() == ["1", "None"]
+
+
+def test_every_config_field_has_a_documented_flag():
+  cls = train_speed.TrainSpeedConfig
+  helps = run._field_help(cls)  # pylint: disable=protected-access
+  missing = [f.name for f in dataclasses.fields(cls) if f.name not in helps]
+  assert not missing, missing
+  config = run.parse_config(train_speed.TrainSpeedConfig, [
+      "--image-shape", "8,8,1", "--devices", "0", "--no-progress"],
+                            prog="train_speed")
+  assert config.image_shape == (8, 8, 1) and config.devices == 0
+  assert not config.progress
+  readme = (ROOT / "README.md").read_text()
+  assert "python -m benchmarks.train_speed`" in readme

@@ -1,12 +1,13 @@
-"""Tests for advjax/experiments/universality.py (Metzen's study)."""
+"""Tests for benchmarks/universality.py (Metzen's study): the real config,
+shrunk, through the runner."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from advjax import data
-from advjax.experiments import universality as U
+from advjax import data, run
+from benchmarks import universality as U
 
 
 def test_presets_follow_the_paper():
@@ -29,8 +30,9 @@ def test_bad_settings_raise(field, value, match):
 
 def test_missing_dataset_says_what_to_do(tmp_path):
   with pytest.raises(data.DatasetNotFoundError):
-    U.run(U.UniversalityConfig(dataset="mnist", data_dir=str(tmp_path / "x"),
-                               workdir=str(tmp_path), progress=False))
+    run.run(U.BENCHMARK, U.UniversalityConfig(
+        dataset="mnist", data_dir=str(tmp_path / "x"), workdir=str(tmp_path),
+        progress=False))
 
 
 @pytest.mark.slow  # end-to-end; CI runs it (README)
@@ -38,14 +40,19 @@ def test_run_writes_every_figure_and_a_verdict_per_claim(tmp_path):
   cfg = U.UniversalityConfig(dataset="synthetic", train_limit=128,
                              analysis_examples=32, adv_epochs=2,
                              workdir=str(tmp_path), progress=False)
-  res = U.run(cfg)
+  res = run.run(U.BENCHMARK, cfg)
   for name in ("results.json", "results.md", "accuracy.png",
                "universal_perturbations.png", "sharedness.png",
                "cost_change.png", "temporal_stability.png",
                "destruction_rate.png", "detectability.png", "stability.png"):
     assert os.path.getsize(tmp_path / name) > 0, name
   saved = json.load(open(tmp_path / "results.json"))
-  rows = saved["epochs"]
+  assert list(saved["models"]) == ["standard", "adversarial"]
+  study = saved["models"]["adversarial"]
+  rows = study["epochs"]
+  # Epoch 0 of the fine-tuning is the standard model.
+  assert rows[0]["clean_accuracy"] == pytest.approx(
+      saved["models"]["standard"]["clean_accuracy"])
   assert [r["epoch"] for r in rows] == [0, 1, 2]
   for r in rows:
     for k in ("clean_accuracy", "bi_accuracy", "universal_accuracy"):
@@ -54,13 +61,14 @@ def test_run_writes_every_figure_and_a_verdict_per_claim(tmp_path):
     assert r["bi_accuracy"] <= r["clean_accuracy"]
     assert set(r["destruction_rate"]) == set(U.ADVERSARIES)
     assert len(r["cost_change"]["own"]) == 32
-  profile = np.asarray(saved["temporal_stability"]["profile"])
+  profile = np.asarray(study["temporal_stability"]["profile"])
   assert profile.shape == (3, 3)
   # The diagonal: each epoch's BI examples on their own model.
   np.testing.assert_allclose(np.diag(profile),
                              [1 - r["bi_accuracy"] for r in rows], atol=1e-6)
-  assert saved["detectability"]["epochs"] == [0, 1, 2]
-  assert set(saved["claims"]) == set(U.CLAIMS)
-  for c in saved["claims"].values():
-    assert c["supported"] in ("yes", "partly", "no") and c["evidence"]
-  assert "| supported |" in res["table"]
+  assert study["detectability"]["epochs"] == [0, 1, 2]
+  assert [c["text"] for c in saved["claims"]] == list(U.CLAIMS.values())
+  for c in saved["claims"]:
+    assert "supported: " in c["evidence"]
+  assert "| epoch | clean |" in res["table"]
+  assert "supported: " in (tmp_path / "results.md").read_text()

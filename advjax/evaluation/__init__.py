@@ -7,7 +7,9 @@ evaluators built on it.
 | `robust_accuracy` | `robust_accuracy`: accuracy under an attack over an eps sweep |
 | `autoattack` | `autoattack`: Croce & Hein's cascade (APGD-CE, APGD-T, FAB-T, Square), per example the worst case |
 | `minimal` | `minimal_distance`: the smallest adversarial perturbation a minimal-norm attack finds, per example |
+| `spatial` | `spatial_robustness`: accuracy under rotations and translations (natural, random, worst-of-k, first-order, grid; Engstrom et al. 2019) |
 | `diagnostics` | `diagnostics`: checks for gradient masking (Carlini et al. 2019; AutoAttack's flags) |
+| `throughput` | `time_calls`: interleaved timed calls (medians, min, max), `machine()`; the speed benchmarks' protocol |
 
 Every evaluator's per-example result depends only on the example, its
 global index, the key and `device_batch_size`: it is bit-identical for
@@ -15,7 +17,7 @@ any batch size and any number of devices or processes (tested). Each is
 also an object with `run(apply_fn, variables, data)` (`*Evaluator`), built
 by name with `from_config`.
 """
-from advjax.evaluation import batching, minimal
+from advjax.evaluation import batching, minimal, spatial, throughput
 from advjax.evaluation.autoattack import (ATTACKS, VERSIONS, AutoAttackEvaluator,
                                           AutoAttackResult, autoattack,
                                           autoattack_stages)
@@ -30,11 +32,15 @@ from advjax.evaluation.robust_accuracy import (RobustAccuracy,
                                                RobustAccuracyEvaluator,
                                                make_robust_accuracy_fn,
                                                pad_batch, robust_accuracy)
+from advjax.evaluation.spatial import (SpatialRobustness,
+                                       SpatialRobustnessEvaluator,
+                                       spatial_robustness)
 
 EVALUATORS = {
     "robust_accuracy": RobustAccuracyEvaluator,
     "autoattack": AutoAttackEvaluator,
     "minimal_distance": MinimalDistanceEvaluator,
+    "spatial_robustness": SpatialRobustnessEvaluator,
 }
 
 
@@ -48,7 +54,7 @@ def from_config(name: str, **settings):
 
 
 __all__ = [
-    "batching", "minimal", "EVALUATORS", "from_config",
+    "batching", "minimal", "spatial", "throughput", "EVALUATORS", "from_config",
     "DEFAULT_DEVICE_BATCH", "EvaluationMismatchError", "ResultStore",
     "make_plan", "map_examples",
     "RobustAccuracy", "RobustAccuracyEvaluator", "make_robust_accuracy_fn",
@@ -56,5 +62,6 @@ __all__ = [
     "ATTACKS", "VERSIONS", "AutoAttackEvaluator", "AutoAttackResult",
     "autoattack", "autoattack_stages",
     "MinimalDistance", "MinimalDistanceEvaluator", "minimal_distance",
+    "SpatialRobustness", "SpatialRobustnessEvaluator", "spatial_robustness",
     "Diagnostics", "diagnostics",
 ]

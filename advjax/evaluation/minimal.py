@@ -20,7 +20,8 @@ from advjax.attacks import base
 from advjax.evaluation import batching
 from advjax.evaluation.robust_accuracy import describe_attack
 
-__all__ = ["MinimalDistance", "minimal_distance", "MinimalDistanceEvaluator"]
+__all__ = ["MinimalDistance", "minimal_distance", "MinimalDistanceEvaluator",
+           "DISTANCES", "pixels_changed"]
 
 
 class MinimalDistance(NamedTuple):
@@ -61,7 +62,19 @@ class MinimalDistance(NamedTuple):
     return "\n".join(rows)
 
 
-def _fn(apply_fn, attack, norm):
+DISTANCES = ("linf", "l2", "l1", "l0", "wasserstein")
+
+
+def pixels_changed(delta):
+  """Per example, the pixels of `[B, H, W, C]` (or features of `[B, D]`)
+  that changed, channels counted together (Carlini & Wagner's L0)."""
+  changed = jnp.abs(delta) > 0
+  if changed.ndim == 4:
+    changed = changed.any(-1)
+  return changed.reshape(changed.shape[0], -1).sum(1).astype(jnp.float32)
+
+
+def _fn(apply_fn, attack, norm, targeted):
   def fn(consts, batch):
     variables, key = consts
     x, y, mask = batch["x"], batch["y"], batch["mask"]
@@ -70,11 +83,15 @@ def _fn(apply_fn, attack, norm):
         base.takes_key(attack)) else {}
     out = attack(model_fn, x, y, **kwargs)
     x_adv = out[0] if isinstance(out, tuple) else out
-    clean = jnp.argmax(model_fn(x), axis=-1) == y
-    wrong = jnp.argmax(model_fn(x_adv), axis=-1) != y
-    # A radius search (wasserstein_search) reports the radius it needed.
-    d = out.eps if norm == "wasserstein" else projections.lp_norm(x_adv - x,
-                                                                 norm)
+    # Targeted: y are the targets; "clean" is x not yet classified as y.
+    clean = (jnp.argmax(model_fn(x), axis=-1) == y) != targeted
+    wrong = (jnp.argmax(model_fn(x_adv), axis=-1) != y) != targeted
+    if norm == "wasserstein":  # a radius search reports the radius it needed
+      d = out.eps
+    elif norm == "l0":
+      d = pixels_changed(x_adv - x)
+    else:
+      d = projections.lp_norm(x_adv - x, norm)
     distance = jnp.where(~clean, 0., jnp.where(wrong, d, jnp.inf))
     return {"distance": distance, "success": (~clean | wrong) & mask,
             "clean": clean & mask,
@@ -84,8 +101,8 @@ def _fn(apply_fn, attack, norm):
 
 
 def minimal_distance(apply_fn: Callable, variables, x, y, *,
-                     attack: Callable, norm: str, key=None,
-                     batch_size: int = 256, mesh=None,
+                     attack: Callable, norm: str, targeted: bool = False,
+                     key=None, batch_size: int = 256, mesh=None,
                      device_batch_size: Optional[int] = None,
                      workdir: Optional[str] = None,
                      progress: bool = False) -> MinimalDistance:
@@ -94,13 +111,17 @@ def minimal_distance(apply_fn: Callable, variables, x, y, *,
   Args:
     apply_fn: `(variables, x) -> logits`, inference mode.
     variables: the model's variables.
-    x: `[N, ...]` float inputs; y: `[N]` int labels.
+    x: `[N, ...]` float inputs; y: `[N]` int labels (with `targeted`, the
+      target classes).
     attack: a minimal-norm attack `attack(model_fn, x, y, [key=])` with its
       settings fixed (e.g. `functools.partial(fab, norm='l2', steps=100)`);
       it may return `x_adv` or a result whose first field is `x_adv`.
-    norm: the norm the distance is measured in ('linf', 'l2', 'l1'), or
-      'wasserstein': the radius a search reports (`attack` returns a
-      `SearchResult`, e.g. a partial of `wasserstein_search`).
+    norm: the norm the distance is measured in ('linf', 'l2', 'l1'),
+      'l0' (pixels changed, channels together), or 'wasserstein': the
+      radius a search reports (`attack` returns a `SearchResult`, e.g. a
+      partial of `wasserstein_search`).
+    targeted: `y` are targets and `attack` a targeted one: success is the
+      prediction `y` (distance 0 and `clean` False where x already is).
     key: `jax.random.key` for randomised attacks (per-example keys derive
       from it and the global index).
     batch_size, mesh, device_batch_size, workdir, progress: as
@@ -109,8 +130,9 @@ def minimal_distance(apply_fn: Callable, variables, x, y, *,
   Returns:
     `MinimalDistance`.
   """
-  if norm != "wasserstein":
-    projections.check_norm(norm)
+  if norm not in DISTANCES:
+    raise ValueError(f"minimal_distance: unknown norm {norm!r}; use one of "
+                     f"{DISTANCES}.")
   x = np.asarray(x)
   y = np.asarray(y)
   checks.check_attack_inputs(lambda z: apply_fn(variables, z), x, y,
@@ -127,7 +149,7 @@ def minimal_distance(apply_fn: Callable, variables, x, y, *,
   if workdir is not None:
     store = batching.ResultStore(workdir, {
         "evaluator": "minimal_distance", "attack": describe_attack(attack),
-        "norm": norm, "key": np.asarray(jax.random.key_data(key)).tolist(),
+        "norm": norm, "targeted": bool(targeted), "key": np.asarray(jax.random.key_data(key)).tolist(),
         "n": n, "data": batching.fingerprint_arrays(x, y),
         "variables": batching.fingerprint_tree(variables),
         "device_batch": plan.device_batch})
@@ -136,7 +158,7 @@ def minimal_distance(apply_fn: Callable, variables, x, y, *,
       for f in fields:
         result[f][saved["index"]] = saved[f]
       todo = np.setdiff1d(todo, saved["index"])
-  fn = batching.jit_per_example(_fn(apply_fn, attack, norm), plan.mesh)
+  fn = batching.jit_per_example(_fn(apply_fn, attack, norm, targeted), plan.mesh)
   consts = sharding.replicate((variables, key), plan.mesh)
   save = (lambda idx, out: store.save("distance", {"index": idx, **out})
           ) if store is not None else None
@@ -155,6 +177,7 @@ class MinimalDistanceEvaluator(NamedTuple):
   """`minimal_distance` as an evaluator: settings now, `run` on a model."""
   attack: Callable
   norm: str
+  targeted: bool = False
   key: Any = None
   batch_size: int = 256
   device_batch_size: Optional[int] = None
@@ -165,7 +188,8 @@ class MinimalDistanceEvaluator(NamedTuple):
     """Evaluates `apply_fn(variables, .)` on `data` (a Dataset or (x, y))."""
     x, y = batching.as_data(data)
     return minimal_distance(apply_fn, variables, x, y, attack=self.attack,
-                            norm=self.norm, key=self.key,
+                            norm=self.norm, targeted=self.targeted,
+                            key=self.key,
                             batch_size=self.batch_size,
                             device_batch_size=self.device_batch_size,
                             workdir=self.workdir, progress=self.progress)

@@ -1,10 +1,13 @@
-"""PyTorch peers for the speed benchmark: a weight-exact replica of Wong's CNN.
+"""PyTorch peers: a weight-exact replica of Wong's CNN, the reference
+AutoAttack and torchattacks' AutoAttack, for `benchmarks.speed`,
+`benchmarks.autoattack` and the parity tests.
 
-The replica lets `torchattacks` attack the very network advjax attacks, so the
-two libraries are timed on identical arithmetic. Everything here is optional:
-`unavailable_reason()` says why the peers cannot run (the `peers` extra,
-`pip install advjax[peers]`, is not installed) and nothing imports torch at
-module import time.
+The replica lets `torchattacks` and the reference attack the very network
+advjax attacks, so the libraries are timed and compared on identical
+arithmetic. Everything here is optional: `unavailable_reason()` and
+`autoattack_unavailable_reason()` say why the peers cannot run (the `peers`
+extra, `pip install advjax[peers]`, is not installed) and nothing imports
+torch at module import time.
 """
 import importlib
 import os
@@ -187,8 +190,9 @@ def reference_autoattack(net: Any, x, y, *, eps: float, norm: str = "linf",
     yt = torch.from_numpy(np.asarray(y, np.int64))
     with torch.no_grad():
       clean = (net(xt).argmax(1) == yt).numpy()
-    aa = AutoAttack(net, eps=float(eps), norm={"linf": "Linf", "l2": "L2"}[norm],
-                    version=version, seed=seed)
+    aa = AutoAttack(net, eps=float(eps),
+                    norm={"linf": "Linf", "l2": "L2"}[norm], version=version,
+                    seed=seed)
     t0 = time.perf_counter()
     x_adv, _ = aa.run_standard_evaluation(xt, yt, batch_size=batch_size)
     seconds = time.perf_counter() - t0

@@ -1,10 +1,16 @@
-"""Wall-clock timing shared by the speed benchmarks.
+"""The throughput evaluator: interleaved timed calls, medians, min and max,
+and the machine they ran on.
 
-Protocol: one warm-up call per item (compilation), then `repeats` rounds in
-which every item is called once, in order, each call run to completion
-(`jax.block_until_ready` inside the call); medians are reported with the
-min and max so noise is visible, and interleaving makes a change in machine
-load hit all items alike.
+`time_calls(calls, repeats)` times each call once as a warm-up (for JAX:
+compilation), then `repeats` rounds in which every call runs once, in
+order, to completion (the calls end with `jax.block_until_ready`). Each
+item's `Timing` holds the median with the min and max, so noise is
+visible, and interleaving makes a change in machine load (a shared host)
+hit all items alike, which keeps the ratios between them meaningful.
+`timing_fields` turns a `Timing` of a batch into report fields (images/s,
+ms per batch or step, min, max, every call); `machine()` records the
+devices, versions and cores. Used by `benchmarks.speed` (attacks) and
+`benchmarks.train_speed` (training steps).
 """
 import os
 import platform
@@ -77,8 +83,16 @@ def timing_fields(t: Timing, batch: int, *, per: str = "batch",
                   prefix: str = "") -> dict:
   """The report fields of a timing of `batch` images per call.
 
-  Keys (each after `prefix`): images_per_s, ms_per_<per>, ms_min, ms_max,
-  ms_all, first_call_s.
+  Args:
+    t: a `Timing` (seconds).
+    batch: images per call.
+    per: what one call is, in the name of its field ('batch', 'step').
+    prefix: put before every key (e.g. 'peer_').
+
+  Returns:
+    `{images_per_s, ms_per_<per>, ms_min, ms_max, ms_all, first_call_s}`,
+    each key after `prefix`; the ms fields in milliseconds, first_call_s in
+    seconds.
   """
   fields = {"images_per_s": batch / t.median, f"ms_per_{per}": 1e3 * t.median,
             "ms_min": 1e3 * t.min, "ms_max": 1e3 * t.max,
@@ -87,7 +101,9 @@ def timing_fields(t: Timing, batch: int, *, per: str = "batch",
 
 
 def machine() -> dict:
-  """What the numbers were measured on."""
+  """What the numbers were measured on: the first JAX device's kind and
+  platform, the backend, the device and CPU counts, the jax, jaxlib and
+  python versions, the processor, and whether a GPU was used."""
   dev = jax.devices()[0]
   return {"device_kind": dev.device_kind, "platform": dev.platform,
           "jax_backend": jax.default_backend(),

@@ -1,1 +1,0 @@
-"""Experiment runners behind the `python -m benchmarks.<name>` entry points."""

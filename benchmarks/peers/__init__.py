@@ -1,0 +1,1 @@
+"""Optional third-party peers for benchmarks and tests, never used by advjax."""
