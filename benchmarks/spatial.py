@@ -1,6 +1,6 @@
 """Spatial robustness: rotations and translations vs five training methods.
 
-    python -m benchmarks.spatial --dataset digits   # ~6 minutes, 2 CPU cores
+    python -m benchmarks.spatial --dataset digits   # ~4.5 minutes, 2 CPU cores
 
 Reproduces the evaluation of Engstrom et al. (ICML 2019, "Exploring the
 landscape of spatial robustness"): accuracy under no transform, one random
@@ -17,8 +17,8 @@ on digits (benchmarks/results/spatial-digits, README): the grid brings the
 standard, Linf- and Wasserstein-trained models to ~0 % at 30, 20 and 10
 degrees / 3 px; augmentation resists random transforms (~94 %) but not the
 grid (~12 %); worst-of-10 training keeps the most under every attack (~45 %
-under the grid at 30 degrees / 3 px); the first-order attack is stronger
-than worst-of-10 but far weaker than the grid. Other presets: --dataset
+under the grid at 30 degrees / 3 px); the first-order attack is about as
+strong as worst-of-10 and far weaker than the grid. Other presets: --dataset
 mnist, cifar10 (unscaled shifts; data prepared with tensorflow-datasets).
 Grid: 0.5 degree and 1 nominal px steps (121 x 7 x 7 transforms at 30
 degrees / 3 px). Writes results.json, results.md, spatial_accuracy.png and

@@ -1,33 +1,26 @@
 """Attack throughput of advjax (images/s) vs gradient passes and torchattacks.
 
-    python -m benchmarks.speed --sinkhorn-reference DIR   # ~3 min, 2 cores
+    python -m benchmarks.speed --sinkhorn-reference DIR   # ~2 min, 2 cores
     python -m benchmarks.speed            # no reference comparison, ~2.5 min
     python -m benchmarks.speed --no-minimal   # no DeepFool / CW, ~1.5 min
 
-Expected (2-core CPU, jax 0.10.2; torch 2.13 + torchattacks from the `peers`
-extra): one forward+backward of Wong's CNN at batch 256 ~15-20 ms; PGD-10
-~160-170 ms (~1.5k images/s) in Linf and L2, an overhead ratio of ~0.85-0.9
-against 10 forward+backward passes (target <= 1.15; attack loops are
-unrolled on CPU because XLA:CPU runs input-gradient convolutions slowly
-inside loop bodies, jax-ml/jax#12868); advjax / torchattacks ~0.8-0.9 (XLA:CPU
-convolutions are slower than PyTorch's oneDNN). The machine is shared: read
-the min-max column.
+Measured (2026-12-02, 2-core CPU, jax 0.10.2; torch 2.13 + torchattacks
+3.5.1; benchmarks/results/speed): one forward+backward of Wong's CNN at
+batch 256 9.2 ms; PGD-10 83 ms (~3.1k images/s) in Linf and L2, an overhead
+of 0.90 against 10 forward+backward passes (target <= 1.15); advjax /
+torchattacks 1.28x (Linf) and 1.31x (L2). DeepFool-L2 (50 steps, all
+classes; random weights, so it stops after 1-3 steps) on the batch of 256
+9.0x torchattacks.DeepFool (a Python loop over images, timed on 16); CW-L2
+at one fixed c (1 x 100 Adam steps, torchattacks.CW's algorithm) 1.00x on
+64 images, the same adversarials (80 %, mean L2 0.106); CW-L2 at the
+paper's 9 x 1000 with early abort, advjax only, 0.19 s per image.
 Wasserstein projection (batch 100 MNIST-like 28x28, eps 0.5, lam 1000, k 5,
 float32), each row scored by its distance to the converged projection:
-advjax ~600 images/s at its default tol 1e-6 (median 18 iterations, error
-~8e-4), ~900 at tol 1e-4; the reference projected_sinkhorn (DIR holds its
-package, e.g. a checkout of locuslab/projected_sinkhorn) ~80 images/s at 56
-iterations (error ~6e-4): ~8x at matched accuracy. Run to convergence in
-float64, the two agree to ~4e-7.
-Minimal-perturbation attacks, against the model's predictions (random
-weights, so boundaries are near: DeepFool stops after 1-3 steps): advjax's
-DeepFool-L2 (50 steps, all classes) on the batch of 256 vs
-torchattacks.DeepFool, a Python loop over images, on 16; CW-L2 at one fixed
-c (1 x 100 Adam steps: torchattacks.CW's algorithm) on 64 images in both
-libraries, which find the same adversarials (success ~80 %, mean L2 ~0.11);
-CW-L2 at the paper's 9 x 1000 with early abort, advjax only, on 16 images
-(~0.8 s per image). Measured: DeepFool ~1.6x torchattacks; CW-L2 fixed c
-~0.35x (a while loop, which XLA:CPU runs slowly; see the README).
+advjax 755 images/s at its default tol 1e-6 (median 18 iterations, error
+7.8e-4); the reference projected_sinkhorn (DIR: a checkout of
+locuslab/projected_sinkhorn) 85 images/s at 56 iterations (error 6.1e-4):
+7.9x at matched accuracy; run to convergence in float64 the two agree to
+4e-7. The machine is shared: read the min-max columns.
 Writes runs/speed/{results.json, results.md}. One flag per `SpeedConfig`
 field (`--batch 64`, `--image-shape 28,28,1`, `--no-peers`, `--no-sinkhorn`,
 `--sinkhorn-tols 1e-4,1e-7 --sinkhorn-relaxations 1.5,1.5`).

@@ -2,16 +2,17 @@
 
     python -m benchmarks.train_speed      # ~30 s on 2 CPU cores
 
-Expected (2-core CPU, jax 0.10.2, Wong's MNIST CNN, quiet machine): one
-device at 28x28x1 batch 256 (random data) -- a standard step ~20 ms (~13k
-images/s), a Madry PGD-7 step ~135 ms (~1.9k images/s), time(madry) /
-time(standard) ~6.9 against the ideal 1 + 7 = 8 (the attack's passes need no
-weight gradients); 8 simulated CPU devices (in the same process) run the
-sharded step with the same first-step loss (difference 0, within 1e-5); they
-share the 2 cores, so their images/s (~14k standard, ~2.9k Madry) is no
-scaling result; digits epochs (1408 8x8 images, batch 64) ~0.03 s standard
-and ~0.16 s Madry after a first epoch with compilation (~1 s / ~2 s). The
-CIFAR-10 PreAct ResNet-18 PGD-7 epoch time needs a GPU; not measured on CPU.
+Measured (2026-12-02, 2-core CPU, jax 0.10.2, Wong's MNIST CNN;
+benchmarks/results/train_speed): one device at 28x28x1 batch 256 (random
+data) -- a standard step 16 ms (~15.7k images/s), a Madry PGD-7 step 89 ms
+(~2.9k images/s), time(madry) / time(standard) 5.5 against the ideal 1 + 7
+= 8 (the attack's passes need no weight gradients); 8 simulated CPU
+devices (in the same process) run the sharded step with the same
+first-step loss (difference 2.4e-7, within 1e-5); they share the 2 cores,
+so their images/s is no scaling result; digits epochs (1408 8x8 images,
+batch 64) ~0.04 s standard and ~0.11 s Madry after a first epoch with
+compilation (~0.8 s / ~1.9 s). The CIFAR-10 PreAct ResNet-18 PGD-7 epoch
+time needs a GPU; not measured on CPU.
 Writes runs/train_speed/{results.json, results.md}. One flag per
 `TrainSpeedConfig` field (`--batch 64`, `--devices 0`, `--no-progress`).
 

@@ -1,6 +1,12 @@
 """Universality, robustness and detectability of adversarial perturbations across the epochs of adversarial training.
 
-    python -m benchmarks.universality --dataset digits   # minutes, 2 CPU cores
+    python -m benchmarks.universality --dataset digits   # ~1.5 min, 2 CPU cores
+
+Measured on digits (benchmarks/results/universality-digits, README): over
+20 epochs of BI fine-tuning the mean sharedness of per-input perturbations
+falls 3.7 % -> 1.5 %, accuracy under BI rises 52.5 % -> 77.2 % and under a
+universal perturbation 50.8 % -> 74.2 %; four of Metzen's five claims hold
+(the universal one partly: its loss shrinks as much as BI's).
 
 Reproduces the experiments of Metzen (2018) and D'Costa & Sriramanan's
 reproducibility report: a standard model fine-tuned with BI adversarial
