@@ -157,11 +157,19 @@ def load_variables(workdir: str, step: Optional[int] = None) -> dict:
         f"No training checkpoints in {os.path.abspath(workdir)} (expected "
         f"{directory}, written by advjax.training.fit(workdir=...)).")
   try:
-    manager = ocp.CheckpointManager(directory)
+    manager = ocp.CheckpointManager(
+        directory, item_handlers=ocp.StandardCheckpointHandler())
     step = manager.latest_step() if step is None else step
     if step is None:
       raise CheckpointError(f"No checkpoint in {directory}.")
-    state = manager.restore(step, args=ocp.args.StandardRestore())
+    # Restored onto this process's first device, whatever mesh or process
+    # layout wrote it (a target from the saved shapes: without one orbax
+    # refuses a checkpoint written under another topology).
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+        manager.item_metadata(step))
+    state = manager.restore(step, args=ocp.args.StandardRestore(target))
   except CheckpointError:
     raise
   except Exception as e:  # orbax/tensorstore raise many types here.
@@ -174,4 +182,4 @@ def load_variables(workdir: str, step: Optional[int] = None) -> dict:
   variables = {"params": state["params"]}
   if state.get("batch_stats"):
     variables["batch_stats"] = state["batch_stats"]
-  return variables
+  return jax.device_get(variables)

@@ -69,8 +69,27 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
-  """Places every leaf of `tree` on every device of the mesh."""
-  return jax.device_put(tree, replicated(mesh))
+  """Places every leaf of `tree` on every device of the mesh.
+
+  Multi-process: every process passes the same host values and each
+  places them on its own devices (`device_put` cannot reach another
+  process's devices); typed PRNG keys travel as their key data.
+  """
+  sharding = replicated(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+
+  def put(a):
+    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+      return a  # already a global array
+    if isinstance(a, jax.Array) and jax.dtypes.issubdtype(
+        a.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(put(jax.random.key_data(a)),
+                                      impl=jax.random.key_impl(a))
+    a = np.asarray(a)
+    return jax.make_array_from_callback(a.shape, sharding, lambda i: a[i])
+
+  return jax.tree.map(put, tree)
 
 
 def jit_sharded(step: Callable, mesh: Mesh, *, donate_state: bool = True,

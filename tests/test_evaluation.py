@@ -248,7 +248,7 @@ def test_targeted_minimal_distance_counts_pixels_reaching_the_target(
   np.testing.assert_array_equal(md.distance[1:][reached[1:]],
                                 changed[1:][reached[1:]])
   assert np.all(np.isinf(md.distance[1:][~reached[1:]]))
-  assert reached[1:].mean() > 0.5
+  assert 0 < reached[1:].mean() < 1  # both cases occur
   with pytest.raises(ValueError, match="unknown norm"):
     evaluation.minimal_distance(m.apply_fn, m.variables, x, y, attack=jsma,
                                 norm="l3")
