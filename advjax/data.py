@@ -559,10 +559,10 @@ def mnist_like_images(batch: int, image_shape: Sequence[int]) -> np.ndarray:
   4-pixel border of MNIST at 28), values below 0.05 set to 0, and copied to
   every channel; most pixels are exactly 0, as in MNIST.
   """
+  import jax  # pylint: disable=import-outside-toplevel
   h, w, c = (int(d) for d in image_shape)
   r = int(round(h / 7))
   inner = (max(h - 2 * r, 1), max(w - 2 * r, 1))
-  import jax  # pylint: disable=import-outside-toplevel
   digits = load("digits", "test").images
   digits = digits[np.arange(batch) % digits.shape[0]]
   up = np.asarray(jax.image.resize(digits,

@@ -245,7 +245,8 @@ def select_images(n, correct, labels, num_classes):
   ok = np.flatnonzero(correct)
   firsts = [int(ok[labels[ok] == k][0]) for k in range(num_classes)
             if (labels[ok] == k).any()]
-  rest = [int(i) for i in ok if i not in set(firsts)]
+  chosen = set(firsts)
+  rest = [int(i) for i in ok if i not in chosen]
   return np.asarray((firsts + rest)[:n], np.int64)
 
 
