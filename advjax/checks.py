@@ -18,8 +18,9 @@ __all__ = ["concrete", "check_nonnegative", "looks_nchw",
 
 
 def concrete(v) -> Optional[np.ndarray]:
-  """`np.asarray(v)` if v holds concrete values, None under tracing."""
-  if isinstance(v, jax.core.Tracer):
+  """`np.asarray(v)` if v holds concrete values, None under tracing and for
+  data read on access (`data.Records`, whose reads check their values)."""
+  if isinstance(v, jax.core.Tracer) or getattr(v, "read_on_access", False):
     return None
   return np.asarray(v)
 

@@ -14,10 +14,18 @@ Every dataset loads into host memory as a `Dataset`: float32 NHWC images in
   get it.
 
 `iterate_batches` cuts a dataset into numpy batches, reproducibly shuffled by
-`(seed, epoch)`.
+`(seed, epoch)`, optionally only one process's rows of each; `prefetch`
+reads them ahead in a thread.
+
+At scale, `load(..., lazy=True)` leaves the data where it is: its images and
+labels are `Records`, read on access from the raw files (record by record) or
+tfds (random access), so each process of a multi-process run reads and
+holds only its own rows of the batch at hand, not the dataset.
 """
 import gzip
 import os
+import queue
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Optional, Tuple, Union
 
@@ -26,7 +34,8 @@ import numpy as np
 __all__ = [
     "mnist_like_images",
     "Dataset", "DatasetSpec", "DatasetNotFoundError", "DATASETS",
-    "list_datasets", "load", "iterate_batches",
+    "list_datasets", "load", "iterate_batches", "prefetch", "Records",
+    "as_array",
 ]
 
 _EXTRAS_HINT = "pip install 'advjax[datasets]'"
@@ -143,6 +152,7 @@ def load(name: str,
          data_dir: Optional[Union[str, os.PathLike]] = None,
          *,
          limit: Optional[int] = None,
+         lazy: bool = False,
          **kwargs: Any) -> Dataset:
   """Loads one split of a registered dataset into host memory.
 
@@ -158,6 +168,13 @@ def load(name: str,
     split: a split from `DATASETS[name].splits`.
     data_dir: directory holding raw files or prepared tfds data.
     limit: keep only the first `limit` examples (all when `None`).
+    lazy: return images and labels as `Records`, read from storage on
+      access (raw files record by record, or tfds random access), so a process
+      reads only the rows it indexes; for `digits` and `synthetic`, which
+      are generated in memory, this has no effect. Use it for data at scale
+      and multi-process runs: `training.fit` and
+      `evaluation.robust_accuracy` read only this process's rows of every
+      batch.
     **kwargs: per dataset. `synthetic`: `shape=(8, 8, 1)`,
       `num_classes=10`, `size=512` (per split), `seed=0`, `noise=0.25` (std
       of the Gaussian noise around each class template). tfds-backed names:
@@ -198,7 +215,11 @@ def load(name: str,
   elif key == "synthetic":
     return _take(_load_synthetic(split, **kwargs), limit)
   else:
-    images, labels = _load_external(spec, split, data_dir, limit, **kwargs)
+    reader = _open_external(spec, split, data_dir, limit, **kwargs)
+    if lazy:
+      return Dataset(Records(reader, "images"), Records(reader, "labels"),
+                     spec.num_classes, key, split)
+    images, labels = _read_all(reader)
   return _take(Dataset(images, labels, spec.num_classes, key, split), limit)
 
 
@@ -210,6 +231,8 @@ def iterate_batches(
     seed: int = 0,
     epoch: int = 0,
     drop_remainder: bool = False,
+    rows: Optional[slice] = None,
+    first: int = 0,
 ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
   """Yields `(images, labels)` numpy batches covering a dataset once.
 
@@ -225,6 +248,11 @@ def iterate_batches(
     seed: non-negative int seed of the permutation.
     epoch: non-negative int epoch, mixed into the seed.
     drop_remainder: drop the last batch when smaller than `batch_size`.
+    rows: yield only these rows of every batch (a process's share of each
+      global batch, `sharding.process_slice(batch_size)`); with `Records`
+      (`load(..., lazy=True)`) only they are read.
+    first: start at this batch (resuming mid-epoch; earlier batches are
+      not read).
 
   Returns:
     An iterator of `(images [B, ...], labels [B])`; unshuffled batches are
@@ -238,31 +266,73 @@ def iterate_batches(
     images, labels = data.images, data.labels
   else:
     images, labels = data
-  images, labels = np.asarray(images), np.asarray(labels)
+  images, labels = as_array(images), as_array(labels)
   if images.shape[:1] != labels.shape[:1]:
     raise ValueError(f"images ({images.shape}) and labels ({labels.shape}) "
                      "differ in length.")
   if isinstance(batch_size, bool) or int(batch_size) != batch_size or (
       batch_size <= 0):
     raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-  if seed < 0 or epoch < 0:
-    raise ValueError(f"seed and epoch must be >= 0, got {seed}, {epoch}.")
+  if seed < 0 or epoch < 0 or first < 0:
+    raise ValueError(f"seed, epoch and first must be >= 0, got {seed}, "
+                     f"{epoch}, {first}.")
   batch_size = int(batch_size)
   n = labels.shape[0]
   order = (np.random.default_rng((seed, epoch)).permutation(n)
            if shuffle else None)
   stop = n - n % batch_size if drop_remainder else n
-  return _batches(images, labels, order, batch_size, stop)
+  return _batches(images, labels, order, batch_size, stop,
+                  rows or slice(None), int(first))
 
 
-def _batches(images, labels, order, batch_size, stop):
-  for start in range(0, stop, batch_size):
+def _batches(images, labels, order, batch_size, stop, rows, first):
+  for start in range(first * batch_size, stop, batch_size):
     end = min(start + batch_size, stop)
     if order is None:
-      yield images[start:end], labels[start:end]
+      idx = slice(start, end)
+      if rows != slice(None):
+        idx = np.arange(start, end)[rows]
     else:
-      idx = order[start:end]
-      yield images[idx], labels[idx]
+      idx = order[start:end][rows]
+    yield images[idx], labels[idx]
+
+
+def prefetch(iterator: Iterator[Any], size: int = 2) -> Iterator[Any]:
+  """Runs `iterator` in a background thread, `size` items ahead, so that
+  reading the next batch (from disk or tfds) overlaps the current step.
+  The iterator's exceptions are raised where the item would have come."""
+  if size < 1:
+    raise ValueError(f"prefetch size must be >= 1, got {size}.")
+  buffer: "queue.Queue" = queue.Queue(maxsize=size)
+  done, stop = object(), threading.Event()
+
+  def work():
+    try:
+      for item in iterator:
+        while not stop.is_set():
+          try:
+            buffer.put((item, None), timeout=0.1)
+            break
+          except queue.Full:
+            continue
+        if stop.is_set():
+          return
+      buffer.put((done, None))
+    except BaseException as e:  # pylint: disable=broad-except
+      buffer.put((done, e))
+
+  thread = threading.Thread(target=work, daemon=True, name="advjax-prefetch")
+  thread.start()
+  try:
+    while True:
+      item, error = buffer.get()
+      if item is done:
+        if error is not None:
+          raise error
+        return
+      yield item
+  finally:
+    stop.set()
 
 
 def _take(dataset: Dataset, limit: Optional[int]) -> Dataset:
@@ -324,24 +394,308 @@ def _load_synthetic(split: str,
 
 
 # ---------------------------------------------------------------------------
+# Stored examples, read on access
+
+
+class Records:
+  """One field (images or labels) of a stored split, read on access.
+
+  `load(..., lazy=True)` returns a `Dataset` whose `images` and `labels` are
+  `Records`: an array-like `[N, ...]` with `shape`, `dtype` and `len`, whose
+  indexing (an int, a slice, a list or array of indices, a boolean mask)
+  reads only the examples it selects, from the raw files (record by record) or
+  the tfds copy through `tfds.data_source`'s random access. A process that
+  indexes its own rows of every batch (what `training.fit` and
+  `evaluation.robust_accuracy` do) never reads or holds the rest.
+  `np.asarray(records)` reads everything.
+
+  Images come as float32 in `[0, 1]`, labels as int32, checked against the
+  number of classes as they are read. Reading the images of some indices
+  and then their labels (or the other way round) reads the examples once.
+  """
+  read_on_access = True  # checks.concrete: values are checked as read
+
+  def __init__(self, reader: "_Reader", field: str):
+    self._reader, self._field = reader, field
+
+  @property
+  def shape(self) -> Tuple[int, ...]:
+    tail = self._reader.image_shape if self._field == "images" else ()
+    return (self._reader.n,) + tuple(tail)
+
+  @property
+  def dtype(self) -> np.dtype:
+    return np.dtype(np.float32 if self._field == "images" else np.int32)
+
+  @property
+  def ndim(self) -> int:
+    return len(self.shape)
+
+  @property
+  def size(self) -> int:
+    return int(np.prod(self.shape))
+
+  @property
+  def rows_read(self) -> int:
+    """Examples read from storage so far (both fields together)."""
+    return self._reader.rows_read
+
+  @property
+  def fingerprint(self) -> str:
+    """Identifies the stored data (files, sizes, times; tfds name, version
+    and length) without reading it: evaluations key saved results on it."""
+    return f"{self._field}:{self._reader.fingerprint}"
+
+  def __len__(self) -> int:
+    return self._reader.n
+
+  def __repr__(self) -> str:
+    return (f"Records({self._reader.where}, {self._field}, "
+            f"shape={self.shape}, dtype={self.dtype})")
+
+  def __getitem__(self, key):
+    rest = ()
+    if isinstance(key, tuple):
+      key, rest = (key[0], key[1:]) if key else (slice(None), ())
+    n = self._reader.n
+    scalar = isinstance(key, (int, np.integer)) and not isinstance(key, bool)
+    if scalar:
+      if not -n <= key < n:
+        raise IndexError(f"index {key} is out of range for {n} examples.")
+      idx = np.asarray([key % n], np.int64)
+    elif isinstance(key, slice):
+      idx = np.arange(n)[key]
+    else:
+      key = np.asarray(key)
+      if key.dtype == bool:
+        if key.shape != (n,):
+          raise IndexError(f"a boolean index must have shape ({n},), got "
+                           f"{key.shape}.")
+        idx = np.flatnonzero(key)
+      elif np.issubdtype(key.dtype, np.integer) and key.ndim == 1:
+        if key.size and (key.min() < -n or key.max() >= n):
+          raise IndexError(f"indices out of range for {n} examples.")
+        idx = key.astype(np.int64) % max(n, 1)
+      else:
+        raise IndexError("Records take an int, a slice, a 1-D integer or "
+                         f"boolean array as their first index, got {key!r}.")
+    out = self._reader.read(idx)[0 if self._field == "images" else 1]
+    if scalar:
+      out = out[0]
+    return out[(slice(None),) * (not scalar) + rest] if rest else out
+
+  def __array__(self, dtype=None, copy=None):
+    del copy
+    out = self[:]
+    return out if dtype is None else out.astype(dtype)
+
+
+def as_array(a):
+  """`a` unchanged when it is `Records` (read on access), else
+  `np.asarray(a)`."""
+  return a if isinstance(a, Records) else np.asarray(a)
+
+
+class _Reader:
+  """Random access to the examples of one stored split.
+
+  Subclasses implement `_read(idx) -> (uint8 images [n, H, W, C], labels
+  [n])`; `read` converts them, checks the labels and keeps the last read so
+  that the images and labels of one batch are read once.
+  """
+
+  def __init__(self, n: int, image_shape, num_classes: int, where: str,
+               limit: Optional[int]):
+    self.n = int(n if limit is None else min(n, limit))
+    self.image_shape = tuple(int(d) for d in image_shape)
+    self.num_classes, self.where = int(num_classes), where
+    self.rows_read = 0
+    self._last = None
+
+  @property
+  def fingerprint(self) -> str:
+    raise NotImplementedError
+
+  def read(self, idx: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    idx = np.asarray(idx, np.int64)
+    token = idx.tobytes()
+    if self._last is not None and self._last[0] == token:
+      return self._last[1]
+    images, labels = self._read(idx)
+    labels = np.asarray(labels).astype(np.int32)
+    _check_labels(labels, self.num_classes, self.where)
+    out = (_to_float(np.asarray(images)), labels)
+    self.rows_read += idx.shape[0]
+    self._last = (token, out)
+    return out
+
+  def _read(self, idx: np.ndarray):
+    raise NotImplementedError
+
+
+def _pread_rows(path: str, offset: int, record: int,
+                rows: np.ndarray) -> np.ndarray:
+  """Records `rows` (each `record` bytes, the first at byte `offset`) of a
+  file, read with one `pread` each: only those bytes are read, and nothing
+  stays mapped into the process (a memory map would keep every page it
+  touched counted in the process's memory)."""
+  out = np.empty((rows.shape[0], record), np.uint8)
+  fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+  try:
+    for j, r in enumerate(rows.tolist()):
+      chunk = os.pread(fd, record, offset + r * record)
+      if len(chunk) != record:
+        raise ValueError(f"{path}: record {r} is cut short (the file "
+                         "changed since it was opened?).")
+      out[j] = np.frombuffer(chunk, np.uint8)
+  finally:
+    os.close(fd)
+  return out
+
+
+def _file_stamp(paths: Sequence[str]) -> str:
+  stats = [os.stat(p) for p in paths]
+  return ";".join(f"{os.path.abspath(p)}:{st.st_size}:{st.st_mtime_ns}"
+                  for p, st in zip(paths, stats))
+
+
+class _CifarReader(_Reader):
+  """CIFAR binary batches, read record by record: `header` label bytes,
+  then 3072 bytes of CHW pixels per record."""
+
+  def __init__(self, paths: Sequence[str], header: int, num_classes: int,
+               limit: Optional[int]):
+    self.paths, self.header = tuple(paths), header
+    self._record = record = header + 3072
+    counts = []
+    for path in self.paths:
+      size = os.path.getsize(path)
+      if size % record or size == 0:
+        raise ValueError(
+            f"{path}: {size} bytes is not a whole number of {record}-byte "
+            "CIFAR records (truncated or wrong file?).")
+      counts.append(size // record)
+    self._starts = np.concatenate([[0], np.cumsum(counts)])
+    super().__init__(self._starts[-1], (32, 32, 3), num_classes,
+                     ", ".join(self.paths), limit)
+
+  @property
+  def fingerprint(self) -> str:
+    return f"cifar:{self.n}:{_file_stamp(self.paths)}"
+
+  def _read(self, idx):
+    which = np.searchsorted(self._starts, idx, side="right") - 1
+    rows = np.empty((idx.shape[0], self._record), np.uint8)
+    for f in np.unique(which):
+      sel = which == f
+      rows[sel] = _pread_rows(self.paths[f], 0, self._record,
+                              idx[sel] - self._starts[f])
+    images = rows[:, self.header:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, rows[:, self.header - 1]  # CIFAR-100: fine after coarse.
+
+  def check_all_labels(self):
+    """Eager loads check every label up front and name the file."""
+    for path, start, stop in zip(self.paths, self._starts, self._starts[1:]):
+      labels = np.fromfile(path, np.uint8).reshape(stop - start, -1)
+      _check_labels(labels[:, self.header - 1], self.num_classes, path)
+
+
+class _IdxReader(_Reader):
+  """An IDX images file and an IDX labels file (the MNIST format).
+  Uncompressed files are read row by row; gzipped ones are decompressed
+  into memory (gzip has no random access)."""
+
+  def __init__(self, images_path: str, labels_path: str, num_classes: int,
+               limit: Optional[int]):
+    self.paths = (images_path, labels_path)
+    self._images = _open_idx(images_path, ndim=3)
+    self._labels = _open_idx(labels_path, ndim=1)
+    if self._images.shape[0] != self._labels.shape[0]:
+      raise ValueError(
+          f"{images_path} holds {self._images.shape[0]} images but "
+          f"{labels_path} holds {self._labels.shape[0]} labels.")
+    super().__init__(self._labels.shape[0], self._images.shape[1:] + (1,),
+                     num_classes, labels_path, limit)
+
+  @property
+  def fingerprint(self) -> str:
+    return f"idx:{self.n}:{_file_stamp(self.paths)}"
+
+  def _read(self, idx):
+    return _idx_rows(self._images, idx)[..., None], _idx_rows(self._labels,
+                                                              idx)
+
+  def check_all_labels(self):
+    labels = _idx_rows(self._labels, np.arange(self.n))
+    _check_labels(labels, self.num_classes, self.paths[1])
+
+
+class _TfdsReader(_Reader):
+  """A prepared tfds copy through `tfds.data_source` (array_record, random
+  access, no TensorFlow)."""
+
+  def __init__(self, spec: DatasetSpec, split: str, source,
+               limit: Optional[int], data_dir):
+    self._source, self._spec, self._split = source, spec, split
+    self._data_dir = data_dir
+    super().__init__(len(source), spec.image_shape, spec.num_classes,
+                     f"tfds {spec.name}/{split}", limit)
+
+  @property
+  def fingerprint(self) -> str:
+    info = getattr(self._source, "dataset_info", None)
+    version = getattr(info, "version", "")
+    return (f"tfds:{self._spec.name}:{self._split}:{version}:"
+            f"{len(self._source)}:{self.n}:{self._data_dir}")
+
+  def _read(self, idx):
+    spec = self._spec
+    images = np.empty((idx.shape[0], *spec.image_shape), np.uint8)
+    labels = np.empty((idx.shape[0],), np.int64)
+    try:
+      for j, example in enumerate(_get_many(self._source, idx.tolist())):
+        image = np.asarray(example["image"])
+        if image.shape != spec.image_shape:
+          raise ValueError(f"example {idx[j]} has image shape {image.shape}, "
+                           f"expected {spec.image_shape}.")
+        images[j] = image
+        labels[j] = int(example["label"])
+    except (KeyError, OSError, ValueError) as e:
+      raise ValueError(
+          f"Cannot read the tensorflow_datasets copy of {spec.name!r} split "
+          f"{self._split!r} (corrupt or incomplete?): {type(e).__name__}: "
+          f"{e}") from e
+    return images, labels
+
+
+def _read_all(reader: _Reader) -> Tuple[np.ndarray, np.ndarray]:
+  """Every example of `reader` into memory, 1024 at a time."""
+  if hasattr(reader, "check_all_labels"):
+    reader.check_all_labels()
+  images = np.empty((reader.n, *reader.image_shape), np.float32)
+  labels = np.empty((reader.n,), np.int32)
+  for start in range(0, reader.n, 1024):
+    idx = np.arange(start, min(start + 1024, reader.n))
+    images[idx], labels[idx] = reader.read(idx)
+  return images, labels
+
+
+# ---------------------------------------------------------------------------
 # raw files
 
 
-def _load_external(spec: DatasetSpec,
-                   split: str,
-                   data_dir,
-                   limit: Optional[int],
-                   download: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+def _open_external(spec: DatasetSpec, split: str, data_dir,
+                   limit: Optional[int], download: bool = False) -> _Reader:
   """Raw files in `data_dir` when present, else tfds."""
   if _searched_raw(spec, data_dir):
     files = _find_raw_files(spec, split, os.fspath(data_dir))
     if files is not None:
       if spec.name in ("mnist", "fashion_mnist"):
-        return _read_idx_pair(*files, num_classes=spec.num_classes)
+        return _IdxReader(*files, num_classes=spec.num_classes, limit=limit)
       header = 2 if spec.name == "cifar100" else 1
-      return _read_cifar_bins(files, header=header,
-                              num_classes=spec.num_classes)
-  return _load_tfds(spec, split, data_dir, limit, download)
+      return _CifarReader(files, header=header, num_classes=spec.num_classes,
+                          limit=limit)
+  return _open_tfds(spec, split, data_dir, limit, download)
 
 
 def _find_raw_files(spec: DatasetSpec, split: str,
@@ -375,25 +729,42 @@ def _find_raw_files(spec: DatasetSpec, split: str,
   return None
 
 
-def _read_bytes(path: str) -> bytes:
-  try:
-    if path.endswith(".gz"):
-      with gzip.open(path, "rb") as f:
-        return f.read()
-    with open(path, "rb") as f:
-      return f.read()
-  except (EOFError, gzip.BadGzipFile, OSError) as e:
-    raise ValueError(f"Cannot read {path}: {e} (corrupt or truncated "
-                     "file?).") from e
+class _IdxFile(NamedTuple):
+  """An uncompressed IDX file, read on access (`_idx_rows`)."""
+  path: str
+  offset: int
+  shape: Tuple[int, ...]
 
 
-def _read_idx(path: str, ndim: int) -> np.ndarray:
-  """Parses an unsigned-byte IDX file (the MNIST format) of rank `ndim`.
+def _idx_rows(source: Union[np.ndarray, _IdxFile], idx: np.ndarray):
+  if isinstance(source, np.ndarray):
+    return source[idx]
+  record = int(np.prod(source.shape[1:]))
+  return _pread_rows(source.path, source.offset, record, idx).reshape(
+      (idx.shape[0],) + source.shape[1:])
+
+
+def _open_idx(path: str, ndim: int) -> Union[np.ndarray, _IdxFile]:
+  """An unsigned-byte IDX file (the MNIST format) of rank `ndim`: its
+  header checked, then an `_IdxFile` (uncompressed) or the array
+  (gzipped).
 
   The magic number is `0x0000 08 ndim` (two zero bytes, the ubyte type code,
   the rank), followed by `ndim` big-endian uint32 sizes and the data.
   """
-  raw = _read_bytes(path)
+  gz = path.endswith(".gz")
+  try:
+    if gz:
+      with gzip.open(path, "rb") as f:
+        raw = f.read()
+      size = len(raw)
+    else:
+      with open(path, "rb") as f:
+        raw = f.read(4 + 4 * ndim)
+      size = os.path.getsize(path)
+  except (EOFError, gzip.BadGzipFile, OSError) as e:
+    raise ValueError(f"Cannot read {path}: {e} (corrupt or truncated "
+                     "file?).") from e
   magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
   expected = 0x800 | ndim
   if magic != expected:
@@ -406,46 +777,20 @@ def _read_idx(path: str, ndim: int) -> np.ndarray:
     raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes).")
   dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, offset=4))
   expected_bytes = header + int(np.prod(dims))
-  if len(raw) != expected_bytes:
+  if size != expected_bytes:
     raise ValueError(
         f"{path}: header says shape {dims} ({expected_bytes} bytes) but the "
-        f"file has {len(raw)} bytes (truncated or corrupt).")
-  return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
-
-
-def _read_idx_pair(images_path: str, labels_path: str, num_classes: int):
-  images = _read_idx(images_path, ndim=3)
-  labels = _read_idx(labels_path, ndim=1)
-  if images.shape[0] != labels.shape[0]:
-    raise ValueError(f"{images_path} holds {images.shape[0]} images but "
-                     f"{labels_path} holds {labels.shape[0]} labels.")
-  _check_labels(labels, num_classes, labels_path)
-  return _to_float(images[..., None]), labels.astype(np.int32)
-
-
-def _read_cifar_bins(paths: Sequence[str], header: int, num_classes: int):
-  """CIFAR binary batches: `header` label bytes then 3072 CHW bytes."""
-  record = header + 3072
-  all_images, all_labels = [], []
-  for path in paths:
-    raw = np.frombuffer(_read_bytes(path), np.uint8)
-    if raw.size % record:
-      raise ValueError(
-          f"{path}: {raw.size} bytes is not a whole number of {record}-byte "
-          "CIFAR records (truncated or wrong file?).")
-    rows = raw.reshape(-1, record)
-    labels = rows[:, header - 1]  # CIFAR-100: fine label after coarse.
-    _check_labels(labels, num_classes, path)
-    all_labels.append(labels.astype(np.int32))
-    all_images.append(rows[:, header:].reshape(-1, 3, 32, 32)
-                      .transpose(0, 2, 3, 1))
-  return (_to_float(np.concatenate(all_images)),
-          np.concatenate(all_labels))
+        f"file has {size} bytes (truncated or corrupt).")
+  if gz:
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+  return _IdxFile(path, header, dims)
 
 
 def _check_labels(labels: np.ndarray, num_classes: int, path: str) -> None:
-  if labels.size and int(labels.max()) >= num_classes:
-    raise ValueError(f"{path}: label {int(labels.max())} out of range "
+  if labels.size and (int(labels.max()) >= num_classes or labels.min() < 0):
+    bad = int(labels.max()) if labels.max() >= num_classes else int(
+        labels.min())
+    raise ValueError(f"{path}: label {bad} out of range "
                      f"[0, {num_classes}) (corrupt or wrong file?).")
 
 
@@ -489,9 +834,9 @@ def _not_found(spec: DatasetSpec, split: str, data_dir, reason: str
   return DatasetNotFoundError("\n".join(lines))
 
 
-def _load_tfds(spec: DatasetSpec, split: str, data_dir, limit: Optional[int],
-               download: bool) -> Tuple[np.ndarray, np.ndarray]:
-  """Reads a prepared tfds copy with `tfds.data_source` (no TensorFlow)."""
+def _open_tfds(spec: DatasetSpec, split: str, data_dir, limit: Optional[int],
+               download: bool) -> _Reader:
+  """A prepared tfds copy through `tfds.data_source` (no TensorFlow)."""
   try:
     # pylint: disable=g-import-not-at-top
     import tensorflow_datasets as tfds
@@ -508,7 +853,7 @@ def _load_tfds(spec: DatasetSpec, split: str, data_dir, limit: Optional[int],
         data_dir=None if data_dir is None else os.fspath(data_dir),
         download=download,
         builder_kwargs={"file_format": "array_record"})
-    n = len(source)
+    len(source)
   except (registered.DatasetNotFoundError, KeyError, OSError, ValueError,
           NotImplementedError, AssertionError) as e:
     cause = str(e).strip().splitlines()[0] if str(e).strip() else ""
@@ -517,26 +862,8 @@ def _load_tfds(spec: DatasetSpec, split: str, data_dir, limit: Optional[int],
         spec, split, data_dir,
         f"{raw}no tensorflow_datasets copy prepared in array_record format "
         f"(tfds: {type(e).__name__}: {cause}).") from e
-
-  n = n if limit is None else min(n, limit)
-  images = np.empty((n, *spec.image_shape), np.uint8)
-  labels = np.empty((n,), np.int32)
-  try:
-    for start in range(0, n, 1024):
-      keys = list(range(start, min(start + 1024, n)))
-      for i, example in zip(keys, _get_many(source, keys)):
-        image = np.asarray(example["image"])
-        if image.shape != spec.image_shape:
-          raise ValueError(f"example {i} has image shape {image.shape}, "
-                           f"expected {spec.image_shape}.")
-        images[i] = image
-        labels[i] = int(example["label"])
-  except (KeyError, OSError, ValueError) as e:
-    raise ValueError(
-        f"Cannot read the tensorflow_datasets copy of {spec.name!r} split "
-        f"{split!r} (corrupt or incomplete?): {type(e).__name__}: {e}") from e
-  _check_labels(labels, spec.num_classes, f"tfds {spec.name}/{split}")
-  return _to_float(images), labels
+  return _TfdsReader(spec, split, source, limit,
+                     None if data_dir is None else os.fspath(data_dir))
 
 
 def _get_many(source, keys: Sequence[int]) -> Sequence[Any]:

@@ -76,6 +76,11 @@ class Config:
       one) saved in the workdir when the config and the weights are
       unchanged, so an interrupted run resumes after its last finished
       evaluation; --no-reuse-evaluations recomputes (after a code change).
+    lazy_data: read the training split on access (`data.load(...,
+      lazy=True)`: each process reads only its rows of every batch from the
+      raw files or tfds) instead of into memory; None: lazily when there
+      is more than one process. The test split is read into memory (most
+      evaluators return something per example of it).
   """
   dataset: str = "digits"
   model: Optional[str] = None
@@ -94,6 +99,7 @@ class Config:
   eval_limit: int = 0
   eval_batch_size: int = 256
   reuse_evaluations: bool = True
+  lazy_data: Optional[bool] = None
 
 
 # The settings every trained model is checked against on reload.
@@ -216,8 +222,10 @@ def setup(cfg) -> Env:
   `eval_limit`), builds the model and the mesh of every device."""
   os.makedirs(cfg.workdir, exist_ok=True)
   limit = lambda n: n or None
+  lazy = (jax.process_count() > 1 if cfg.lazy_data is None
+          else cfg.lazy_data)
   train_split = data.load(cfg.dataset, "train", data_dir=cfg.data_dir,
-                          limit=limit(cfg.train_limit))
+                          limit=limit(cfg.train_limit), lazy=lazy)
   test = data.load(cfg.dataset, "test", data_dir=cfg.data_dir,
                    limit=limit(cfg.eval_limit))
   model = models.get_model(cfg.model, num_classes=train_split.num_classes)
@@ -374,7 +382,7 @@ def config_parser(config: type, prog: str, doc: str = "",
               "" if f.default is None else f" (default: {f.default})")}
     if choices and f.name in choices:
       kw["choices"] = list(choices[f.name])
-    if hints[f.name] is bool:
+    if hints[f.name] in (bool, Optional[bool]):
       p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
     else:
       p.add_argument(flag, type=_parse_value(hints[f.name]), **kw)

@@ -25,7 +25,39 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
     tempfile.gettempdir(), f"advjax-tests-jax-cache-{_run_id}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
+import gzip  # noqa: E402
+
 import pytest  # noqa: E402
+
+
+@pytest.fixture
+def digits_idx(tmp_path):
+  """A directory holding sklearn's digits as MNIST IDX files (8x8 uint8),
+  for the lazy readers (`data.load('mnist', split, dir, lazy=True)`): the
+  train split plain (read record by record), the test split gzipped (read
+  whole)."""
+  return _write_digits_idx(tmp_path / "digits_idx")
+
+
+def _write_digits_idx(directory):
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from advjax import data  # pylint: disable=import-outside-toplevel
+  os.makedirs(directory, exist_ok=True)
+  for split in ("train", "test"):
+    ds = data.load("digits", split)
+    images = np.round(ds.images[..., 0] * 255).astype(np.uint8)
+    names = data.DATASETS["mnist"].raw_files[split]
+    for name, a in zip(names, (images, ds.labels.astype(np.uint8))):
+      payload = bytes([0, 0, 8, a.ndim]) + b"".join(
+          int(d).to_bytes(4, "big") for d in a.shape) + a.tobytes()
+      path = os.path.join(directory, name)
+      if split == "test":
+        with gzip.open(path + ".gz", "wb") as f:
+          f.write(payload)
+      else:
+        with open(path, "wb") as f:
+          f.write(payload)
+  return str(directory)
 
 
 class TrainedModel:

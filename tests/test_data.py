@@ -475,3 +475,116 @@ def test_iterate_batches_deterministic_per_seed_and_epoch():
     data.iterate_batches((x, y), 0)
   with pytest.raises(ValueError, match="length"):
     data.iterate_batches((x, y[:3]), 4)
+
+
+def test_iterate_batches_rows_and_first():
+  x = np.arange(40, dtype=np.float32)[:, None]
+  y = np.arange(40, dtype=np.int32)
+  full = [b[1] for b in data.iterate_batches((x, y), 8, shuffle=True)]
+  for rows in (slice(0, 4), slice(4, 8)):
+    part = [b[1] for b in data.iterate_batches((x, y), 8, shuffle=True,
+                                               rows=rows)]
+    for f, p in zip(full, part):
+      np.testing.assert_array_equal(p, f[rows])
+  unshuffled = [b[1] for b in data.iterate_batches((x, y), 8,
+                                                   rows=slice(4, 8))]
+  np.testing.assert_array_equal(unshuffled[1], [12, 13, 14, 15])
+  later = [b[1] for b in data.iterate_batches((x, y), 8, shuffle=True,
+                                              first=3)]
+  assert len(later) == 2
+  np.testing.assert_array_equal(np.concatenate(later),
+                                np.concatenate(full[3:]))
+
+
+# ---------------------------------------------------------------------------
+# lazy datasets (Records) and prefetch
+
+
+def test_lazy_cifar_reads_only_what_is_indexed(tmp_path):
+  expected = _write_cifar10_dir(tmp_path / "cifar-10-batches-bin")
+  eager = data.load("cifar10", "train", data_dir=tmp_path)
+  lazy = data.load("cifar10", "train", data_dir=tmp_path, lazy=True)
+  images, labels = lazy.images, lazy.labels
+  assert isinstance(images, data.Records) and lazy.size == 15
+  assert images.shape == (15, 32, 32, 3) and images.dtype == np.float32
+  assert labels.shape == (15,) and labels.dtype == np.int32
+  assert images.rows_read == 0
+  # Rows across the five batch files, in any order, repeated.
+  idx = np.array([14, 0, 3, 3, 7])
+  np.testing.assert_array_equal(images[idx], eager.images[idx])
+  np.testing.assert_array_equal(labels[idx], eager.labels[idx])
+  assert images.rows_read == 5  # the labels came with the images
+  np.testing.assert_array_equal(images[-1], eager.images[-1])
+  np.testing.assert_array_equal(images[2:9:3, 0, :, 1],
+                                eager.images[2:9:3, 0, :, 1])
+  mask = np.arange(15) % 4 == 0
+  np.testing.assert_array_equal(labels[mask], eager.labels[mask])
+  np.testing.assert_array_equal(np.asarray(images), eager.images)
+  np.testing.assert_array_equal(expected["train"][1], np.asarray(labels))
+  for bad in (15, -16, [0, 15]):
+    with pytest.raises(IndexError, match="out of range"):
+      images[bad]
+  with pytest.raises(IndexError, match="boolean"):
+    images[np.ones(3, bool)]
+  assert data.load("cifar10", "train", data_dir=tmp_path, lazy=True,
+                   limit=4).images.shape == (4, 32, 32, 3)
+
+
+def test_lazy_fingerprint_follows_the_files(tmp_path):
+  from advjax.evaluation import batching
+  directory = tmp_path / "cifar-10-batches-bin"
+  _write_cifar10_dir(directory)
+  lazy = data.load("cifar10", "test", data_dir=tmp_path, lazy=True)
+  before = batching.fingerprint_arrays(lazy.images, lazy.labels)
+  assert lazy.images.rows_read == 0  # fingerprinted without reading
+  raw, _, _ = _cifar_records(4, seed=99)
+  (directory / "test_batch.bin").write_bytes(raw)
+  again = data.load("cifar10", "test", data_dir=tmp_path, lazy=True)
+  assert batching.fingerprint_arrays(again.images, again.labels) != before
+
+
+def test_lazy_mnist_and_bad_labels_found_when_read(tmp_path):
+  for gz in (False, True):
+    directory = tmp_path / f"gz{gz}"
+    arrays = _write_mnist_dir(directory, gz=gz)
+    lazy = data.load("mnist", "test", data_dir=directory, lazy=True)
+    images, labels = arrays["test"]
+    np.testing.assert_array_equal(lazy.images[[3, 1]][..., 0] * 255,
+                                  images[[3, 1]].astype(np.float32))
+    np.testing.assert_array_equal(lazy.labels[:], labels)
+  _write_idx(tmp_path / "gzFalse" / "t10k-labels-idx1-ubyte", [1, 2, 12, 3])
+  lazy = data.load("mnist", "test", data_dir=tmp_path / "gzFalse", lazy=True)
+  np.testing.assert_array_equal(lazy.labels[:2], [1, 2])  # not read yet
+  with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte.*label 12"):
+    lazy.labels[2]
+
+
+def test_lazy_tfds_mock_data(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=9,
+                              policy=tfds.testing.MockPolicy.USE_CODE):
+    eager = data.load("cifar10", "train", data_dir=tmp_path)
+    lazy = data.load("cifar10", "train", data_dir=tmp_path, lazy=True)
+    np.testing.assert_array_equal(lazy.images[[8, 2]], eager.images[[8, 2]])
+    np.testing.assert_array_equal(lazy.labels[[8, 2]], eager.labels[[8, 2]])
+    assert lazy.images.rows_read == 2
+    assert "tfds:cifar10:train" in lazy.images.fingerprint
+
+
+def test_prefetch_keeps_order_and_raises_where_the_item_was():
+  assert list(data.prefetch(iter(range(7)), size=2)) == list(range(7))
+
+  def failing():
+    yield 1
+    raise OSError("disk gone")
+
+  got = data.prefetch(failing())
+  assert next(got) == 1
+  with pytest.raises(OSError, match="disk gone"):
+    next(got)
+  with pytest.raises(ValueError, match="size"):
+    list(data.prefetch(iter([]), size=0))
+  # Abandoned early: the thread stops.
+  stream = data.prefetch(iter(range(1000)), size=1)
+  assert next(stream) == 0
+  stream.close()

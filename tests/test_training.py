@@ -318,3 +318,28 @@ def test_fit_fine_tunes_and_keeps_every_epoch(tmp_path):
   with pytest.raises(ValueError, match="do not match"):
     training.fit(other, optax.adam(1e-3), train, epochs=1, batch_size=64,
                  progress=False, init_variables=base_fit.state.variables)
+
+
+def test_fit_and_robust_accuracy_read_lazy_data_as_arrays(digits_idx):
+  """The same digits from IDX files, in memory and lazily (Records): fit
+  ends with the same parameters and robust_accuracy with the same results,
+  each reading exactly the rows it used."""
+  model = models.get_model("wong_mnist", num_classes=10)
+  runs = []
+  for lazy in (False, True):
+    train = data.load("mnist", "train", digits_idx, limit=256, lazy=lazy)
+    test = data.load("mnist", "test", digits_idx, limit=64, lazy=lazy)
+    res = training.fit(model, optax.adam(1e-3), train, epochs=1,
+                       batch_size=96, progress=False)
+    ra = evaluation.robust_accuracy(
+        lambda v, x: model.apply(v, x, train=False), res.state.variables,
+        test.images, test.labels, attack=G.fgsm, eps=[0.1],
+        batch_size=64, device_batch_size=8, progress=False)
+    runs.append((jax.device_get(res.state.params), ra, train, test))
+  (p0, ra0, _, _), (p1, ra1, train, test) = runs
+  for a, b in zip(jax.tree.leaves(p0), jax.tree.leaves(p1)):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(ra0.correct, ra1.correct)
+  assert isinstance(train.images, data.Records)
+  assert train.images.rows_read == 2 * 96  # two full batches of 256
+  assert test.images.rows_read == 64

@@ -33,6 +33,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from advjax import data as data_lib
 from advjax import sharding
 
 __all__ = ["DEFAULT_DEVICE_BATCH", "Plan", "make_plan", "map_examples",
@@ -110,8 +111,9 @@ def map_examples(fn: Callable, consts: Any, arrays: Mapping[str, np.ndarray],
       indices) and `'mask'` (False on padding rows).
     consts: replicated inputs (variables, eps, key), already placed with
       `sharding.replicate` (or host values, placed on every call).
-    arrays: host arrays `[N, ...]` indexed by the global indices (the whole
-      dataset on every process; each process gathers only its own rows).
+    arrays: host arrays `[N, ...]` indexed by the global indices, or
+      `data.Records` read on access; each process gathers only its own
+      rows (with `Records`, reads only them).
     index: `[n]` global indices to process, in order.
     plan: see `make_plan`.
     on_step: called after every step with the step's indices and its
@@ -134,7 +136,7 @@ def map_examples(fn: Callable, consts: Any, arrays: Mapping[str, np.ndarray],
       mask = np.arange(call) < n
       rows = np.concatenate([rows, np.full((call - n,), rows[0], np.int64)])
       mine = rows[local]
-      batch = {k: np.asarray(v)[mine] for k, v in arrays.items()}
+      batch = {k: data_lib.as_array(v)[mine] for k, v in arrays.items()}
       batch["index"] = mine.astype(np.int32)
       batch["mask"] = mask[local]
       pending.append((n, fn(consts, sharding.shard_batch(batch, plan.mesh))))
@@ -155,6 +157,9 @@ def fingerprint_arrays(*arrays) -> str:
   """A short hash of arrays' shapes, dtypes and values."""
   h = hashlib.sha256()
   for a in arrays:
+    if hasattr(a, "fingerprint"):  # data.Records: the stored files, unread
+      h.update(a.fingerprint.encode())
+      continue
     a = np.ascontiguousarray(np.asarray(a))
     h.update(f"{a.shape}{a.dtype}".encode())
     h.update(a.tobytes())
@@ -273,9 +278,14 @@ class ResultStore:
       return json.load(f)
 
 
-def as_data(data) -> tuple:
-  """`(x, y)` host arrays from a `Dataset` (images, labels) or a pair."""
+def as_data(data, lazy: bool = False) -> tuple:
+  """`(x, y)` host arrays from a `Dataset` (images, labels) or a pair.
+
+  With `lazy`, `data.Records` (`data.load(..., lazy=True)`) are kept as they
+  are, for evaluators that read only their own rows (`map_examples`)."""
   if hasattr(data, "images") and hasattr(data, "labels"):
-    return np.asarray(data.images), np.asarray(data.labels)
-  x, y = data
-  return np.asarray(x), np.asarray(y)
+    x, y = data.images, data.labels
+  else:
+    x, y = data
+  convert = data_lib.as_array if lazy else np.asarray
+  return convert(x), convert(y)

@@ -174,8 +174,7 @@ def robust_accuracy(apply_fn: ApplyFn, variables, x, y, *, attack: Callable,
     ValueError / TypeError: bad inputs (see `check_attack_inputs`);
     `batching.EvaluationMismatchError`: a workdir of another evaluation.
   """
-  x = np.asarray(x)
-  y = np.asarray(y)
+  x, y = batching.as_data((x, y), lazy=True)  # Records stay unread
   eps = np.asarray(eps, np.float32).reshape(-1)
   if eps.size == 0:
     raise ValueError("robust_accuracy: eps must list at least one budget.")
@@ -263,7 +262,7 @@ class RobustAccuracyEvaluator(NamedTuple):
 
   def run(self, apply_fn: ApplyFn, variables, data) -> RobustAccuracy:
     """Evaluates `apply_fn(variables, .)` on `data` (a Dataset or (x, y))."""
-    x, y = batching.as_data(data)
+    x, y = batching.as_data(data, lazy=True)
     return robust_accuracy(apply_fn, variables, x, y, attack=self.attack,
                            eps=self.eps, batch_size=self.batch_size,
                            key=self.key, progress=self.progress,

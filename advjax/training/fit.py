@@ -9,7 +9,6 @@ from typing import Any, Dict, NamedTuple, Optional, Union
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from tqdm import tqdm
 
@@ -93,7 +92,7 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
   method = methods.get(method, **step_kwargs)
   images, labels = ((train_data.images, train_data.labels)
                     if hasattr(train_data, "images") else train_data)
-  images, labels = np.asarray(images), np.asarray(labels)
+  images, labels = data.as_array(images), data.as_array(labels)
   mesh = mesh or sharding.make_mesh()
   sharding.check_batch_size(batch_size, mesh)
   steps_per_epoch = images.shape[0] // batch_size
@@ -124,21 +123,22 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
                                  mesh, num_batch_args=2)
   start = int(state.step)
   history = []
-  num_classes = _num_classes(model, state, images[:1])
+  num_classes = _num_classes(model, state, jax.ShapeDtypeStruct(
+      (1,) + tuple(images.shape[1:]), images.dtype))
   bar = tqdm(total=total, initial=start, desc=desc, disable=not progress,
              dynamic_ncols=True)
   t_epoch = time.perf_counter()
   for epoch in range(start // steps_per_epoch, epochs):
-    batches = data.iterate_batches((images, labels), batch_size, shuffle=True,
-                                   seed=seed, epoch=epoch, drop_remainder=True)
+    # Each process reads (with Records: from storage) only its own rows of
+    # every global batch, a step ahead of the device.
+    skip = max(start - epoch * steps_per_epoch, 0)
+    batches = data.prefetch(data.iterate_batches(
+        (images, labels), batch_size, shuffle=True, seed=seed, epoch=epoch,
+        drop_remainder=True, rows=sharding.process_slice(batch_size),
+        first=skip))
     logged = []  # the epoch's step metrics, on device (no host sync)
-    for i, (xb, yb) in enumerate(batches):
+    for i, (xb, yb) in enumerate(batches, start=skip):
       t = epoch * steps_per_epoch + i
-      if t < start:
-        continue
-      if jax.process_count() > 1:  # each process feeds its own rows
-        rows = sharding.process_slice(batch_size)
-        xb, yb = xb[rows], yb[rows]
       xb, yb = sharding.shard_batch((xb, yb), mesh)
       state, metrics = step_fn(state, xb, yb)
       logged.append(metrics)
