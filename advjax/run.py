@@ -58,6 +58,8 @@ class Config:
   Attributes:
     dataset: a name `advjax.data.load` knows, with a preset.
     model: architecture (`advjax.models.get_model` name).
+    dtype: the model's compute dtype, 'float32' or 'bfloat16' (mixed
+      precision: float32 parameters, optimizer state, logits and losses).
     epochs: passes over the training data.
     batch_size: global training batch size.
     optimizer: 'sgd' (momentum 0.9) or 'adam'.
@@ -84,6 +86,7 @@ class Config:
   """
   dataset: str = "digits"
   model: Optional[str] = None
+  dtype: str = "float32"
   epochs: Optional[int] = None
   batch_size: Optional[int] = None
   optimizer: Optional[str] = None
@@ -103,9 +106,9 @@ class Config:
 
 
 # The settings every trained model is checked against on reload.
-TRAINING_SETTINGS = ("dataset", "model", "epochs", "batch_size", "optimizer",
-                     "learning_rate", "weight_decay", "schedule", "seed",
-                     "train_limit")
+TRAINING_SETTINGS = ("dataset", "model", "dtype", "epochs", "batch_size",
+                     "optimizer", "learning_rate", "weight_decay", "schedule",
+                     "seed", "train_limit")
 
 
 class TrainSpec(NamedTuple):
@@ -228,7 +231,8 @@ def setup(cfg) -> Env:
                           limit=limit(cfg.train_limit), lazy=lazy)
   test = data.load(cfg.dataset, "test", data_dir=cfg.data_dir,
                    limit=limit(cfg.eval_limit))
-  model = models.get_model(cfg.model, num_classes=train_split.num_classes)
+  model = models.get_model(cfg.model, num_classes=train_split.num_classes,
+                           dtype=cfg.dtype)
   apply_fn = lambda v, x: model.apply(v, x, train=False)
   return Env(train_split, test, model, apply_fn, sharding.make_mesh())
 

@@ -87,6 +87,8 @@ class SpeedConfig:
 
   Attributes:
     model: registered model name (the PyTorch peer exists for 'wong_mnist').
+    dtype: the model's compute dtype, 'float32' or 'bfloat16' (float32
+      parameters and logits; the torch peers stay float32).
     image_shape: per-example `(H, W, C)`.
     num_classes: logits K.
     batch: images per batch B.
@@ -134,6 +136,7 @@ class SpeedConfig:
     cw_paper_search_steps: its binary-search steps over c (9).
   """
   model: str = "wong_mnist"
+  dtype: str = "float32"
   image_shape: Tuple[int, int, int] = (28, 28, 1)
   num_classes: int = 10
   batch: int = 256
@@ -617,7 +620,8 @@ def run(config: SpeedConfig) -> dict:
   t_start = time.time()
   k_params, k_x, k_y, k_attack = jax.random.split(
       jax.random.key(config.seed), 4)
-  model = models.get_model(config.model, num_classes=config.num_classes)
+  model = models.get_model(config.model, num_classes=config.num_classes,
+                           dtype=config.dtype)
   variables = models.init_model(model, k_params, config.image_shape)
   x = jax.random.uniform(k_x, (config.batch,) + tuple(config.image_shape),
                          jnp.float32)

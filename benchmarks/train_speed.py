@@ -96,6 +96,8 @@ class TrainSpeedConfig:
 
   Attributes:
     model: registered model name (Wong's MNIST CNN by default).
+    dtype: the model's compute dtype, 'float32' or 'bfloat16' (float32
+      parameters, optimizer state and losses).
     image_shape: per-example `(H, W, C)` of the random step batch.
     num_classes: logits K.
     batch: global batch B of the timed steps (divisible by `devices`).
@@ -115,6 +117,7 @@ class TrainSpeedConfig:
     progress: show tqdm bars.
   """
   model: str = "wong_mnist"
+  dtype: str = "float32"
   image_shape: Tuple[int, int, int] = (28, 28, 1)
   num_classes: int = 10
   batch: int = 256
@@ -174,7 +177,8 @@ def _cpu_devices(n: int) -> list:
 
 def _setup(config: TrainSpeedConfig):
   """The model, optimizer, host-side initial state and random batch."""
-  model = models.get_model(config.model, num_classes=config.num_classes)
+  model = models.get_model(config.model, num_classes=config.num_classes,
+                           dtype=config.dtype)
   optimizer = optax.adam(config.learning_rate)
   state = training.create_train_state(model, optimizer,
                                       jax.random.key(config.seed),
@@ -292,7 +296,8 @@ def _digits(config: TrainSpeedConfig) -> dict:
   images, labels = train.images, train.labels
   if config.digits_limit:
     images, labels = images[:config.digits_limit], labels[:config.digits_limit]
-  model = models.get_model(config.model, num_classes=train.num_classes)
+  model = models.get_model(config.model, num_classes=train.num_classes,
+                           dtype=config.dtype)
   mesh = sharding.make_mesh(jax.devices()[:1])
   kwargs = {"standard": {}, "madry": dict(
       eps=config.eps,

@@ -36,6 +36,7 @@ __all__ = [
     "get_model",
     "list_models",
     "init_model",
+    "compute_dtype",
     "model_fn",
     "has_batch_norm",
     "WongCNN",
@@ -76,7 +77,9 @@ def get_model(name: str, num_classes: int | None = None,
     num_classes: number of output logits K; None keeps the model's own
       default (10, and 43 for 'gtsrb_cnn').
     **kwargs: further model attributes, e.g. `width=8` for
-      'preact_resnet18' or `depth=34` for 'wide_resnet'.
+      'preact_resnet18' or `depth=34` for 'wide_resnet'; every model takes
+      `dtype` (`'bfloat16'` or `jnp.bfloat16`: the compute dtype of its
+      layers, with float32 parameters and float32 logits).
 
   Returns:
     The unbound `flax.linen.Module`.
@@ -89,11 +92,28 @@ def get_model(name: str, num_classes: int | None = None,
   if name not in MODELS:
     raise ValueError(
         f"Unknown model {name!r}; known models: {', '.join(list_models())}.")
+  if "dtype" in kwargs:
+    kwargs["dtype"] = compute_dtype(kwargs["dtype"])
   if num_classes is None:
     return MODELS[name](**kwargs)
   if num_classes < 1:
     raise ValueError(f"num_classes must be >= 1; got {num_classes}.")
   return MODELS[name](num_classes=num_classes, **kwargs)
+
+
+def compute_dtype(dtype) -> Any:
+  """The jnp dtype a model computes in, from a name or a dtype; only
+  float32, bfloat16 and float16 are accepted."""
+  try:
+    d = jnp.dtype(dtype)
+  except TypeError as e:
+    raise ValueError(f"Unknown dtype {dtype!r}; use 'float32', 'bfloat16' "
+                     "or 'float16'.") from e
+  if d not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16),
+               jnp.dtype(jnp.float16)):
+    raise ValueError(f"A model computes in float32, bfloat16 or float16, "
+                     f"not {d}.")
+  return d.type
 
 
 def init_model(

@@ -1,11 +1,12 @@
 """Private helpers shared by the reference models."""
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["check_nhwc", "flatten", "conv"]
+__all__ = ["check_nhwc", "flatten", "conv", "layers"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -26,6 +27,13 @@ def check_nhwc(x: jax.Array, model_name: str) -> None:
         f"of shape {tuple(x.shape)} (rank {x.ndim}). Add a batch axis with "
         "x[None] for a single example, or a channel axis with x[..., None] "
         "for grey images.")
+
+
+def layers(dtype):
+  """`(Conv, Dense)`: Flax's layers computing in `dtype` (float32
+  parameters either way; the same parameter names and shapes)."""
+  return (functools.partial(nn.Conv, dtype=dtype),
+          functools.partial(nn.Dense, dtype=dtype))
 
 
 def flatten(x: jax.Array) -> jax.Array:

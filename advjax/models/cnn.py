@@ -7,12 +7,16 @@ without collapsing it, and the first dense layer takes whatever spatial size
 is left after flattening.
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from advjax.models._layers import check_nhwc
 from advjax.models._layers import conv
 from advjax.models._layers import flatten
+from advjax.models._layers import layers
 
 __all__ = [
     "WongCNN",
@@ -39,6 +43,9 @@ class WongCNN(nn.Module):
 
   Attributes:
     num_classes: number of output logits K.
+    dtype: compute dtype (`jnp.bfloat16` for mixed precision): inputs and
+      weights are cast to it in the convolutions and dense layers; the
+      parameters stay float32 and the logits are returned as float32.
 
   References:
     Wong & Kolter, "Provable defenses against adversarial examples via the
@@ -47,6 +54,7 @@ class WongCNN(nn.Module):
     training", ICLR 2020.
   """
   num_classes: int = 10
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -61,12 +69,13 @@ class WongCNN(nn.Module):
     """
     del train
     check_nhwc(x, type(self).__name__)
+    Conv, Dense = layers(self.dtype)  # pylint: disable=invalid-name
     for features in (16, 32):
-      x = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                  conv_general_dilated=conv)(x)
+      x = Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+               conv_general_dilated=conv)(x)
       x = nn.relu(x)
-    x = nn.relu(nn.Dense(100)(flatten(x)))
-    return nn.Dense(self.num_classes)(x)
+    x = nn.relu(Dense(100)(flatten(x)))
+    return Dense(self.num_classes)(x).astype(jnp.float32)
 
 
 class MadryCNN(nn.Module):
@@ -78,12 +87,16 @@ class MadryCNN(nn.Module):
 
   Attributes:
     num_classes: number of output logits K.
+    dtype: compute dtype (`jnp.bfloat16` for mixed precision): inputs and
+      weights are cast to it in the convolutions and dense layers; the
+      parameters stay float32 and the logits are returned as float32.
 
   References:
     Madry, Makelov, Schmidt, Tsipras & Vladu, "Towards deep learning models
     resistant to adversarial attacks", ICLR 2018.
   """
   num_classes: int = 10
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -98,10 +111,11 @@ class MadryCNN(nn.Module):
     """
     del train
     check_nhwc(x, type(self).__name__)
-    x = _max_pool(nn.relu(nn.Conv(32, (5, 5), padding="SAME")(x)))
-    x = _max_pool(nn.relu(nn.Conv(64, (5, 5), padding="SAME")(x)))
-    x = nn.relu(nn.Dense(1024)(flatten(x)))
-    return nn.Dense(self.num_classes)(x)
+    Conv, Dense = layers(self.dtype)  # pylint: disable=invalid-name
+    x = _max_pool(nn.relu(Conv(32, (5, 5), padding="SAME")(x)))
+    x = _max_pool(nn.relu(Conv(64, (5, 5), padding="SAME")(x)))
+    x = nn.relu(Dense(1024)(flatten(x)))
+    return Dense(self.num_classes)(x).astype(jnp.float32)
 
 
 class CarliniCNN(nn.Module):
@@ -120,6 +134,9 @@ class CarliniCNN(nn.Module):
     padding: convolution padding. 'SAME' (default) works down to 8x8 inputs;
       'VALID' reproduces the paper's layer sizes at 28x28 and 32x32 but needs
       inputs of at least 16x16.
+    dtype: compute dtype (`jnp.bfloat16` for mixed precision): inputs and
+      weights are cast to it in the convolutions and dense layers; the
+      parameters stay float32 and the logits are returned as float32.
 
   References:
     Carlini & Wagner, "Towards evaluating the robustness of neural networks",
@@ -130,6 +147,7 @@ class CarliniCNN(nn.Module):
   hidden: tuple[int, int] = (200, 200)
   dropout_rate: float = 0.5
   padding: str = "SAME"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -143,17 +161,18 @@ class CarliniCNN(nn.Module):
       Logits `[B, num_classes]`.
     """
     check_nhwc(x, type(self).__name__)
+    Conv, Dense = layers(self.dtype)  # pylint: disable=invalid-name
     f0, f1, f2, f3 = self.features
-    x = nn.relu(nn.Conv(f0, (3, 3), padding=self.padding)(x))
-    x = nn.relu(nn.Conv(f1, (3, 3), padding=self.padding)(x))
+    x = nn.relu(Conv(f0, (3, 3), padding=self.padding)(x))
+    x = nn.relu(Conv(f1, (3, 3), padding=self.padding)(x))
     x = _max_pool(x)
-    x = nn.relu(nn.Conv(f2, (3, 3), padding=self.padding)(x))
-    x = nn.relu(nn.Conv(f3, (3, 3), padding=self.padding)(x))
+    x = nn.relu(Conv(f2, (3, 3), padding=self.padding)(x))
+    x = nn.relu(Conv(f3, (3, 3), padding=self.padding)(x))
     x = _max_pool(x)
-    x = nn.relu(nn.Dense(self.hidden[0])(flatten(x)))
+    x = nn.relu(Dense(self.hidden[0])(flatten(x)))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    x = nn.relu(nn.Dense(self.hidden[1])(x))
-    return nn.Dense(self.num_classes)(x)
+    x = nn.relu(Dense(self.hidden[1])(x))
+    return Dense(self.num_classes)(x).astype(jnp.float32)
 
 
 class CarliniMNIST(CarliniCNN):
@@ -191,6 +210,9 @@ class GTSRBCNN(nn.Module):
 
   Attributes:
     num_classes: number of output logits K (43 GTSRB classes by default).
+    dtype: compute dtype (`jnp.bfloat16` for mixed precision): inputs and
+      weights are cast to it in the convolutions and dense layers; the
+      parameters stay float32 and the logits are returned as float32.
 
   References:
     Stallkamp, Schlipsing, Salmen & Igel, "Man vs. computer: Benchmarking
@@ -199,6 +221,7 @@ class GTSRBCNN(nn.Module):
     DESIGN.md section 5).
   """
   num_classes: int = 43
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -212,14 +235,15 @@ class GTSRBCNN(nn.Module):
       Logits `[B, num_classes]`.
     """
     check_nhwc(x, type(self).__name__)
+    Conv, Dense = layers(self.dtype)  # pylint: disable=invalid-name
     for features in (32, 64, 128):
-      x = nn.relu(nn.Conv(features, (3, 3), padding="SAME")(x))
-      x = nn.relu(nn.Conv(features, (3, 3), padding="SAME")(x))
+      x = nn.relu(Conv(features, (3, 3), padding="SAME")(x))
+      x = nn.relu(Conv(features, (3, 3), padding="SAME")(x))
       x = _max_pool(x)
       x = nn.Dropout(0.2, deterministic=not train)(x)
-    x = nn.relu(nn.Dense(512)(flatten(x)))
+    x = nn.relu(Dense(512)(flatten(x)))
     x = nn.Dropout(0.5, deterministic=not train)(x)
-    return nn.Dense(self.num_classes)(x)
+    return Dense(self.num_classes)(x).astype(jnp.float32)
 
 
 class MetzenDetector(nn.Module):
@@ -235,6 +259,9 @@ class MetzenDetector(nn.Module):
   Attributes:
     num_classes: output logits (2: clean vs adversarial).
     features: filters of the three 3x3 convolutions.
+    dtype: compute dtype (`jnp.bfloat16` for mixed precision): inputs and
+      weights are cast to it in the convolutions and dense layers; the
+      parameters stay float32 and the logits are returned as float32.
 
   References:
     Metzen, Genewein, Fischer, Bischoff, "On detecting adversarial
@@ -242,15 +269,17 @@ class MetzenDetector(nn.Module):
   """
   num_classes: int = 2
   features: tuple[int, int, int] = (96, 192, 192)
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """Computes logits `[B, num_classes]` from `[B, H, W, C]`."""
     del train
     check_nhwc(x, type(self).__name__)
+    Conv, Dense = layers(self.dtype)  # pylint: disable=invalid-name
     f0, f1, f2 = self.features
-    x = _max_pool(nn.relu(nn.Conv(f0, (3, 3), padding="SAME")(x)))
-    x = _max_pool(nn.relu(nn.Conv(f1, (3, 3), padding="SAME")(x)))
-    x = nn.relu(nn.Conv(f2, (3, 3), padding="SAME")(x))
-    x = nn.Conv(self.num_classes, (1, 1))(x)
-    return x.mean(axis=(1, 2))
+    x = _max_pool(nn.relu(Conv(f0, (3, 3), padding="SAME")(x)))
+    x = _max_pool(nn.relu(Conv(f1, (3, 3), padding="SAME")(x)))
+    x = nn.relu(Conv(f2, (3, 3), padding="SAME")(x))
+    x = Conv(self.num_classes, (1, 1))(x)
+    return x.mean(axis=(1, 2)).astype(jnp.float32)

@@ -11,6 +11,7 @@ pooling and a dense classifier. Any input resolution works: 8x8 digits,
 """
 
 import functools
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -25,21 +26,24 @@ _conv_init = nn.initializers.variance_scaling(
     2.0, "fan_out", "normal")
 
 
-def _batch_norm(train: bool, axis_name: str | None) -> nn.BatchNorm:
+def _batch_norm(train: bool, axis_name: str | None, dtype) -> nn.BatchNorm:
+  # Statistics are reduced in float32 whatever `dtype` (Flax's default).
   return nn.BatchNorm(
       use_running_average=not train,
       momentum=0.9,
       epsilon=1e-5,
-      axis_name=axis_name)
+      axis_name=axis_name,
+      dtype=dtype)
 
 
-def _conv3x3(features: int, strides: int = 1) -> nn.Conv:
+def _conv3x3(features: int, strides: int = 1, dtype=jnp.float32) -> nn.Conv:
   return nn.Conv(
       features, (3, 3),
       strides=(strides, strides),
       padding=((1, 1), (1, 1)),
       use_bias=False,
-      kernel_init=_conv_init)
+      kernel_init=_conv_init,
+      dtype=dtype)
 
 
 class PreActBlock(nn.Module):
@@ -57,6 +61,7 @@ class PreActBlock(nn.Module):
     dropout_rate: dropout between the two convolutions (train only; WRN).
     axis_name: batch-norm reduction axis under `shard_map`; None for
       per-device statistics (or under plain `jit`, where the batch is global).
+    dtype: compute dtype of the block's layers (see `PreActResNet18`).
 
   References:
     He, Zhang, Ren & Sun, "Identity mappings in deep residual networks",
@@ -67,6 +72,7 @@ class PreActBlock(nn.Module):
   preact_shortcut: bool = True
   dropout_rate: float = 0.0
   axis_name: str | None = None
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -79,20 +85,21 @@ class PreActBlock(nn.Module):
     Returns:
       Features `[B, ceil(H / strides), ceil(W / strides), features]`.
     """
-    out = nn.relu(_batch_norm(train, self.axis_name)(x))
+    out = nn.relu(_batch_norm(train, self.axis_name, self.dtype)(x))
     if self.strides != 1 or x.shape[-1] != self.features:
       shortcut = nn.Conv(
           self.features, (1, 1),
           strides=(self.strides, self.strides),
           padding="VALID",
           use_bias=False,
-          kernel_init=_conv_init)(out if self.preact_shortcut else x)
+          kernel_init=_conv_init,
+          dtype=self.dtype)(out if self.preact_shortcut else x)
     else:
       shortcut = x
-    y = _conv3x3(self.features, self.strides)(out)
-    y = nn.relu(_batch_norm(train, self.axis_name)(y))
+    y = _conv3x3(self.features, self.strides, self.dtype)(out)
+    y = nn.relu(_batch_norm(train, self.axis_name, self.dtype)(y))
     y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
-    y = _conv3x3(self.features)(y)
+    y = _conv3x3(self.features, dtype=self.dtype)(y)
     return y + shortcut
 
 
@@ -111,6 +118,10 @@ class PreActResNet18(nn.Module):
       values such as 8 make fast tests).
     axis_name: batch-norm reduction axis under `shard_map` (see
       `PreActBlock`).
+    dtype: compute dtype (`jnp.bfloat16` for mixed precision): inputs and
+      weights are cast to it in the convolutions, batch norms and dense
+      layer; parameters and batch statistics stay float32 and the logits
+      are returned as float32.
 
   References:
     He, Zhang, Ren & Sun, "Identity mappings in deep residual networks",
@@ -121,6 +132,7 @@ class PreActResNet18(nn.Module):
   num_classes: int = 10
   width: int = 64
   axis_name: str | None = None
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -135,17 +147,18 @@ class PreActResNet18(nn.Module):
       Logits `[B, num_classes]`.
     """
     check_nhwc(x, type(self).__name__)
-    x = _conv3x3(self.width)(x)
+    x = _conv3x3(self.width, dtype=self.dtype)(x)
     for stage, strides in enumerate((1, 2, 2, 2)):
       for block in range(2):
         x = PreActBlock(
             self.width * 2**stage,
             strides=strides if block == 0 else 1,
             preact_shortcut=False,
-            axis_name=self.axis_name)(x, train=train)
-    x = nn.relu(_batch_norm(train, self.axis_name)(x))
+            axis_name=self.axis_name,
+            dtype=self.dtype)(x, train=train)
+    x = nn.relu(_batch_norm(train, self.axis_name, self.dtype)(x))
     x = jnp.mean(x, axis=(1, 2))
-    return nn.Dense(self.num_classes)(x)
+    return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
 
 
 class WideResNet(nn.Module):
@@ -164,6 +177,7 @@ class WideResNet(nn.Module):
     dropout_rate: dropout between the convolutions of each block (train only).
     axis_name: batch-norm reduction axis under `shard_map` (see
       `PreActBlock`).
+    dtype: compute dtype (see `PreActResNet18`).
 
   Raises:
     ValueError: at construction, if `depth` or `width` is invalid.
@@ -176,6 +190,7 @@ class WideResNet(nn.Module):
   width: int = 10
   dropout_rate: float = 0.0
   axis_name: str | None = None
+  dtype: Any = jnp.float32
 
   def __post_init__(self):
     if self.depth < 10 or (self.depth - 4) % 6 != 0:
@@ -207,13 +222,14 @@ class WideResNet(nn.Module):
     block = functools.partial(
         PreActBlock,
         dropout_rate=self.dropout_rate,
-        axis_name=self.axis_name)
-    x = _conv3x3(16)(x)
+        axis_name=self.axis_name,
+        dtype=self.dtype)
+    x = _conv3x3(16, dtype=self.dtype)(x)
     for group, strides in enumerate((1, 2, 2)):
       for i in range(blocks_per_group):
         x = block(
             16 * self.width * 2**group,
             strides=strides if i == 0 else 1)(x, train=train)
-    x = nn.relu(_batch_norm(train, self.axis_name)(x))
+    x = nn.relu(_batch_norm(train, self.axis_name, self.dtype)(x))
     x = jnp.mean(x, axis=(1, 2))
-    return nn.Dense(self.num_classes)(x)
+    return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
