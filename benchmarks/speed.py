@@ -67,7 +67,7 @@ from advjax import attacks, data, losses, models, report, sinkhorn
 from advjax.attacks import gradient
 from advjax.evaluation import throughput
 from advjax.run import parse_config
-from benchmarks.peers import projected_sinkhorn, torch_peers
+from benchmarks.peers import foolbox_peer, projected_sinkhorn, torch_peers
 
 __all__ = ["SpeedConfig", "OVERHEAD_TARGET", "LOGIT_TOLERANCE",
            "SINKHORN_SPEEDUP_TARGET", "SINKHORN_AGREEMENT_TARGET", "run",
@@ -134,6 +134,16 @@ class SpeedConfig:
     cw_paper_batch: images of the paper-setting CW-L2 row.
     cw_paper_steps: Adam steps per binary-search step of that row (1000).
     cw_paper_search_steps: its binary-search steps over c (9).
+    jsma_batch: images of the JSMA row (targets: label + 1 mod K, as
+      torchattacks.JSMA's default).
+    jsma_peer_batch: images `torchattacks.JSMA` is timed on (it loops over
+      images in Python, 10 backward passes per pixel pair).
+    jsma_theta: JSMA's change per feature (1: set to the upper bound).
+    jsma_gamma: JSMA's largest fraction of features changed.
+    foolbox: time Foolbox 3's LinfPGD and L2PGD on the same JAX model
+      against advjax's PGD (when foolbox imports).
+    foolbox_batches: batch sizes of the Foolbox comparison (the first
+      images of the batch).
   """
   model: str = "wong_mnist"
   dtype: str = "float32"
@@ -174,6 +184,12 @@ class SpeedConfig:
   cw_paper_batch: int = 16
   cw_paper_steps: int = 1000
   cw_paper_search_steps: int = 9
+  jsma_batch: int = 64
+  jsma_peer_batch: int = 4
+  jsma_theta: float = 1.
+  jsma_gamma: float = 0.1
+  foolbox: bool = True
+  foolbox_batches: Tuple[int, ...] = (256, 32)
 
 
 class _Item(NamedTuple):
@@ -218,12 +234,16 @@ def _check_config(c: SpeedConfig) -> None:
     for tol, r in _sinkhorn_settings(c):
       need(tol > 0 and 0 < r < 2, " Sinkhorn settings need tol > 0 and "
            f"relaxation in (0, 2), got ({tol}, {r}).")
+  need(all(b >= 1 for b in c.foolbox_batches),
+       f".foolbox_batches must be >= 1, got {c.foolbox_batches}.")
   need(c.eps_linf >= 0 and c.eps_l2 >= 0,
        f" eps must be >= 0, got {c.eps_linf}, {c.eps_l2}.")
   if c.minimal:
     positive("minimal_repeats", "deepfool_steps", "deepfool_peer_batch",
              "cw_batch", "cw_steps", "cw_paper_batch", "cw_paper_steps",
-             "cw_paper_search_steps")
+             "cw_paper_search_steps", "jsma_batch", "jsma_peer_batch")
+    need(0 < c.jsma_gamma <= 1, f".jsma_gamma must be in (0, 1], got "
+         f"{c.jsma_gamma}.")
     need(c.deepfool_overshoot >= 0 and c.cw_const >= 0 and c.cw_lr > 0,
          " needs deepfool_overshoot >= 0, cw_const >= 0 and cw_lr > 0, got "
          f"{c.deepfool_overshoot}, {c.cw_const}, {c.cw_lr}.")
@@ -341,15 +361,21 @@ def _minimal_items(config, model, variables, x, y, net):
   c = config
   k, lr, s, kp = c.cw_steps, c.cw_lr, c.cw_paper_search_steps, c.cw_paper_steps
   peers = {}
+  targets = (y + 1) % c.num_classes  # torchattacks.JSMA's default targets
   if net is not None:
     import torchattacks  # pylint: disable=import-outside-toplevel
+    torch_cw = torchattacks.CW(net, c=c.cw_const, kappa=0, steps=k, lr=lr)
     for attack, name, atk, n in (
         ("DeepFool", "torchattacks.DeepFool", torchattacks.DeepFool(
             net, steps=c.deepfool_steps, overshoot=c.deepfool_overshoot),
          c.deepfool_peer_batch),
-        (f"CW-L2 1x{k}", "torchattacks.CW", torchattacks.CW(
-            net, c=c.cw_const, kappa=0, steps=k, lr=lr), c.cw_batch)):
+        (f"CW-L2 1x{k}", "torchattacks.CW", torch_cw, c.cw_batch),
+        (f"CW-L2 1x{k} abort", "torchattacks.CW", torch_cw, c.cw_batch),
+        ("JSMA", "torchattacks.JSMA", torchattacks.JSMA(
+            net, theta=c.jsma_theta, gamma=c.jsma_gamma),
+         c.jsma_peer_batch)):
       n = min(n, c.batch)
+      # torchattacks.JSMA is given the labels and targets label + 1 itself.
       peers[attack] = (name, n, _torch_call(atk, x, y, n))
 
   def deepfool(variables, x, y, overshoot):
@@ -366,12 +392,19 @@ def _minimal_items(config, model, variables, x, y, net):
         learning_rate=learning_rate, abort_early=abort_early,
         return_result=True)
 
-  def item(attack, setting, steps, search_steps, n, fn, *args):
+  def jsma(variables, x, t):
+    return attacks.jsma(models.model_fn(model, variables), x, t,
+                        theta=c.jsma_theta, gamma=c.jsma_gamma,
+                        return_result=True)
+
+  def item(attack, setting, steps, search_steps, n, fn, *args, norm="l2",
+           labels=y):
     n, peer = min(n, c.batch), peers.get(attack)
-    fields = {"attack": attack, "norm": "l2", "setting": setting,
+    fields = {"attack": attack, "norm": norm, "setting": setting,
               "steps": steps, "search_steps": search_steps, "batch": n,
-              "peer_batch": peer and peer[1]}
-    call = _jit_call(fn, variables, x[:n], y[:n],
+              "peer_batch": peer and peer[1],
+              "targeted": labels is not y}
+    call = _jit_call(fn, variables, x[:n], labels[:n],
                      *(jnp.asarray(a, jnp.float32) for a in args))
     return _Item(fields, n, call, peer)
 
@@ -384,6 +417,13 @@ def _minimal_items(config, model, variables, x, y, net):
            f"{lr:g}, no early abort", k, 1, c.cw_batch, functools.partial(
                cw, steps=k, search_steps=1, abort_early=False),
            c.cw_const, lr),
+      item(f"CW-L2 1x{k} abort", f"c {c.cw_const:g} fixed, {k} Adam steps, "
+           f"lr {lr:g}, early abort (each library's)", k, 1, c.cw_batch,
+           functools.partial(cw, steps=k, search_steps=1, abort_early=True),
+           c.cw_const, lr),
+      item("JSMA", f"theta {c.jsma_theta:g}, gamma {c.jsma_gamma:g}, "
+           "logits (JSMA-Z), target label + 1", 0, 0, c.jsma_batch, jsma,
+           norm="l0", labels=targets),
       item(f"CW-L2 {s}x{kp}", f"binary search from c {paper_const:g}, {s} x "
            f"{kp} Adam steps, lr {lr:g}, early abort", kp, s,
            c.cw_paper_batch, functools.partial(
@@ -391,16 +431,20 @@ def _minimal_items(config, model, variables, x, y, net):
            paper_const, lr)]
 
 
-def _quality(predict, x_adv, x, y, prefix=""):
+def _quality(predict, x_adv, x, y, prefix="", targets=None):
   """Adversarials `x_adv` of `x` (labels `y`) scored by the model's
-  predictions: success_rate (prediction != y) and mean_l2 (the mean L2
-  distance of the successful ones; None if none), each after `prefix`."""
+  predictions: success_rate (prediction != y; == `targets` when given),
+  mean_l2 and mean_l0 (L2 distance, features changed) of the successful
+  ones (None if none), each after `prefix`."""
   x_adv, x = np.asarray(x_adv), np.asarray(x)
-  success = np.asarray(predict(x_adv)) != np.asarray(y)
-  l2 = np.sqrt(np.sum((x_adv - x).reshape(len(x), -1) ** 2, axis=1))
+  pred = np.asarray(predict(x_adv))
+  success = (pred == np.asarray(targets) if targets is not None
+             else pred != np.asarray(y))
+  d = (x_adv - x).reshape(len(x), -1)
+  l2, l0 = np.sqrt(np.sum(d ** 2, axis=1)), np.sum(np.abs(d) > 1e-6, axis=1)
+  mean = lambda v: float(np.mean(v[success])) if success.any() else None
   return {prefix + "success_rate": float(np.mean(success)),
-          prefix + "mean_l2": float(np.mean(l2[success])) if success.any()
-                              else None}
+          prefix + "mean_l2": mean(l2), prefix + "mean_l0": mean(l0)}
 
 
 def _minimal_section(config, model, variables, x, y, net):
@@ -416,13 +460,16 @@ def _minimal_section(config, model, variables, x, y, net):
       lambda x: jnp.argmax(model.apply(variables, x, train=False), axis=-1))
   for item, (row, t, tp) in zip(items, measured):
     n, out = item.batch, item.call()
+    targets = (y + 1) % config.num_classes if row["targeted"] else None
+    tq = lambda m: None if targets is None else targets[:m]
     row.update(
         ms_per_image=1e3 * t.median / n,
         median_iters=float(np.median(np.asarray(out.n_iters))),
-        **_quality(predict, out.x_adv, x[:n], y[:n]),
+        **_quality(predict, out.x_adv, x[:n], y[:n], targets=tq(n)),
         **dict.fromkeys(("peer_ms_per_image", "peer_forward_calls",
-                         "peer_success_rate", "peer_mean_l2",
-                         "matched_success_rate", "matched_mean_l2")))
+                         "peer_success_rate", "peer_mean_l2", "peer_mean_l0",
+                         "matched_success_rate", "matched_mean_l2",
+                         "matched_mean_l0")))
     if tp is not None:
       _, m, peer_call = item.peer
       calls = []  # how often the peer calls the network
@@ -434,10 +481,78 @@ def _minimal_section(config, model, variables, x, y, net):
       row.update(
           peer_ms_per_image=1e3 * tp.median / m, peer_forward_calls=len(calls),
           **_quality(predict, adv.detach().numpy().transpose(0, 2, 3, 1),
-                     x[:m], y[:m], prefix="peer_"),
+                     x[:m], y[:m], prefix="peer_", targets=tq(m)),
           **_quality(predict, out.x_adv[:m], x[:m], y[:m],
-                     prefix="matched_"))
+                     prefix="matched_", targets=tq(m)))
   return {"status": "ok", "rows": [row for row, _, _ in measured]}
+
+
+def _foolbox_section(config, model, variables, x, y, key):
+  """advjax's PGD-k against Foolbox 3's LinfPGD / L2PGD on the same jitted
+  JAX model and inputs, at each of `foolbox_batches`, timed interleaved in
+  one group (one runtime); returns {'status', 'version', 'rows'}."""
+  if not config.foolbox:
+    return {"status": "off (foolbox=False)", "rows": []}
+  reason = foolbox_peer.unavailable_reason()
+  if reason is not None:
+    return {"status": reason, "rows": []}
+  k = config.steps
+  model_fn = jax.jit(models.model_fn(model, variables))
+
+  def ours(variables, x, y, eps, key, norm):
+    return gradient.pgd(models.model_fn(model, variables), x, y, eps=eps,
+                        key=key, norm=norm, steps=k)
+
+  calls, rows = [], []
+  for norm, eps in (("linf", config.eps_linf), ("l2", config.eps_l2)):
+    theirs = foolbox_peer.pgd(model_fn, norm, eps, k)
+    for b in config.foolbox_batches:
+      b = min(b, config.batch)
+      xb, yb = x[:b], y[:b]
+      mine = _jit_call(functools.partial(ours, norm=norm), variables, xb, yb,
+                       jnp.float32(eps), key)
+      other = (lambda f=theirs, xb=xb, yb=yb:
+               jax.block_until_ready(f(xb, yb)))
+      calls += [(f"PGD-{k} {norm} {b}", mine),
+                (f"foolbox PGD-{k} {norm} {b}", other)]
+      rows.append({"attack": f"PGD-{k}", "norm": norm, "batch": b,
+                   "eps": eps, "peer": f"foolbox {'LinfPGD' if norm == 'linf' else 'L2PGD'}"})
+  (timings,) = _time_groups([calls], config.repeats, "foolbox",
+                            config.progress)
+  predict = jax.jit(lambda x: jnp.argmax(model_fn(x), axis=-1))
+  for i, row in enumerate(rows):
+    t_own, t_fb = timings[2 * i], timings[2 * i + 1]
+    b = row["batch"]
+    row.update(throughput.timing_fields(t_own, b))
+    row.update(throughput.timing_fields(t_fb, b, prefix="peer_"))
+    row["peer_ratio"] = _ratio(row["images_per_s"], row["peer_images_per_s"])
+    own_adv, fb_adv = calls[2 * i][1](), calls[2 * i + 1][1]()
+    row["success_rate"] = float(np.mean(
+        np.asarray(predict(own_adv)) != np.asarray(y[:b])))
+    row["peer_success_rate"] = float(np.mean(
+        np.asarray(predict(fb_adv)) != np.asarray(y[:b])))
+  return {"status": "ok", "version": foolbox_peer.version(), "rows": rows}
+
+
+def _foolbox_table(results: dict) -> list[str]:
+  fb = results.get("foolbox")
+  if fb is None or fb["status"] != "ok":
+    return [] if fb is None else ["", "Foolbox: " + fb["status"]]
+  rows = [(r["attack"], r["norm"], r["batch"], f"{r['ms_per_batch']:.1f}",
+           f"{r['peer_ms_per_batch']:.1f}", f"{r['peer_ratio']:.2f}",
+           report.percent(r["success_rate"], 0) + " / "
+           + report.percent(r["peer_success_rate"], 0))
+          for r in fb["rows"]]
+  return [
+      "", f"## Foolbox {fb['version']} on the same JAX model", "",
+      "Foolbox's LinfPGD / L2PGD (`foolbox.JAXModel` of the jitted model, "
+      "steps and step size as advjax's, random start) and advjax's PGD, on "
+      "the same inputs and labels; both use XLA's kernels, so the ratio is "
+      "the attack machinery: one compiled loop against Foolbox's Python "
+      "loop of dispatched steps. Timed interleaved in one group.", "",
+      report.table(("attack", "norm", "batch", "advjax ms", "foolbox ms",
+                    "advjax / foolbox", "success advjax / foolbox (%)"),
+                   rows, "ll" + "r" * 5)]
 
 
 def _ratio(a, b):
@@ -605,11 +720,13 @@ def run(config: SpeedConfig) -> dict:
     check), 'rows' (per attack and norm: `throughput.timing_fields`,
     overhead, the peer's fields (prefix peer_) and `peer_ratio` = advjax
     images/s / the peer's), 'overhead' and 'peer_ratio' of PGD-k per norm,
-    'minimal' (status and rows of DeepFool and CW-L2: the same timing and
-    peer fields, ms_per_image, median_iters, success_rate and mean_l2, and
-    for the peer peer_batch, peer_ms_per_image, peer_forward_calls,
-    peer_success_rate, peer_mean_l2 and matched_*: advjax on its images),
-    'sinkhorn' (the projection's rows, the reference's figures, speed
+    'minimal' (status and rows of DeepFool, CW-L2 and JSMA: the same
+    timing and peer fields, ms_per_image, median_iters, success_rate,
+    mean_l2 and mean_l0, and for the peer peer_batch, peer_ms_per_image,
+    peer_forward_calls, peer_success_rate, peer_mean_l2, peer_mean_l0 and
+    matched_*: advjax on its images), 'foolbox' (status, version and rows
+    per norm and batch: advjax's and Foolbox's timing, peer_ratio and
+    success rates), 'sinkhorn' (the projection's rows, the reference's figures, speed
     ratios and agreement when run), 'seconds' and 'table' (markdown).
 
   Raises:
@@ -634,6 +751,7 @@ def run(config: SpeedConfig) -> dict:
   measured = _measure(items, config.repeats, "speed", config.progress)
   minimal = _minimal_section(config, model, variables, x,
                              jnp.argmax(logits, axis=-1), net)
+  fb = _foolbox_section(config, model, variables, x, y, k_attack)
   wasserstein = _sinkhorn_section(
       config, jax.random.fold_in(jax.random.key(config.seed), 1))
 
@@ -647,7 +765,7 @@ def run(config: SpeedConfig) -> dict:
       "overhead": {n: r["overhead"] for n, r in pgd.items()},
       "overhead_target": OVERHEAD_TARGET,
       "peer_ratio": {n: r["peer_ratio"] for n, r in pgd.items()},
-      "minimal": minimal, "sinkhorn": wasserstein,
+      "minimal": minimal, "foolbox": fb, "sinkhorn": wasserstein,
       "seconds": time.time() - t_start}
   table = format_table(results)
   report.write(config.out_dir, results, report.Report(table))
@@ -735,7 +853,7 @@ def format_table(results: dict) -> str:
     tail.append("- torch rows: plain autograd for fwd+bwd; torchattacks has "
                 "no L2 FGM and no PGD restarts (n/a).")
   return "\n".join(head + [table] + tail + _minimal_table(results)
-                   + _sinkhorn_table(results))
+                   + _foolbox_table(results) + _sinkhorn_table(results))
 
 
 def _minimal_table(results: dict) -> list[str]:
@@ -746,6 +864,9 @@ def _minimal_table(results: dict) -> list[str]:
   cfg, peers = results["config"], results["peers"]
 
   def quality(r, prefix=""):
+    if r["norm"] == "l0":
+      return (report.percent(r[prefix + "success_rate"], 0) + "%, L0 "
+              + _fmt(r[prefix + "mean_l0"], ".1f", "-"))
     return (report.percent(r[prefix + "success_rate"], 0) + "%, "
             + _fmt(r[prefix + "mean_l2"], ".3f", "-"))
 
@@ -762,17 +883,19 @@ def _minimal_table(results: dict) -> list[str]:
            f"{quality(r, 'peer_')} ({quality(r, 'matched_')})",
            f"{r['peer_ratio']:.2f}"))))
   header = ("attack", "setting", "batch", "images/s", "ms/image",
-            "ms/batch min-max", "iterations", "success, mean L2",
+            "ms/batch min-max", "iterations", "success, mean L2 (L0)",
             "torch batch", "torch images/s", "torch forward calls",
-            "torch success, mean L2 (advjax on those images)",
+            "torch success, mean L2 or L0 (advjax on those images)",
             "advjax / torch")
   return [
-      "", "## Minimal-perturbation attacks (DeepFool, Carlini-Wagner L2)", "",
+      "", "## Minimal-perturbation attacks (DeepFool, Carlini-Wagner L2, "
+      "JSMA)", "",
       "Labels: the model's predictions at x, so every input starts correctly "
       "classified; batch: the first images of the batch above. Quality of "
       "the adversarials each library returns, scored alike with the Flax "
-      "model: success rate (prediction != label), mean L2 distance of the "
-      f"successful ones. Median of {cfg['minimal_repeats']} interleaved "
+      "model: success rate (prediction != label; JSMA: == its target), mean "
+      "L2 distance (JSMA: L0, features changed) of the successful ones. "
+      f"Median of {cfg['minimal_repeats']} interleaved "
       "calls after a warm-up call. iterations: advjax's median per example "
       "(DeepFool: steps taken; CW: Adam steps over the whole search); torch "
       "forward calls: how often torchattacks called the network in one "
@@ -789,6 +912,14 @@ def _minimal_table(results: dict) -> list[str]:
       "torchattacks.CW stops the whole batch once its summed cost has risen "
       "since the previous check (every k/10 steps): its forward calls are "
       "the steps it ran.",
+      f"- CW-L2 1x{cfg['cw_steps']} abort: the same with advjax's early "
+      "abort on (per example: an example stops once its loss has not fallen "
+      "by 0.01 % since the previous check, every k/10 steps), against the "
+      "same torchattacks.CW (batch-level stop).",
+      "- JSMA: torchattacks.JSMA loops over the images in Python, with one "
+      "backward pass per class for each pixel pair it changes; advjax runs "
+      "the batch in one loop. Targets: label + 1 (mod K), torchattacks' "
+      "default.",
       f"- CW-L2 {cfg['cw_paper_search_steps']}x{cfg['cw_paper_steps']}: the "
       "paper's setting, per-example binary search over c with early abort; "
       "advjax only (n/a: torchattacks.CW has no binary search).",

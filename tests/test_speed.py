@@ -22,8 +22,10 @@ TINY = dict(batch=8, image_shape=(8, 8, 1), steps=2, restarts=2, repeats=1,
             sinkhorn_shape=(12, 12, 1), sinkhorn_max_iterations=20,
             minimal_repeats=1, deepfool_steps=5, deepfool_peer_batch=2,
             cw_batch=4, cw_steps=5, cw_paper_batch=4, cw_paper_steps=5,
-            cw_paper_search_steps=2)
-MINIMAL_ATTACKS = ["DeepFool", "CW-L2 1x5", "CW-L2 2x5"]
+            cw_paper_search_steps=2, jsma_batch=4, jsma_peer_batch=2,
+            jsma_gamma=0.2, foolbox_batches=(8, 2))
+MINIMAL_ATTACKS = ["DeepFool", "CW-L2 1x5", "CW-L2 1x5 abort", "JSMA",
+                   "CW-L2 2x5"]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +91,7 @@ def _check_minimal_rows(rows):
   """The minimal-perturbation rows of a TINY run: timings and quality."""
   assert [r["attack"] for r in rows] == MINIMAL_ATTACKS
   # Batches: DeepFool on the whole batch, CW on the first cw_batch images.
-  assert [r["batch"] for r in rows] == [TINY["batch"], 4, 4]
+  assert [r["batch"] for r in rows] == [TINY["batch"], 4, 4, 4, 4]
   for row in rows:
     for key in ("images_per_s", "ms_per_batch", "ms_per_image",
                 "first_call_s", "median_iters"):
@@ -99,9 +101,13 @@ def _check_minimal_rows(rows):
     assert (row["mean_l2"] is None) == (row["success_rate"] == 0)
     if row["mean_l2"] is not None:
       assert math.isfinite(row["mean_l2"]) and row["mean_l2"] > 0
-  deepfool, cw, cw_paper = rows
+  deepfool, cw, cw_abort, jsma, cw_paper = rows
   assert deepfool["success_rate"] >= 0.5  # labels: the model's predictions
   assert cw["median_iters"] == TINY["cw_steps"]  # no early abort
+  assert cw_abort["median_iters"] <= TINY["cw_steps"]
+  assert jsma["norm"] == "l0" and jsma["targeted"]
+  if jsma["mean_l0"] is not None:  # at most gamma of the 64 features
+    assert 1 <= jsma["mean_l0"] <= 0.2 * 64 + 2
   assert cw_paper["median_iters"] <= (TINY["cw_paper_search_steps"]
                                       * TINY["cw_paper_steps"])
   assert cw_paper["peer"] is None and cw_paper["peer_ratio"] is None
@@ -135,8 +141,12 @@ def test_quality_scores_with_the_model():
   q = speed._quality(predict, x_adv, x, np.zeros(3, int), prefix="p_")  # pylint: disable=protected-access
   assert q["p_success_rate"] == pytest.approx(2 / 3)
   assert q["p_mean_l2"] == pytest.approx((1. + 2.) / 2)  # successful only
+  assert q["p_mean_l0"] == pytest.approx(4.)  # all 4 features moved
   none = speed._quality(predict, x, x, np.zeros(3, int))  # pylint: disable=protected-access
-  assert none == {"success_rate": 0., "mean_l2": None}
+  assert none == {"success_rate": 0., "mean_l2": None, "mean_l0": None}
+  hit = speed._quality(predict, x_adv, x, np.zeros(3, int),  # pylint: disable=protected-access
+                       targets=np.array([1, 0, 0]))
+  assert hit["success_rate"] == pytest.approx(2 / 3)  # rows 0 and 2
 
 
 def test_time_calls_interleaves_repeats():
@@ -191,12 +201,14 @@ def test_run_with_peers(tmp_path):
   # DeepFool and the fixed-c CW-L2 against torchattacks on the same weights.
   rows = results["minimal"]["rows"]
   _check_minimal_rows(rows)
-  deepfool, cw, _ = rows
+  deepfool, cw, cw_abort, jsma, _ = rows
   assert deepfool["peer"] == "torchattacks.DeepFool"
-  assert cw["peer"] == "torchattacks.CW"
+  assert cw["peer"] == cw_abort["peer"] == "torchattacks.CW"
+  assert jsma["peer"] == "torchattacks.JSMA"
   assert deepfool["peer_batch"] == TINY["deepfool_peer_batch"]
+  assert jsma["peer_batch"] == TINY["jsma_peer_batch"]
   assert cw["peer_batch"] == cw["batch"]
-  for row in (deepfool, cw):
+  for row in (deepfool, cw, cw_abort, jsma):
     assert math.isfinite(row["peer_images_per_s"])
     assert row["peer_images_per_s"] > 0 and row["peer_ratio"] > 0
     assert row["peer_ms_per_image"] == pytest.approx(
@@ -219,7 +231,9 @@ def test_table_says_when_peers_are_missing(tiny_results):
   table = speed.format_table(missing)
   assert "peers not installed" in table
   rows = [line for line in table.splitlines()
-          if line.startswith(("| PGD", "| DeepFool", "| CW-L2"))]
+          if line.startswith(("| PGD", "| DeepFool", "| CW-L2", "| JSMA"))
+          and "foolbox" not in line and "|" in line[2:]]
+  rows = [line for line in rows if "not installed" in line or "off" in line]
   assert len(rows) == 4 + len(MINIMAL_ATTACKS)
   assert all("not installed" in line for line in rows)
 
@@ -356,3 +370,26 @@ def test_documented_commands_parse():
   assert not config.peers and not config.sinkhorn and config.minimal
   got = speed._sinkhorn_settings(config)  # pylint: disable=protected-access
   assert got == [(1e-6, 1.5), (1e-4, 1.5), (1e-5, 1.)]
+
+
+def test_foolbox_section(tiny_results):
+  results, out_dir = tiny_results
+  fb = results["foolbox"]
+  try:
+    import foolbox  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  except ImportError:
+    assert "foolbox not installed" in fb["status"] and fb["rows"] == []
+    return
+  assert fb["status"] == "ok"
+  assert {(r["norm"], r["batch"]) for r in fb["rows"]} == {
+      ("linf", 8), ("linf", 2), ("l2", 8), ("l2", 2)}
+  for r in fb["rows"]:
+    assert r["images_per_s"] > 0 and r["peer_images_per_s"] > 0
+    assert r["peer_ratio"] == pytest.approx(
+        r["images_per_s"] / r["peer_images_per_s"])
+    assert 0 <= r["success_rate"] <= 1 and 0 <= r["peer_success_rate"] <= 1
+  assert "## Foolbox" in (out_dir / "results.md").read_text()
+  off = speed._foolbox_section(  # pylint: disable=protected-access
+      speed.SpeedConfig(**{**TINY, "foolbox": False}), None, None, None,
+      None, None)
+  assert off == {"status": "off (foolbox=False)", "rows": []}

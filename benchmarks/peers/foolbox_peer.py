@@ -1,0 +1,45 @@
+"""Foolbox 3 as a peer: its PGD on the very same JAX model (through EagerPy).
+
+Foolbox runs a JAX model natively (`foolbox.JAXModel`): its attacks call the
+model and `jax.value_and_grad` of their loss step by step from Python, on
+the same XLA kernels advjax compiles, so a comparison on one model and one
+batch measures only the attack machinery (one compiled loop against a
+Python loop of dispatched steps). Optional: `pip install foolbox`.
+"""
+import importlib
+from typing import Callable, Optional
+
+__all__ = ["unavailable_reason", "version", "pgd"]
+
+
+def unavailable_reason() -> Optional[str]:
+  """Why Foolbox cannot run; None when it imports."""
+  try:
+    importlib.import_module("foolbox")
+  except Exception as e:  # pylint: disable=broad-except
+    return (f"foolbox not installed ({type(e).__name__}: {e}). "
+            "pip install foolbox")
+  return None
+
+
+def version() -> str:
+  import foolbox  # pylint: disable=import-outside-toplevel
+  return foolbox.__version__
+
+
+def pgd(model_fn: Callable, norm: str, eps: float, steps: int,
+        rel_step: float = 2.5) -> Callable:
+  """Foolbox's LinfPGD / L2PGD on `model_fn` (a jitted JAX function of a
+  batch in [0, 1]), with advjax's PGD settings: `steps` steps of
+  `rel_step * eps / steps`, random start. Returns `(x, y) -> x_adv`."""
+  import foolbox  # pylint: disable=import-outside-toplevel
+  fmodel = foolbox.JAXModel(model_fn, bounds=(0., 1.))
+  cls = {"linf": foolbox.attacks.LinfPGD, "l2": foolbox.attacks.L2PGD}[norm]
+  attack = cls(abs_stepsize=rel_step * eps / steps, steps=steps,
+               random_start=True)
+
+  def run(x, y):
+    _, clipped, _ = attack(fmodel, x, y, epsilons=eps)
+    return clipped
+
+  return run
