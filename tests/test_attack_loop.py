@@ -247,3 +247,35 @@ def test_bad_combinations_raise(problem):
   with pytest.raises(ValueError, match="inputs or track"):
     base.attack_loop(linear(w), x, jnp.zeros_like(x),
                      inputs=jnp.zeros((1,)), track=_recorder(x, 0.1, 1), **kw)
+
+
+@pytest.mark.parametrize("batch", [3, 16, 37])
+def test_compacting_while_loop_matches_a_plain_while_loop(batch):
+  """Examples stop on their own (after k_i steps); the compacting loop
+  gives every example exactly what a plain while_loop gives, in the original
+  order, while its sub-batches shrink."""
+  rng = np.random.default_rng(batch)
+  stop_at = jnp.asarray(rng.integers(0, 40, batch), jnp.int32)
+  x0 = jnp.asarray(rng.normal(size=(batch, 3)), jnp.float32)
+  sizes_seen = []
+
+  def body(i, ex):
+    sizes_seen.append(ex["x"].shape[0])  # traced once per level
+    active = ex["n"] < ex["stop"]
+    x = jnp.where(active[:, None], jnp.sin(ex["x"]) + 0.1 * ex["x"], ex["x"])
+    return i + 1, {**ex, "x": x, "n": ex["n"] + active}
+
+  ex = {"x": x0, "n": jnp.zeros(batch, jnp.int32), "stop": stop_at}
+  cond = lambda i, e: (i < 100) & jnp.any(e["n"] < e["stop"])
+  active = lambda e: e["n"] < e["stop"]
+  i, out = jax.jit(lambda e: base.compacting_while_loop(
+      cond, body, jnp.int32(0), e, active, min_batch=2, factor=2))(ex)
+  _, plain = jax.lax.while_loop(lambda s: cond(*s), lambda s: body(*s),
+                            (jnp.int32(0), ex))
+  np.testing.assert_array_equal(out["n"], stop_at)
+  np.testing.assert_array_equal(out["x"], plain["x"])
+  assert int(i) == int(stop_at.max())
+  expected = [batch]
+  while expected[-1] // 2 >= 2:
+    expected.append(expected[-1] // 2)
+  assert sorted(set(sizes_seen), reverse=True) == expected

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advjax.attacks.jsma import jsma
+from advjax.attacks.jsma import best_pair, jsma
 
 
 def _run(m, x, t, **kw):
@@ -61,3 +61,26 @@ def test_bad_inputs(digits_model):
     jsma(m.model_fn, x, y, gamma=1.5)
   with pytest.raises(ValueError, match="on"):
     jsma(m.model_fn, x, y, on="softmax")
+
+
+@pytest.mark.parametrize("increase", [True, False])
+def test_blocked_pair_search_is_the_full_argmax(increase):
+  """best_pair searches the [n, n] scores in blocks of rows: the same pair as
+  the first maximum of the whole matrix, with ties (rounded gradients) and n
+  not a multiple of the block."""
+  rng = np.random.default_rng(0)
+  batch, n = 6, 150
+  a = np.round(rng.normal(size=(batch, n)), 1).astype(np.float32)
+  b = np.round(rng.normal(size=(batch, n)), 1).astype(np.float32)
+  domain = rng.random((batch, n)) < 0.7
+  domain[-1] = False  # no pair at all
+  p, q, found = jax.jit(best_pair, static_argnums=3)(a, b, domain, increase)
+  big_a, big_b = a[:, :, None] + a[:, None, :], b[:, :, None] + b[:, None, :]
+  signs = (big_a > 0) & (big_b < 0) if increase else (big_a < 0) & (big_b > 0)
+  valid = signs & domain[:, :, None] & domain[:, None, :] & ~np.eye(n, dtype=bool)
+  score = np.where(valid, np.abs(big_a) * np.abs(big_b), -np.inf)
+  flat = score.reshape(batch, -1)
+  want = flat.argmax(1)
+  np.testing.assert_array_equal(found, np.isfinite(flat.max(1)))
+  np.testing.assert_array_equal(np.asarray(p)[:-1], (want // n)[:-1])
+  np.testing.assert_array_equal(np.asarray(q)[:-1], (want % n)[:-1])

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax import lax
 
 from advjax import projections
 from advjax.types import Array, Bounds, ModelFn
@@ -33,6 +34,7 @@ __all__ = [
     "Tracker", "steepest_direction", "normalized_steepest",
     "scale_per_example", "steepest_ascent", "make_optimizer",
     "mask_box_gradient", "attack_loop", "resolve_unroll",
+    "compacting_while_loop", "MIN_COMPACT_BATCH",
 ]
 
 
@@ -362,6 +364,68 @@ def attack_loop(objective: Callable[..., Any], x: Array, delta0, *,
     _, (values, aux) = evaluate(s.delta)
     s = s._replace(track=track.update(s.track, s.delta, values, aux))
   return LoopOutput(s.delta, history, s.track, n_steps)
+
+
+MIN_COMPACT_BATCH = 4  # compacting_while_loop's smallest batch
+COMPACT_FACTOR = 4  # and how much each compaction shrinks the batch
+
+
+def compacting_while_loop(cond: Callable[[Any, Any], Array],
+                          body: Callable[[Any, Any], Tuple[Any, Any]],
+                          shared: Any, examples: Any,
+                          active: Callable[[Any], Array], *,
+                          min_batch: int = MIN_COMPACT_BATCH,
+                          factor: int = COMPACT_FACTOR
+                          ) -> Tuple[Any, Any]:
+  """A `lax.while_loop` over a batch whose finished examples drop out.
+
+  Per-example early stopping in a plain `while_loop` costs the whole
+  batch's model passes until its slowest example stops. Here, each time
+  the number of active examples falls to `1 / factor` of the current
+  batch, the active ones are gathered into a batch that much smaller
+  (static sizes B, B / factor, ... down to `min_batch`), the loop goes on
+  there, and the sub-batch is scattered back when it ends: the model runs
+  on not many more rows than there are examples still moving. Each size is
+  one more copy of `body` to compile (CW-L2 at batch 64, sizes 64/16/4:
+  see `carlini_wagner_l2`).
+
+  `body` must leave inactive examples unchanged (the padding rows of a
+  sub-batch are inactive ones) and treat every row on its own: anything
+  per example, inputs and labels included, lives in `examples`.
+
+  Args:
+    cond: `(shared, examples) -> bool`, e.g. `i < steps & any(active)`.
+    body: `(shared, examples) -> (shared, examples)`.
+    shared: loop state common to the batch (a step counter).
+    examples: a pytree of `[B, ...]` per-example arrays.
+    active: `examples -> [B]` bool, the examples still moving.
+    min_batch: the smallest sub-batch (no compaction below it; the batch
+      size itself turns compaction off).
+    factor: the shrink factor of each compaction (>= 2).
+
+  Returns:
+    `(shared, examples)` at the end, examples in their original order.
+  """
+  batch = jax.tree.leaves(examples)[0].shape[0]
+  sizes = [batch]
+  while sizes[-1] // factor >= max(min_batch, 1):
+    sizes.append(sizes[-1] // factor)
+
+  def run(level: int, shared, ex):
+    step = lambda s: body(*s)
+    if level == len(sizes) - 1:
+      return lax.while_loop(lambda s: cond(*s), step, (shared, ex))
+    smaller = sizes[level + 1]
+    shared, ex = lax.while_loop(
+        lambda s: cond(*s) & (jnp.sum(active(s[1])) > smaller), step,
+        (shared, ex))
+    # Active rows first (stable), then the first inactive ones as padding.
+    rows = jnp.argsort(~active(ex), stable=True)[:smaller]
+    shared, sub = run(level + 1, shared,
+                      jax.tree.map(lambda a: a[rows], ex))
+    return shared, jax.tree.map(lambda a, b: a.at[rows].set(b), ex, sub)
+
+  return run(0, shared, examples)
 
 
 def takes_key(attack: Callable) -> bool:

@@ -50,16 +50,19 @@ class _Search(NamedTuple):
 
 
 class _Descent(NamedTuple):
-  """`carlini_wagner_l2`'s Adam descent at one value of c."""
-  i: Array
+  """`carlini_wagner_l2`'s Adam descent at one value of c, per example (the
+  rows `base.compacting_while_loop` gathers)."""
   w: Array
-  opt_state: optax.OptState
+  opt_state: optax.OptState  # per example (vmapped Adam)
   stopped: Array    # [B] aborted early
   prev: Array       # [B] objective at the last abort check
   succeeded: Array  # [B] some iterate met the goal at this c
   best_l2: Array
   best_adv: Array
   n_iters: Array
+  x: Array          # [B, ...] the inputs, in the working dtype
+  y: Array          # [B] labels
+  c: Array          # [B] the constant
 
 
 class _Schedule(NamedTuple):
@@ -149,7 +152,13 @@ def carlini_wagner_l2(model_fn: ModelFn, x: Array, y: Array, *,
   `c = (lo + hi) / 2` if an upper bound is known, else `c = 10 c`. With
   `abort_early`, an example stops a search step when its objective has not
   decreased by 0.01 % over the last `steps // 10` iterations (the authors'
-  rule, applied per example rather than to the batch's sum).
+  rule, applied per example rather than to the batch's sum), and stopped
+  examples leave the batch (`base.compacting_while_loop`: the descent goes
+  on with the active ones once they are a quarter of the batch or fewer).
+  Same results as without compaction; on Wong's CNN at 28x28 on 2 CPU
+  cores, batch 64 at one fixed c (100 steps) 0.26 -> 0.17-0.19 s, the
+  paper's 9 x 1000 on 16 images 3.3 -> 2.4 s; the first call compiles the
+  descent once per batch size (64, 16, 4: 0.6 -> 2.1 s).
 
   Args:
     model_fn: pure `[B, ...] -> [B, K]` logits.
@@ -201,59 +210,63 @@ def carlini_wagner_l2(model_fn: ModelFn, x: Array, y: Array, *,
                            learning_rate=learning_rate)
   dtype = x.dtype
   batch = x.shape[0]
-  nd = x.ndim
   wdtype = _work_dtype(dtype)
   x32 = x.astype(wdtype)
   w0 = _to_tanh(x32, bounds)
   opt = optax.adam(learning_rate)
+  # Per-example Adam: its step count is each example's own (the same as a
+  # shared count while the example runs, and rows can be regrouped).
+  opt_init, opt_update = jax.vmap(opt.init), jax.vmap(opt.update)
   check_every = max(steps // 10, 1)
   image = functools.partial(_from_tanh, bounds=bounds)
 
-  def objective(w, c):
+  def objective(w, x0, labels, c):
     x_adv = image(w)
-    l2 = jnp.sum(((x_adv - x32) ** 2).reshape(batch, -1), axis=1)
+    l2 = jnp.sum(((x_adv - x0) ** 2).reshape(x0.shape[0], -1), axis=1)
     logits = model_fn(x_adv.astype(dtype))
-    f = cw_margin(logits, y, confidence, targeted)
+    f = cw_margin(logits, labels, confidence, targeted)
     total = l2 + c * f
     return jnp.sum(total), (total, l2, logits, x_adv)
 
   grad_fn = jax.grad(objective, has_aux=True)
 
+  def cond(i, s: _Descent):
+    return (i < steps) & ~jnp.all(s.stopped)
+
+  def body(i, s: _Descent):
+    g, (total, l2, logits, x_adv) = grad_fn(s.w, s.x, s.y, s.c)
+    active = ~s.stopped
+    ok = cw_success(logits, s.y, confidence, targeted) & active
+    better = ok & (l2 < s.best_l2)
+    updates, new_state = opt_update(g, s.opt_state, s.w)
+    opt_state = jax.tree.map(functools.partial(_keep, active), new_state,
+                             s.opt_state)
+    stopped, prev = s.stopped, s.prev
+    if abort_early:
+      check = (i + 1) % check_every == 0
+      stall = check & (total > 0.9999 * prev)
+      stopped = stopped | (active & stall)
+      prev = jnp.where(check, total, prev)
+    return i + 1, s._replace(
+        w=_keep(active, optax.apply_updates(s.w, updates), s.w),
+        opt_state=opt_state, stopped=stopped, prev=prev,
+        succeeded=s.succeeded | ok,
+        best_l2=jnp.where(better, l2, s.best_l2),
+        best_adv=_keep(better, x_adv, s.best_adv),
+        n_iters=s.n_iters + active.astype(jnp.int32))
+
   def search_step(_, se: _Search) -> _Search:
     c = se.c
-
-    def cond(s: _Descent):
-      return (s.i < steps) & ~jnp.all(s.stopped)
-
-    def body(s: _Descent) -> _Descent:
-      g, (total, l2, logits, x_adv) = grad_fn(s.w, c)
-      active = ~s.stopped
-      ok = cw_success(logits, y, confidence, targeted) & active
-      better = ok & (l2 < s.best_l2)
-      updates, new_state = opt.update(g, s.opt_state, s.w)
-      opt_state = jax.tree.map(
-          lambda new, old: _keep(active, new, old) if new.ndim == nd else new,
-          new_state, s.opt_state)
-      stopped, prev = s.stopped, s.prev
-      if abort_early:
-        check = (s.i + 1) % check_every == 0
-        stall = check & (total > 0.9999 * prev)
-        stopped = stopped | (active & stall)
-        prev = jnp.where(check, total, prev)
-      return _Descent(
-          i=s.i + 1, w=_keep(active, optax.apply_updates(s.w, updates), s.w),
-          opt_state=opt_state, stopped=stopped, prev=prev,
-          succeeded=s.succeeded | ok,
-          best_l2=jnp.where(better, l2, s.best_l2),
-          best_adv=_keep(better, x_adv, s.best_adv),
-          n_iters=s.n_iters + active.astype(jnp.int32))
-
-    out = lax.while_loop(cond, body, _Descent(
-        i=jnp.zeros((), jnp.int32), w=w0, opt_state=opt.init(w0),
-        stopped=jnp.zeros((batch,), bool),
+    start = _Descent(
+        w=w0, opt_state=opt_init(w0), stopped=jnp.zeros((batch,), bool),
         prev=jnp.full((batch,), jnp.inf, wdtype),
         succeeded=jnp.zeros((batch,), bool), best_l2=se.best_l2,
-        best_adv=se.best_adv, n_iters=se.n_iters))
+        best_adv=se.best_adv, n_iters=se.n_iters, x=x32, y=y, c=c)
+    # With the early abort, finished examples leave the batch as it halves.
+    _, out = base.compacting_while_loop(
+        cond, body, jnp.zeros((), jnp.int32), start,
+        lambda s: ~s.stopped,
+        min_batch=base.MIN_COMPACT_BATCH if abort_early else batch)
     c_hi = jnp.where(out.succeeded, jnp.minimum(se.c_hi, c), se.c_hi)
     c_lo = jnp.where(out.succeeded, se.c_lo, jnp.maximum(se.c_lo, c))
     known = c_hi < _UPPER
