@@ -1,26 +1,29 @@
 """Attack throughput of advjax (images/s) vs gradient passes and torchattacks.
 
-    python -m benchmarks.speed --sinkhorn-reference DIR   # ~2 min, 2 cores
+    python -m benchmarks.speed --sinkhorn-reference DIR   # ~2.5 min, 2 cores
     python -m benchmarks.speed            # no reference comparison, ~2.5 min
-    python -m benchmarks.speed --no-minimal   # no DeepFool / CW, ~1.5 min
+    python -m benchmarks.speed --no-minimal   # no DeepFool / CW / JSMA
 
-Measured (2026-12-02, 2-core CPU, jax 0.10.2; torch 2.13 + torchattacks
-3.5.1; benchmarks/results/speed): one forward+backward of Wong's CNN at
-batch 256 9.2 ms; PGD-10 83 ms (~3.1k images/s) in Linf and L2, an overhead
-of 0.90 against 10 forward+backward passes (target <= 1.15); advjax /
-torchattacks 1.28x (Linf) and 1.31x (L2). DeepFool-L2 (50 steps, all
-classes; random weights, so it stops after 1-3 steps) on the batch of 256
-9.0x torchattacks.DeepFool (a Python loop over images, timed on 16); CW-L2
-at one fixed c (1 x 100 Adam steps, torchattacks.CW's algorithm) 1.00x on
-64 images, the same adversarials (80 %, mean L2 0.106); CW-L2 at the
-paper's 9 x 1000 with early abort, advjax only, 0.19 s per image.
-Wasserstein projection (batch 100 MNIST-like 28x28, eps 0.5, lam 1000, k 5,
-float32), each row scored by its distance to the converged projection:
-advjax 755 images/s at its default tol 1e-6 (median 18 iterations, error
-7.8e-4); the reference projected_sinkhorn (DIR: a checkout of
-locuslab/projected_sinkhorn) 85 images/s at 56 iterations (error 6.1e-4):
-7.9x at matched accuracy; run to convergence in float64 the two agree to
-4e-7. The machine is shared: read the min-max columns.
+Measured (2026-12-02, 2-core CPU, busier than the run before; jax 0.10.2;
+torch 2.13 + torchattacks 3.5.1, foolbox 3.3.4; benchmarks/results/speed):
+one forward+backward of Wong's CNN at batch 256 11.6 ms; PGD-10 105-109 ms
+in Linf and L2, an overhead of 0.90-0.93 against 10 forward+backward passes
+(target <= 1.15); advjax / torchattacks 1.61x (Linf) and 1.57x (L2).
+DeepFool-L2 (50 steps, all classes; random weights, so it stops after 1-3
+steps) 9.6x torchattacks.DeepFool (a Python loop over images, timed on 16);
+CW-L2 at one fixed c (1 x 100 Adam steps, torchattacks.CW's algorithm)
+with each library's early abort 1.46x on 64 images (the same quality),
+0.90x with advjax's abort off (all 100 steps against torchattacks' 61);
+JSMA-Z 2.7x torchattacks.JSMA; CW-L2 at the paper's 9 x 1000, advjax only,
+0.16 s per image. Foolbox's LinfPGD / L2PGD on the same JAX model: advjax
+3.6x / 4.1x at batch 32, 1.50x / 1.46x at 256. Wasserstein projection
+(batch 100 MNIST-like 28x28, eps 0.5, lam 1000, k 5, float32), each row
+scored by its distance to the converged projection: advjax 601 images/s at
+its default tol 1e-6 (median 18 iterations, error 7.8e-4); the reference
+projected_sinkhorn (DIR: a checkout of locuslab/projected_sinkhorn) at 56
+iterations (error 6.1e-4): 8.1x at matched accuracy; run to convergence in
+float64 the two agree to 4e-7. The machine is shared: read the min-max
+columns.
 Writes runs/speed/{results.json, results.md}. One flag per `SpeedConfig`
 field (`--batch 64`, `--image-shape 28,28,1`, `--no-peers`, `--no-sinkhorn`,
 `--sinkhorn-tols 1e-4,1e-7 --sinkhorn-relaxations 1.5,1.5`).
@@ -42,9 +45,11 @@ extra, the same network and weights rebuilt in PyTorch
 torchattacks' FGSM, PGD and PGDL2 under the same protocol, after advjax's
 calls (the two runtimes' thread pools never overlap).
 
-`minimal` times DeepFool-L2 and CW-L2 (one fixed c: torchattacks.CW's
-algorithm; and the paper's binary search, advjax only) against the model's
-predictions at x, each speed beside the quality of the adversarials;
+`minimal` times DeepFool-L2, CW-L2 (one fixed c: torchattacks.CW's
+algorithm, with and without advjax's early abort; and the paper's binary
+search, advjax only) and JSMA-Z (against torchattacks.JSMA) against the
+model's predictions at x, each speed beside the quality of the
+adversarials; `foolbox` times Foolbox 3's PGD on the same JAX model;
 `sinkhorn` times `project_wasserstein` (jitted; eps, lam, tol traced) at
 several tolerances, each row scored by its distance to the converged
 projection so speeds are compared at a stated accuracy, and, with
