@@ -479,7 +479,7 @@ class Records:
       else:
         raise IndexError("Records take an int, a slice, a 1-D integer or "
                          f"boolean array as their first index, got {key!r}.")
-    out = self._reader.read(idx)[0 if self._field == "images" else 1]
+    out = self._reader.read(idx, self._field)
     if scalar:
       out = out[0]
     return out[(slice(None),) * (not scalar) + rest] if rest else out
@@ -500,8 +500,10 @@ class _Reader:
   """Random access to the examples of one stored split.
 
   Subclasses implement `_read(idx) -> (uint8 images [n, H, W, C], labels
-  [n])`; `read` converts them, checks the labels and keeps the last read so
-  that the images and labels of one batch are read once.
+  [n])`; `read` converts them, checks the labels and keeps the last read
+  until each field has been handed out once, so that the images and labels
+  of one batch are read once (and a field asked for again is read again:
+  no caller sees another's array).
   """
 
   def __init__(self, n: int, image_shape, num_classes: int, where: str,
@@ -516,18 +518,22 @@ class _Reader:
   def fingerprint(self) -> str:
     raise NotImplementedError
 
-  def read(self, idx: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  def read(self, idx: np.ndarray, field: str) -> np.ndarray:
+    """`field` ('images' or 'labels') of the examples `idx`."""
     idx = np.asarray(idx, np.int64)
     token = idx.tobytes()
-    if self._last is not None and self._last[0] == token:
-      return self._last[1]
+    last = self._last
+    if last is not None and last[0] == token and field in last[1]:
+      self._last = None if len(last[1]) == 1 else (
+          token, {k: v for k, v in last[1].items() if k != field})
+      return last[1][field]
     images, labels = self._read(idx)
     labels = np.asarray(labels).astype(np.int32)
     _check_labels(labels, self.num_classes, self.where)
-    out = (_to_float(np.asarray(images)), labels)
+    out = {"images": _to_float(np.asarray(images)), "labels": labels}
     self.rows_read += idx.shape[0]
-    self._last = (token, out)
-    return out
+    self._last = (token, {k: v for k, v in out.items() if k != field})
+    return out[field]
 
   def _read(self, idx: np.ndarray):
     raise NotImplementedError
@@ -676,7 +682,8 @@ def _read_all(reader: _Reader) -> Tuple[np.ndarray, np.ndarray]:
   labels = np.empty((reader.n,), np.int32)
   for start in range(0, reader.n, 1024):
     idx = np.arange(start, min(start + 1024, reader.n))
-    images[idx], labels[idx] = reader.read(idx)
+    images[idx] = reader.read(idx, "images")
+    labels[idx] = reader.read(idx, "labels")
   return images, labels
 
 

@@ -588,3 +588,15 @@ def test_prefetch_keeps_order_and_raises_where_the_item_was():
   stream = data.prefetch(iter(range(1000)), size=1)
   assert next(stream) == 0
   stream.close()
+
+
+def test_lazy_reads_each_batch_once_and_hands_out_fresh_arrays(tmp_path):
+  _write_cifar10_dir(tmp_path / "cifar-10-batches-bin")
+  lazy = data.load("cifar10", "test", data_dir=tmp_path, lazy=True)
+  idx = [2, 0]
+  first = lazy.images[idx]
+  lazy.labels[idx]
+  assert lazy.images.rows_read == 2  # one read for both fields
+  first[:] = -1.  # the caller's copy
+  again = lazy.images[idx]
+  assert lazy.images.rows_read == 4 and again.min() >= 0.
