@@ -32,7 +32,8 @@ def test_every_model_takes_bfloat16_with_float32_parameters(name):
   assert jax.eval_shape(m16.apply, v16, spec).dtype == jnp.float32
 
 
-@pytest.mark.parametrize("name", ["wong_mnist", "wide_resnet"])
+@pytest.mark.parametrize("name", [
+    "wong_mnist", pytest.param("wide_resnet", marks=pytest.mark.slow)])
 def test_bfloat16_logits_and_gradients_are_close(name):
   kw = SMALL.get(name, {})
   m32 = models.get_model(name, **kw)
@@ -54,6 +55,7 @@ def test_bad_dtype_is_a_clear_error():
     models.get_model("wong_mnist", dtype="bfloat17")
 
 
+@pytest.mark.slow  # a precision parity check: CI runs it
 def test_attack_invariants_hold_in_bfloat16(digits_model):
   model = digits_model.model.clone(dtype=jnp.bfloat16)
   fn = lambda x: model.apply(digits_model.variables, x)
