@@ -7,7 +7,8 @@ extending `Config`, presets per dataset, and hooks, gathered in a
 
 - `models(cfg, env) -> {name: TrainSpec}`: the models to train, in order,
   each a `training.Method` (with the settings its checkpoint is checked
-  against); a `Load` reads one instead, and `trained -> TrainSpec` builds
+  against); a `Load` reads one instead (a `LoadTorch` converts a PyTorch
+  checkpoint, evaluated with its own architecture), and `trained -> TrainSpec` builds
   one from those before it (`trained`: name -> variables: a distilled
   student from its teacher, a fine-tuning from its start);
 - `evaluate(cfg, env, name, variables) -> dict`: the numbers of one model
@@ -42,9 +43,9 @@ import jax
 import optax
 
 from advjax import (checkpoint, data, evaluation, models, report, sharding,
-                    training)
+                    training, zoo)
 
-__all__ = ["Config", "TrainSpec", "Load", "Env", "Benchmark",
+__all__ = ["Config", "TrainSpec", "Load", "LoadTorch", "Env", "Benchmark",
            "TRAINING_SETTINGS",
            "resolve", "fill_preset", "make_optimizer", "setup", "train", "run", "main",
            "make_parser", "config_parser", "parse_config"]
@@ -137,6 +138,21 @@ class Load(NamedTuple):
     workdir: the training workdir (holds `checkpoints/`).
   """
   workdir: str
+
+
+class LoadTorch(NamedTuple):
+  """A model of a benchmark converted from a PyTorch checkpoint
+  (`advjax.zoo.load_torch`; e.g. `--zoo-arch WideResNet --checkpoint
+  FILE`): it is evaluated with its own architecture, not `cfg.model`.
+
+  Attributes:
+    arch: an `advjax.zoo.ARCHITECTURES` name.
+    path: the checkpoint file.
+    kwargs: the architecture's keywords.
+  """
+  arch: str
+  path: str
+  kwargs: Dict[str, Any] = {}
 
 
 class Env(NamedTuple):
@@ -295,9 +311,18 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
   for name, spec in benchmark.models(cfg, env).items():
     if callable(spec):
       spec = spec(dict(trained))
+    model_env = env
     if isinstance(spec, Load):
       variables = checkpoint.load_variables(spec.workdir)
       entry = {"checkpoint": spec.workdir}
+    elif isinstance(spec, LoadTorch):
+      model, variables = zoo.load_torch(spec.arch, spec.path, **spec.kwargs)
+      model_env = env._replace(
+          model=model, apply_fn=lambda v, x, m=model: m.apply(v, x,
+                                                              train=False))
+      entry = {"checkpoint": spec.path, "zoo_arch": spec.arch,
+               "zoo_kwargs": {k: v if isinstance(v, (int, float, str, bool))
+                              else str(v) for k, v in spec.kwargs.items()}}
     else:
       fit, seconds = train(cfg, env, name, spec)
       variables = jax.device_get(fit.state.variables)
@@ -306,7 +331,7 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
     trained[name] = variables
     results["models"][name] = {**entry, **_saved(
         cfg, os.path.join(cfg.workdir, name, "evaluation.pkl"), variables,
-        lambda: benchmark.evaluate(cfg, env, name, variables))}
+        lambda: benchmark.evaluate(cfg, model_env, name, variables))}
   if benchmark.extra is not None:
     results["extra"] = _saved(
         cfg, os.path.join(cfg.workdir, "extra.pkl"), trained,

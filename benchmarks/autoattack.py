@@ -15,6 +15,17 @@ the reference within a seed's spread, about 3x its speed once compiled.
 Writes results.json, results.md and autoattack.png to --workdir (default
 runs/autoattack-<dataset>).
 
+A released PyTorch model (a RobustBench download; nothing is downloaded
+here) is evaluated with its architecture from `advjax.zoo`:
+
+    python -m benchmarks.autoattack --zoo-arch Wong2020Fast \
+        --checkpoint models/cifar10/Linf/Wong2020Fast.pt --dataset cifar10 \
+        --data-dir DIR --norm linf --eps 8/255
+
+(`--zoo-arch` a RobustBench entry of `zoo.robustbench.ENTRIES`, with its
+published numbers in the report, or an architecture with `--zoo-kwargs
+depth=28,widen_factor=10`).
+
 On a CPU-only host the process is split into one XLA device per core (as
 `XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`, unless XLA_FLAGS
 already sets it), so the evaluation runs on every core the way it runs on
@@ -30,6 +41,7 @@ if "xla_force_host_platform_device_count" not in os.environ.get(
       f" --xla_force_host_platform_device_count={os.cpu_count() or 1}"
   ).strip()
 
+import ast  # noqa: E402
 import dataclasses  # noqa: E402
 import functools  # noqa: E402
 import time  # noqa: E402
@@ -39,6 +51,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from advjax import checkpoint, evaluation, models, report, run  # noqa: E402
+from advjax import zoo  # noqa: E402
 from advjax import training  # noqa: E402
 from advjax.attacks import gradient  # noqa: E402
 from benchmarks.peers import torch_peers  # noqa: E402
@@ -69,7 +82,17 @@ class AutoAttackConfig(run.Config):
       queries.
     norm, version: AutoAttack's threat model and version.
     checkpoint: a `training.fit` workdir whose model is evaluated instead of
-      training the two models (its run.json names the model, or `model`).
+      training the two models (its run.json names the model, or `model`);
+      with `zoo_arch`, a PyTorch checkpoint file (a RobustBench download).
+    zoo_arch: evaluate the PyTorch checkpoint `checkpoint` converted by
+      `advjax.zoo.load_torch`: an architecture name (`WideResNet`,
+      `PreActResNet18`, `DMWideResNet`, `resnet50`, ...; keywords in
+      `zoo_kwargs`), or a RobustBench entry of `zoo.robustbench.ENTRIES`
+      (`Wong2020Fast`, `Carmon2019Unlabeled`, ...: its architecture,
+      keywords, eps and published numbers filled in).
+    zoo_kwargs: the architecture's keywords, comma-separated `key=value`
+      (`depth=28,widen_factor=10,sub_block1=True`; Python literals), added
+      to an entry's.
     eval_batch_size: examples per evaluation step.
     device_batch_size: examples per device per call (the compiled shape).
     seeds: AutoAttack runs with keys (and reference seeds) 0..seeds-1.
@@ -91,6 +114,8 @@ class AutoAttackConfig(run.Config):
   norm: str = "linf"
   version: str = "standard"
   checkpoint: Optional[str] = None
+  zoo_arch: Optional[str] = None
+  zoo_kwargs: str = ""
   eval_batch_size: int = 512
   device_batch_size: Optional[int] = None
   seeds: int = 3
@@ -113,15 +138,49 @@ def _refine(cfg, preset):
   if cfg.method not in ("madry", "standard"):
     raise ValueError(f"method must be 'madry' or 'standard', got "
                      f"{cfg.method!r}.")
+  if cfg.zoo_arch:
+    if not cfg.checkpoint:
+      raise ValueError("--zoo-arch needs --checkpoint FILE, the PyTorch "
+                       "checkpoint to evaluate.")
+    _zoo_spec(cfg)  # Validates the name and keywords before any work.
+    entry = zoo.robustbench.ENTRIES.get(cfg.zoo_arch)
+    # Only the test split is evaluated: leave the training split on disk.
+    preset = {**preset, "lazy_data": True}
+    if entry is not None:
+      preset["eps"] = entry.eps
+    return preset
   if cfg.checkpoint and cfg.model is None:  # the workdir names its model
     preset = {**preset, "model": checkpoint.run_settings(cfg.checkpoint).get(
         "model", preset["model"])}
   return preset
 
 
+def _zoo_spec(cfg) -> run.LoadTorch:
+  """The `LoadTorch` of `--zoo-arch` (an architecture or a RobustBench
+  entry) and `--zoo-kwargs`."""
+  kwargs = {}
+  for item in filter(None, (p.strip() for p in cfg.zoo_kwargs.split(","))):
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise ValueError(f"--zoo-kwargs takes key=value pairs separated by "
+                       f"commas; got {item!r}.")
+    try:
+      kwargs[key.strip()] = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+      kwargs[key.strip()] = value.strip()  # a bare word: a string
+  entry = zoo.robustbench.ENTRIES.get(cfg.zoo_arch)
+  if entry is not None:
+    return run.LoadTorch(entry.arch, cfg.checkpoint,
+                         {**entry.kwargs, **kwargs})
+  zoo.build(cfg.zoo_arch, **kwargs)  # Unknown names and keywords fail here.
+  return run.LoadTorch(cfg.zoo_arch, cfg.checkpoint, kwargs)
+
+
 def models_to_evaluate(cfg, env):
   """The checkpoint's model, or a standard and a Madry-trained model."""
   del env
+  if cfg.zoo_arch:
+    return {cfg.zoo_arch: _zoo_spec(cfg)}
   if cfg.checkpoint:
     return {"checkpoint": run.Load(cfg.checkpoint)}
   settings = {k: getattr(cfg, k) for k in ("eps", "train_steps",
@@ -320,7 +379,7 @@ def claims(results):
 
 def _table(cfg, results) -> str:
   rows = [f"# AutoAttack ({cfg.version}, {cfg.norm}) on {cfg.dataset}, "
-          f"{cfg.model}, {jax.default_backend()} "
+          f"{cfg.zoo_arch or cfg.model}, {jax.default_backend()} "
           f"({len(results['devices'])} devices)", ""]
   for name, c in _cases(results).items():
     ours = c["advjax"]
@@ -376,6 +435,17 @@ def _table(cfg, results) -> str:
       rows += ["", f"Gradient-masking diagnostics (flags: "
                f"{', '.join(d['flags']) or 'none'}):", "", d["table"]]
     rows.append("")
+  entry = zoo.robustbench.ENTRIES.get(cfg.zoo_arch or "")
+  if entry is not None:
+    c = results["models"][cfg.zoo_arch]["advjax"]
+    rows += [f"RobustBench's numbers for {cfg.zoo_arch} ({entry.arch}, Linf "
+             f"{entry.eps:.4g}):", "",
+             "| | clean % | AutoAttack % |", "|---|---:|---:|",
+             f"| published (RobustBench leaderboard) | {entry.clean:.2f} | "
+             f"{entry.autoattack:.2f} |",
+             f"| advjax, these {results['models'][cfg.zoo_arch]['n']} test "
+             f"examples | {report.percent(c['clean_accuracy'], 2)} | "
+             f"{report.percent(c['robust_accuracy'], 2)} |", ""]
   pub = PUBLISHED.get(cfg.dataset)
   if pub:
     rows += [f"Published AutoAttack results on {cfg.dataset} (RobustBench / "

@@ -54,3 +54,77 @@ def test_run_writes_the_report(tmp_path):
   assert set(again["models"]) == {"checkpoint"}
   assert again["models"]["checkpoint"]["advjax"]["clean_accuracy"] == \
       saved["models"]["madry"]["advjax"]["clean_accuracy"]
+
+
+def test_zoo_flags_and_entries():
+  """`--zoo-arch` takes an architecture with `--zoo-kwargs`, or a RobustBench
+  entry (its architecture, keywords and eps filled in)."""
+  cfg = resolve(autoattack.AutoAttackConfig(
+      dataset="cifar10", zoo_arch="Carmon2019Unlabeled", checkpoint="c.pt"))
+  assert cfg.eps == pytest.approx(8 / 255) and cfg.lazy_data
+  spec = autoattack._zoo_spec(cfg)  # pylint: disable=protected-access
+  assert spec == run.LoadTorch("WideResNet", "c.pt", dict(
+      depth=28, widen_factor=10, sub_block1=True))
+  spec = autoattack._zoo_spec(autoattack.AutoAttackConfig(  # pylint: disable=protected-access
+      zoo_arch="DMWideResNet", checkpoint="d.pt",
+      zoo_kwargs="depth=70, width=16,activation_fn=swish"))
+  assert spec.kwargs == dict(depth=70, width=16, activation_fn="swish")
+  with pytest.raises(ValueError, match="needs --checkpoint"):
+    resolve(autoattack.AutoAttackConfig(dataset="cifar10",
+                                        zoo_arch="Standard"))
+  with pytest.raises(ValueError, match="takes no keyword"):
+    resolve(autoattack.AutoAttackConfig(
+        dataset="cifar10", zoo_arch="WideResNet", checkpoint="c.pt",
+        zoo_kwargs="width=3"))
+  with pytest.raises(ValueError, match="key=value"):
+    autoattack._zoo_spec(autoattack.AutoAttackConfig(  # pylint: disable=protected-access
+        zoo_arch="WideResNet", checkpoint="c.pt", zoo_kwargs="depth"))
+
+
+def _write_cifar10(directory, n=16, seed=0):
+  """Raw CIFAR-10 binary batches (label byte + 3072 CHW bytes per image)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from advjax import data  # pylint: disable=import-outside-toplevel
+  os.makedirs(directory, exist_ok=True)
+  rng = np.random.default_rng(seed)
+  for names in data.DATASETS["cifar10"].raw_files.values():
+    for name in names:
+      rows = np.concatenate([rng.integers(0, 10, (n, 1)),
+                             rng.integers(0, 256, (n, 3072))], 1)
+      (directory / name).write_bytes(rows.astype(np.uint8).tobytes())
+
+
+@pytest.mark.slow  # end-to-end; CI runs it (README)
+def test_run_on_a_converted_checkpoint(tmp_path):
+  """The issue's command, shrunk: a checkpoint file (safetensors, exported
+  from a small WideResNet) on raw CIFAR-10 files, through the runner."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from advjax import data, zoo  # pylint: disable=import-outside-toplevel
+  _write_cifar10(tmp_path / "cifar-10-batches-bin")
+  model = zoo.build("WideResNet", depth=10, widen_factor=1)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  zoo.convert.write_safetensors(tmp_path / "wrn.safetensors",
+                                zoo.convert.to_state_dict(variables))
+  args = ["--zoo-arch", "WideResNet", "--zoo-kwargs",
+          "depth=10,widen_factor=1", "--checkpoint",
+          str(tmp_path / "wrn.safetensors"), "--dataset", "cifar10",
+          "--data-dir", str(tmp_path), "--norm", "linf", "--eps", "8/255",
+          "--eval-limit", "8", "--autoattack-steps", "2",
+          "--autoattack-queries", "4", "--seeds", "1", "--no-peers",
+          "--eval-steps", "2", "--eval-restarts", "1",
+          "--diagnostics-examples", "8", "--synthetic-examples", "0",
+          "--device-batch-size", "4", "--no-progress", "--no-split-cpu",
+          "--workdir", str(tmp_path / "run")]
+  flags = vars(run.make_parser(autoattack.BENCHMARK).parse_args(args))
+  flags.pop("distributed")
+  res = run.run(autoattack.BENCHMARK, autoattack.AutoAttackConfig(**flags))
+  c = res["models"]["WideResNet"]
+  assert c["zoo_arch"] == "WideResNet" and c["n"] == 8
+  test = data.load("cifar10", "test", str(tmp_path), limit=8)
+  logits = model.apply(variables, jnp.asarray(test.images))
+  labels = test.labels
+  assert c["advjax"]["clean_accuracy"] == pytest.approx(float(
+      (logits.argmax(-1) == labels).mean()))
+  assert c["advjax"]["robust_accuracy"] <= c["advjax"]["clean_accuracy"]
+  assert os.path.getsize(tmp_path / "run" / "results.md") > 0
