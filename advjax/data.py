@@ -1,7 +1,7 @@
-"""Dataset registry: embedded, generated, tfds-backed and raw-file datasets.
+"""Dataset registry: embedded, generated, tfds, raw-file and image-folder data.
 
-Every dataset loads into host memory as a `Dataset`: float32 NHWC images in
-`[0, 1]` and int32 labels. Sources, by name:
+Every dataset loads as a `Dataset` (into host memory, or read on access):
+float32 NHWC images in `[0, 1]` and int32 labels. Sources, by name:
 
 * `digits`: scikit-learn's bundled 8x8 digits (offline, always available),
   with a fixed seeded stratified 80/20 train/test split.
@@ -12,22 +12,35 @@ Every dataset loads into host memory as a `Dataset`: float32 NHWC images in
   `tfds.data_source`, so TensorFlow is not needed to read). Nothing is ever
   downloaded; a missing dataset raises `DatasetNotFoundError` saying how to
   get it.
+* `imagenet2012`, `imagenette`: tfds copies (ImageNet must be downloaded by
+  hand: tfds builds it from the ILSVRC2012 tars), and `folder`: a directory
+  of images in ImageFolder layout (`<split>/<class_name>/<image>.jpg`), with
+  an optional class index (`imagenet_class_index.json`) for true ImageNet
+  labels. Their images vary in size and are decoded one by one: RGB, the
+  shorter side resized, a square centre crop (torchvision's `Resize(256)`,
+  `CenterCrop(224)` by default). `classes=` and `per_class=` keep a
+  deterministic subset (the first N classes, the first M images of each).
+  These three load lazily unless `lazy=False`.
 
 `iterate_batches` cuts a dataset into numpy batches, reproducibly shuffled by
 `(seed, epoch)`, optionally only one process's rows of each; `prefetch`
 reads them ahead in a thread.
 
 At scale, `load(..., lazy=True)` leaves the data where it is: its images and
-labels are `Records`, read on access from the raw files (record by record) or
-tfds (random access), so each process of a multi-process run reads and
-holds only its own rows of the batch at hand, not the dataset.
+labels are `Records`, read on access from the raw files (record by record),
+tfds (random access) or image files (one by one), so each process of a
+multi-process run reads and holds only its own rows of the batch at hand, not
+the dataset.
 """
+import concurrent.futures
 import gzip
+import hashlib
+import json
 import os
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
@@ -54,12 +67,16 @@ class Dataset(NamedTuple):
     num_classes: number of classes `K`.
     name: registry name of the dataset.
     split: split name (`'train'`, `'test'`, ...).
+    class_names: `class_names[k]` names label `k` (`num_classes` entries);
+      empty where the source has no names (all but `imagenet2012`,
+      `imagenette` and `folder`).
   """
   images: np.ndarray
   labels: np.ndarray
   num_classes: int
   name: str
   split: str = ""
+  class_names: Tuple[str, ...] = ()
 
   @property
   def size(self) -> int:
@@ -77,10 +94,12 @@ class DatasetSpec(NamedTuple):
 
   Attributes:
     name: registry name (also the tfds name for tfds-backed sets).
-    num_classes: number of classes (the default, for `synthetic`).
-    image_shape: `(H, W, C)` (the default, for `synthetic`).
+    num_classes: number of classes (the default, for `synthetic`; 0 for
+      `folder`, whose classes are its subfolders or its class index).
+    image_shape: `(H, W, C)` (the default, for `synthetic` and the
+      variable-size image sets, whose `size=` sets it).
     splits: split names `load` accepts.
-    source: `'embedded'`, `'generated'` or `'tfds'`.
+    source: `'embedded'`, `'generated'`, `'tfds'` or `'folder'`.
     raw_files: split -> raw file names `load` reads from `data_dir` instead
       of tfds (empty when there is no raw-file reader).
     description: one line for CLI listings.
@@ -132,14 +151,34 @@ DATASETS: Mapping[str, DatasetSpec] = {
         DatasetSpec("svhn_cropped", 10, (32, 32, 3),
                     ("train", "test", "extra"), "tfds", {},
                     "SVHN cropped digits, 73257/26032 (+531131 extra)"),
+        DatasetSpec("imagenet2012", 1000, (224, 224, 3),
+                    ("train", "validation"), "tfds", {},
+                    "ImageNet ILSVRC2012, 1281167/50000, tfds copy built "
+                    "from the manually downloaded tars; centre-cropped"),
+        DatasetSpec("imagenette", 10, (224, 224, 3), ("train", "validation"),
+                    "tfds", {},
+                    "Imagenette full-size (10 ImageNet classes), 9469/3925; "
+                    "centre-cropped"),
+        DatasetSpec("folder", 0, (224, 224, 3),
+                    ("train", "validation", "test"), "folder", {},
+                    "your images in ImageFolder layout, "
+                    "<split>/<class>/*.jpg (class_index= for ImageNet "
+                    "labels); centre-cropped"),
     )
 }
 
+_TFDS_KWARGS = frozenset({"download"})
+# Images of varying size, decoded and cropped one by one.
+_CROP_KWARGS = frozenset({"size", "resize", "classes", "per_class"})
 _LOADER_KWARGS = {
     "digits": frozenset(),
     "synthetic": frozenset({"shape", "num_classes", "size", "seed", "noise"}),
+    "imagenet2012": _CROP_KWARGS | _TFDS_KWARGS,
+    "imagenette": _CROP_KWARGS | _TFDS_KWARGS,
+    "folder": _CROP_KWARGS | {"class_index"},
 }
-_TFDS_KWARGS = frozenset({"download"})
+# Read lazily unless `lazy=False` is passed: too large for host memory.
+_LAZY_BY_DEFAULT = frozenset({"imagenet2012", "imagenette", "folder"})
 
 
 def list_datasets() -> Tuple[str, ...]:
@@ -152,42 +191,84 @@ def load(name: str,
          data_dir: Optional[Union[str, os.PathLike]] = None,
          *,
          limit: Optional[int] = None,
-         lazy: bool = False,
+         lazy: Optional[bool] = None,
          **kwargs: Any) -> Dataset:
-  """Loads one split of a registered dataset into host memory.
+  """Loads one split of a registered dataset into host memory (or lazily).
 
   For the tfds-backed names, raw files under `data_dir` (see
   `DATASETS[name].raw_files`; MNIST IDX files may be gzipped) are read first
   when present; otherwise the tensorflow_datasets copy prepared in `data_dir`
   (default: `$TFDS_DATA_DIR` or `~/tensorflow_datasets`) is read with
   `tfds.data_source`, which needs no TensorFlow. Nothing is downloaded unless
-  `download=True` is passed.
+  `download=True` is passed (ImageNet never is: tfds builds it from the
+  ILSVRC2012 tars placed by hand in `<data_dir>/downloads/manual/`).
+
+  `imagenet2012`, `imagenette` (tfds) and `folder` (a directory of image
+  files) hold images of varying size: each is decoded when read, converted
+  to RGB, its shorter side resized to `resize` (PIL bilinear, antialiased)
+  and centre-cropped to `size x size`, as torchvision's `Resize(resize)`
+  then `CenterCrop(size)`. `folder` reads the ImageFolder layout:
+  `data_dir/<split>/<class_name>/<image>` (`validation` may be a folder
+  named `val`); when `data_dir` has no such split folder (and no folder of
+  another split), `data_dir/<class_name>/<image>` itself is the split, so
+  a split folder wins over reading `data_dir` directly. Images are the
+  files ending `.jpg`, `.jpeg`, `.png`, `.bmp`, `.ppm`, `.pgm`, `.tif`,
+  `.tiff` or `.webp` (any case) in or below each class folder; names
+  starting with `.` are skipped. Rows are grouped by class in increasing
+  label order, each class's images sorted by path.
 
   Args:
     name: a name from `list_datasets()` (case-insensitive, `-` read as `_`).
     split: a split from `DATASETS[name].splits`.
-    data_dir: directory holding raw files or prepared tfds data.
-    limit: keep only the first `limit` examples (all when `None`).
+    data_dir: directory holding raw files, prepared tfds data, or (for
+      `folder`, required) the images.
+    limit: keep only the first `limit` examples (all when `None`), after
+      `classes`/`per_class`.
     lazy: return images and labels as `Records`, read from storage on
-      access (raw files record by record, or tfds random access), so a process
-      reads only the rows it indexes; for `digits` and `synthetic`, which
-      are generated in memory, this has no effect. Use it for data at scale
-      and multi-process runs: `training.fit` and
-      `evaluation.robust_accuracy` read only this process's rows of every
-      batch.
+      access (raw files record by record, tfds random access, image files
+      one by one), so a process reads only the rows it indexes; for
+      `digits` and `synthetic`, which are generated in memory, this has no
+      effect. Use it for data at scale and multi-process runs:
+      `training.fit` and `evaluation.robust_accuracy` read only this
+      process's rows of every batch. `None` (the default) is `True` for
+      `imagenet2012`, `imagenette` and `folder` (ImageNet does not fit in
+      memory) and `False` for the others; `lazy=False` reads everything.
     **kwargs: per dataset. `synthetic`: `shape=(8, 8, 1)`,
       `num_classes=10`, `size=512` (per split), `seed=0`, `noise=0.25` (std
       of the Gaussian noise around each class template). tfds-backed names:
       `download=False` (let tfds download and prepare when missing).
+      `imagenet2012`, `imagenette` and `folder`: `size=224` (side of the
+      square crop), `resize=256` (the shorter side before cropping, `>=
+      size`; `None`: resize it to `size`), `classes=None` (an int `N`: the
+      first `N` classes by label; or a list of labels and/or class names
+      (tfds label names or folder names, e.g. wnids); `None`: all),
+      `per_class=None` (keep the first `M` images of each kept class: by
+      path for `folder`, by record index for tfds). The labels stay the
+      dataset's own (a subset of ImageNet keeps labels in 0..999). To
+      select, tfds copies read every record of the split once (images not
+      decoded where tfds allows) for its label; `folder` selects from the
+      paths, reading nothing. `folder` also takes `class_index=None`: a
+      path to a Keras/torchvision `imagenet_class_index.json`
+      (`{"0": ["n01440764", "tench"], ...}`, folder name = the wnid) or a
+      text file of one folder name per line (line `k`, from 0, is label
+      `k`). With it, labels follow the index, `num_classes` is its length
+      and every class folder must be in it; without it the classes are the
+      sorted subfolder names.
 
   Returns:
     A `Dataset`: images `[N, H, W, C]` float32 in `[0, 1]`, labels `[N]`
-    int32.
+    int32, and (for `imagenet2012`, `imagenette`, `folder`) `class_names`:
+    tfds label names (wnids), or for `folder` the human names of a json
+    index, else the folder names (a text index's lines).
 
   Raises:
-    ValueError: unknown name or split, bad `limit`, or a corrupt raw file.
+    ValueError: unknown name or split, bad `limit`, `size`, `resize`,
+      `classes` or `per_class` (more than a class has), a class folder not
+      in the class index, a malformed class index, or a corrupt raw file or
+      image (an image when its row is read, naming the file).
     TypeError: a keyword argument the dataset does not take.
-    DatasetNotFoundError: the data is not available locally.
+    DatasetNotFoundError: the data is not available locally (for `folder`:
+      no `data_dir`, or no class folders or images in it).
   """
   key = str(name).lower().replace("-", "_")
   if key not in DATASETS:
@@ -209,18 +290,25 @@ def load(name: str,
     raise TypeError(
         f"Dataset {key!r} got unexpected keyword arguments {unexpected}; "
         f"it takes {sorted(allowed) or 'none'}.")
+  lazy = key in _LAZY_BY_DEFAULT if lazy is None else bool(lazy)
 
   if key == "digits":
     images, labels = _load_digits(split)
-  elif key == "synthetic":
+    return _take(Dataset(images, labels, spec.num_classes, key, split), limit)
+  if key == "synthetic":
     return _take(_load_synthetic(split, **kwargs), limit)
+  if key == "folder":
+    reader = _open_folder(split, data_dir, limit, **kwargs)
+  elif key in _LAZY_BY_DEFAULT:
+    reader = _open_tfds_images(spec, split, data_dir, limit, **kwargs)
   else:
     reader = _open_external(spec, split, data_dir, limit, **kwargs)
-    if lazy:
-      return Dataset(Records(reader, "images"), Records(reader, "labels"),
-                     spec.num_classes, key, split)
-    images, labels = _read_all(reader)
-  return _take(Dataset(images, labels, spec.num_classes, key, split), limit)
+  if lazy:
+    return Dataset(Records(reader, "images"), Records(reader, "labels"),
+                   reader.num_classes, key, split, reader.class_names)
+  images, labels = _read_all(reader)
+  return _take(Dataset(images, labels, reader.num_classes, key, split,
+                       reader.class_names), limit)
 
 
 def iterate_batches(
@@ -403,9 +491,10 @@ class Records:
   `load(..., lazy=True)` returns a `Dataset` whose `images` and `labels` are
   `Records`: an array-like `[N, ...]` with `shape`, `dtype` and `len`, whose
   indexing (an int, a slice, a list or array of indices, a boolean mask)
-  reads only the examples it selects, from the raw files (record by record) or
-  the tfds copy through `tfds.data_source`'s random access. A process that
-  indexes its own rows of every batch (what `training.fit` and
+  reads only the examples it selects, from the raw files (record by record),
+  the tfds copy through `tfds.data_source`'s random access, or the image
+  files (only those of the selected rows are opened and decoded). A process
+  that indexes its own rows of every batch (what `training.fit` and
   `evaluation.robust_accuracy` do) never reads or holds the rest.
   `np.asarray(records)` reads everything.
 
@@ -505,6 +594,7 @@ class _Reader:
   of one batch are read once (and a field asked for again is read again:
   no caller sees another's array).
   """
+  class_names: Tuple[str, ...] = ()  # label -> name, where known
 
   def __init__(self, n: int, image_shape, num_classes: int, where: str,
                limit: Optional[int]):
@@ -641,10 +731,12 @@ class _TfdsReader(_Reader):
   access, no TensorFlow)."""
 
   def __init__(self, spec: DatasetSpec, split: str, source,
-               limit: Optional[int], data_dir):
+               limit: Optional[int], data_dir, *,
+               n: Optional[int] = None, image_shape=None):
     self._source, self._spec, self._split = source, spec, split
     self._data_dir = data_dir
-    super().__init__(len(source), spec.image_shape, spec.num_classes,
+    super().__init__(len(source) if n is None else n,
+                     image_shape or spec.image_shape, spec.num_classes,
                      f"tfds {spec.name}/{split}", limit)
 
   @property
@@ -680,8 +772,11 @@ def _read_all(reader: _Reader) -> Tuple[np.ndarray, np.ndarray]:
     reader.check_all_labels()
   images = np.empty((reader.n, *reader.image_shape), np.float32)
   labels = np.empty((reader.n,), np.int32)
-  for start in range(0, reader.n, 1024):
-    idx = np.arange(start, min(start + 1024, reader.n))
+  # Up to 1024 rows and 64 MiB of float32 images at a time.
+  row_bytes = 4 * int(np.prod(reader.image_shape))
+  chunk = max(1, min(1024, (64 << 20) // row_bytes))
+  for start in range(0, reader.n, chunk):
+    idx = np.arange(start, min(start + chunk, reader.n))
     images[idx] = reader.read(idx, "images")
     labels[idx] = reader.read(idx, "labels")
   return images, labels
@@ -815,19 +910,47 @@ def _default_tfds_dir() -> str:
                                     "tensorflow_datasets"))
 
 
+# tfds datasets downloaded by hand: (files for the manual dir, where to get).
+_MANUAL_DOWNLOADS = {
+    "imagenet2012": (("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"),
+                     "https://image-net.org/download-images"),
+}
+
+
 def _not_found(spec: DatasetSpec, split: str, data_dir, reason: str
                ) -> DatasetNotFoundError:
   """The error for a dataset that is not available, with how to get it."""
   where = os.fspath(data_dir) if data_dir is not None else _default_tfds_dir()
   shown_dir = where if data_dir is not None else "DIR"
+  prepare = (
+      "       python -c \"import tensorflow_datasets as tfds; "
+      f"tfds.builder('{spec.name}', data_dir='{shown_dir}', "
+      "file_format='array_record').download_and_prepare()\"")
   lines = [
       f"Dataset {spec.name!r} (split {split!r}) is not available in "
       f"{where}: {reason}",
       "Get it in one of these ways:",
+  ]
+  if spec.name in _MANUAL_DOWNLOADS:
+    tars, url = _MANUAL_DOWNLOADS[spec.name]
+    lines += [
+        f"  1. tfds cannot download {spec.name!r}: it must be downloaded "
+        f"manually. Register at {url}, download {' and '.join(tars)}, and "
+        "place them (not extracted) in "
+        f"{os.path.join(where, 'downloads', 'manual')}{os.sep} "
+        "(<data_dir>/downloads/manual/); then, with "
+        f"{_EXTRAS_HINT},",
+        prepare,
+        f"     builds {spec.name}/<version>/ there from the tars; pass that "
+        "data_dir (--data-dir).",
+        "  2. Or read an ImageNet directory in ImageFolder layout "
+        "(train/ and val/ of wnid folders): load('folder', split, "
+        "data_dir=..., class_index='imagenet_class_index.json').",
+    ]
+    return DatasetNotFoundError("\n".join(lines))
+  lines += [
       f"  1. On a machine with internet: {_EXTRAS_HINT}, then",
-      "       python -c \"import tensorflow_datasets as tfds; "
-      f"tfds.builder('{spec.name}', data_dir='{shown_dir}', "
-      "file_format='array_record').download_and_prepare()\"",
+      prepare,
       f"     and copy that directory (it holds {spec.name}/<version>/) here;"
       " pass it as data_dir (--data-dir).",
   ]
@@ -844,6 +967,14 @@ def _not_found(spec: DatasetSpec, split: str, data_dir, reason: str
 def _open_tfds(spec: DatasetSpec, split: str, data_dir, limit: Optional[int],
                download: bool) -> _Reader:
   """A prepared tfds copy through `tfds.data_source` (no TensorFlow)."""
+  source = _tfds_source(spec, split, data_dir, download)
+  return _TfdsReader(spec, split, source, limit,
+                     None if data_dir is None else os.fspath(data_dir))
+
+
+def _tfds_source(spec: DatasetSpec, split: str, data_dir, download: bool,
+                 decoders=None):
+  """`tfds.data_source` of a prepared copy, or `_not_found`'s error."""
   try:
     # pylint: disable=g-import-not-at-top
     import tensorflow_datasets as tfds
@@ -858,7 +989,7 @@ def _open_tfds(spec: DatasetSpec, split: str, data_dir, limit: Optional[int],
     source = tfds.data_source(
         spec.name, split=split,
         data_dir=None if data_dir is None else os.fspath(data_dir),
-        download=download,
+        download=download, decoders=decoders,
         builder_kwargs={"file_format": "array_record"})
     len(source)
   except (registered.DatasetNotFoundError, KeyError, OSError, ValueError,
@@ -869,8 +1000,7 @@ def _open_tfds(spec: DatasetSpec, split: str, data_dir, limit: Optional[int],
         spec, split, data_dir,
         f"{raw}no tensorflow_datasets copy prepared in array_record format "
         f"(tfds: {type(e).__name__}: {cause}).") from e
-  return _TfdsReader(spec, split, source, limit,
-                     None if data_dir is None else os.fspath(data_dir))
+  return source
 
 
 def _get_many(source, keys: Sequence[int]) -> Sequence[Any]:
@@ -883,6 +1013,454 @@ def _get_many(source, keys: Sequence[int]) -> Sequence[Any]:
       # tfds.testing.mock_data (tfds 4.9) installs an unbound __getitems__.
       pass
   return [source[k] for k in keys]
+
+
+# ---------------------------------------------------------------------------
+# images of varying size: ImageNet (tfds) and image folders
+
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif",
+                     ".tiff", ".webp")
+# Folder names a split may have below `data_dir`, in the order looked for.
+_SPLIT_FOLDERS = {"train": ("train",), "validation": ("validation", "val"),
+                  "test": ("test",)}
+_FOLDER_LAYOUT = ("DIR/<split>/<class_name>/<image>.jpg (split folders: "
+                  "train, validation or val, test), or "
+                  "DIR/<class_name>/<image>.jpg")
+_DECODE_THREADS = min(8, os.cpu_count() or 1)
+
+
+def _crop_geometry(size: int, resize: Optional[int]) -> Tuple[int, int]:
+  """Checked `(size, resize)`; `resize=None` is `size`."""
+  def whole(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+  if not whole(size) or size < 1:
+    raise ValueError(f"size must be a positive int (the side of the square "
+                     f"centre crop), got {size!r}.")
+  if resize is None:
+    return int(size), int(size)
+  if not whole(resize) or resize < size:
+    raise ValueError(
+        f"resize must be an int >= size ({size}): the shorter side is "
+        f"resized to it before the {size}x{size} centre crop; or None, to "
+        f"resize the shorter side to size. Got {resize!r}.")
+  return int(size), int(resize)
+
+
+def _decode_image(image, size: int, resize: int, what: str) -> np.ndarray:
+  """One image as uint8 `[size, size, 3]`: torchvision's `Resize(resize)`,
+  `CenterCrop(size)` on its RGB conversion.
+
+  Args:
+    image: a file path, or a uint8 `[H, W, C]` array (C = 1, 3 or 4).
+    size: side of the square centre crop.
+    resize: the shorter side is resized to this (PIL bilinear, which
+      antialiases when shrinking); the longer side keeps the aspect ratio,
+      `int(resize * long / short)`.
+    what: names the image in errors.
+
+  Raises:
+    ValueError: the image cannot be read or decoded, naming `what`.
+  """
+  # pylint: disable-next=g-import-not-at-top
+  from PIL import Image
+  try:
+    if isinstance(image, np.ndarray):
+      array = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else (
+          image)
+      rgb = Image.fromarray(np.ascontiguousarray(array)).convert("RGB")
+    else:
+      with Image.open(image) as opened:
+        rgb = opened.convert("RGB")
+  except (OSError, ValueError, TypeError, SyntaxError,
+          Image.DecompressionBombError) as e:
+    raise ValueError(
+        f"Cannot decode image {what}: {type(e).__name__}: {e} (corrupt, "
+        "truncated or not an image?). Replace or remove it.") from e
+  w, h = rgb.size
+  short, long = min(w, h), max(w, h)
+  new_long = int(resize * long / short)
+  new_w, new_h = (resize, new_long) if w <= h else (new_long, resize)
+  if (new_w, new_h) != (w, h):
+    rgb = rgb.resize((new_w, new_h), Image.Resampling.BILINEAR)
+  left = int(round((new_w - size) / 2.))
+  top = int(round((new_h - size) / 2.))
+  return np.asarray(rgb.crop((left, top, left + size, top + size)), np.uint8)
+
+
+def _decode_many(images: Sequence[Any], size: int, resize: int,
+                 names: Sequence[str]) -> np.ndarray:
+  """`_decode_image` of each, in threads (PIL decodes and resizes without
+  the GIL): uint8 `[n, size, size, 3]`."""
+  out = np.empty((len(images), size, size, 3), np.uint8)
+
+  def one(j):
+    out[j] = _decode_image(images[j], size, resize, names[j])
+
+  workers = min(len(images), _DECODE_THREADS)
+  if workers <= 1:
+    for j in range(len(images)):
+      one(j)
+  else:
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+      list(pool.map(one, range(len(images))))  # raises the first error
+  return out
+
+
+def _class_text(label: int, ids: Sequence[str]) -> str:
+  return (f"{ids[label]!r} (label {label})" if 0 <= label < len(ids)
+          else f"label {label}")
+
+
+def _choose_classes(classes, present: Sequence[int], ids: Sequence[str],
+                    where: str) -> Tuple[int, ...]:
+  """The labels `classes` keeps, increasing, from the split's `present`
+  labels (`ids[k]` names label k: tfds label names or folder names)."""
+  present = sorted(present)
+  if classes is None:
+    return tuple(present)
+  if isinstance(classes, (int, np.integer)) and not isinstance(classes, bool):
+    if not 1 <= classes <= len(present):
+      raise ValueError(
+          f"classes={classes}, but {where} has {len(present)} classes; pass "
+          f"1..{len(present)}, or a list of labels or class names.")
+    return tuple(present[:int(classes)])
+  if isinstance(classes, (str, bytes)) or not isinstance(
+      classes, (Sequence, np.ndarray, set, frozenset)):
+    raise TypeError(
+        "classes must be an int N (the first N classes) or a list of labels "
+        f"or class names, got {classes!r}.")
+  lookup = {name: k for k, name in enumerate(ids)}
+  present_set, chosen = set(present), []
+  for c in classes:
+    if isinstance(c, str):
+      if c not in lookup:
+        known = (f"names are {', '.join(map(repr, ids[:3]))}, ... "
+                 "(class_names of the loaded Dataset)" if ids else
+                 "it has no class names")
+        raise ValueError(f"classes: unknown class name {c!r} in {where}; "
+                         f"{known}; or pass int labels.")
+      label = lookup[c]
+    elif isinstance(c, (int, np.integer)) and not isinstance(c, bool):
+      label = int(c)
+    else:
+      raise TypeError(f"classes: {c!r} is neither an int label nor a class "
+                      "name.")
+    if label not in present_set:
+      raise ValueError(
+          f"classes: {_class_text(label, ids)} is not a class of {where} "
+          f"(it has {len(present)} classes, labels {present[0]}.."
+          f"{present[-1]}).")
+    if label in chosen:
+      raise ValueError(f"classes: {_class_text(label, ids)} is given twice.")
+    chosen.append(label)
+  if not chosen:
+    raise ValueError("classes is empty; pass None to keep every class.")
+  return tuple(sorted(chosen))
+
+
+def _select(labels: np.ndarray, present: Sequence[int], ids: Sequence[str],
+            classes, per_class, where: str) -> Optional[np.ndarray]:
+  """Indices of the rows `classes` and `per_class` keep, grouped by class
+  in increasing label order, each class's rows in their given order;
+  `None` when both are `None` (every row, as given)."""
+  if classes is None and per_class is None:
+    return None
+  if per_class is not None:
+    if isinstance(per_class, bool) or not isinstance(per_class,
+                                                     (int, np.integer)):
+      raise TypeError(f"per_class must be an int or None, got {per_class!r}.")
+    if per_class < 1:
+      raise ValueError(f"per_class must be >= 1, got {per_class}.")
+  chosen = _choose_classes(classes, present, ids, where)
+  order = np.argsort(labels, kind="stable")
+  bounds = np.searchsorted(labels[order], np.asarray(chosen) + np.array(
+      [[0], [1]]))
+  keep = []
+  for c, lo, hi in zip(chosen, bounds[0], bounds[1]):
+    rows = order[lo:hi]
+    if per_class is not None:
+      if rows.shape[0] < per_class:
+        raise ValueError(
+            f"per_class={per_class}, but class {_class_text(c, ids)} has "
+            f"only {rows.shape[0]} images in {where}; pass per_class <= "
+            f"{rows.shape[0]} or leave that class out (classes=...).")
+      rows = rows[:per_class]
+    keep.append(rows)
+  return np.concatenate(keep).astype(np.int64)
+
+
+class _TfdsImageReader(_TfdsReader):
+  """A tfds copy of images of varying size (ImageNet), each decoded to
+  `size x size` (`_decode_image`); only the records `keys`, in that order,
+  when a subset was selected."""
+
+  def __init__(self, spec: DatasetSpec, split: str, source,
+               limit: Optional[int], data_dir, size: int, resize: int,
+               keys: Optional[np.ndarray], class_names: Tuple[str, ...]):
+    self._size, self._resize, self._keys = size, resize, keys
+    self.class_names = class_names
+    super().__init__(spec, split, source, limit, data_dir,
+                     n=None if keys is None else keys.shape[0],
+                     image_shape=(size, size, 3))
+
+  @property
+  def fingerprint(self) -> str:
+    keys = ("all" if self._keys is None else hashlib.sha256(
+        self._keys[:self.n].tobytes()).hexdigest()[:16])
+    return f"{super().fingerprint}:crop{self._size}/{self._resize}:{keys}"
+
+  def _read(self, idx):
+    keys = idx if self._keys is None else self._keys[idx]
+    try:
+      examples = _get_many(self._source, keys.tolist())
+      images = [np.asarray(example["image"]) for example in examples]
+      labels = np.array([int(example["label"]) for example in examples],
+                        np.int64)
+    except (KeyError, OSError, ValueError) as e:
+      raise ValueError(
+          f"Cannot read the tensorflow_datasets copy of {self._spec.name!r} "
+          f"split {self._split!r} (corrupt or incomplete?): "
+          f"{type(e).__name__}: {e}") from e
+    names = [f"{self.where} record {k}" for k in keys.tolist()]
+    return _decode_many(images, self._size, self._resize, names), labels
+
+
+def _tfds_labels(spec: DatasetSpec, split: str, data_dir,
+                 source) -> np.ndarray:
+  """The label of every record of a tfds split, in index order.
+
+  Reads every record once, through a source that leaves the images encoded
+  (`tfds.decode.SkipDecoding`); where that needs TensorFlow (a
+  `tfds.testing.mock_data` source encodes its examples with it), through
+  `source`, decoding them.
+  """
+  # pylint: disable-next=g-import-not-at-top
+  import tensorflow_datasets as tfds
+  fast = _tfds_source(spec, split, data_dir, False,
+                      decoders={"image": tfds.decode.SkipDecoding()})
+  n = len(source)
+  labels = np.empty((n,), np.int64)
+  try:
+    for start in range(0, n, 4096):
+      keys = list(range(start, min(start + 4096, n)))
+      try:
+        examples = _get_many(fast, keys)
+      except ImportError:
+        fast = source
+        examples = _get_many(fast, keys)
+      labels[start:start + len(keys)] = [int(ex["label"]) for ex in examples]
+  except (KeyError, OSError, ValueError) as e:
+    raise ValueError(
+        f"Cannot read the labels of the tensorflow_datasets copy of "
+        f"{spec.name!r} split {split!r} (corrupt or incomplete?): "
+        f"{type(e).__name__}: {e}") from e
+  return labels
+
+
+def _open_tfds_images(spec: DatasetSpec, split: str, data_dir,
+                      limit: Optional[int], *, size: int = 224,
+                      resize: Optional[int] = 256, classes=None,
+                      per_class: Optional[int] = None,
+                      download: bool = False) -> _Reader:
+  """`imagenet2012`/`imagenette` through `tfds.data_source`, cropped."""
+  size, resize = _crop_geometry(size, resize)
+  source = _tfds_source(spec, split, data_dir, download)
+  data_dir = None if data_dir is None else os.fspath(data_dir)
+  try:
+    ids = tuple(source.dataset_info.features["label"].names)
+  except (AttributeError, KeyError, TypeError):
+    ids = ()
+  if len(ids) != spec.num_classes:
+    ids = ()
+  keys = None
+  if classes is not None or per_class is not None:
+    where = f"tfds {spec.name}/{split}"
+    labels = _tfds_labels(spec, split, data_dir, source)
+    _check_labels(labels, spec.num_classes, where)
+    keys = _select(labels, range(spec.num_classes), ids, classes, per_class,
+                   where)
+  return _TfdsImageReader(spec, split, source, limit, data_dir, size, resize,
+                          keys, ids)
+
+
+class _FolderReader(_Reader):
+  """Image files, each decoded to `size x size` when its row is read."""
+
+  def __init__(self, root: str, paths: Sequence[str], labels: np.ndarray,
+               num_classes: int, class_names: Tuple[str, ...], size: int,
+               resize: int, limit: Optional[int]):
+    super().__init__(len(paths), (size, size, 3), num_classes, root, limit)
+    self.root, self.class_names = root, class_names
+    self.paths, self.labels = tuple(paths[:self.n]), labels[:self.n]
+    self._size, self._resize = size, resize
+
+  @property
+  def fingerprint(self) -> str:
+    """Paths, labels, sizes and modification times of the files (one
+    `stat` each, nothing read) and the crop."""
+    digest = hashlib.sha256()
+    for path, label in zip(self.paths, self.labels.tolist()):
+      st = os.stat(path)
+      digest.update(f"{os.path.relpath(path, self.root)}:{label}:"
+                    f"{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return (f"folder:{os.path.abspath(self.root)}:{self.n}:"
+            f"crop{self._size}/{self._resize}:{digest.hexdigest()[:16]}")
+
+  def _read(self, idx):
+    paths = [self.paths[i] for i in idx.tolist()]
+    return (_decode_many(paths, self._size, self._resize, paths),
+            self.labels[idx])
+
+
+def _folder_root(split: str, data_dir) -> str:
+  """The directory whose subfolders are the classes of `split`."""
+  if data_dir is None:
+    raise DatasetNotFoundError(
+        "Dataset 'folder' needs data_dir (--data-dir): a directory of "
+        f"images in ImageFolder layout, {_FOLDER_LAYOUT}.")
+  data_dir = os.fspath(data_dir)
+  if not os.path.isdir(data_dir):
+    raise DatasetNotFoundError(
+        f"Dataset 'folder': data_dir {data_dir} is not a directory; pass a "
+        f"directory of images in ImageFolder layout, {_FOLDER_LAYOUT}.")
+  for name in _SPLIT_FOLDERS[split]:
+    if os.path.isdir(os.path.join(data_dir, name)):
+      return os.path.join(data_dir, name)
+  others = [name for names in _SPLIT_FOLDERS.values() for name in names
+            if os.path.isdir(os.path.join(data_dir, name))]
+  if others:
+    raise DatasetNotFoundError(
+        f"Dataset 'folder': {data_dir} has split folders "
+        f"{', '.join(others)} but none for split {split!r} (looked for "
+        f"{', '.join(_SPLIT_FOLDERS[split])}); load one of those splits, or "
+        f"add {os.path.join(data_dir, _SPLIT_FOLDERS[split][0])}{os.sep}.")
+  return data_dir
+
+
+def _is_image(name: str) -> bool:
+  return not name.startswith(".") and name.lower().endswith(_IMAGE_EXTENSIONS)
+
+
+def _image_files(directory: str) -> List[str]:
+  """Image files in or below `directory`, sorted by path."""
+  found = []
+  for parent, subdirs, files in os.walk(directory, followlinks=True):
+    subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+    found.extend(os.path.join(parent, f) for f in files if _is_image(f))
+  return sorted(found)
+
+
+def _read_class_index(path) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+  """`(folder names, class names)` by label from a class-index file: a json
+  object `{"0": [folder, name], ...}` (Keras/torchvision
+  `imagenet_class_index.json`; a plain string value is both) or text, one
+  folder name per line."""
+  path = os.fspath(path)
+  formats = ("expected imagenet_class_index.json's format, {\"0\": "
+             "[\"n01440764\", \"tench\"], ...}, or a text file of one folder "
+             "name per line (line k, from 0, is label k)")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"class_index file {path} does not exist; "
+                            f"{formats}.")
+  with open(path, encoding="utf-8") as f:
+    text = f.read()
+  if path.lower().endswith(".json") or text.lstrip().startswith("{"):
+    try:
+      obj = json.loads(text)
+    except json.JSONDecodeError as e:
+      raise ValueError(f"class_index {path} is not valid JSON ({e}); "
+                       f"{formats}.") from e
+    entries: Dict[int, Any] = {}
+    if isinstance(obj, dict):
+      for k, v in obj.items():
+        try:
+          entries[int(k)] = v
+        except ValueError:
+          break
+    if not isinstance(obj, dict) or not obj or sorted(entries) != list(
+        range(len(obj))):
+      raise ValueError(f"class_index {path}: the keys must be the labels "
+                       f"\"0\"..\"K-1\"; {formats}.")
+    folders, names = [], []
+    for k in range(len(entries)):
+      v = entries[k]
+      if isinstance(v, str):
+        v = [v]
+      if (not isinstance(v, (list, tuple)) or not 1 <= len(v) <= 2 or
+          not all(isinstance(x, str) and x for x in v)):
+        raise ValueError(f"class_index {path}: entry \"{k}\" is {v!r}; "
+                         f"{formats}.")
+      folders.append(v[0])
+      names.append(v[-1])
+  else:
+    folders = [line.strip() for line in text.splitlines()]
+    while folders and not folders[-1]:
+      folders.pop()
+    if not folders:
+      raise ValueError(f"class_index {path} is empty; {formats}.")
+    if "" in folders:
+      raise ValueError(f"class_index {path}: line {folders.index('') + 1} is "
+                       f"empty (every line is a label); {formats}.")
+    names = folders
+  first = {}
+  for k, folder in enumerate(folders):
+    if folder in first:
+      raise ValueError(f"class_index {path}: folder {folder!r} is given for "
+                       f"labels {first[folder]} and {k}.")
+    first[folder] = k
+  return tuple(folders), tuple(names)
+
+
+def _open_folder(split: str, data_dir, limit: Optional[int], *,
+                 size: int = 224, resize: Optional[int] = 256, classes=None,
+                 per_class: Optional[int] = None,
+                 class_index=None) -> _Reader:
+  """The `folder` dataset: class folders of image files (`load`)."""
+  size, resize = _crop_geometry(size, resize)
+  root = _folder_root(split, data_dir)
+  with os.scandir(root) as entries:
+    entries = list(entries)
+  folders = sorted(e.name for e in entries
+                   if e.is_dir() and not e.name.startswith("."))
+  if not folders:
+    loose = sum(e.is_file() and _is_image(e.name) for e in entries)
+    hint = (f" It holds {loose} images directly: put them in one folder per "
+            "class, or pass the directory above the class folders."
+            if loose else "")
+    raise DatasetNotFoundError(
+        f"Dataset 'folder' (split {split!r}): no class folders in {root}; "
+        f"expected the ImageFolder layout {_FOLDER_LAYOUT}.{hint}")
+  if class_index is None:
+    ids = names = tuple(folders)
+  else:
+    ids, names = _read_class_index(class_index)
+  label_of = {folder: k for k, folder in enumerate(ids)}
+  unknown = [f for f in folders if f not in label_of]
+  if unknown:
+    more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+    raise ValueError(
+        f"Class folder {unknown[0]!r}{more} in {root} is not in the class "
+        f"index {os.fspath(class_index)} ({len(ids)} classes); rename or "
+        "remove it, or pass the class index it belongs to.")
+  folders.sort(key=label_of.__getitem__)
+  paths, labels = [], []
+  for folder in folders:
+    files = _image_files(os.path.join(root, folder))
+    paths += files
+    labels += [label_of[folder]] * len(files)
+  if not paths:
+    raise DatasetNotFoundError(
+        f"Dataset 'folder' (split {split!r}): no images in the "
+        f"{len(folders)} class folders of {root} (image files end "
+        f"{', '.join(_IMAGE_EXTENSIONS)}); expected the ImageFolder layout "
+        f"{_FOLDER_LAYOUT}.")
+  labels = np.asarray(labels, np.int64)
+  keep = _select(labels, [label_of[f] for f in folders], ids, classes,
+                 per_class, root)
+  if keep is not None:
+    paths, labels = [paths[i] for i in keep.tolist()], labels[keep]
+  return _FolderReader(root, paths, labels, len(ids), names, size, resize,
+                       limit)
 
 
 def mnist_like_images(batch: int, image_shape: Sequence[int]) -> np.ndarray:

@@ -9,6 +9,7 @@ back through the unpatched `tfds.data_source`.
 """
 import gzip
 import io
+import json
 import os
 import sys
 
@@ -130,7 +131,8 @@ def _sorted_by_label_and_pixel(images, labels):
 def test_registry_lists_names_and_metadata():
   names = data.list_datasets()
   assert set(names) == {"digits", "synthetic", "mnist", "fashion_mnist",
-                        "cifar10", "cifar100", "svhn_cropped"}
+                        "cifar10", "cifar100", "svhn_cropped", "imagenet2012",
+                        "imagenette", "folder"}
   assert data.DATASETS["cifar100"].num_classes == 100
   assert data.DATASETS["cifar10"].image_shape == (32, 32, 3)
   assert data.DATASETS["mnist"].image_shape == (28, 28, 1)
@@ -600,3 +602,339 @@ def test_lazy_reads_each_batch_once_and_hands_out_fresh_arrays(tmp_path):
   first[:] = -1.  # the caller's copy
   again = lazy.images[idx]
   assert lazy.images.rows_read == 4 and again.min() >= 0.
+
+
+# ---------------------------------------------------------------------------
+# images of varying size: image folders, ImageNet through tfds
+
+# File formats and modes cycled through a folder's images.
+_IMAGE_KINDS = (("RGB", "jpg"), ("L", "png"), ("RGBA", "png"),
+                ("CMYK", "JPEG"), ("P", "bmp"))
+
+
+def _grey_level(label, i):
+  return 10 + 20 * (4 * label + i)
+
+
+def _write_image_folder(root, classes=("cat", "ant", "bee"), n=4):
+  """`root/<class>/img<i>.<ext>`: constant grey images (a level per file,
+  `_grey_level(rank of the class among the sorted names, i)`), of
+  different sizes and modes."""
+  image_lib = pytest.importorskip("PIL.Image")
+  for cls in classes:
+    label = sorted(classes).index(cls)
+    os.makedirs(root / cls)
+    for i in range(n):
+      mode, ext = _IMAGE_KINDS[(label + i) % len(_IMAGE_KINDS)]
+      level = _grey_level(label, i)
+      rgb = np.full((17 + 3 * i, 23 + 5 * label, 3), level, np.uint8)
+      image = image_lib.fromarray(rgb)
+      if mode == "P":
+        image = image.quantize(4)
+      image.convert(mode).save(root / cls / f"img{i}.{ext}")
+  return root
+
+
+def _grey_levels(images):
+  """The level (0..255) of each constant image `[N, H, W, 3]`."""
+  flat = np.asarray(images).reshape(len(images), -1) * 255
+  assert np.ptp(flat, axis=1).max() <= 1.  # constant, within rounding
+  return np.round(flat.mean(1)).astype(int)
+
+
+def test_image_registry_entries():
+  for name, k in (("imagenet2012", 1000), ("imagenette", 10)):
+    spec = data.DATASETS[name]
+    assert (spec.num_classes, spec.source) == (k, "tfds")
+    assert spec.splits == ("train", "validation")
+    assert spec.image_shape == (224, 224, 3)
+  spec = data.DATASETS["folder"]
+  assert spec.source == "folder" and spec.image_shape == (224, 224, 3)
+  assert "validation" in spec.splits
+  assert data.load("digits", "test").class_names == ()
+
+
+def test_folder_shapes_labels_modes_and_lazy_default(tmp_path):
+  root = _write_image_folder(tmp_path / "validation")
+  ds = data.load("folder", "validation", data_dir=tmp_path, size=16,
+                 resize=None)
+  assert isinstance(ds.images, data.Records)  # lazy by default
+  assert ds.images.rows_read == 0
+  assert ds.images.shape == (12, 16, 16, 3) and ds.images.dtype == np.float32
+  assert (ds.num_classes, ds.name, ds.split) == (3, "folder", "validation")
+  assert ds.class_names == ("ant", "bee", "cat")
+  np.testing.assert_array_equal(ds.labels[:], np.repeat([0, 1, 2], 4))
+  eager = data.load("folder", "validation", data_dir=root.parent, size=16,
+                    resize=None, lazy=False)
+  assert isinstance(eager.images, np.ndarray)
+  assert eager.images.dtype == np.float32 and eager.labels.dtype == np.int32
+  assert 0. <= eager.images.min() and eager.images.max() <= 1.
+  np.testing.assert_array_equal(eager.images, ds.images[:])
+  # Every mode (RGB JPEG, grey PNG, RGBA PNG, CMYK JPEG, palette BMP) comes
+  # out RGB, each file's own grey level, in sorted-name order per class.
+  np.testing.assert_array_equal(
+      _grey_levels(eager.images),
+      [_grey_level(k, i) for k in range(3) for i in range(4)])
+  full = data.load("folder", "validation", data_dir=tmp_path, lazy=False)
+  assert full.images.shape == (12, 224, 224, 3)  # size=224, resize=256
+  np.testing.assert_allclose(full.images, np.broadcast_to(
+      eager.images[:, :1, :1], full.images.shape), atol=1.5 / 255)
+  assert data.load("folder", "validation", data_dir=tmp_path, size=8,
+                   limit=5).size == 5
+
+
+def test_folder_class_index_json_and_text(tmp_path):
+  root = tmp_path / "imagenet"
+  _write_image_folder(root / "val", classes=("n03", "n01", "n04"), n=2)
+  wnids = ["n00", "n01", "n02", "n03", "n04"]
+  json_index = tmp_path / "imagenet_class_index.json"
+  json_index.write_text(json.dumps(
+      {str(k): [w, f"name{k}"] for k, w in enumerate(wnids)}))
+  text_index = tmp_path / "wnids.txt"
+  text_index.write_text("\n".join(wnids) + "\n")
+  for index, names in ((json_index, tuple(f"name{k}" for k in range(5))),
+                       (text_index, tuple(wnids))):
+    ds = data.load("folder", "validation", data_dir=root, class_index=index,
+                   size=8, resize=None)
+    assert ds.num_classes == 5 and ds.class_names == names
+    np.testing.assert_array_equal(ds.labels[:], [1, 1, 3, 3, 4, 4])
+    np.testing.assert_array_equal(  # folders by label: n01, n03, n04.
+        _grey_levels(ds.images[:]),
+        [_grey_level(k, i) for k in range(3) for i in range(2)])
+  text_index.write_text("n00\nn01\nn03\n")
+  with pytest.raises(ValueError, match=r"'n04'.*not in the class index"):
+    data.load("folder", "validation", data_dir=root, class_index=text_index)
+  for bad in ('{"0": ["n01", "a"], "2": ["n03", "b"]}', '{"0": 7}', "{x",
+              '["n01"]'):
+    json_index.write_text(bad)
+    with pytest.raises(ValueError, match="imagenet_class_index.json"):
+      data.load("folder", "validation", data_dir=root, class_index=json_index)
+  text_index.write_text("n01\n\nn03\nn04\n")
+  with pytest.raises(ValueError, match="line 2 is empty"):
+    data.load("folder", "validation", data_dir=root, class_index=text_index)
+  text_index.write_text("n01\nn03\nn04\nn01\n")
+  with pytest.raises(ValueError, match="'n01' is given for labels 0 and 3"):
+    data.load("folder", "validation", data_dir=root, class_index=text_index)
+  with pytest.raises(FileNotFoundError, match="missing.json"):
+    data.load("folder", "validation", data_dir=root,
+              class_index=tmp_path / "missing.json")
+
+
+def test_folder_subset_selector(tmp_path):
+  _write_image_folder(tmp_path, n=4)  # classes directly in data_dir
+  kw = dict(data_dir=tmp_path, size=8, resize=None)
+  ds = data.load("folder", "train", classes=2, per_class=3, **kw)
+  assert ds.size == 6 and ds.num_classes == 3
+  np.testing.assert_array_equal(ds.labels[:], [0, 0, 0, 1, 1, 1])
+  levels = [_grey_level(k, i) for k in range(2) for i in range(3)]
+  np.testing.assert_array_equal(_grey_levels(ds.images[:]), levels)
+  again = data.load("folder", "train", classes=2, per_class=3, lazy=False,
+                    **kw)
+  np.testing.assert_array_equal(again.images, ds.images[:])
+  assert again.images.shape == (6, 8, 8, 3)
+  # A list of names and labels, in any order: rows by label.
+  ds = data.load("folder", "train", classes=["cat", 0], per_class=1, **kw)
+  np.testing.assert_array_equal(ds.labels[:], [0, 2])
+  np.testing.assert_array_equal(_grey_levels(ds.images[:]),
+                                [_grey_level(0, 0), _grey_level(2, 0)])
+  assert data.load("folder", "train", per_class=2, **kw).size == 6
+  assert data.load("folder", "train", classes=[1], **kw).size == 4
+  os.remove(tmp_path / "bee" / "img3.bmp")  # bee: 3 images left
+  with pytest.raises(ValueError, match=r"class 'bee' \(label 1\) has only 3"):
+    data.load("folder", "train", per_class=4, **kw)
+  for bad, error in ((0, ValueError), (4, ValueError), (["dog"], ValueError),
+                     ([5], ValueError), ([1, "bee"], ValueError),
+                     ("cat", TypeError), ([], ValueError)):
+    with pytest.raises(error, match="classes"):
+      data.load("folder", "train", classes=bad, **kw)
+  for bad, error in ((0, ValueError), (1.5, TypeError)):
+    with pytest.raises(error, match="per_class"):
+      data.load("folder", "train", per_class=bad, **kw)
+
+
+def test_folder_lazy_opens_only_the_rows_read(tmp_path, monkeypatch):
+  image_lib = pytest.importorskip("PIL.Image")
+  _write_image_folder(tmp_path / "train")
+  opened = []
+  real_open = image_lib.open
+
+  def counting_open(path, *args, **kwargs):
+    opened.append(os.path.basename(os.path.dirname(path)) + "/" +
+                  os.path.basename(path))
+    return real_open(path, *args, **kwargs)
+
+  monkeypatch.setattr(image_lib, "open", counting_open)
+  ds = data.load("folder", "train", data_dir=tmp_path, size=8, resize=None)
+  assert opened == [] and ds.images.rows_read == 0
+  images = ds.images[[5, 0]]
+  np.testing.assert_array_equal(ds.labels[[5, 0]], [1, 0])
+  assert ds.images.rows_read == 2
+  assert sorted(opened) == ["ant/img0.jpg", "bee/img1.png"]
+  np.testing.assert_array_equal(_grey_levels(images),
+                                [_grey_level(1, 1), _grey_level(0, 0)])
+  fingerprint = ds.images.fingerprint  # stats the files, opens none
+  assert len(opened) == 2 and fingerprint.startswith("images:folder:")
+  other = data.load("folder", "train", data_dir=tmp_path, size=8)
+  assert other.images.fingerprint != fingerprint  # the crop is part of it
+
+
+@pytest.mark.parametrize("portrait", [False, True])
+def test_folder_resize_and_centre_crop_geometry(tmp_path, portrait):
+  image_lib = pytest.importorskip("PIL.Image")
+
+  def save(name, array):
+    array = array.transpose(1, 0, 2) if portrait else array
+    os.makedirs(tmp_path / "c", exist_ok=True)
+    image_lib.fromarray(np.ascontiguousarray(array)).save(tmp_path / "c" /
+                                                          name)
+
+  def crop(name, **kw):
+    ds = data.load("folder", "test", data_dir=tmp_path, lazy=False, **kw)
+    image = ds.images[sorted(os.listdir(tmp_path / "c")).index(name)]
+    return image.transpose(1, 0, 2) if portrait else image
+
+  # 120 wide, 80 high: left half black, right half white.
+  halves = np.zeros((80, 120, 3), np.uint8)
+  halves[:, 60:] = 255
+  save("a_halves.png", halves)
+  # Shorter side 80 -> 40: 60 x 40, an exact 2x bilinear (triangle)
+  # reduction: weights 1/8, 3/8, 3/8, 1/8 over 4 source columns. The
+  # 20 x 20 centre crop starts at column (60 - 20) / 2 = 20, so the edge
+  # (resized column 30) falls between crop columns 9 and 10: column 9
+  # sees one white source column (1/8), column 10 one black (7/8).
+  got = crop("a_halves.png", size=20, resize=40)
+  assert got.shape == (20, 20, 3)
+  expected = np.zeros(20, np.float32)
+  expected[9], expected[10], expected[11:] = 1 / 8, 7 / 8, 1.
+  np.testing.assert_allclose(got, np.broadcast_to(expected[None, :, None],
+                                                  got.shape), atol=1 / 255)
+  # No resize (shorter side already 80): the crop alone, exactly.
+  got = crop("a_halves.png", size=80, resize=None)
+  expected = np.zeros(80, np.float32)
+  expected[40:] = 1.
+  np.testing.assert_array_equal(got, np.broadcast_to(
+      expected[None, :, None], got.shape))
+  # Odd margins round as torchvision does: (41 - 40) / 2 = 0.5 -> 0.
+  ramp = np.broadcast_to((np.arange(41) * 6).astype(np.uint8)[None, :, None],
+                         (40, 41, 3))
+  save("b_ramp.png", ramp)
+  got = crop("b_ramp.png", size=40, resize=None)
+  np.testing.assert_allclose(got * 255, np.broadcast_to(
+      ramp[:, :40], got.shape), atol=1e-4)
+
+
+def test_folder_layout_split_folders(tmp_path):
+  _write_image_folder(tmp_path / "val", classes=("x", "y"), n=1)
+  _write_image_folder(tmp_path / "train", classes=("p", "q", "r"), n=1)
+  kw = dict(data_dir=tmp_path, size=8, resize=None)
+  assert data.load("folder", "validation", **kw).class_names == ("x", "y")
+  assert data.load("folder", "train", **kw).class_names == ("p", "q", "r")
+  with pytest.raises(data.DatasetNotFoundError,
+                     match=r"split folders train, val but none for split "
+                           r"'test'"):
+    data.load("folder", "test", **kw)
+
+
+def test_folder_errors(tmp_path):
+  image_lib = pytest.importorskip("PIL.Image")
+  kw = dict(size=8, resize=None)
+  with pytest.raises(data.DatasetNotFoundError, match="needs data_dir"):
+    data.load("folder", "train", **kw)
+  with pytest.raises(data.DatasetNotFoundError, match="not a directory"):
+    data.load("folder", "train", data_dir=tmp_path / "nowhere", **kw)
+  split = tmp_path / "train"
+  split.mkdir()
+  with pytest.raises(data.DatasetNotFoundError) as info:
+    data.load("folder", "train", data_dir=tmp_path, **kw)
+  assert str(split) in str(info.value)
+  assert "<class_name>/<image>.jpg" in str(info.value)
+  image_lib.fromarray(np.zeros((4, 4, 3), np.uint8)).save(split / "loose.png")
+  with pytest.raises(data.DatasetNotFoundError,
+                     match="holds 1 images directly"):
+    data.load("folder", "train", data_dir=tmp_path, **kw)
+  (split / "cls").mkdir()
+  (split / "cls" / "notes.txt").write_text("not an image")
+  with pytest.raises(data.DatasetNotFoundError,
+                     match=r"(?s)no images in the 1 class folders of .*train"):
+    data.load("folder", "train", data_dir=tmp_path, **kw)
+  # A corrupt image fails when its row is read, naming the file.
+  image_lib.fromarray(np.zeros((4, 6, 3), np.uint8)).save(split / "cls" /
+                                                          "a.png")
+  (split / "cls" / "b.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+  ds = data.load("folder", "train", data_dir=tmp_path, **kw)
+  assert ds.images[0].shape == (8, 8, 3)
+  with pytest.raises(ValueError, match=r"Cannot decode image .*cls.b\.jpg"):
+    ds.images[1]
+  with pytest.raises(ValueError, match=r"b\.jpg"):
+    data.load("folder", "train", data_dir=tmp_path, lazy=False, **kw)
+  for bad in (dict(size=0), dict(size=2.5), dict(size=True),
+              dict(size=16, resize=8), dict(resize="256")):
+    with pytest.raises(ValueError, match="size"):
+      data.load("folder", "train", data_dir=tmp_path, **bad)
+  with pytest.raises(TypeError, match="unexpected keyword"):
+    data.load("imagenette", class_index="x.json")
+
+
+@pytest.mark.parametrize("name,num_classes", [("imagenet2012", 1000),
+                                              ("imagenette", 10)])
+def test_imagenet_tfds_mock_data(tmp_path, name, num_classes):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=12,
+                              policy=tfds.testing.MockPolicy.USE_CODE):
+    source = tfds.data_source(name, split="validation")
+    shapes = {np.asarray(source[i]["image"]).shape for i in range(12)}
+    labels = np.array([source[i]["label"] for i in range(12)])
+    names = tuple(source.dataset_info.features["label"].names)
+    ds = data.load(name, "validation", data_dir=tmp_path, size=16, resize=20)
+    assert isinstance(ds.images, data.Records)  # lazy by default
+    first = ds.images[[3, 7]]
+    assert ds.images.rows_read == 2
+    eager = data.load(name, "validation", data_dir=tmp_path, size=16,
+                      resize=20, lazy=False)
+    # The first two classes present, one image each (the first by index).
+    present = np.unique(labels)[:2]
+    sub = data.load(name, "validation", data_dir=tmp_path, size=16,
+                    resize=None, classes=[names[present[1]], present[0]],
+                    per_class=1, lazy=False)
+  assert len(shapes) > 1  # mock images vary in size; all come out 16x16
+  assert eager.images.shape == (12, 16, 16, 3)
+  assert eager.images.dtype == np.float32 and eager.labels.dtype == np.int32
+  assert 0. <= eager.images.min() and eager.images.max() <= 1.
+  np.testing.assert_array_equal(eager.labels, labels)
+  np.testing.assert_array_equal(first, eager.images[[3, 7]])
+  assert eager.num_classes == num_classes and eager.class_names == names
+  assert "tfds:" in ds.images.fingerprint
+  np.testing.assert_array_equal(sub.labels, present)
+  assert sub.images.shape == (2, 16, 16, 3)
+
+
+def test_imagenette_prepared_copy_subset(tmp_path, monkeypatch):
+  # One image per label (each a different level), so records are known
+  # however tfds shuffles them; labels read without decoding the images.
+  examples = {split: [(np.full((12, 12, 3), 20 * k + 5 * (split == "train"),
+                               np.uint8), k) for k in range(6)]
+              for split in ("train", "validation")}
+  _prepare_tfds(monkeypatch, tmp_path, "imagenette", examples)
+  monkeypatch.undo()
+  kw = dict(data_dir=tmp_path, size=12, resize=None)
+  sub = data.load("imagenette", "validation", classes=[4, 1], per_class=1,
+                  lazy=False, **kw)
+  np.testing.assert_array_equal(sub.labels, [1, 4])
+  np.testing.assert_array_equal(_grey_levels(sub.images), [20, 80])
+  assert data.load("imagenette", "train", classes=3, **kw).size == 3
+  with pytest.raises(ValueError, match=r"has only 1 images"):
+    data.load("imagenette", "validation", per_class=2, **kw)
+
+
+def test_imagenet2012_not_prepared_says_manual_download(tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  with pytest.raises(data.DatasetNotFoundError) as info:
+    data.load("imagenet2012", "validation", data_dir=tmp_path)
+  message = str(info.value)
+  for phrase in ("'imagenet2012'", "downloaded manually",
+                 "ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar",
+                 os.path.join(str(tmp_path), "downloads", "manual"),
+                 "image-net.org", "download_and_prepare()", "'folder'"):
+    assert phrase in message
+  with pytest.raises(data.DatasetNotFoundError, match="imagenette"):
+    data.load("imagenette", "validation", data_dir=tmp_path)
