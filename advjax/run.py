@@ -179,6 +179,10 @@ class Benchmark(NamedTuple):
   # the models (a synthetic case; studies across the models; `trained`:
   # name -> variables), in results["extra"].
   extra: Optional[Callable[[Any, Env, Dict[str, Any]], Dict[str, Any]]] = None
+  # `data(cfg) -> (train, test)`: the splits, instead of `data.load`'s
+  # 'train' and 'test' (an evaluation-only study of a subset, say; `train`
+  # may be None when no model is trained).
+  data: Optional[Callable[[Any], Any]] = None
 
 
 def resolve(benchmark: Benchmark, config):
@@ -236,20 +240,27 @@ def make_optimizer(cfg, steps_per_epoch: int) -> optax.GradientTransformation:
   return opt
 
 
-def setup(cfg) -> Env:
+def setup(cfg, load_data: Optional[Callable[[Any], Any]] = None) -> Env:
   """Creates `cfg.workdir`, loads the train and test splits (`train_limit`,
-  `eval_limit`), builds the model and the mesh of every device."""
+  `eval_limit`; or `load_data(cfg) -> (train, test)`), builds the model
+  (none when `cfg.model` is None: every model is loaded with its own
+  architecture) and the mesh of every device."""
   os.makedirs(cfg.workdir, exist_ok=True)
-  limit = lambda n: n or None
-  lazy = (jax.process_count() > 1 if cfg.lazy_data is None
-          else cfg.lazy_data)
-  train_split = data.load(cfg.dataset, "train", data_dir=cfg.data_dir,
-                          limit=limit(cfg.train_limit), lazy=lazy)
-  test = data.load(cfg.dataset, "test", data_dir=cfg.data_dir,
-                   limit=limit(cfg.eval_limit))
-  model = models.get_model(cfg.model, num_classes=train_split.num_classes,
-                           dtype=cfg.dtype)
-  apply_fn = lambda v, x: model.apply(v, x, train=False)
+  if load_data is not None:
+    train_split, test = load_data(cfg)
+  else:
+    limit = lambda n: n or None
+    lazy = (jax.process_count() > 1 if cfg.lazy_data is None
+            else cfg.lazy_data)
+    train_split = data.load(cfg.dataset, "train", data_dir=cfg.data_dir,
+                            limit=limit(cfg.train_limit), lazy=lazy)
+    test = data.load(cfg.dataset, "test", data_dir=cfg.data_dir,
+                     limit=limit(cfg.eval_limit))
+  model = apply_fn = None
+  if cfg.model is not None:
+    model = models.get_model(cfg.model, num_classes=test.num_classes,
+                             dtype=cfg.dtype)
+    apply_fn = lambda v, x: model.apply(v, x, train=False)
   return Env(train_split, test, model, apply_fn, sharding.make_mesh())
 
 
@@ -304,7 +315,7 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
   """Runs a benchmark; returns its results (also written to the workdir:
   results.json, results.md and the figures)."""
   cfg = resolve(benchmark, config)
-  env = setup(cfg)
+  env = setup(cfg, benchmark.data)
   results = {"benchmark": benchmark.name, "config": dataclasses.asdict(cfg),
              "devices": [str(d) for d in jax.devices()], "models": {}}
   trained = {}

@@ -252,3 +252,56 @@ def test_targeted_minimal_distance_counts_pixels_reaching_the_target(
   with pytest.raises(ValueError, match="unknown norm"):
     evaluation.minimal_distance(m.apply_fn, m.variables, x, y, attack=jsma,
                                 norm="l3")
+
+
+def test_top_k_and_targeted_robust_accuracy(tmp_path):
+  """Top-k on an affine model with a known ranking; a targeted FGSM's
+  target hits; results independent of the batch size, and resumed."""
+  rng = np.random.default_rng(0)
+  k_classes, d, n = 12, 20, 37
+  w = rng.normal(size=(d, k_classes)).astype(np.float32)
+  apply_fn = lambda v, x: x.reshape(x.shape[0], -1) @ v["w"]
+  variables = {"w": jnp.asarray(w)}
+  x = rng.uniform(size=(n, d, 1, 1)).astype(np.float32)
+  y = rng.integers(0, k_classes, n).astype(np.int32)
+  logits = x.reshape(n, -1) @ w
+  rank = (logits > logits[np.arange(n), y][:, None]).sum(1)
+  attack = functools.partial(G.fgsm)
+  res = evaluation.robust_accuracy(apply_fn, variables, x, y, attack=attack,
+                               eps=[0.0, 0.3], top_k=(1, 5), batch_size=8,
+                               device_batch_size=4)
+  np.testing.assert_array_equal(res.clean_correct_topk[:, 0], rank < 1)
+  np.testing.assert_array_equal(res.clean_correct_topk[:, 1], rank < 5)
+  np.testing.assert_array_equal(res.correct_topk[0], res.clean_correct_topk)
+  np.testing.assert_array_equal(res.correct_topk[:, :, 0], res.correct)
+  assert res.accuracy_topk.shape == (2, 2)
+  assert np.all(res.accuracy_topk[:, 1] >= res.accuracy_topk[:, 0])
+  assert "top-5" in res.table()
+  # Targeted: a large targeted FGSM step on an affine model reaches its
+  # target more often than nothing; accuracy is against the true labels.
+  t = (y + 1 + rng.integers(0, k_classes - 1, n)) % k_classes
+  targeted = functools.partial(G.fgsm, targeted=True)
+  again = None
+  for bs in (8, 37):
+    r = evaluation.robust_accuracy(apply_fn, variables, x, y, attack=targeted,
+                               eps=[0.0, 0.5], top_k=(1, 5), targets=t,
+                               batch_size=bs, device_batch_size=4,
+                               workdir=str(tmp_path / f"b{bs}"))
+    assert r.target_topk.shape == (2, n, 2)
+    t_logits = logits[np.arange(n), t][:, None]
+    np.testing.assert_array_equal(r.target_topk[0, :, 1],
+                                  (logits > t_logits).sum(1) < 5)
+    assert r.target_success_topk[1, 0] > r.target_success_topk[0, 0]
+    if again is not None:
+      np.testing.assert_array_equal(r.correct_topk, again.correct_topk)
+      np.testing.assert_array_equal(r.target_topk, again.target_topk)
+    again = r
+  resumed = evaluation.robust_accuracy(apply_fn, variables, x, y,
+                                   attack=targeted, eps=[0.0, 0.5],
+                                   top_k=(1, 5), targets=t, batch_size=37,
+                                   device_batch_size=4,
+                                   workdir=str(tmp_path / "b37"))
+  np.testing.assert_array_equal(resumed.target_topk, again.target_topk)
+  with pytest.raises(ValueError, match="targets must be"):
+    evaluation.robust_accuracy(apply_fn, variables, x, y, attack=targeted,
+                           eps=[0.1], targets=t[:3])

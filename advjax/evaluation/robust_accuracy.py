@@ -25,6 +25,7 @@ from advjax.evaluation import batching
 from advjax.types import Array, PRNGKey
 
 __all__ = ["RobustAccuracy", "make_robust_accuracy_fn", "robust_accuracy",
+           "in_top_k",
            "pad_batch", "describe_attack", "RobustAccuracyEvaluator"]
 
 ApplyFn = Callable[[Any, Array], Array]  # (variables, x) -> logits
@@ -39,19 +40,52 @@ class RobustAccuracy(NamedTuple):
     clean_accuracy: accuracy on the clean inputs.
     correct: `[E, N]` bool, per example and eps.
     clean_correct: `[N]` bool.
+    top_k: the k of the top-k results (`()` when none were asked for).
+    correct_topk: `[E, N, len(top_k)]` bool: the true label among the k
+      largest logits of the adversarial input (`[E, N, 0]` without top_k).
+    clean_correct_topk: `[N, len(top_k)]` bool, on the clean inputs.
+    target_topk: `[E, N, len(top_k)]` bool: for a targeted evaluation, the
+      target among the k largest logits (None when untargeted).
   """
   eps: np.ndarray
   accuracy: np.ndarray
   clean_accuracy: float
   correct: np.ndarray
   clean_correct: np.ndarray
+  top_k: tuple = ()
+  correct_topk: Optional[np.ndarray] = None
+  clean_correct_topk: Optional[np.ndarray] = None
+  target_topk: Optional[np.ndarray] = None
+
+  @property
+  def accuracy_topk(self) -> np.ndarray:
+    """`[E, len(top_k)]` top-k accuracy per eps."""
+    return self.correct_topk.mean(axis=1)
+
+  @property
+  def clean_accuracy_topk(self) -> np.ndarray:
+    """`[len(top_k)]` top-k accuracy on the clean inputs."""
+    return self.clean_correct_topk.mean(axis=0)
+
+  @property
+  def target_success_topk(self) -> Optional[np.ndarray]:
+    """`[E, len(top_k)]`: fraction of examples whose target is in the top
+    k (None when untargeted)."""
+    return None if self.target_topk is None else self.target_topk.mean(1)
 
   def table(self) -> str:
-    """A markdown table eps | robust accuracy."""
-    rows = ["| eps | accuracy |", "|---:|---:|",
-            f"| clean | {100 * self.clean_accuracy:.2f} % |"]
-    rows += [f"| {e:.4g} | {100 * a:.2f} % |"
-             for e, a in zip(self.eps, self.accuracy)]
+    """A markdown table eps | robust accuracy (| top-k ... when asked)."""
+    ks = [f" top-{k} |" for k in self.top_k]
+    head = "| eps | accuracy |" + "".join(ks)
+    rule = "|---:|---:|" + "---:|" * len(ks)
+    clean = "".join(f" {100 * a:.2f} % |" for a in (
+        self.clean_accuracy_topk if self.top_k else ()))
+    rows = [head, rule, f"| clean | {100 * self.clean_accuracy:.2f} % |"
+            + clean]
+    for j, (e, a) in enumerate(zip(self.eps, self.accuracy)):
+      tk = "".join(f" {100 * v:.2f} % |" for v in (
+          self.accuracy_topk[j] if self.top_k else ()))
+      rows.append(f"| {e:.4g} | {100 * a:.2f} % |" + tk)
     return "\n".join(rows)
 
 
@@ -82,8 +116,18 @@ class _Compiled:
     return self._jitted[k]
 
 
+def in_top_k(logits: Array, labels: Array, top_k: Sequence[int]) -> Array:
+  """`[B, len(top_k)]` bool: `labels` among the k largest `logits` (fewer
+  than k logits strictly larger; a tie counts for the label)."""
+  own = jnp.take_along_axis(logits, labels[:, None], axis=-1)
+  rank = jnp.sum(logits > own, axis=-1)
+  return rank[:, None] < jnp.asarray(tuple(top_k), jnp.int32)[None]
+
+
 def make_robust_accuracy_fn(apply_fn: ApplyFn, attack: Callable,
-                            eps_per_call: int = 1) -> _Compiled:
+                            eps_per_call: int = 1,
+                            top_k: Sequence[int] = (),
+                            targeted: bool = False) -> _Compiled:
   """The per-call evaluation of `attack` over an eps sweep, to reuse its
   compilation across `robust_accuracy` calls (`compiled=`).
 
@@ -93,27 +137,49 @@ def make_robust_accuracy_fn(apply_fn: ApplyFn, attack: Callable,
       hyperparameter fixed (e.g. `functools.partial(pgd, steps=40)`); `key`
       is `[B]` per-example keys.
     eps_per_call: eps attacked at once (vmapped) in each step of the sweep.
+    top_k: also report whether the label is among the k largest logits.
+    targeted: the batch holds targets `t`, which the attack receives as its
+      labels (an attack with `targeted=True`); accuracy is still against
+      the true labels `y`, and `target_topk` says whether `t` was reached.
 
   Returns:
     An object whose `.fn(consts, batch)` maps `consts = (variables, eps [E],
-    eps_index [E], key)` and a batch (`x`, `y`, `index`, `mask`) to
-    `{'clean': [B], 'correct': [B, E]}` (padding rows False).
+    eps_index [E], key)` and a batch (`x`, `y`, [`t`], `index`, `mask`) to
+    `{'clean': [B], 'correct': [B, E]}`, plus `clean_topk` `[B, K]`,
+    `correct_topk` `[B, E, K]` (and `target_topk`) with `top_k` (padding
+    rows False).
   """
+  top_k = tuple(int(k) for k in top_k)
+
   def batch_fn(consts, batch):
     variables, eps, eps_index, key = consts
     x, y, mask = batch["x"], batch["y"], batch["mask"]
+    labels = batch["t"] if targeted else y
     model_fn = lambda z: apply_fn(variables, z)
-    clean = jnp.argmax(model_fn(x), axis=-1) == y
+    logits = model_fn(x)
+    out = {"clean": (jnp.argmax(logits, axis=-1) == y) & mask}
+    if top_k:
+      out["clean_topk"] = in_top_k(logits, y, top_k) & mask[:, None]
 
     def one_eps(args):
       e, j = args
       keys = rng.example_keys(jax.random.fold_in(key, j), batch["index"])
-      x_adv = base.call_attack(attack, model_fn, x, y, eps=e, key=keys)
-      return jnp.argmax(model_fn(x_adv), axis=-1) == y
+      x_adv = base.call_attack(attack, model_fn, x, labels, eps=e, key=keys)
+      adv_logits = model_fn(x_adv)
+      res = {"correct": jnp.argmax(adv_logits, axis=-1) == y}
+      if top_k:
+        res["correct_topk"] = in_top_k(adv_logits, y, top_k)
+        if targeted:
+          res["target_topk"] = in_top_k(adv_logits, labels, top_k)
+      return res
 
-    correct = lax.map(one_eps, (eps, eps_index),
+    per_eps = lax.map(one_eps, (eps, eps_index),
                       batch_size=eps_per_call if eps_per_call > 1 else None)
-    return {"clean": clean & mask, "correct": correct.T & mask[:, None]}
+    out["correct"] = per_eps["correct"].T & mask[:, None]
+    for name in ("correct_topk", "target_topk"):
+      if name in per_eps:  # [E, B, K] -> [B, E, K]
+        out[name] = per_eps[name].transpose(1, 0, 2) & mask[:, None, None]
+    return out
 
   return _Compiled(batch_fn)
 
@@ -135,7 +201,8 @@ def robust_accuracy(apply_fn: ApplyFn, variables, x, y, *, attack: Callable,
                     eps_per_call: int = 1, mesh=None,
                     device_batch_size: Optional[int] = None,
                     workdir: Optional[str] = None,
-                    save_every: int = 1) -> RobustAccuracy:
+                    save_every: int = 1, top_k: Sequence[int] = (),
+                    targets=None) -> RobustAccuracy:
   """Clean and robust accuracy of a model under `attack` at every eps.
 
   Every example is counted (the last call is padded and masked), every
@@ -166,6 +233,12 @@ def robust_accuracy(apply_fn: ApplyFn, variables, x, y, *, attack: Callable,
     workdir: save per-example results there every `save_every` steps and
       resume from them.
     save_every: steps between saves.
+    top_k: also the top-k accuracy for each k (e.g. `(1, 5)` on
+      ImageNet), clean and per eps (`correct_topk`).
+    targets: `[N]` int target labels for a targeted attack (one built with
+      `targeted=True`): the attack receives them, accuracy is against `y`,
+      and with `top_k` `target_topk` records whether each target was
+      reached.
 
   Returns:
     `RobustAccuracy`.
@@ -187,17 +260,34 @@ def robust_accuracy(apply_fn: ApplyFn, variables, x, y, *, attack: Callable,
   if eps_per_call < 1:
     raise ValueError(f"robust_accuracy: eps_per_call must be >= 1, got "
                      f"{eps_per_call}.")
+  top_k = tuple(int(k) for k in top_k)
+  if any(k < 1 for k in top_k):
+    raise ValueError(f"robust_accuracy: top_k must be >= 1, got {top_k}.")
   bounds = getattr(attack, "keywords", {}).get("bounds", (0., 1.))
   checks.check_attack_inputs(lambda z: apply_fn(variables, z), x, y,
                              bounds=bounds, name="robust_accuracy")
+  columns = {"x": x, "y": y}
+  if targets is not None:
+    targets = np.asarray(targets)
+    if targets.shape != (x.shape[0],) or not np.issubdtype(targets.dtype,
+                                                          np.integer):
+      raise ValueError(f"robust_accuracy: targets must be [N] = "
+                       f"[{x.shape[0]}] int labels; got {targets.dtype} of "
+                       f"shape {targets.shape}.")
+    columns["t"] = targets.astype(np.int32)
   key = rng.as_key(jax.random.key(0) if key is None else key)
   plan = batching.make_plan(batch_size, mesh, device_batch_size)
-  compiled = compiled or make_robust_accuracy_fn(apply_fn, attack,
-                                                 eps_per_call)
+  compiled = compiled or make_robust_accuracy_fn(
+      apply_fn, attack, eps_per_call, top_k, targets is not None)
   fn = compiled.jit(plan.mesh)
   n = x.shape[0]
-  clean = np.zeros((n,), bool)
-  correct = np.zeros((n, eps.size), bool)
+  kk = len(top_k)
+  shapes = {"clean": (), "correct": (eps.size,)}
+  if top_k:
+    shapes.update(clean_topk=(kk,), correct_topk=(eps.size, kk))
+    if targets is not None:
+      shapes["target_topk"] = (eps.size, kk)
+  res = {name: np.zeros((n,) + shape, bool) for name, shape in shapes.items()}
   todo = np.arange(n)
   store = None
   if workdir is not None:
@@ -207,11 +297,13 @@ def robust_accuracy(apply_fn: ApplyFn, variables, x, y, *, attack: Callable,
             jax.random.key_data(key)).tolist(),
         "n": n, "data": batching.fingerprint_arrays(x, y),
         "variables": batching.fingerprint_tree(variables),
-        "device_batch": plan.device_batch, "eps_per_call": eps_per_call})
+        "device_batch": plan.device_batch, "eps_per_call": eps_per_call,
+        "top_k": list(top_k), "targets": None if targets is None else
+        batching.fingerprint_arrays(targets)})
     saved = store.load("sweep")
     if saved is not None:
-      clean[saved["index"]] = saved["clean"]
-      correct[saved["index"]] = saved["correct"]
+      for name in res:
+        res[name][saved["index"]] = saved[name]
       todo = np.setdiff1d(todo, saved["index"])
   consts = sharding.replicate(
       (variables, jnp.asarray(eps), jnp.arange(eps.size, dtype=jnp.int32),
@@ -227,24 +319,30 @@ def robust_accuracy(apply_fn: ApplyFn, variables, x, y, *, attack: Callable,
     if pending:
       store.save("sweep", {
           "index": np.concatenate([p[0] for p in pending]),
-          "clean": np.concatenate([p[1]["clean"] for p in pending]),
-          "correct": np.concatenate([p[1]["correct"] for p in pending])})
+          **{name: np.concatenate([p[1][name] for p in pending])
+             for name in res}})
       pending.clear()
 
   bar = tqdm(total=n, initial=n - todo.size, desc="robust accuracy",
              disable=not progress, leave=False)
-  out = batching.map_examples(fn, consts, {"x": x, "y": y}, todo, plan,
+  out = batching.map_examples(fn, consts, columns, todo, plan,
                               on_step=on_step if store else None, bar=bar)
   bar.close()
   if store is not None:
     flush()
   if todo.size:
-    clean[todo] = out["clean"]
-    correct[todo] = out["correct"]
-  correct = correct.T
-  return RobustAccuracy(eps=eps, accuracy=correct.mean(axis=1),
-                        clean_accuracy=float(clean.mean()), correct=correct,
-                        clean_correct=clean)
+    for name in res:
+      res[name][todo] = out[name]
+  correct = res["correct"].T
+  empty = np.zeros((eps.size, n, 0), bool)
+  return RobustAccuracy(
+      eps=eps, accuracy=correct.mean(axis=1),
+      clean_accuracy=float(res["clean"].mean()), correct=correct,
+      clean_correct=res["clean"], top_k=top_k,
+      correct_topk=res["correct_topk"].transpose(1, 0, 2) if top_k else empty,
+      clean_correct_topk=res.get("clean_topk", np.zeros((n, 0), bool)),
+      target_topk=(res["target_topk"].transpose(1, 0, 2)
+                   if "target_topk" in res else None))
 
 
 class RobustAccuracyEvaluator(NamedTuple):
@@ -259,6 +357,7 @@ class RobustAccuracyEvaluator(NamedTuple):
   device_batch_size: Optional[int] = None
   workdir: Optional[str] = None
   progress: bool = False
+  top_k: Sequence[int] = ()
 
   def run(self, apply_fn: ApplyFn, variables, data) -> RobustAccuracy:
     """Evaluates `apply_fn(variables, .)` on `data` (a Dataset or (x, y))."""
@@ -267,4 +366,4 @@ class RobustAccuracyEvaluator(NamedTuple):
                            eps=self.eps, batch_size=self.batch_size,
                            key=self.key, progress=self.progress,
                            device_batch_size=self.device_batch_size,
-                           workdir=self.workdir)
+                           workdir=self.workdir, top_k=self.top_k)
