@@ -181,7 +181,7 @@ class Benchmark(NamedTuple):
   extra: Optional[Callable[[Any, Env, Dict[str, Any]], Dict[str, Any]]] = None
   # `data(cfg) -> (train, test)`: the splits, instead of `data.load`'s
   # 'train' and 'test' (an evaluation-only study of a subset, say; `train`
-  # may be None when no model is trained).
+  # may be None when no model is trained); returning None keeps those.
   data: Optional[Callable[[Any], Any]] = None
 
 
@@ -242,12 +242,14 @@ def make_optimizer(cfg, steps_per_epoch: int) -> optax.GradientTransformation:
 
 def setup(cfg, load_data: Optional[Callable[[Any], Any]] = None) -> Env:
   """Creates `cfg.workdir`, loads the train and test splits (`train_limit`,
-  `eval_limit`; or `load_data(cfg) -> (train, test)`), builds the model
+  `eval_limit`; or `load_data(cfg) -> (train, test)` unless it returns
+  None), builds the model
   (none when `cfg.model` is None: every model is loaded with its own
   architecture) and the mesh of every device."""
   os.makedirs(cfg.workdir, exist_ok=True)
-  if load_data is not None:
-    train_split, test = load_data(cfg)
+  splits = None if load_data is None else load_data(cfg)
+  if splits is not None:
+    train_split, test = splits
   else:
     limit = lambda n: n or None
     lazy = (jax.process_count() > 1 if cfg.lazy_data is None

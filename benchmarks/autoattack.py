@@ -50,7 +50,8 @@ from typing import Optional  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from advjax import checkpoint, evaluation, models, report, run  # noqa: E402
+from advjax import checkpoint, data, evaluation, models, report  # noqa: E402
+from advjax import run  # noqa: E402
 from advjax import zoo  # noqa: E402
 from advjax import training  # noqa: E402
 from advjax.attacks import gradient  # noqa: E402
@@ -127,7 +128,14 @@ class AutoAttackConfig(run.Config):
   split_cpu: bool = True
 
 
-PRESETS = training.recipes.MADRY
+# The image sets of varying size have no training recipe here: only a
+# converted checkpoint is evaluated on them (--zoo-arch), on the validation
+# split (RobustBench's ImageNet threat model: Linf 4/255).
+_EVAL_ONLY = dict(model=None, eps=4 / 255, eval_steps=10, eval_restarts=1,
+                  epochs=0, batch_size=1, optimizer="sgd", learning_rate=0.,
+                  weight_decay=0., schedule="constant")
+IMAGE_SETS = ("imagenet2012", "imagenette", "folder")
+PRESETS = {**training.recipes.MADRY, **{d: _EVAL_ONLY for d in IMAGE_SETS}}
 
 
 def _refine(cfg, preset):
@@ -138,6 +146,10 @@ def _refine(cfg, preset):
   if cfg.method not in ("madry", "standard"):
     raise ValueError(f"method must be 'madry' or 'standard', got "
                      f"{cfg.method!r}.")
+  if cfg.dataset in IMAGE_SETS and not cfg.zoo_arch:
+    raise ValueError(f"On {cfg.dataset}, benchmarks.autoattack evaluates a "
+                     "converted checkpoint only: pass --zoo-arch and "
+                     "--checkpoint.")
   if cfg.zoo_arch:
     if not cfg.checkpoint:
       raise ValueError("--zoo-arch needs --checkpoint FILE, the PyTorch "
@@ -174,6 +186,17 @@ def _zoo_spec(cfg) -> run.LoadTorch:
                          {**entry.kwargs, **kwargs})
   zoo.build(cfg.zoo_arch, **kwargs)  # Unknown names and keywords fail here.
   return run.LoadTorch(cfg.zoo_arch, cfg.checkpoint, kwargs)
+
+
+def load_data(cfg):
+  """The validation split of an image set (`eval_limit` images, decoded as
+  RobustBench's 'Res256Crop224'); None (the runner's train and test) for
+  the other datasets."""
+  if cfg.dataset not in IMAGE_SETS:
+    return None
+  test = data.load(cfg.dataset, "validation", data_dir=cfg.data_dir,
+                   limit=cfg.eval_limit or None, lazy=False)
+  return None, test
 
 
 def models_to_evaluate(cfg, env):
@@ -483,7 +506,8 @@ def _plot(results, path):
 
 BENCHMARK = run.Benchmark("autoattack", AutoAttackConfig, PRESETS,
                           models_to_evaluate, evaluate, make_report,
-                          doc=__doc__, refine=_refine, extra=extra)
+                          doc=__doc__, refine=_refine, extra=extra,
+                          data=load_data)
 
 if __name__ == "__main__":
   run.main(BENCHMARK)

@@ -128,3 +128,18 @@ def test_run_on_a_converted_checkpoint(tmp_path):
       (logits.argmax(-1) == labels).mean()))
   assert c["advjax"]["robust_accuracy"] <= c["advjax"]["clean_accuracy"]
   assert os.path.getsize(tmp_path / "run" / "results.md") > 0
+
+
+def test_image_sets_take_a_converted_checkpoint_only(tmp_path):
+  """ImageNet-style sets: --zoo-arch required; the validation split is what
+  is evaluated, at RobustBench's 4/255."""
+  with pytest.raises(ValueError, match="converted checkpoint only"):
+    resolve(autoattack.AutoAttackConfig(dataset="folder"))
+  cfg = resolve(autoattack.AutoAttackConfig(
+      dataset="imagenet2012", zoo_arch="imagenet/Salman2020Do_R50",
+      checkpoint="r50.pt", data_dir=str(tmp_path)))
+  assert cfg.eps == pytest.approx(4 / 255) and cfg.model is None
+  with pytest.raises(autoattack.data.DatasetNotFoundError,
+                     match="downloads"):
+    autoattack.load_data(cfg)
+  assert autoattack.load_data(autoattack.AutoAttackConfig()) is None

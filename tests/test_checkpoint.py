@@ -108,6 +108,7 @@ def test_incompatible_checkpoint_is_a_clear_error(tmp_path):
     ckpt.restore(other)
 
 
+@pytest.mark.slow  # end-to-end training run and reload; CI runs it (README)
 def test_finished_run_restores_instead_of_retraining(tmp_path):
   # A model with batch statistics: they are part of the restored state.
   model = models.get_model("preact_resnet18", width=4)

@@ -83,6 +83,7 @@ def test_flags_are_generated_from_the_config_fields():
     p.parse_args(["--dataset", "imagenet"])
 
 
+@pytest.mark.slow  # end-to-end benchmark stages; CI runs it (README)
 def test_one_step_of_each_stage_with_an_eps_warmup(tmp_path):
   """The real config shrunk to one training step per model, a 2-point eps
   grid, AutoAttack of 1 step and 5 queries: every stage runs, the ramp

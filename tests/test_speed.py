@@ -182,6 +182,7 @@ def test_torch_replica_rejects_wrong_shape():
     torch_peers.wong_cnn_from_flax(variables["params"], (28, 28, 1))
 
 
+@pytest.mark.slow  # a peer comparison; CI runs it (README)
 def test_run_with_peers(tmp_path):
   pytest.importorskip("torch")
   pytest.importorskip("torchattacks")

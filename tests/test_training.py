@@ -111,6 +111,7 @@ def test_temperature_and_teacher_checks():
     training.make_train_step(model, opt, "madry", temperature=20.)
 
 
+@pytest.mark.slow  # a trained study's claim; CI runs it (README)
 def test_defensive_distillation_masks_gradients(digits_model):
   """Papernot et al.: trained at T and run at T = 1, the student's softmax
   saturates, its input gradients vanish and FGSM mostly fails, while the
@@ -247,6 +248,7 @@ def test_spatial_attacks_ignore_eps_and_keep_their_range(batch):
     training.default_attack("spatial", k=0)
 
 
+@pytest.mark.slow  # a trained study's claim; CI runs it (README)
 def test_spatial_training_resists_spatial_attacks():
   """Engstrom et al.: under the worst of 10 random rotations and
   translations, worst-of-10 training beats augmentation with one random

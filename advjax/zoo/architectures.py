@@ -175,7 +175,7 @@ class PreActResNet18(nn.Module):
   conv3x3 64, four stages of two pre-activation blocks (64, 128, 256, 512
   channels, strides 1, 2, 2, 2), a projection shortcut of the raw block
   input (of BN-relu(x) with `out_shortcut=True`) where the shape changes, no
-  final BN unless `bn_before_fc`, a global average and `linear`. Wong et
+  final BN unless `bn_before_fc`, the final average pool and `linear`. Wong et
   al.'s fast-AT checkpoint (RobustBench `Wong2020Fast`) is this network with
   `mean=CIFAR10_MEAN, std=CIFAR10_STD`.
 
@@ -247,7 +247,7 @@ def _projection(t: _Net, name, features, stride, x):
 
 class _CifarResNet(nn.Module):
   """RobustBench's CIFAR `ResNet(block, num_blocks)`: conv3x3 64 + BN + relu
-  stem, four stages, global average, `linear`."""
+  stem, four stages, the final average pool, `linear`."""
   num_classes: int = 10
   mean: Floats = None
   std: Floats = None
@@ -300,8 +300,8 @@ class WideResNet(nn.Module):
   Unlabeled, Zhang2019Theoretically, Rice2020Overfitting, Standard, ...):
   conv3x3 16, three groups `block{1,2,3}.layer.{i}` of (depth - 4) / 6
   pre-activation blocks with 16k, 32k, 64k channels, BN + relu (`bn1`),
-  global average, `fc`. A block whose width changes replaces its input by
-  BN-relu(input) before both branches. `sub_block1` (an unused copy of the
+  the final average pool, `fc`. A block whose width changes replaces its
+  input by BN-relu(input) before both branches. `sub_block1` (an unused copy of the
   first group in some checkpoints) is accepted and its weights ignored, as
   the reference's forward pass ignores them.
 
@@ -387,7 +387,7 @@ class DMWideResNet(nn.Module):
   Rebuffi et al. 2021).
 
   `init_conv`, three groups `layer.{g}.block.{i}` of (depth - 4) / 6 blocks,
-  `batchnorm` + activation, global average, `logits`; the input is
+  `batchnorm` + activation, the final average pool, `logits`; the input is
   normalised by `mean`/`std` (CIFAR-10's by default, as in the reference)
   after zero `padding`.
 
