@@ -368,8 +368,8 @@ def test_zoo_models_train_mode_updates_batch_stats():
   """The twins also train in advjax: batch statistics update, dropout is
   drawn from the 'dropout' rng."""
   model = zoo.build("WideResNet", depth=10, widen_factor=1, dropRate=0.3)
-  v = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
-  x = jax.random.uniform(jax.random.key(1), (4, 32, 32, 3))
+  v = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+  x = jax.random.uniform(jax.random.key(1), (4, 8, 8, 3))
   _, new = model.apply(v, x, train=True, mutable=["batch_stats"],
                        rngs={"dropout": jax.random.key(2)})
   before = jax.tree.leaves(v["batch_stats"])
