@@ -76,6 +76,7 @@ def _agree(a, b, what):
   scale = max(1.0, float(np.abs(b).max()))
   err = float(np.abs(a - b).max())
   assert err <= RTOL * scale, f"{what}: max |diff| {err:.3g}, scale {scale:.3g}"
+  return err / scale
 
 
 def _compare(net, model, variables, size, batch=3, seed=0):
@@ -100,10 +101,11 @@ def _compare(net, model, variables, size, batch=3, seed=0):
   grad = jax.jit(jax.grad(lambda x, v: jnp.sum(apply(v, x) * c)))(x,
                                                                    variables)
   assert logits.shape == tuple(logits_t.shape) and logits.dtype == jnp.float32
-  _agree(logits, logits_t.detach().numpy(), "logits")
-  _agree(grad, grad_t, "input gradient")
+  errors = (_agree(logits, logits_t.detach().numpy(), "logits"),
+            _agree(grad, grad_t, "input gradient"))
   # A real test: the classes are not all tied.
   assert float(jnp.std(logits)) > 1e-3
+  return errors
 
 
 def _normalised(net, mean, std):
@@ -198,7 +200,7 @@ def test_robustbench_architectures_match_pytorch(make, arch, kwargs, size,
                                                  tmp_path):
   net = _randomise(make)
   model, variables = zoo.load_torch(arch, _save(net, tmp_path), **kwargs)
-  _compare(net, model, variables, size)
+  assert max(_compare(net, model, variables, size)) <= RTOL
 
 
 @pytest.mark.parametrize("make,arch,kwargs,size", _params(_tv_cases()))
@@ -207,8 +209,9 @@ def test_torchvision_architectures_match_pytorch(make, arch, kwargs, size):
   # In memory: VGG's 133M weights are 0.5 GB on disk. ImageNet's mean and
   # std are built in by default.
   model, variables = zoo.load_torch(arch, net.state_dict(), **kwargs)
-  _compare(_normalised(net, zoo.IMAGENET_MEAN, zoo.IMAGENET_STD), model,
-           variables, size, batch=2)
+  errors = _compare(_normalised(net, zoo.IMAGENET_MEAN, zoo.IMAGENET_STD),
+                    model, variables, size, batch=2)
+  assert max(errors) <= RTOL
 
 
 def test_wrapped_checkpoints_and_stored_normalisation(tmp_path):
@@ -229,7 +232,8 @@ def test_wrapped_checkpoints_and_stored_normalisation(tmp_path):
   np.testing.assert_allclose(model.mean, mu, rtol=1e-6)
   np.testing.assert_allclose(model.std, sigma, rtol=1e-6)
 
-  _compare(_normalised(net, mu, sigma), model, variables, 32)
+  assert max(_compare(_normalised(net, mu, sigma), model, variables,
+                      32)) <= RTOL
   with pytest.raises(zoo.CheckpointError, match="normalisation mean"):
     zoo.load_torch("WideResNet", path, depth=10, widen_factor=1,
                    mean=(0.5, 0.5, 0.5))
