@@ -47,7 +47,9 @@ from advjax import (checkpoint, data, evaluation, models, report, sharding,
 
 __all__ = ["Config", "TrainSpec", "Load", "LoadTorch", "Env", "Benchmark",
            "TRAINING_SETTINGS",
-           "resolve", "fill_preset", "make_optimizer", "setup", "train", "run", "main",
+           "resolve", "fill_preset", "make_optimizer", "setup", "spec_env", "train",
+           "cached",
+           "run", "main",
            "make_parser", "config_parser", "parse_config"]
 
 
@@ -123,11 +125,27 @@ class TrainSpec(NamedTuple):
       `epoch_checkpoints`, ...).
     config: config fields this model trains with instead of the run's
       (`epochs`, `learning_rate`, ...: a fine-tuning stage).
+    model: this model's architecture instead of `cfg.model`'s: an
+      `advjax.models.get_model` name (built with the test split's classes)
+      or a flax module (a study of several architectures, Szegedy's FC10
+      and FC100-100-10 side by side); it is also the one evaluated.
+    train: the training set instead of the run's (`data.Dataset` or
+      `data.Records`: half of the training split, a constructed dataset);
+      its contents are checked on reload (a fingerprint). The evaluation
+      still sees the run's splits (`env.train`, `env.test`).
+    optimizer: None, or `optax transformation -> optax transformation`
+      applied to the config's optimizer (an L1 penalty chained before it,
+      frozen layers: `training.l1_decay`, `training.freeze`); name what it
+      does in `settings` so a reload checks it.
   """
   method: training.Method
   settings: Dict[str, Any] = {}
   fit_kwargs: Dict[str, Any] = {}
   config: Dict[str, Any] = {}
+  model: Any = None
+  train: Any = None
+  optimizer: Optional[Callable[[optax.GradientTransformation],
+                               optax.GradientTransformation]] = None
 
 
 class Load(NamedTuple):
@@ -266,16 +284,41 @@ def setup(cfg, load_data: Optional[Callable[[Any], Any]] = None) -> Env:
   return Env(train_split, test, model, apply_fn, sharding.make_mesh())
 
 
+def spec_env(env: Env, spec: TrainSpec) -> Env:
+  """`env` with a model's own architecture (`spec.model`) and training
+  set (`spec.train`) where it has them."""
+  if spec.train is not None:
+    env = env._replace(train=spec.train)
+  if spec.model is not None:
+    model = spec.model
+    if isinstance(model, str):
+      model = models.get_model(model, num_classes=env.test.num_classes)
+    env = env._replace(model=model, apply_fn=lambda v, x, m=model: m.apply(
+        v, x, train=False))
+  return env
+
+
 def train(cfg, env: Env, name: str, spec: TrainSpec):
   """`training.fit` of one model in `cfg.workdir/name` with the config's
   optimizer, epochs, batch size, seed and checkpoint period (resumed or
-  reloaded from there); `spec.config` overrides config fields. Returns
-  `(FitResult, seconds)`."""
+  reloaded from there); `spec.config` overrides config fields, and
+  `spec.model` / `spec.train` the architecture and training set (both
+  checked on reload). Returns `(FitResult, seconds)`."""
   cfg = dataclasses.replace(cfg, **spec.config)
+  env = spec_env(env, spec)
   steps_per_epoch = max(env.train.images.shape[0] // cfg.batch_size, 1)
   settings = {k: getattr(cfg, k) for k in TRAINING_SETTINGS}
+  if spec.model is not None:
+    settings["model"] = (spec.model if isinstance(spec.model, str)
+                         else repr(spec.model))
+  if spec.train is not None:
+    settings["train_data"] = evaluation.batching.fingerprint_arrays(
+        spec.train.images, spec.train.labels)
+  optimizer = make_optimizer(cfg, steps_per_epoch)
+  if spec.optimizer is not None:
+    optimizer = spec.optimizer(optimizer)
   t0 = time.time()
-  res = training.fit(env.model, make_optimizer(cfg, steps_per_epoch),
+  res = training.fit(env.model, optimizer,
                      env.train, method=spec.method, epochs=cfg.epochs,
                      batch_size=cfg.batch_size, seed=cfg.seed,
                      workdir=os.path.join(cfg.workdir, name),
@@ -286,7 +329,7 @@ def train(cfg, env: Env, name: str, spec: TrainSpec):
   return res, time.time() - t0
 
 
-def _saved(cfg, path: str, inputs: Any, compute: Callable[[], Any]) -> Any:
+def cached(cfg, path: str, inputs: Any, compute: Callable[[], Any]) -> Any:
   """`compute()`, or the result saved in `path` by an earlier call with
   the same config and `inputs` (variables) when `cfg.reuse_evaluations`.
   Saved atomically (pickle, next to the checkpoints), so an interrupted
@@ -337,16 +380,17 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
                "zoo_kwargs": {k: v if isinstance(v, (int, float, str, bool))
                               else str(v) for k, v in spec.kwargs.items()}}
     else:
+      model_env = spec_env(env, spec)._replace(train=env.train)
       fit, seconds = train(cfg, env, name, spec)
       variables = jax.device_get(fit.state.variables)
       entry = {"method": spec.method.name, "train_seconds": seconds,
                "resumed_from": fit.resumed_from, "history": fit.history}
     trained[name] = variables
-    results["models"][name] = {**entry, **_saved(
+    results["models"][name] = {**entry, **cached(
         cfg, os.path.join(cfg.workdir, name, "evaluation.pkl"), variables,
         lambda: benchmark.evaluate(cfg, model_env, name, variables))}
   if benchmark.extra is not None:
-    results["extra"] = _saved(
+    results["extra"] = cached(
         cfg, os.path.join(cfg.workdir, "extra.pkl"), trained,
         lambda: benchmark.extra(cfg, env, trained))
   rep = benchmark.report(cfg, results)

@@ -20,6 +20,13 @@ NAMES = (
     "wide_resnet",
     "gtsrb_cnn",
     "metzen_detector",
+    "mlp",
+    "fc10",
+    "fc100_100_10",
+    "fc200_200_10",
+    "fc123_456_10",
+    "ae400_10",
+    "maxout",
 )
 BN_NAMES = ("preact_resnet18", "wide_resnet")
 DROPOUT_NAMES = ("carlini_mnist", "carlini_cifar", "gtsrb_cnn")
@@ -28,7 +35,9 @@ SMALL_KWARGS = {
     "preact_resnet18": dict(width=8),
     "wide_resnet": dict(depth=10, width=1),
 }
-MNIST_NAMES = ("wong_mnist", "madry_mnist", "carlini_mnist")
+MNIST_NAMES = ("wong_mnist", "madry_mnist", "carlini_mnist", "mlp", "fc10",
+               "fc100_100_10", "fc200_200_10", "fc123_456_10", "ae400_10",
+               "maxout")
 DIGITS = (8, 8, 1)
 # Digits-sized models use a non-default class count, so every test on them
 # also checks that num_classes is respected (model init dominates run time).
@@ -312,3 +321,68 @@ def test_input_gradients_flow(name):
   assert np.any(grad != 0)
   # Each example's gradient is its own: none is identically zero.
   assert np.all(np.abs(grad).reshape(x.shape[0], -1).max(axis=1) > 0)
+
+
+# The fully connected networks of Szegedy et al. and Goodfellow et al.
+
+
+def test_fully_connected_parameter_counts_at_mnist_size():
+  shape = (28, 28, 1)
+  assert count_params(models.FC10(), shape) == 784 * 10 + 10
+  assert count_params(models.FC100_100_10(), shape) == (
+      784 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10)
+  assert count_params(models.FC123_456_10(), shape) == (
+      784 * 123 + 123 + 123 * 456 + 456 + 456 * 10 + 10)
+  # Encoder, decoder and head are all created by init.
+  assert count_params(models.AE400_10(), shape) == (
+      784 * 400 + 400 + 400 * 784 + 784 + 400 * 10 + 10)
+  assert count_params(models.Maxout(), shape) == (
+      784 * 1200 + 1200 + 240 * 1200 + 1200 + 240 * 10 + 10)
+
+
+def test_fc10_is_softmax_regression_and_mlp_layers_are_as_written():
+  x = images(DIGITS)
+  model = models.FC10(num_classes=2)
+  v = init(model, DIGITS)
+  k, b = v["params"]["Dense_0"]["kernel"], v["params"]["Dense_0"]["bias"]
+  np.testing.assert_allclose(model.apply(v, x), x.reshape(BATCH, -1) @ k + b,
+                             rtol=1e-5, atol=1e-6)
+  mlp = models.MLP(hidden=(5,), activation="tanh", num_classes=3)
+  v = init(mlp, DIGITS)
+  p = v["params"]
+  h = jnp.tanh(x.reshape(BATCH, -1) @ p["Dense_0"]["kernel"]
+               + p["Dense_0"]["bias"])
+  np.testing.assert_allclose(
+      mlp.apply(v, x), h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"],
+      rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="Unknown activation 'elu'"):
+    init(models.MLP(activation="elu"), DIGITS)
+
+
+def test_maxout_takes_the_max_of_its_pieces():
+  x = images(DIGITS)
+  model = models.Maxout(hidden=(3,), pieces=4, num_classes=2)
+  v = init(model, DIGITS)
+  p = v["params"]
+  z = x.reshape(BATCH, -1) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
+  h = z.reshape(BATCH, 3, 4).max(-1)
+  np.testing.assert_allclose(
+      model.apply(v, x), h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"],
+      rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="pieces must be >= 1"):
+    init(models.Maxout(pieces=0), DIGITS)
+
+
+def test_autoencoder_reconstructs_in_the_box_and_classifies_from_its_code():
+  x = images(DIGITS)
+  model = models.AE400_10(hidden=6, num_classes=3)
+  v = init(model, DIGITS)
+  assert set(v["params"]) == {"encoder", "decoder", "head"}
+  rec = model.apply(v, x, reconstruct=True)
+  assert rec.shape == x.shape and float(rec.min()) >= 0 and rec.max() <= 1
+  p = v["params"]
+  code = jax.nn.sigmoid(x.reshape(BATCH, -1) @ p["encoder"]["kernel"]
+                        + p["encoder"]["bias"])
+  np.testing.assert_allclose(
+      model.apply(v, x), code @ p["head"]["kernel"] + p["head"]["bias"],
+      rtol=1e-5, atol=1e-6)

@@ -5,6 +5,7 @@ import json
 import os
 from typing import Optional, Tuple
 
+import jax
 import numpy as np
 import optax
 import pytest
@@ -94,6 +95,59 @@ def test_a_toy_config_runs_end_to_end_and_reloads(tmp_path):
   # A reload with another training setting is an error, not a silent mix.
   with pytest.raises(Exception, match="eps"):
     run.run(TOY, dataclasses.replace(cfg, eps=0.2))
+
+
+def test_a_model_can_have_its_own_architecture_training_set_and_optimizer(
+    tmp_path):
+  seen = {}
+
+  def models_(cfg, env):
+    del cfg
+    half = env.train._replace(images=env.train.images[:32],
+                              labels=env.train.labels[:32])
+    return {"fc": run.TrainSpec(
+        training.methods.standard(), model="fc10", train=half,
+        optimizer=lambda opt: optax.chain(training.l1_decay(1e-3), opt),
+        settings={"l1": 1e-3})}
+
+  def evaluate(cfg, env, name, variables):
+    del cfg, name
+    seen["model"] = type(env.model).__name__
+    seen["train"] = env.train.images.shape[0]
+    return {"params": sorted(variables["params"]), "accuracy": 0.}
+
+  toy = TOY._replace(models=models_, evaluate=evaluate)
+  cfg = ToyConfig(dataset="synthetic", train_limit=64, eval_limit=16,
+                  workdir=str(tmp_path), progress=False)
+  res = run.run(toy, cfg)
+  assert seen == {"model": "FC10", "train": 64}  # evaluated on the run's
+  assert res["models"]["fc"]["params"] == ["Dense_0"]
+  assert len(res["models"]["fc"]["history"]) == 1
+  again = run.run(toy, cfg)
+  assert again["models"]["fc"]["resumed_from"] == 1
+  # Another training set under the same name is a mismatch, not a reuse.
+  def other(cfg, env):
+    spec = models_(cfg, env)["fc"]
+    return {"fc": spec._replace(train=env.train._replace(
+        images=env.train.images[32:64], labels=env.train.labels[32:64]))}
+  with pytest.raises(Exception, match="train_data"):
+    run.run(toy._replace(models=other), cfg)
+
+
+def test_l1_decay_and_freeze():
+  params = {"encoder": {"w": np.array([2., -3., 0.])},
+            "head": {"w": np.array([1., -1., 0.])}}
+  grads = jax.tree.map(np.zeros_like, params)
+  l1 = training.l1_decay(0.5)
+  up, _ = l1.update(grads, l1.init(params), params)
+  np.testing.assert_allclose(up["encoder"]["w"], [0.5, -0.5, 0.])
+  with pytest.raises(ValueError, match="coeff must be >= 0"):
+    training.l1_decay(-1.)
+  opt = training.freeze(optax.sgd(1.), ("encoder",))
+  ones = jax.tree.map(np.ones_like, params)
+  up, _ = opt.update(ones, opt.init(params), params)
+  np.testing.assert_allclose(up["encoder"]["w"], 0.)
+  np.testing.assert_allclose(up["head"]["w"], -1.)
 
 
 def test_flags_from_the_dataclass():

@@ -27,6 +27,13 @@ from advjax.models.cnn import GTSRBCNN
 from advjax.models.cnn import MadryCNN
 from advjax.models.cnn import MetzenDetector
 from advjax.models.cnn import WongCNN
+from advjax.models.mlp import AE400_10
+from advjax.models.mlp import FC10
+from advjax.models.mlp import FC100_100_10
+from advjax.models.mlp import FC123_456_10
+from advjax.models.mlp import FC200_200_10
+from advjax.models.mlp import MLP
+from advjax.models.mlp import Maxout
 from advjax.models.resnet import PreActBlock
 from advjax.models.resnet import PreActResNet18
 from advjax.models.resnet import WideResNet
@@ -46,6 +53,13 @@ __all__ = [
     "CarliniCIFAR",
     "GTSRBCNN",
     "MetzenDetector",
+    "MLP",
+    "FC10",
+    "FC100_100_10",
+    "FC200_200_10",
+    "FC123_456_10",
+    "AE400_10",
+    "Maxout",
     "PreActBlock",
     "PreActResNet18",
     "WideResNet",
@@ -60,6 +74,13 @@ MODELS: dict[str, type[nn.Module]] = {
     "wide_resnet": WideResNet,
     "gtsrb_cnn": GTSRBCNN,
     "metzen_detector": MetzenDetector,
+    "mlp": MLP,
+    "fc10": FC10,
+    "fc100_100_10": FC100_100_10,
+    "fc200_200_10": FC200_200_10,
+    "fc123_456_10": FC123_456_10,
+    "ae400_10": AE400_10,
+    "maxout": Maxout,
 }
 
 

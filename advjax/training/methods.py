@@ -35,7 +35,7 @@ from advjax.types import Array
 
 __all__ = ["Method", "LossInputs", "PRESETS", "METHODS", "SPATIAL_METHODS",
            "get", "default_attack", "eps_at", "standard", "madry", "fgsm_mix",
-           "fgsm_rs", "trades", "mart", "wasserstein", "wasserstein_adaptive",
+           "noise_mix", "fgsm_rs", "trades", "mart", "wasserstein", "wasserstein_adaptive",
            "distillation", "spatial", "spatial_augment"]
 
 Schedule = Union[float, Array, Callable[[Array], Array]]
@@ -139,6 +139,30 @@ def fgsm_mix(eps=0.3, *, sigma=0.5, predicted_labels: bool = False,
       attack_on_predictions=predicted_labels,
       loss=lambda o: (sigma * _ce(o.clean, o.labels)
                       + (1. - sigma) * _ce(o.adv, o.labels)))
+
+
+def noise_mix(eps=0.3, *, distribution: str = "sign", sigma=0.5) -> Method:
+  """`sigma J(x) + (1 - sigma) J(x + noise)`: `fgsm_mix` with random noise
+  in place of the FGSM perturbation, the control of Goodfellow et al. 2015
+  (section 6): `distribution` 'sign' (+-eps per pixel) or 'uniform'
+  (U(-eps, eps)); clipped to the [0, 1] box."""
+  _check_eps("noise_mix", eps)
+  if distribution not in ("sign", "uniform"):
+    raise ValueError(f"noise_mix: distribution must be 'sign' or 'uniform', "
+                     f"got {distribution!r}.")
+
+  def attack(model_fn, x, y, *, eps, key):
+    del model_fn, y
+    if distribution == "sign":
+      delta = eps * jax.random.rademacher(key, x.shape, x.dtype)
+    else:
+      delta = jax.random.uniform(key, x.shape, x.dtype, -1., 1.) * eps
+    return jnp.clip(x + delta, 0., 1.)
+
+  return Method("noise_mix", attack=attack, eps=eps,
+                uses_clean=True,
+                loss=lambda o: (sigma * _ce(o.clean, o.labels)
+                                + (1. - sigma) * _ce(o.adv, o.labels)))
 
 
 def fgsm_rs(eps=0.3, *, alpha=1.25, attack=None) -> Method:
@@ -281,7 +305,7 @@ def _check_temperature(name, temperature):
 
 
 PRESETS = {f.__name__: f for f in (
-    standard, madry, fgsm_mix, fgsm_rs, trades, mart, wasserstein,
+    standard, madry, fgsm_mix, noise_mix, fgsm_rs, trades, mart, wasserstein,
     wasserstein_adaptive, distillation, spatial, spatial_augment)}
 METHODS = tuple(PRESETS)
 # Methods whose threat model is a rotation/translation range: no eps.
