@@ -1,7 +1,10 @@
 """Differentiable, batch-native image transforms (`[B, H, W, C]`, NHWC).
 
 Geometric: `rotate_translate` (bilinear, zero fill, about the image centre),
-the threat model of Engstrom et al.'s spatial attacks. Photometric, the
+the threat model of Engstrom et al.'s spatial attacks; `perspective` (a
+projective warp given by the displacement of the four corners, as a
+photograph taken off-axis), the geometric step of a simulated print and
+photograph of Kurakin et al.'s adversarial images. Photometric, the
 "physical world" transforms of Kurakin et al. whose destruction rate the
 universality study measures: `brightness` (X + delta), `contrast`
 (X * mu), `gaussian_blur`, `gaussian_noise`; each result is clipped to the
@@ -47,8 +50,8 @@ from advjax.checks import concrete
 from advjax.projections import per_example
 from advjax.types import Array, Bounds, PRNGKey
 
-__all__ = ["rotate_translate", "brightness", "contrast", "gaussian_blur",
-           "gaussian_noise", "jpeg"]
+__all__ = ["rotate_translate", "perspective", "brightness", "contrast",
+           "gaussian_blur", "gaussian_noise", "jpeg"]
 
 
 def _check_images(x: Array, name: str) -> None:
@@ -114,6 +117,101 @@ def rotate_translate(x: Array, angle, tx=0., ty=0.) -> Array:
     return jax.vmap(channel, in_axes=-1, out_axes=-1)(img.astype(dtype))
 
   return jax.vmap(one)(x, theta, tx, ty).astype(x.dtype)
+
+
+def _homography(src: Array, dst: Array) -> Array:
+  """`[3, 3]` projective map taking the four points `src` `[4, 2]` to `dst`
+  `[4, 2]` (each `(x, y)`), its last entry fixed to 1 (the 8 x 8 linear
+  system of the direct linear transform)."""
+  u, v = src[:, 0], src[:, 1]
+  px, py = dst[:, 0], dst[:, 1]
+  one, zero = jnp.ones_like(u), jnp.zeros_like(u)
+  rows_x = jnp.stack([u, v, one, zero, zero, zero, -u * px, -v * px], -1)
+  rows_y = jnp.stack([zero, zero, zero, u, v, one, -u * py, -v * py], -1)
+  a = jnp.concatenate([rows_x, rows_y])
+  b = jnp.concatenate([px, py])
+  h = jnp.linalg.solve(a, b)
+  return jnp.append(h, 1.).reshape(3, 3)
+
+
+_MODES = ("constant", "nearest", "mirror", "reflect", "wrap")
+
+
+def perspective(x: Array, offsets, mode: str = "constant") -> Array:
+  """Projective (perspective) warp given by the displacement of the corners.
+
+  The image is warped so that each of its four corner pixels, top-left
+  `(0, 0)`, top-right `(W-1, 0)`, bottom-right `(W-1, H-1)` and bottom-left
+  `(0, H-1)` as `(x, y)` = (column, row), moves by its `offsets` row `(dx,
+  dy)`: output pixel `p` takes the bilinear interpolation of the input at
+  `M(p)`, with M the homography taking the displaced corners back to the
+  original ones (solved per example in coordinates normalised to [-1, 1],
+  so the 8 x 8 system stays well conditioned at any image size). Zero
+  offsets give the identity; four equal offsets `(tx, ty)` a translation
+  (`rotate_translate(x, 0, tx, ty)`). Random offsets per example, e.g.
+  `s * jax.random.uniform(key, (B, 4, 2), minval=-1, maxval=1)`, model a
+  photograph taken from a slightly different viewpoint each time.
+
+  Args:
+    x: `[B, H, W, C]` float images, H, W >= 2.
+    offsets: `[B, 4, 2]` (or `[4, 2]`, for every example) corner
+      displacements `(dx, dy)` in pixels, right and down, in the corner
+      order above.
+    mode: static, what is sampled outside the image: 'constant' (zero fill,
+      as `rotate_translate`), 'nearest' (edge replication), 'mirror',
+      'reflect' or 'wrap' (`jax.scipy.ndimage.map_coordinates` modes).
+
+  Returns:
+    `[B, H, W, C]`, x's dtype. Differentiable in x and in the offsets.
+
+  Raises:
+    ValueError: x not 4-D or smaller than 2 x 2, offsets of another shape,
+      an unknown mode.
+    TypeError: x not floating point.
+
+  Note:
+    The displaced corners must still form a convex quadrilateral in the
+    same order (offsets well under half the image side do); otherwise the
+    homography folds the image over itself and the result is meaningless.
+  """
+  _check_images(x, "perspective")
+  b, h, w, _ = x.shape
+  if h < 2 or w < 2:
+    raise ValueError(f"perspective: images must be at least 2 x 2, got "
+                     f"{h} x {w}.")
+  if mode not in _MODES:
+    raise ValueError(f"perspective: mode must be one of {_MODES}, got "
+                     f"{mode!r}.")
+  dtype = jnp.promote_types(x.dtype, jnp.float32)
+  offsets = jnp.asarray(offsets, dtype)
+  if offsets.shape == (4, 2):
+    offsets = jnp.broadcast_to(offsets, (b, 4, 2))
+  if offsets.shape != (b, 4, 2):
+    raise ValueError(f"perspective: offsets must be [4, 2] or [B, 4, 2] = "
+                     f"[{b}, 4, 2] corner displacements, got shape "
+                     f"{offsets.shape}.")
+  # Pixel (x, y) -> (2 x / (W-1) - 1, 2 y / (H-1) - 1).
+  scale = jnp.asarray([2. / (w - 1), 2. / (h - 1)], dtype)
+  corners = jnp.asarray([[-1., -1.], [1., -1.], [1., 1.], [-1., 1.]], dtype)
+  rows, cols = jnp.meshgrid(jnp.arange(h, dtype=dtype),
+                            jnp.arange(w, dtype=dtype), indexing="ij")
+  grid = jnp.stack([cols * scale[0] - 1., rows * scale[1] - 1.,
+                    jnp.ones_like(rows)])  # [3, H, W] homogeneous
+
+  def one(img, off):
+    m = _homography(corners + off * scale, corners)  # output -> input
+    src = jnp.einsum("ij,jhw->ihw", m, grid,
+                     precision=lax.Precision.HIGHEST)
+    src_x = (src[0] / src[2] + 1.) / scale[0]
+    src_y = (src[1] / src[2] + 1.) / scale[1]
+
+    def channel(c):
+      return jax.scipy.ndimage.map_coordinates(c, [src_y, src_x], order=1,
+                                               mode=mode, cval=0.)
+
+    return jax.vmap(channel, in_axes=-1, out_axes=-1)(img.astype(dtype))
+
+  return jax.vmap(one)(x, offsets).astype(x.dtype)
 
 
 def brightness(x: Array, delta, bounds: Bounds = (0., 1.)) -> Array:
