@@ -10,9 +10,15 @@
   flipped image (D'Costa & Sriramanan's checks).
 - `detection`: Metzen et al.'s detector trained to tell clean from
   adversarial inputs.
+- `features`: Ilyas et al.'s robust and non-robust datasets, built from a
+  model's penultimate representation and targeted attacks.
 """
 from advjax.analysis.destruction import destruction_rate, destruction_rates
 from advjax.analysis.detection import Detector, detector_accuracy, train_detector
+from advjax.analysis.features import (NonRobustDataset, RobustDataset,
+                                      non_robust_dataset, representation,
+                                      representation_fn, robust_dataset,
+                                      robust_feature_toy, target_labels)
 from advjax.analysis.stability import flip_stability, noise_stability
 from advjax.analysis.transfer import (StabilityProfile, TransferResult,
                                       cost_change_own_vs_others,
@@ -23,4 +29,7 @@ __all__ = ["destruction_rate", "destruction_rates", "Detector",
            "train_detector", "detector_accuracy", "noise_stability",
            "flip_stability", "TransferResult", "perturbation_transfer",
            "sharedness", "cost_change_own_vs_others",
-           "fooled_across", "StabilityProfile", "temporal_profile"]
+           "fooled_across", "StabilityProfile", "temporal_profile",
+           "representation", "representation_fn", "RobustDataset",
+           "robust_dataset", "NonRobustDataset", "non_robust_dataset",
+           "target_labels", "robust_feature_toy"]

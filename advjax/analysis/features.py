@@ -1,0 +1,516 @@
+"""Robust and non-robust features (Ilyas et al. 2019).
+
+Ilyas et al. argue that adversarial examples exploit *non-robust features*:
+patterns of the data that predict the label well but that a small
+perturbation can flip. They separate the two kinds by building datasets:
+
+- `robust_dataset`: every training image re-synthesised from another start
+  (a random other training image, or noise) so that a model's penultimate
+  `representation` matches the original's, with the original label. Built
+  from an adversarially trained model, it keeps the features that model
+  uses (robust ones: D_R); built from a standard model, the control D_NR.
+  A standard model trained on D_R is somewhat robust on the true test set.
+- `non_robust_dataset`: every training image moved by a small targeted
+  attack on a standard model until it predicts the target, relabelled with
+  the target (`target_labels`: random, D_rand, or `y + 1 mod K`, D_det).
+  The images still look like their old class; a standard model trained on
+  them still generalises to the true test set (through the non-robust
+  features alone).
+- `robust_feature_toy`: a dataset with one robust feature (the image is
+  dark or light) plus random noise and label noise, on which a linear
+  classifier is robust and a network that memorises the noise is not (the
+  seed's "Are adversarial examples always features?").
+
+The two constructions are host-level drivers like the evaluators: they run
+on the shared batch iterator (`evaluation.batching.map_examples`: fixed
+calls, every example counted, sharded over every device, per-example keys
+`fold_in(key, global_index)`), jit their per-call function and show a
+progress bar when asked.
+
+References:
+  Ilyas, Santurkar, Tsipras, Engstrom, Tran, Madry, "Adversarial examples
+  are not bugs, they are features", NeurIPS 2019.
+"""
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from advjax import checks, data, projections, rng, sharding
+from advjax.attacks import base, gradient
+from advjax.evaluation import batching
+from advjax.types import Array, Bounds, PRNGKey
+
+__all__ = ["representation", "representation_fn", "RobustDataset",
+           "robust_dataset", "NonRobustDataset", "non_robust_dataset",
+           "TARGETS", "target_labels", "robust_feature_toy", "STARTS"]
+
+STARTS = ("other", "noise")
+TARGETS = ("random", "deterministic")
+
+
+# --------------------------------------------------------------------------
+# The penultimate representation.
+# --------------------------------------------------------------------------
+def representation(model: nn.Module, variables, x: Array,
+                   **kwargs: Any) -> Array:
+  """The input of the model's last dense layer: its penultimate
+  representation, `[B, D]`.
+
+  The model runs in inference mode (`train=False`) with
+  `flax.linen.intercept_methods` recording the input of every
+  `nn.Dense.__call__`; the last one recorded is returned, flattened per
+  example. For every model of `advjax.models` with a dense head (WongCNN,
+  MadryCNN, CarliniCNN, GTSRBCNN, PreActResNet18, WideResNet) that is the
+  input of the logit layer: after the last hidden layer's relu, or the
+  global average pool of a ResNet. Pure: works under `jit`, `grad` and
+  `vmap` (under jit the unused logit layer is removed by XLA).
+
+  Args:
+    model: a flax module with `__call__(x, train=False)`.
+    variables: its variables.
+    x: `[B, H, W, C]` float inputs.
+    **kwargs: more keywords of the model's `__call__`.
+
+  Returns:
+    `[B, D]` float32.
+
+  Raises:
+    ValueError: the model calls no `nn.Dense` (e.g. MetzenDetector, whose
+      head is a 1x1 convolution and a mean).
+  """
+  seen = []
+
+  def record(next_fun, args, kw, context):
+    if (isinstance(context.module, nn.Dense)
+        and context.method_name == "__call__"):
+      seen.append(args[0] if args else kw["inputs"])
+    return next_fun(*args, **kw)
+
+  with nn.intercept_methods(record):
+    model.apply(variables, x, train=False, **kwargs)
+  if not seen:
+    raise ValueError(f"representation: {type(model).__name__} calls no "
+                     "flax.linen.Dense layer; its penultimate representation "
+                     "is undefined here.")
+  r = seen[-1]
+  return r.reshape((r.shape[0], -1)).astype(jnp.float32)
+
+
+def representation_fn(model: nn.Module) -> Callable[[Any, Array], Array]:
+  """`(variables, x) -> representation(model, variables, x)`: the form
+  `robust_dataset` takes (variables traced, not baked in)."""
+  return lambda variables, x: representation(model, variables, x)
+
+
+# --------------------------------------------------------------------------
+# Shared checks and the driver.
+# --------------------------------------------------------------------------
+def _check_data(name: str, x, y) -> tuple:
+  x = np.asarray(x)
+  y = np.asarray(y)
+  if x.ndim < 2 or not np.issubdtype(x.dtype, np.floating):
+    raise ValueError(f"{name}: x must be float images [N, H, W, C]; got "
+                     f"{x.dtype} of shape {x.shape}.")
+  if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+    raise ValueError(f"{name}: y must be [N] = [{x.shape[0]}] int labels; "
+                     f"got {y.dtype} of shape {y.shape}.")
+  if x.shape[0] == 0:
+    raise ValueError(f"{name}: x is empty.")
+  if not np.all(np.isfinite(x)):
+    raise ValueError(f"{name}: x holds NaN or inf.")
+  return x, y.astype(np.int32)
+
+
+def _check_budget(name: str, steps: int, **positive) -> None:
+  if int(steps) != steps or steps < 1:
+    raise ValueError(f"{name}: steps must be an integer >= 1, got {steps}.")
+  for k, v in positive.items():
+    if v is not None and not (np.isfinite(v) and v > 0):
+      raise ValueError(f"{name}: {k} must be finite and > 0, got {v}.")
+
+
+def _check_bounds(name: str, x: np.ndarray, bounds: Bounds) -> None:
+  lo, hi = bounds
+  if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+    raise ValueError(f"{name}: bounds must be finite with lo < hi, got "
+                     f"{tuple(bounds)}.")
+  if x.min() < lo or x.max() > hi:
+    raise ValueError(f"{name}: x must lie in bounds {tuple(bounds)}; got "
+                     f"values in [{x.min():.4g}, {x.max():.4g}].")
+
+
+def _map(batch_fn: Callable, consts, columns, *, batch_size: int, mesh,
+         device_batch_size: Optional[int], progress: bool, desc: str):
+  """`batch_fn(consts, batch)` over every example (`map_examples`)."""
+  n = next(iter(columns.values())).shape[0]
+  plan = batching.make_plan(batch_size, mesh, device_batch_size)
+  fn = batching.jit_per_example(batch_fn, plan.mesh)
+  bar = tqdm(total=n, desc=desc, disable=not progress, leave=False)
+  out = batching.map_examples(fn, sharding.replicate(consts, plan.mesh),
+                              columns, np.arange(n), plan, bar=bar)
+  bar.close()
+  return out
+
+
+def _relative_distance(r: Array, target: Array) -> Array:
+  """`|r - target|_2 / |target|_2` per example (`[B]`)."""
+  scale = jnp.maximum(jnp.linalg.norm(target, axis=-1), 1e-12)
+  return jnp.linalg.norm(r - target, axis=-1) / scale
+
+
+# --------------------------------------------------------------------------
+# The robust dataset.
+# --------------------------------------------------------------------------
+class RobustDataset(NamedTuple):
+  """Images re-synthesised to match a model's representation.
+
+  Attributes:
+    images: `[N, H, W, C]` the synthesised images, inside the bounds.
+    labels: `[N]` int32, the original labels.
+    start_index: `[N]` int32, the training image each one started from
+      (-1 for a noise start).
+    initial_distance: `[N]` relative representation distance
+      `|g(x0) - g(x)| / |g(x)|` at the start.
+    distance: `[N]` the same at the end.
+  """
+  images: np.ndarray
+  labels: np.ndarray
+  start_index: np.ndarray
+  initial_distance: np.ndarray
+  distance: np.ndarray
+
+  @property
+  def reduction(self) -> float:
+    """Median of `distance / initial_distance` (below 1: the optimisation
+    brought the representations closer)."""
+    return float(np.median(self.distance / np.maximum(
+        self.initial_distance, 1e-12)))
+
+  def dataset(self, num_classes: int, name: str = "robust",
+              split: str = "train") -> data.Dataset:
+    """The images and labels as a `data.Dataset`."""
+    return data.Dataset(self.images, self.labels, int(num_classes), name,
+                        split)
+
+
+def _other_index(key: PRNGKey, n: int) -> np.ndarray:
+  """Per example i a uniformly random index j != i of `n` (from i's key)."""
+  keys = rng.example_keys(key, jnp.arange(n, dtype=jnp.int32))
+  j = jax.vmap(lambda k: jax.random.randint(k, (), 0, n - 1))(keys)
+  j = np.asarray(j)
+  return (j + (j >= np.arange(n))).astype(np.int32)
+
+
+def robust_dataset(rep_fn: Callable[[Any, Array], Array], variables, x, y,
+                   *, key: PRNGKey, steps: int = 1000,
+                   step_size: float = 0.1, start: str = "other",
+                   bounds: Bounds = (0., 1.), batch_size: int = 256,
+                   mesh=None, device_batch_size: Optional[int] = None,
+                   unroll=None, progress: bool = False) -> RobustDataset:
+  """Re-synthesises every image from another start so that its
+  representation matches the original's (Ilyas et al.'s D_R / D_NR).
+
+  For each example `x_i`, from a start `x0` (a uniformly random other
+  image `x_j`, j != i, or uniform noise in the box), `steps` normalised
+  L2 gradient steps of length `step_size` on the relative distance
+
+      |g(z) - g(x_i)|_2 / |g(x_i)|_2,    z in the box,
+
+  with `g = rep_fn(variables, .)` (the penultimate layer of an
+  adversarially trained model for D_R, of a standard one for D_NR). The
+  label stays `y_i`. Each example's start depends only on `key`, its index
+  and N; its result does not depend on the batch size or the devices.
+
+  Args:
+    rep_fn: `(variables, x [B, ...]) -> [B, D]`, e.g.
+      `representation_fn(model)`.
+    variables: the model's variables.
+    x: `[N, H, W, C]` float images inside `bounds` (the training set).
+    y: `[N]` int labels.
+    key: `jax.random.key`: the starts.
+    steps: gradient steps, >= 1 (static; Ilyas et al.: 1000).
+    step_size: L2 length of each step, > 0 (traced; Ilyas et al.: 0.1).
+    start: 'other' (a random other image of x; Ilyas et al.'s choice) or
+      'noise' (uniform in the box).
+    bounds: the box the images stay in.
+    batch_size: examples per progress step (not the compiled shape).
+    mesh, device_batch_size: as `evaluation.robust_accuracy`.
+    unroll: the loop's `lax.scan` unroll (see `attacks.base.resolve_unroll`).
+    progress: show a progress bar.
+
+  Returns:
+    `RobustDataset`.
+
+  Raises:
+    ValueError: bad shapes or dtypes, non-finite or out-of-box images,
+      steps < 1, step_size <= 0, an unknown start, or 'other' with N < 2.
+
+  Note:
+    The optimisation is non-convex; it is run for a fixed number of steps
+    and reports the distance it reached per example (`distance`,
+    `reduction`): check it before trusting the dataset.
+
+  References:
+    Ilyas et al. 2019, Section 3.1 (the settings quoted as Ilyas et
+    al.'s are from their appendix as recalled, not checked against a copy).
+  """
+  name = "robust_dataset"
+  x, y = _check_data(name, x, y)
+  _check_budget(name, steps, step_size=step_size)
+  _check_bounds(name, x, bounds)
+  if start not in STARTS:
+    raise ValueError(f"{name}: unknown start {start!r}; use one of {STARTS}.")
+  n = x.shape[0]
+  if start == "other" and n < 2:
+    raise ValueError(f"{name}: start='other' needs at least 2 images.")
+  key = rng.as_key(key)
+  lo, hi = bounds
+  columns = {"x": x}
+  if start == "other":
+    start_index = _other_index(jax.random.fold_in(key, 0), n)
+    columns["x0"] = x[start_index]
+  else:
+    start_index = np.full((n,), -1, np.int32)
+  steps = int(steps)
+
+  def batch_fn(consts, batch):
+    v, k, size = consts
+    g = lambda z: rep_fn(v, z)
+    target = jax.lax.stop_gradient(g(batch["x"]))
+    if start == "noise":
+      keys = rng.example_keys(jax.random.fold_in(k, 1), batch["index"])
+      x0 = rng.draw(lambda kk, shape: jax.random.uniform(
+          kk, shape, batch["x"].dtype, lo, hi), keys, batch["x"].shape)
+    else:
+      x0 = batch["x0"]
+    out = base.attack_loop(
+        lambda z: -_relative_distance(g(z), target), x0, jnp.zeros_like(x0),
+        steps=steps, optimizer=base.steepest_ascent("l2", size),
+        project=lambda d, z: projections.project_box(d, z, bounds),
+        bounds=bounds, unroll=unroll, project_start=False)
+    xr = x0 + out.delta
+    return {"images": xr, "initial": _relative_distance(g(x0), target),
+            "final": _relative_distance(g(xr), target)}
+
+  out = _map(batch_fn, (variables, key, jnp.float32(step_size)), columns,
+             batch_size=batch_size, mesh=mesh,
+             device_batch_size=device_batch_size, progress=progress,
+             desc=name)
+  return RobustDataset(out["images"].astype(x.dtype), y, start_index,
+                       out["initial"], out["final"])
+
+
+# --------------------------------------------------------------------------
+# The non-robust dataset.
+# --------------------------------------------------------------------------
+class NonRobustDataset(NamedTuple):
+  """Images moved by a targeted attack and relabelled with the target.
+
+  Attributes:
+    images: `[N, H, W, C]` the attacked images, within eps of the originals
+      and inside the bounds.
+    labels: `[N]` int32, the targets (the new labels).
+    source_labels: `[N]` int32, the original labels.
+    success: `[N]` bool, the source model predicts the target.
+    distance: `[N]` the perturbation's size in the attack's norm.
+  """
+  images: np.ndarray
+  labels: np.ndarray
+  source_labels: np.ndarray
+  success: np.ndarray
+  distance: np.ndarray
+
+  @property
+  def success_rate(self) -> float:
+    """Fraction of images the source model classifies as their target."""
+    return float(np.mean(self.success))
+
+  def dataset(self, num_classes: int, name: str = "non_robust",
+              split: str = "train") -> data.Dataset:
+    """The images and (new) labels as a `data.Dataset`."""
+    return data.Dataset(self.images, self.labels, int(num_classes), name,
+                        split)
+
+
+def target_labels(y, num_classes: int, kind: str,
+                  key: Optional[PRNGKey] = None) -> np.ndarray:
+  """The targets of Ilyas et al.'s non-robust datasets.
+
+  Args:
+    y: `[N]` int labels in `[0, num_classes)`.
+    num_classes: K >= 2.
+    kind: 'random' (D_rand: per example uniform over the K - 1 other
+      classes, from `fold_in(key, i)`) or 'deterministic' (D_det:
+      `(y + 1) mod K`).
+    key: `jax.random.key`, needed for 'random'.
+
+  Returns:
+    `[N]` int32 targets, each different from its label.
+
+  Raises:
+    ValueError: an unknown kind, K < 2, labels out of range, or 'random'
+      without a key.
+  """
+  y = np.asarray(y)
+  if kind not in TARGETS:
+    raise ValueError(f"target_labels: unknown kind {kind!r}; use one of "
+                     f"{TARGETS}.")
+  if num_classes < 2:
+    raise ValueError(f"target_labels: need num_classes >= 2, got "
+                     f"{num_classes}.")
+  if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    raise ValueError(f"target_labels: y must be [N] int labels, got "
+                     f"{y.dtype} of shape {y.shape}.")
+  if y.size and (y.min() < 0 or y.max() >= num_classes):
+    raise ValueError(f"target_labels: labels must lie in [0, {num_classes}),"
+                     f" got [{y.min()}, {y.max()}].")
+  if kind == "deterministic":
+    return ((y + 1) % num_classes).astype(np.int32)
+  if key is None:
+    raise ValueError("target_labels: kind='random' needs key=jax.random.key"
+                     "(seed).")
+  keys = rng.example_keys(rng.as_key(key), jnp.arange(y.size, dtype=jnp.int32))
+  shift = np.asarray(jax.vmap(lambda k: jax.random.randint(
+      k, (), 1, num_classes))(keys))
+  return ((y + shift) % num_classes).astype(np.int32)
+
+
+def non_robust_dataset(apply_fn: Callable[[Any, Array], Array], variables,
+                       x, y, targets, *, eps: float, steps: int = 100,
+                       step_size: Optional[float] = None, norm: str = "l2",
+                       key: Optional[PRNGKey] = None,
+                       random_start: bool = False,
+                       bounds: Bounds = (0., 1.), batch_size: int = 256,
+                       mesh=None, device_batch_size: Optional[int] = None,
+                       progress: bool = False) -> NonRobustDataset:
+  """Moves every image towards its target with targeted PGD on a (standard)
+  model and relabels it with the target (Ilyas et al.'s D_rand / D_det).
+
+  `x_adv_i = argmin_{|d| <= eps} CE(f(x_i + d), t_i)` by `gradient.pgd`
+  (targeted, `norm`, `steps` steps of `step_size`), inside the box; the new
+  label is `t_i`. To a human (and to a robust model) the images still show
+  their old class: what links them to the new label are the non-robust
+  features the attack added.
+
+  Args:
+    apply_fn: `(variables, x) -> logits [B, K]`, inference mode.
+    variables: the model's variables.
+    x: `[N, H, W, C]` float images inside `bounds` (the training set).
+    y: `[N]` int labels (kept as `source_labels`).
+    targets: `[N]` int targets in `[0, K)` (`target_labels`).
+    eps: the attack's radius, > 0 (Ilyas et al., CIFAR-10: L2 0.5).
+    steps: PGD steps, >= 1 (Ilyas et al.: 100).
+    step_size: > 0; default `2.5 eps / steps` (Ilyas et al.: 0.1).
+    norm: 'l2' (the paper), 'linf' or 'l1'.
+    key: `jax.random.key`, needed with `random_start`.
+    random_start: start PGD uniformly in the ball (the paper: no).
+    bounds: the box.
+    batch_size, mesh, device_batch_size, progress: as `robust_dataset`.
+
+  Returns:
+    `NonRobustDataset`.
+
+  Raises:
+    ValueError: bad shapes or dtypes, out-of-box images, eps <= 0, steps <
+      1, step_size <= 0, targets out of range, an unknown norm, or
+      `random_start` without a key.
+
+  References:
+    Ilyas et al. 2019, Section 3.2 (settings: as `robust_dataset`).
+  """
+  name = "non_robust_dataset"
+  x, y = _check_data(name, x, y)
+  _check_budget(name, steps, eps=eps, step_size=step_size)
+  _check_bounds(name, x, bounds)
+  projections.check_norm(norm)
+  k = checks.check_attack_inputs(lambda z: apply_fn(variables, z), x[:1],
+                                 y[:1], bounds=bounds, name=name)
+  t = np.asarray(targets)
+  if t.shape != y.shape or not np.issubdtype(t.dtype, np.integer):
+    raise ValueError(f"{name}: targets must be [N] = [{y.shape[0]}] int "
+                     f"labels; got {t.dtype} of shape {t.shape}.")
+  if t.min() < 0 or t.max() >= k:
+    raise ValueError(f"{name}: targets must lie in [0, {k}) (the model's "
+                     f"classes), got [{t.min()}, {t.max()}].")
+  if random_start and key is None:
+    raise ValueError(f"{name}: random_start needs key=jax.random.key(seed).")
+  key = rng.as_key(jax.random.key(0) if key is None else key)
+  steps = int(steps)
+
+  def batch_fn(consts, batch):
+    v, kk, e, size = consts
+    model_fn = lambda z: apply_fn(v, z)
+    keys = rng.example_keys(kk, batch["index"])
+    xa = gradient.pgd(model_fn, batch["x"], batch["t"], eps=e, key=keys,
+                      norm=norm, steps=steps, step_size=size,
+                      random_start=random_start, targeted=True,
+                      bounds=bounds)
+    pred = jnp.argmax(model_fn(xa), axis=-1)
+    return {"images": xa, "success": pred == batch["t"],
+            "distance": projections.lp_norm(xa - batch["x"], norm)}
+
+  size = 2.5 * eps / steps if step_size is None else step_size
+  out = _map(batch_fn, (variables, key, jnp.float32(eps), jnp.float32(size)),
+             {"x": x, "t": t.astype(np.int32)}, batch_size=batch_size,
+             mesh=mesh, device_batch_size=device_batch_size,
+             progress=progress, desc=name)
+  return NonRobustDataset(out["images"].astype(x.dtype), t.astype(np.int32),
+                          y, out["success"], out["distance"])
+
+
+# --------------------------------------------------------------------------
+# The robust-feature toy.
+# --------------------------------------------------------------------------
+def robust_feature_toy(key: PRNGKey, size: int,
+                       image_shape: Sequence[int] = (32, 32, 1), *,
+                       noise: float = 0.05, label_noise: float = 0.1,
+                       name: str = "robust_feature_toy",
+                       split: str = "train") -> data.Dataset:
+  """A two-class dataset whose only feature is robust, plus noise.
+
+  Class 0 images are dark, class 1 light: every pixel is `noise` (class 0)
+  or `1 - noise` (class 1) plus independent uniform noise in
+  `[-noise, noise]`, so the images fill `[0, 2 noise]` or
+  `[1 - 2 noise, 1]`. A fraction `label_noise` of the labels is then
+  flipped at random. The mean pixel separates the classes with margin
+  `0.5 - noise` in Linf: a linear classifier that thresholds it needs an
+  Linf perturbation of about 0.45 (noise 0.05) to be fooled, while a
+  network that memorises the flipped labels through the noise can be
+  fooled by far less.
+
+  Args:
+    key: `jax.random.key`.
+    size: N examples, >= 1 (balanced classes, shuffled).
+    image_shape: `(H, W, C)`.
+    noise: the half-width of the pixel noise, in `[0, 0.25)`.
+    label_noise: fraction of flipped labels, in `[0, 0.5)` (0 for a test
+      set with the true classes).
+    name, split: the `data.Dataset`'s name and split.
+
+  Returns:
+    A `data.Dataset` with 2 classes.
+
+  Raises:
+    ValueError: size < 1, a bad shape, or noise / label_noise out of range.
+  """
+  image_shape = tuple(int(s) for s in image_shape)
+  if size < 1 or len(image_shape) != 3 or min(image_shape) < 1:
+    raise ValueError(f"robust_feature_toy: need size >= 1 and an (H, W, C) "
+                     f"shape, got {size}, {image_shape}.")
+  if not 0 <= noise < 0.25 or not 0 <= label_noise < 0.5:
+    raise ValueError(f"robust_feature_toy: need 0 <= noise < 0.25 and "
+                     f"0 <= label_noise < 0.5, got {noise}, {label_noise}.")
+  k_order, k_noise, k_flip = jax.random.split(rng.as_key(key), 3)
+  classes = jax.random.permutation(k_order, jnp.arange(size) % 2)
+  level = jnp.where(classes == 1, 1. - noise, noise)
+  u = jax.random.uniform(k_noise, (size,) + image_shape, jnp.float32,
+                         -noise, noise)
+  images = jnp.clip(level.reshape((size, 1, 1, 1)) + u, 0., 1.)
+  flip = jax.random.uniform(k_flip, (size,)) < label_noise
+  labels = jnp.where(flip, 1 - classes, classes)
+  return data.Dataset(np.asarray(images, np.float32),
+                      np.asarray(labels, np.int32), 2, name, split)
