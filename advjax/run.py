@@ -34,6 +34,7 @@ import json
 import os
 import pickle
 import re
+import sys
 import time
 import typing
 from typing import (Any, Callable, Dict, NamedTuple, Optional, Sequence,
@@ -48,7 +49,7 @@ from advjax import (checkpoint, data, evaluation, models, report, sharding,
 __all__ = ["Config", "TrainSpec", "Load", "LoadTorch", "Env", "Benchmark",
            "TRAINING_SETTINGS",
            "resolve", "fill_preset", "make_optimizer", "setup", "spec_env", "train",
-           "cached",
+           "cached", "rewrite_report",
            "run", "main",
            "make_parser", "config_parser", "parse_config"]
 
@@ -413,9 +414,10 @@ def _field_help(cls) -> Dict[str, str]:
     if len(parts) < 2:
       continue
     body = parts[1]
-    for m in re.finditer(r"^\s{4}(\w+(?:, \w+)*): (.+?)(?=^\s{4}\w+(?:, \w+)*:|"
-                         r"\Z)", body, re.S | re.M):
-      for n in m.group(1).split(", "):
+    # Names may continue on the next line ("a, b,\n      c: text").
+    for m in re.finditer(r"^\s{4}(\w+(?:,\s+\w+)*): (.+?)(?=^\s{4}\w+"
+                         r"(?:,\s+\w+)*:|\Z)", body, re.S | re.M):
+      for n in re.split(r",\s+", m.group(1)):
         out[n] = " ".join(m.group(2).split())
   return out
 
@@ -464,8 +466,9 @@ def config_parser(config: type, prog: str, doc: str = "",
   for f in dataclasses.fields(config):
     flag = "--" + f.name.replace("_", "-")
     kw = {"default": f.default, "dest": f.name,
-          "help": helps.get(f.name, "") + (
-              "" if f.default is None else f" (default: {f.default})")}
+          "help": (helps.get(f.name, "") + (
+              "" if f.default is None else f" (default: {f.default})")
+                   ).replace("%", "%%")}  # argparse formats help with %
     if choices and f.name in choices:
       kw["choices"] = list(choices[f.name])
     if hints[f.name] in (bool, Optional[bool]):
@@ -474,16 +477,21 @@ def config_parser(config: type, prog: str, doc: str = "",
       p.add_argument(flag, type=_parse_value(hints[f.name]), **kw)
   p.add_argument("--distributed", action="store_true",
                  help="multi-host: call jax.distributed.initialize() first")
+
   return p
 
 
 def make_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
   """`config_parser` of a benchmark's config (`--dataset` restricted to its
   presets)."""
-  return config_parser(benchmark.config,
-                       f"python -m benchmarks.{benchmark.name}",
-                       benchmark.doc,
-                       {"dataset": sorted(benchmark.presets)})
+  p = config_parser(benchmark.config,
+                    f"python -m benchmarks.{benchmark.name}",
+                    benchmark.doc,
+                    {"dataset": sorted(benchmark.presets)})
+  p.epilog = ("--report-only: rewrite results.md, the claims and the "
+              "figures of the run in --workdir from its results.json "
+              "(nothing is trained or evaluated).")
+  return p
 
 
 def parse_config(config: type, argv: Optional[Sequence[str]] = None, *,
@@ -496,13 +504,71 @@ def parse_config(config: type, argv: Optional[Sequence[str]] = None, *,
   return config(**args)
 
 
+def _tuples(config: type, fields: Dict[str, Any]) -> Dict[str, Any]:
+  """JSON's lists back to the tuples of the config's tuple fields."""
+  hints = typing.get_type_hints(config)
+
+  def back(v):
+    return tuple(back(i) for i in v) if isinstance(v, list) else v
+
+  out = {}
+  for f in dataclasses.fields(config):
+    if f.name in fields:
+      kind = hints[f.name]
+      is_tuple = typing.get_origin(kind) is tuple or any(
+          typing.get_origin(a) is tuple for a in typing.get_args(kind))
+      out[f.name] = back(fields[f.name]) if is_tuple else fields[f.name]
+  return out
+
+
+def rewrite_report(benchmark: Benchmark, workdir: str) -> Dict[str, Any]:
+  """Rewrites results.md, the claims and the figures of a finished run
+  from its results.json (its measured numbers and config), without
+  training or evaluating anything: after a change to the report alone
+  (another published number beside ours, a new claim). Returns the
+  results.
+
+  Raises:
+    FileNotFoundError: no results.json in `workdir` (run the benchmark).
+  """
+  path = os.path.join(workdir, "results.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No {path}: run the benchmark into {workdir} "
+                            "first; --report-only rewrites an existing "
+                            "run's report.")
+  with open(path) as f:
+    results = json.load(f)
+  if results.get("benchmark") != benchmark.name:
+    raise ValueError(f"{path} holds a {results.get('benchmark')!r} run, "
+                     f"not {benchmark.name!r}.")
+  results.pop("claims", None)
+  cfg = benchmark.config(**_tuples(benchmark.config, {
+      **results["config"], "workdir": workdir}))
+  rep = benchmark.report(cfg, results)
+  if jax.process_index() == 0:
+    report.write(workdir, results, rep)
+  results["table"], results["claims"] = rep.markdown, rep.claims
+  return results
+
+
 def main(benchmark: Benchmark, argv: Optional[Sequence[str]] = None):
   """`python -m benchmarks.<name> [--field value ...]`: runs the benchmark
-  and prints its report."""
+  and prints its report (`--report-only`: rewrites the report of the run
+  in `--workdir` from its results.json, `rewrite_report`)."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  report_only = "--report-only" in argv
+  if report_only:
+    argv.remove("--report-only")
+  if "-h" in argv or "--help" in argv:
+    make_parser(benchmark).parse_args(argv)  # prints the help, exits
   config = parse_config(benchmark.config, argv,
                         prog=f"python -m benchmarks.{benchmark.name}",
                         doc=benchmark.doc,
                         choices={"dataset": sorted(benchmark.presets)})
+  if report_only:
+    res = rewrite_report(benchmark, resolve(benchmark, config).workdir)
+    print(res["table"])
+    return res
   try:
     res = run(benchmark, config)
   except data.DatasetNotFoundError as e:

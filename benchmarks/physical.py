@@ -125,12 +125,14 @@ class PhysicalConfig(run.Config):
     blur: Gaussian blur sigmas in pixels (> 0).
     noise: Gaussian noise standard deviations, levels of 255.
     jpeg: JPEG qualities in [1, 100].
-    photo_warp, photo_blur, photo_noise, photo_contrast, photo_brightness,
-      photo_jpeg: the simulated print-and-photograph chain (`PhotoChain`):
-      corner displacements up to this fraction of the image side, blur
-      sigma (pixels), noise std (levels), contrast factor in [1 - c, 1 +
-      c], brightness change in [-b, b] (levels), JPEG quality; 0 skips a
-      stage.
+    photo_warp: the simulated print-and-photograph chain (`PhotoChain`):
+      corner displacements up to this fraction of the image side (0 skips
+      a stage, here and in the five below).
+    photo_blur: the chain's blur sigma (pixels).
+    photo_noise: the chain's noise std (levels).
+    photo_contrast: the chain's contrast factor, in [1 - c, 1 + c].
+    photo_brightness: the chain's brightness change, in [-b, b] (levels).
+    photo_jpeg: the chain's JPEG quality.
     figure_examples: test images shown in photo.png.
   """
   methods: Tuple[str, ...] = tuple(METHODS)

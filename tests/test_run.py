@@ -134,6 +134,31 @@ def test_a_model_can_have_its_own_architecture_training_set_and_optimizer(
     run.run(toy._replace(models=other), cfg)
 
 
+def test_report_only_rewrites_the_report_from_results_json(tmp_path, capsys):
+  cfg = ToyConfig(dataset="synthetic", train_limit=64, eval_limit=16,
+                  grid=(0., 0.2), workdir=str(tmp_path), progress=False,
+                  clean_only=True)
+  res = run.run(TOY, cfg)
+  EVALUATED.clear()
+  grids = []
+
+  def new_report(cfg, results):
+    grids.append(cfg.grid)  # the run's config, tuples restored
+    return report.Report("# rewritten\n", {}, [report.Claim("new", True)])
+
+  toy = TOY._replace(report=new_report)
+  again = run.main(toy, ["--dataset", "synthetic", "--workdir",
+                         str(tmp_path), "--report-only"])
+  assert EVALUATED == [] and grids == [(0., 0.2)]  # nothing recomputed
+  assert again["models"] == json.loads(json.dumps(res["models"]))
+  assert open(tmp_path / "results.md").read().startswith("# rewritten")
+  saved = json.load(open(tmp_path / "results.json"))
+  assert saved["claims"] == [{"text": "new", "holds": True, "evidence": ""}]
+  assert "# rewritten" in capsys.readouterr().out
+  with pytest.raises(FileNotFoundError, match="run the benchmark"):
+    run.rewrite_report(toy, str(tmp_path / "none"))
+
+
 def test_l1_decay_and_freeze():
   params = {"encoder": {"w": np.array([2., -3., 0.])},
             "head": {"w": np.array([1., -1., 0.])}}
@@ -192,9 +217,18 @@ def test_every_field_of_the_config_benchmarks_is_documented():
   """The flags' help comes from each config's Attributes docstring: a
   field without a line there is a setting a user cannot read about."""
   import dataclasses as dc
-  from benchmarks import autoattack, madry, quickstart
-  for bench in (madry.BENCHMARK, autoattack.BENCHMARK, quickstart.BENCHMARK,
-                TOY):
+  for bench in _benchmarks() + [TOY]:
     helps = run._field_help(bench.config)  # pylint: disable=protected-access
     missing = [f.name for f in dc.fields(bench.config) if f.name not in helps]
     assert not missing, (bench.name, missing)
+    # The help renders (argparse %-formats it: a '5 %' in a docstring).
+    assert "--report-only" in run.make_parser(bench).format_help()
+
+
+def _benchmarks():
+  import importlib
+  names = ("autoattack", "carlini", "features", "goodfellow", "imagenet",
+           "madry", "physical", "quickstart", "spatial", "transfer",
+           "universality", "wasserstein")
+  return [importlib.import_module(f"benchmarks.{n}").BENCHMARK
+          for n in names]
