@@ -306,10 +306,10 @@ def _logistic_extras(cfg, v, x, y, x_adv):
   w = (k[:, 1] - k[:, 0]).reshape(x.shape[1:])
   closed = logistic_fgsm(w, x, y, cfg.eps)
   n = min(10, len(x))
-  path = os.path.join(cfg.workdir, "logistic.npz")
-  np.savez_compressed(path, w=w, x=x[:n], x_adv=x_adv[:n], y=y[:n])
+  # A few images for figure2.png, kept in the results (so --report-only
+  # redraws it from results.json).
   return {"closed_form_max_abs_diff": float(np.abs(closed - x_adv).max()),
-          "arrays": path}
+          "figure": {"w": w, "x": x[:n], "x_adv": x_adv[:n], "y": y[:n]}}
 
 
 def extra(cfg, env, trained):
@@ -413,8 +413,8 @@ def _claims(cfg, m, ex):
 
 
 def _figure2(cfg, m, path):
-  arrays = np.load(m["logistic"]["arrays"])
-  w, x, x_adv = arrays["w"], arrays["x"], arrays["x_adv"]
+  arrays = m["logistic"]["figure"]
+  w, x, x_adv = (np.asarray(arrays[k]) for k in ("w", "x", "x_adv"))
   plt = report.pyplot()
   n = len(x)
   fig, axes = plt.subplots(3, max(n, 2), figsize=(1.2 * max(n, 2), 4.2),
