@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from advjax import analysis
+from advjax.analysis import transfer
 
 
 def _mean_model(x):
@@ -63,23 +64,61 @@ def test_transfer_sharedness_and_cost_change():
 
 
 def test_temporal_profile_by_hand():
-  # 3 epochs, 2 inputs. Input 0: the epoch-0 perturbation fools every
-  # model (stable). Input 1: each epoch's model is fooled only by its own
-  # epoch's perturbation (min-max yes, max-min only at the last epoch).
-  f = np.zeros((3, 3, 2), bool)
-  f[0, :, 0] = True
-  for t in range(3):
-    f[t, t, 1] = True
-  p = analysis.temporal_profile(f)
-  np.testing.assert_allclose(p.profile[0], [1., .5, .5])
-  np.testing.assert_allclose(p.max_min_from, [.5, 0., .5])
-  assert p.max_min == 1.0  # input 1: its last-epoch perturbation counts
-  assert p.min_max == 1.0
-  f[2, 2, 1] = False  # now the last model is robust on input 1
-  p = analysis.temporal_profile(f)
-  assert p.max_min == 0.5 and p.min_max == 0.5
+  # 3 epochs, 3 inputs; P[t1, t2, i] = p(y_i | x_i + xi_t1; theta_t2).
+  p = np.full((3, 3, 3), 0.9)
+  p[0, :, 0] = 0.1  # input 0: the epoch-0 perturbation fools every model
+  for t in range(3):  # input 1: each model falls to its own perturbation
+    p[t, t, 1] = 0.2
+  # Input 2: robust at every epoch except the first model on one
+  # perturbation.
+  p[1, 0, 2] = 0.3
+  prof = analysis.temporal_profile(p)
+  # MaxMin = min over t1 of (max over t2); MinMax = max over t2 of (min
+  # over t1).
+  np.testing.assert_allclose(prof.max_min, [0.1, 0.9, 0.9])
+  np.testing.assert_allclose(prof.min_max, [0.1, 0.2, 0.9])
+  np.testing.assert_allclose(prof.mean[0], [(0.1 + 0.2 + 0.9) / 3,
+                                            (0.1 + 1.8) / 3, (0.1 + 1.8) / 3])
+  assert prof.fractions() == pytest.approx(
+      {"stable": 1 / 3, "oscillating": 1 / 3, "robust": 1 / 3})
+  assert prof.examples() == {"robust": 2, "stable": 0, "oscillating": 1}
+  assert (prof.min_max <= prof.max_min).all()  # the minimax inequality
   with pytest.raises(ValueError, match=r"\[T, T, N\]"):
-    analysis.temporal_profile(np.zeros((2, 3, 4), bool))
+    analysis.temporal_profile(np.zeros((2, 3, 4)))
+  with pytest.raises(ValueError, match="probabilities"):
+    analysis.temporal_profile(np.zeros((2, 2, 4), bool))
+
+
+def test_probability_and_cost_change_across_models():
+  x = jnp.full((2, 2, 2, 1), 0.3)
+  x_adv = jnp.full((2, 2, 2, 1), 0.55)
+  y = jnp.zeros((2,), jnp.int32)
+  shifted = lambda z: _mean_model(z - 0.1)
+  p = transfer.probability_across([_mean_model, shifted], [x, x_adv], y)
+  assert p.shape == (2, 2, 2)
+  # _mean_model's logits at mean m: 10 (0.5 - m) and 10 (m - 0.5).
+  sig = lambda m: 1. / (1. + np.exp(-20. * (0.5 - m)))
+  np.testing.assert_allclose(p[1, :, 0], [sig(0.55), sig(0.45)], rtol=1e-5)
+  np.testing.assert_allclose(p[0, 0], sig(0.3), rtol=1e-5)
+  c = transfer.cost_change_across([_mean_model, shifted], x, x_adv, y)
+  np.testing.assert_allclose(
+      c[:, 0], [np.log(sig(0.3)) - np.log(sig(0.55)),
+                np.log(sig(0.2)) - np.log(sig(0.45))], rtol=1e-4)
+
+
+def test_log_log_pearson():
+  rng = np.random.default_rng(0)
+  a = np.exp(rng.normal(size=200))
+  b = a ** -0.5 * np.exp(0.3 * rng.normal(size=200))
+  a[:5] = -1.  # no logarithm: left out
+  res = transfer.log_log_pearson(a, b)
+  assert (res.n, res.dropped) == (195, 5)
+  want = np.corrcoef(np.log(a[5:]), np.log(b[5:]))[0, 1]
+  assert res.r == pytest.approx(want, abs=1e-9) and res.r < -0.8
+  assert res.p < 1e-18
+  assert np.isnan(transfer.log_log_pearson([1., -1.], [1., 2.]).r)
+  with pytest.raises(ValueError, match="alike"):
+    transfer.log_log_pearson([1., 2.], [1.])
 
 
 def test_fooled_across_models():

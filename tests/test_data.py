@@ -131,8 +131,8 @@ def _sorted_by_label_and_pixel(images, labels):
 def test_registry_lists_names_and_metadata():
   names = data.list_datasets()
   assert set(names) == {"digits", "synthetic", "mnist", "fashion_mnist",
-                        "cifar10", "cifar100", "svhn_cropped", "imagenet2012",
-                        "imagenette", "folder"}
+                        "cifar10", "cifar100", "svhn_cropped", "gtsrb",
+                        "imagenet2012", "imagenette", "folder"}
   assert data.DATASETS["cifar100"].num_classes == 100
   assert data.DATASETS["cifar10"].image_shape == (32, 32, 3)
   assert data.DATASETS["mnist"].image_shape == (28, 28, 1)
@@ -938,3 +938,83 @@ def test_imagenet2012_not_prepared_says_manual_download(tmp_path):
     assert phrase in message
   with pytest.raises(data.DatasetNotFoundError, match="imagenette"):
     data.load("imagenette", "validation", data_dir=tmp_path)
+
+
+# ---------------------------------------------------------------------------
+# GTSRB (raw folders)
+
+_GT_HEADER = "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId"
+
+
+def _write_gtsrb(root, *, test_labels=True):
+  """A tiny GTSRB layout: classes 0 and 2 with two .ppm training images
+  each, three test images. Each image is a grey border around a box of
+  level 40 + 4 * label + index; the csv boxes mark that box."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+
+  def ppm(path, level, w, h):
+    a = np.full((h, w, 3), 250, np.uint8)
+    a[2:h - 2, 3:w - 3] = level
+    Image.fromarray(a).save(path, format="PPM")
+    return f"{os.path.basename(path)};{w};{h};3;2;{w - 4};{h - 3}"
+
+  train = root / "GTSRB" / "Final_Training" / "Images"
+  for c in (0, 2):
+    folder = train / f"{c:05d}"
+    folder.mkdir(parents=True)
+    rows = [ppm(folder / f"00000_0000{i}.ppm", 40 + 4 * c + i, 14 + i, 12)
+            + f";{c}" for i in range(2)]
+    (folder / f"GT-{c:05d}.csv").write_text("\n".join([_GT_HEADER] + rows)
+                                             + "\n")
+  test = root / "GTSRB" / "Final_Test" / "Images"
+  test.mkdir(parents=True)
+  rows = [ppm(test / f"0000{i}.ppm", 45 + 4 * c, 12, 13) + f";{c}"
+          for i, c in enumerate((2, 0, 42))]
+  if test_labels:  # GTSRB_Final_Test_GT.zip unzips it next to GTSRB/
+    (root / "GT-final_test.csv").write_text(
+        "\n".join([_GT_HEADER] + rows) + "\n")
+  (test / "GT-final_test.test.csv").write_text(
+      "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2\n")
+
+
+def test_gtsrb_raw_folders(tmp_path):
+  _write_gtsrb(tmp_path)
+  train = data.load("gtsrb", "train", data_dir=tmp_path)
+  assert (train.size, train.num_classes, train.image_shape) == (4, 43,
+                                                                (32, 32, 3))
+  assert train.images.dtype == np.float32
+  np.testing.assert_array_equal(train.labels, [0, 0, 2, 2])
+  # Cropped to the box: one flat level, the border gone.
+  np.testing.assert_allclose(train.images * 255,
+                             np.array([40, 41, 48, 49])[:, None, None, None]
+                             * np.ones((1, 32, 32, 3)), atol=0.6)
+  test = data.load("gtsrb", "test", data_dir=tmp_path / "GTSRB", size=8)
+  np.testing.assert_array_equal(test.labels, [2, 0, 42])
+  assert test.image_shape == (8, 8, 3)
+  whole = data.load("gtsrb", "train", data_dir=tmp_path, roi=False,
+                    lazy=True, limit=3)
+  assert whole.size == 3
+  assert whole.images[:1].max() > 0.9  # the border is kept
+  with pytest.raises(TypeError, match="unexpected keyword"):
+    data.load("gtsrb", "train", data_dir=tmp_path, resize=40)
+
+
+def test_gtsrb_missing_data_says_how_to_get_it(tmp_path):
+  for data_dir in (None, tmp_path):
+    with pytest.raises(data.DatasetNotFoundError) as info:
+      data.load("gtsrb", "train", data_dir=data_dir)
+    for phrase in ("'gtsrb'", "GTSRB_Final_Training_Images.zip",
+                   "GTSRB_Final_Test_GT.zip", "benchmark.ini.rub.de",
+                   "Final_Training/Images/<class>", "--data-dir"):
+      assert phrase in str(info.value)
+  _write_gtsrb(tmp_path, test_labels=False)
+  with pytest.raises(data.DatasetNotFoundError, match="GT-final_test.csv"):
+    data.load("gtsrb", "test", data_dir=tmp_path)
+  os.remove(tmp_path / "GTSRB" / "Final_Training" / "Images" / "00002" /
+            "00000_00001.ppm")
+  with pytest.raises(data.DatasetNotFoundError, match="00000_00001.ppm"):
+    data.load("gtsrb", "train", data_dir=tmp_path)
+  (tmp_path / "GTSRB" / "Final_Training" / "Images" / "00002" /
+   "GT-00002.csv").write_text("Filename;ClassId\n")
+  with pytest.raises(ValueError, match="ground-truth csv"):
+    data.load("gtsrb", "train", data_dir=tmp_path)

@@ -57,6 +57,38 @@ def test_lowers_held_out_accuracy_more_than_noise(fitted, digits_model):
     assert h[-10:].mean() > h[0] + 0.5
 
 
+def _pixels(x):
+  """Logits = the pixels (2 x 2 x 1 images: 4 'classes')."""
+  return x.reshape(x.shape[0], -1)
+
+
+def _weighted(logits, labels):
+  """Label 0 pulls every pixel up with weight 2, label 1 down with 1."""
+  return jnp.where(labels == 0, 2., -1.) * logits.sum(-1)
+
+
+@pytest.mark.parametrize("aggregate", ["directions", "gradients"])
+def test_one_update_is_the_mean_of_the_minibatch_signs(aggregate):
+  # Two inputs, minibatches of one, K = 2: the two draws of an update are
+  # (0, 0), (1, 1) or mixed. Metzen's alpha / K sum_k sgn(g_k) gives +a,
+  # -a or 0 (mixed: the signs cancel); the sign of the summed gradient
+  # (2 - 1 > 0) gives +a for mixed draws, never 0.
+  x = jnp.full((2, 2, 2, 1), 0.5)
+  y = jnp.array([0, 1])
+  fit = jax.jit(lambda key: universal(
+      _pixels, x, y, key=key, eps=1., step_size=0.1, iterations=1,
+      batch_size=1, batches_per_update=2, loss=_weighted,
+      aggregate=aggregate))
+  seen = set()
+  for seed in range(16):
+    xi = fit(jax.random.key(seed))
+    values = np.unique(np.round(np.asarray(xi), 6))
+    assert values.size == 1  # every pixel moves alike
+    seen.add(round(float(values[0]), 6))
+  want = {0.1, 0., -0.1} if aggregate == "directions" else {0.1, -0.1}
+  assert seen == want
+
+
 def test_apply_universal_clips_into_the_box():
   x = jnp.array([[[[0.1], [0.95]]]], jnp.float32)
   xi = jnp.array([[[-0.3], [0.2]]], jnp.float32)
@@ -79,6 +111,7 @@ def test_zero_eps_or_no_iterations_is_zero(digits_model):
     (dict(eps=0.1, batch_size=64), "batch_size <= N"),
     (dict(eps=0.1, batches_per_update=0), "batches_per_update >= 1"),
     (dict(eps=0.1, norm="l3"), "norm"),
+    (dict(eps=0.1, aggregate="sum"), "aggregate"),
 ])
 def test_bad_arguments_raise(digits_model, kwargs, match):
   m = digits_model

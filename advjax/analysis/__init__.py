@@ -20,7 +20,10 @@ from advjax.analysis.features import (NonRobustDataset, RobustDataset,
                                       representation_fn, robust_dataset,
                                       robust_feature_toy, target_labels)
 from advjax.analysis.stability import flip_stability, noise_stability
-from advjax.analysis.transfer import (StabilityProfile, TransferResult,
+from advjax.analysis.transfer import (LogCorrelation, StabilityProfile,
+                                      TransferResult, cost_change_across,
+                                      log_log_pearson, probability_across,
+                                      true_class_probability,
                                       cost_change_own_vs_others,
                                       fooled_across, perturbation_transfer,
                                       sharedness, temporal_profile)
@@ -32,4 +35,6 @@ __all__ = ["destruction_rate", "destruction_rates", "Detector",
            "fooled_across", "StabilityProfile", "temporal_profile",
            "representation", "representation_fn", "RobustDataset",
            "robust_dataset", "NonRobustDataset", "non_robust_dataset",
-           "target_labels", "robust_feature_toy"]
+           "target_labels", "robust_feature_toy", "true_class_probability",
+           "probability_across", "cost_change_across", "LogCorrelation",
+           "log_log_pearson"]

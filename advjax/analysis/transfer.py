@@ -8,10 +8,14 @@
 - `fooled_across`: adversarial examples made against one model, judged by
   others: the transfer matrix between models, or across the epochs of a
   training run.
-- `temporal_profile`: that matrix across epochs per test input, summarised
-  as the profile P[t1, t2] and the MaxMin / MinMax fractions (Figure 1).
+- `probability_across`, `temporal_profile`: the probability of the true
+  class across epochs per test input, the profile P[t1, t2] and its MaxMin
+  and MinMax (Figures 1 and 10).
+- `cost_change_across`, `log_log_pearson`: a perturbation's cost change
+  under later models (its stability) against its mean cost change on other
+  inputs (its sharedness), and their correlation (Figure 2).
 """
-from typing import NamedTuple, Sequence
+from typing import Dict, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +25,10 @@ from advjax import losses
 from advjax.types import Array, Bounds, ModelFn
 
 __all__ = ["TransferResult", "perturbation_transfer", "sharedness",
-           "cost_change_own_vs_others", "misclassified", "fooled_across", "StabilityProfile",
-           "temporal_profile"]
+           "cost_change_own_vs_others", "misclassified", "fooled_across",
+           "true_class_probability", "probability_across",
+           "cost_change_across", "LogCorrelation", "log_log_pearson",
+           "StabilityProfile", "temporal_profile"]
 
 
 class TransferResult(NamedTuple):
@@ -106,40 +112,142 @@ def fooled_across(model_fns: Sequence[ModelFn], x_advs: Sequence[Array],
                    for xa in x_advs])
 
 
-class StabilityProfile(NamedTuple):
-  """Temporal stability of per-input perturbations across epochs.
+def true_class_probability(model_fn: ModelFn, x: Array,
+                           y: Array) -> np.ndarray:
+  """`[N]` on the host: `p(y | x)`, the softmax of `model_fn(x)` at `y`."""
+  logits = model_fn(x)
+  p = jax.nn.softmax(logits.astype(jnp.float32), -1)
+  return np.asarray(jnp.take_along_axis(p, jnp.asarray(y)[:, None], -1)[:, 0])
 
-  With `F_i[t1, t2]` = the perturbation made for test input i against the
-  model of epoch t1 fools the model of epoch t2:
+
+def probability_across(model_fns: Sequence[ModelFn], x_advs: Sequence[Array],
+                       y: Array) -> np.ndarray:
+  """`[S, T, N]`: the probability target model `model_fns[t]` gives the
+  true class `y` of the adversarial examples `x_advs[s]` (made against
+  source s), `p(y | x_advs[s]; theta_t)`: `temporal_profile`'s input. Jit
+  the model functions; this loops over sources and targets on the host."""
+  return np.stack([np.stack([true_class_probability(f, xa, y)
+                             for f in model_fns]) for xa in x_advs])
+
+
+def cost_change_across(model_fns: Sequence[ModelFn], x: Array, x_adv: Array,
+                       y: Array) -> np.ndarray:
+  """`[T, N]`: `J(theta_t, x_adv, y) - J(theta_t, x, y)` (cross-entropy)
+  under each model: a perturbation's cost change on its own input under
+  other parameters (Metzen 2018's stability, Figure 2)."""
+  return np.stack([np.asarray(losses.cross_entropy(f(x_adv), y)
+                              - losses.cross_entropy(f(x), y))
+                   for f in model_fns])
+
+
+class LogCorrelation(NamedTuple):
+  """Pearson correlation of `log a` and `log b` over the pairs where both
+  are positive (Metzen 2018, Figure 2: -0.293, p < 1e-18).
 
   Attributes:
-    profile: `[T, T]` mean over inputs of `F[t1, t2]`.
-    max_min: fraction of inputs with `max_t1 min_{t2 >= t1} F_i[t1, t2]`:
-      some epoch's perturbation keeps fooling every later model (a stable
-      vulnerability).
-    min_max: fraction with `min_t2 max_t1 F_i[t1, t2]`: every epoch's model
-      is fooled by some epoch's perturbation (never robust on this input).
-    max_min_from: `[T]` the fraction, per t1, whose t1-perturbation fools
-      every model from t1 on.
+    r: the correlation coefficient (NaN with fewer than 3 pairs).
+    p: its two-sided p-value (no correlation).
+    n: pairs used.
+    dropped: pairs left out (a value <= 0 has no logarithm).
+  """
+  r: float
+  p: float
+  n: int
+  dropped: int
+
+
+def log_log_pearson(a: Array, b: Array) -> LogCorrelation:
+  """`LogCorrelation` of the `[N]` arrays `a` and `b`."""
+  # pylint: disable-next=g-import-not-at-top
+  from scipy import stats
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if a.shape != b.shape or a.ndim != 1:
+    raise ValueError(f"log_log_pearson: a {a.shape} and b {b.shape} must be "
+                     "[N] alike.")
+  keep = (a > 0) & (b > 0) & np.isfinite(a) & np.isfinite(b)
+  n = int(keep.sum())
+  if n < 3:
+    return LogCorrelation(float("nan"), float("nan"), n, a.size - n)
+  la, lb = np.log(a[keep]), np.log(b[keep])
+  if la.std() == 0 or lb.std() == 0:
+    return LogCorrelation(float("nan"), float("nan"), n, a.size - n)
+  r, p = stats.pearsonr(la, lb)
+  return LogCorrelation(float(r), float(p), n, a.size - n)
+
+
+class StabilityProfile(NamedTuple):
+  """Temporal stability profiles of test inputs across T epochs (Metzen
+  2018, section 3.1, Figures 1 and 10).
+
+  With `P_i[t1, t2] = p(y_i | x_i + xi_{i,t1}; theta_{t2})`, the
+  probability the model of epoch t2 gives the true class of input i
+  perturbed by the perturbation made for it against the model of epoch t1:
+
+  - `max_min[i] = min_t1 max_t2 P_i[t1, t2]` (the paper's MaxMin: the
+    maximum over each row, then the minimum of those): small when a
+    *stable* perturbation fools every model;
+  - `min_max[i] = max_t2 min_t1 P_i[t1, t2]` (MinMax: the minimum over each
+    column, then the maximum): large when one model classifies every
+    perturbation of the input correctly. `min_max <= max_min` always;
+    large MaxMin with small MinMax is an *oscillation*.
+
+  Both are per input, over every t1 and t2 (earlier models included).
+
+  Attributes:
+    profile: `[T, T, N]` `P[t1, t2, i]`.
   """
   profile: np.ndarray
-  max_min: float
-  min_max: float
-  max_min_from: np.ndarray
+
+  @property
+  def mean(self) -> np.ndarray:
+    """`[T, T]` the profile averaged over the inputs."""
+    return self.profile.mean(-1)
+
+  @property
+  def max_min(self) -> np.ndarray:
+    """`[N]` `min_t1 max_t2 P_i[t1, t2]`."""
+    return self.profile.max(1).min(0)
+
+  @property
+  def min_max(self) -> np.ndarray:
+    """`[N]` `max_t2 min_t1 P_i[t1, t2]`."""
+    return self.profile.min(0).max(0)
+
+  def fractions(self, threshold: float = 0.5) -> Dict[str, float]:
+    """The inputs' failure cases (Appendix B's corners), at `threshold`:
+    `stable` (MaxMin < threshold: some perturbation fools every model),
+    `oscillating` (MinMax < threshold <= MaxMin: every perturbation is
+    defeated at some epoch but no epoch defeats all), `robust` (MinMax >=
+    threshold: one model defeats every perturbation)."""
+    hi, lo = self.max_min, self.min_max
+    return {"stable": float(np.mean(hi < threshold)),
+            "oscillating": float(np.mean((lo < threshold) & (hi >= threshold))),
+            "robust": float(np.mean(lo >= threshold))}
+
+  def examples(self) -> Dict[str, int]:
+    """Inputs whose profiles show each case (Figure 1): `robust` (the
+    largest MinMax), `stable` (the smallest MaxMin), `oscillating` (the
+    largest MaxMin - MinMax)."""
+    hi, lo = self.max_min, self.min_max
+    return {"robust": int(np.argmax(lo)), "stable": int(np.argmin(hi)),
+            "oscillating": int(np.argmax(hi - lo))}
 
 
-def temporal_profile(fooled: Array) -> StabilityProfile:
-  """Summarises `fooled [T, T, N]` (`fooled_across` of the epochs' models
-  and their own adversarial examples) as a `StabilityProfile`."""
-  f = np.asarray(fooled, bool)
-  if f.ndim != 3 or f.shape[0] != f.shape[1]:
-    raise ValueError(f"temporal_profile: fooled must be [T, T, N], got "
-                     f"{f.shape}.")
-  t = f.shape[0]
-  later = np.triu(np.ones((t, t), bool))  # t2 >= t1
-  stable_from = np.all(f | ~later[:, :, None], axis=1)  # [T, N]
-  return StabilityProfile(
-      profile=f.mean(-1),
-      max_min=float(stable_from.any(0).mean()),
-      min_max=float(f.any(0).all(0).mean()),
-      max_min_from=stable_from.mean(-1))
+def temporal_profile(probabilities: Array) -> StabilityProfile:
+  """The `StabilityProfile` of `probabilities [T, T, N]`
+  (`probability_across` of the epochs' models and their own adversarial
+  examples: `P[t1, t2, i] = p(y_i | x_adv_{t1, i}; theta_{t2})`).
+
+  Raises:
+    ValueError: not `[T, T, N]`, or values outside `[0, 1]` (pass
+      probabilities, not logits or fooled bits).
+  """
+  p = np.asarray(probabilities)
+  if p.ndim != 3 or p.shape[0] != p.shape[1]:
+    raise ValueError(f"temporal_profile: probabilities must be [T, T, N], "
+                     f"got {p.shape}.")
+  if p.dtype == bool or not (np.all(p >= 0) and np.all(p <= 1)):
+    raise ValueError("temporal_profile: probabilities must be floats in "
+                     "[0, 1] (p(y | x + xi_t1; theta_t2)); got "
+                     f"{p.dtype} in [{p.min()}, {p.max()}].")
+  return StabilityProfile(p.astype(np.float64))
