@@ -200,6 +200,7 @@ def test_restarts_keep_the_highest_loss_per_example(digits_model):
   assert best.loss_history.shape == (3, 32)
 
 
+@pytest.mark.slow  # the determinism check across batch sizes; CI runs it (README)
 def test_batch_consistency_for_deterministic_attacks(digits_model):
   f = digits_model.model_fn
   x, y = digits_model.x_test[:8], digits_model.y_test[:8]

@@ -2,9 +2,12 @@
 import pathlib
 import re
 
+import pytest
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
+@pytest.mark.slow  # end-to-end: the README example runs PGD and AutoAttack on all 360 digits; CI runs it (README)
 def test_readme_api_example_runs(capsys):
   text = README.read_text()
   blocks = re.findall(r"```python\n(.*?)```", text, re.S)

@@ -34,6 +34,7 @@ def tiny_results(tmp_path_factory):
   return speed.run(speed.SpeedConfig(out_dir=str(out_dir), **TINY)), out_dir
 
 
+@pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
 def test_run_structure(tiny_results):
   results, _ = tiny_results
   for key in ("config", "machine", "peers", "rows", "overhead", "peer_ratio",
@@ -51,6 +52,7 @@ def test_run_structure(tiny_results):
     assert row["peer_images_per_s"] is None and row["peer_ratio"] is None
 
 
+@pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
 def test_rates_positive_and_finite(tiny_results):
   results, _ = tiny_results
   for row in results["rows"]:
@@ -64,6 +66,7 @@ def test_rates_positive_and_finite(tiny_results):
   assert fb["overhead"] == pytest.approx(1.)
 
 
+@pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
 def test_files_written(tiny_results):
   results, out_dir = tiny_results
   with open(out_dir / "results.json") as f:
@@ -113,6 +116,7 @@ def _check_minimal_rows(rows):
   assert cw_paper["peer"] is None and cw_paper["peer_ratio"] is None
 
 
+@pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
 def test_minimal_rows(tiny_results):
   results, out_dir = tiny_results
   assert results["minimal"]["status"] == "ok"
@@ -225,6 +229,7 @@ def test_run_with_peers(tmp_path):
   assert "torchattacks.CW has no binary search" in md
 
 
+@pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
 def test_table_says_when_peers_are_missing(tiny_results):
   results, _ = tiny_results
   missing = {k: v for k, v in results.items() if k != "table"}
@@ -239,6 +244,7 @@ def test_table_says_when_peers_are_missing(tiny_results):
   assert all("not installed" in line for line in rows)
 
 
+@pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
 def test_sinkhorn_section_tiny(tiny_results):
   results, out_dir = tiny_results
   sk = results["sinkhorn"]
@@ -373,6 +379,7 @@ def test_documented_commands_parse():
   assert got == [(1e-6, 1.5), (1e-4, 1.5), (1e-5, 1.)]
 
 
+@pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
 def test_foolbox_section(tiny_results):
   results, out_dir = tiny_results
   fb = results["foolbox"]

@@ -30,6 +30,7 @@ def _positive(value):
   return math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
 def test_run_structure(tiny_results):
   results, _ = tiny_results
   for key in ("config", "machine", "one_device", "multi_device", "digits",
@@ -54,6 +55,7 @@ def test_run_structure(tiny_results):
     assert len(row["epoch_s_all"]) == TINY["digits_epochs"]
 
 
+@pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
 def test_rates_positive_and_finite(tiny_results):
   results, _ = tiny_results
   step_rows = (list(results["one_device"]["rows"].values())
@@ -74,6 +76,7 @@ def test_rates_positive_and_finite(tiny_results):
   assert _positive(results["digits"]["madry_over_standard"])
 
 
+@pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
 def test_multi_device_loss_matches_one_device(tiny_results):
   results, _ = tiny_results
   multi = results["multi_device"]
@@ -84,6 +87,7 @@ def test_multi_device_loss_matches_one_device(tiny_results):
   assert multi["loss_max_abs_diff"] <= 1e-5
 
 
+@pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
 def test_files_written(tiny_results):
   results, out_dir = tiny_results
   with open(out_dir / "results.json") as f:
