@@ -12,7 +12,9 @@ box as Kurakin et al.'s images are to [0, 255]. Every parameter may be a
 scalar or one value per example, and every transform is differentiable in
 the image and in its parameters (the spatial PGD attack ascends on angle
 and shifts) -- except `jpeg`'s quality, in which the quantisation tables
-are piecewise constant.
+are piecewise constant, and `binarize` (pixels to the box's ends, Wong et
+al.'s binarised-MNIST inputs), whose gradient is zero unless
+`straight_through`.
 
 Written on `jax.scipy.ndimage.map_coordinates` and `lax.conv` rather than
 on dm-pix: the few lines needed here keep the per-example parameters
@@ -51,7 +53,7 @@ from advjax.projections import per_example
 from advjax.types import Array, Bounds, PRNGKey
 
 __all__ = ["rotate_translate", "perspective", "brightness", "contrast",
-           "gaussian_blur", "gaussian_noise", "jpeg"]
+           "gaussian_blur", "gaussian_noise", "binarize", "jpeg"]
 
 
 def _check_images(x: Array, name: str) -> None:
@@ -285,6 +287,47 @@ def gaussian_noise(x: Array, sigma, *, key: PRNGKey,
   s = _per_example(sigma, x.shape[0], x.dtype)
   noise = jax.random.normal(key, x.shape, x.dtype)
   return jnp.clip(x + per_example(s, 4) * noise, *bounds)
+
+
+def binarize(x: Array, threshold=0.5, *, bounds: Bounds = (0., 1.),
+             straight_through: bool = False) -> Array:
+  """Thresholds every pixel to the box's ends: `hi` where `x >= threshold`,
+  `lo` elsewhere.
+
+  The binarised-input defence of Wong et al.'s Wasserstein table (MNIST at
+  threshold 0.5: the reference binarises the test images before attacking
+  them, and trains on binarised images).
+
+  Args:
+    x: `[B, H, W, C]` float images.
+    threshold: scalar or `[B]`, inside the box (static or traced).
+    bounds: `(lo, hi)`, the two output values.
+    straight_through: keep the binarised values but pass the identity's
+      gradient (BPDA, Athalye et al. 2018), for a model that binarises its
+      own input; otherwise the gradient is zero almost everywhere (an
+      attack through it sees no signal).
+
+  Returns:
+    `[B, H, W, C]`, x's dtype, every entry `lo` or `hi`.
+
+  Raises:
+    ValueError: bad shape, `lo >= hi`, or a concrete threshold outside the
+      box.
+  """
+  _check_images(x, "binarize")
+  lo, hi = bounds
+  if not lo < hi:
+    raise ValueError(f"binarize: bounds must be (lo, hi) with lo < hi, got "
+                     f"{bounds}.")
+  tc = concrete(threshold)
+  if tc is not None and ((tc < lo) | (tc > hi) | ~np.isfinite(tc)).any():
+    raise ValueError(f"binarize: threshold must lie in the box {bounds}, "
+                     f"got {tc}.")
+  t = per_example(_per_example(threshold, x.shape[0], x.dtype), 4)
+  out = jnp.where(x >= t, hi, lo).astype(x.dtype)
+  if straight_through:
+    out = x + lax.stop_gradient(out - x)
+  return out
 
 
 # Annex K of the JPEG standard (ITU-T T.81) in natural (row-major) order, as

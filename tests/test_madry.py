@@ -25,6 +25,12 @@ def test_presets_follow_the_papers():
   assert resolve(madry.MadryConfig(eps=0.05)).eps == 0.05  # flag wins
   with pytest.raises(ValueError, match="No madry preset for dataset"):
     resolve(madry.MadryConfig(dataset="imagenet"))
+  # Madry et al.'s loss concentration: 10^3 restarts on a few test images.
+  digits = resolve(madry.MadryConfig())
+  assert (digits.concentration_restarts, digits.concentration_examples,
+          digits.concentration_steps) == (1000, 5, 100)
+  with pytest.raises(ValueError, match="concentration_restarts"):
+    resolve(madry.MadryConfig(concentration_restarts=0))
 
 
 @pytest.mark.slow  # end-to-end; CI runs it (README)
@@ -34,10 +40,12 @@ def test_run_writes_the_report_and_reloads_trained_models(tmp_path):
                           convergence_steps=3, convergence_examples=16,
                           train_limit=256, eval_limit=40,
                           autoattack_steps=3, autoattack_queries=10,
+                          concentration_restarts=20, concentration_steps=2,
+                          concentration_examples=2,
                           workdir=str(tmp_path), progress=False)
   res = run.run(madry.BENCHMARK, cfg)
   for name in ("results.json", "results.md", "robust_accuracy_vs_eps.png",
-               "attack_convergence.png"):
+               "attack_convergence.png", "loss_concentration.png"):
     assert os.path.getsize(tmp_path / name) > 0, name
   saved = json.load(open(tmp_path / "results.json"))
   assert set(saved["models"]) == {"standard", "madry"}
@@ -47,6 +55,12 @@ def test_run_writes_the_report_and_reloads_trained_models(tmp_path):
     assert set(r["convergence"]) == {"sign", "sgd", "adam"}
     assert all(len(c) == 3 for c in r["convergence"].values())
     assert r["resumed_from"] is None
+    conc = r["concentration"]
+    assert [c["index"] for c in conc] == [0, 1]
+    for c in conc:  # every restart counted once, quantiles ordered
+      assert sum(c["counts"]) == 20 and len(c["edges"]) == 41
+      q = list(c["quantiles"].values())
+      assert q == sorted(q) and 0 <= c["fooled"] <= 1
     aa = r["autoattack"]
     assert list(aa["stages"]) == ["clean", "apgd-ce", "apgd-t", "fab-t",
                                   "square"]
@@ -55,6 +69,11 @@ def test_run_writes_the_report_and_reloads_trained_models(tmp_path):
   assert [c["holds"] for c in saved["claims"]] == [c.holds for c in
                                                     res["claims"]]
   assert "## Claims checked" in open(tmp_path / "results.md").read()
+  assert "## Loss concentration" in res["table"]
+  texts = [c["text"] for c in saved["claims"]]
+  assert sum("PGD from random starts reaches similar losses" in t
+             for t in texts) == 2  # one per model
+  assert any("Adam is a better PGD optimiser" in t for t in texts)
   assert "| standard |" in res["table"] and "| madry |" in res["table"]
   again = run.run(madry.BENCHMARK, cfg)  # finished models are loaded, not retrained
   for name, r in again["models"].items():
@@ -92,6 +111,8 @@ def test_one_step_of_each_stage_with_an_eps_warmup(tmp_path):
                           train_steps=1, eval_steps=1, eval_restarts=1,
                           eps_grid_points=2, convergence_steps=2,
                           convergence_examples=8, train_limit=256,
+                          concentration_restarts=4, concentration_steps=1,
+                          concentration_examples=1,
                           eval_limit=16, autoattack_steps=1,
                           autoattack_queries=5, eps_warmup_epochs=1,
                           method="trades", workdir=str(tmp_path),
