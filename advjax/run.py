@@ -46,12 +46,95 @@ import optax
 from advjax import (checkpoint, data, evaluation, models, report, sharding,
                     training, zoo)
 
-__all__ = ["Config", "TrainSpec", "Load", "LoadTorch", "Env", "Benchmark",
+__all__ = ["Config", "TimingConfig", "field", "FieldCheck", "ConfigError",
+           "check_config", "TrainSpec", "Load", "LoadTorch", "Env", "Benchmark",
            "TRAINING_SETTINGS",
            "resolve", "fill_preset", "make_optimizer", "setup", "spec_env", "train",
            "cached", "rewrite_report",
-           "run", "main",
+           "epoch_variables", "summarize", "describe", "render_report", "run", "main",
            "make_parser", "config_parser", "parse_config"]
+
+
+class ConfigError(ValueError):
+  """A config field outside what it allows."""
+
+
+class FieldCheck(NamedTuple):
+  """What a config field allows, declared once with the field (`field`)
+  and enforced for every benchmark (`check_config`) and on the command
+  line (choices). A tuple-valued field is checked element by element;
+  None (a preset's to fill) is not checked.
+
+  Attributes:
+    choices: the allowed values.
+    ge, gt, le, lt: bounds (>=, >, <=, <).
+  """
+  choices: Optional[Sequence[Any]] = None
+  ge: Optional[float] = None
+  gt: Optional[float] = None
+  le: Optional[float] = None
+  lt: Optional[float] = None
+
+  def rule(self) -> str:
+    """The constraint in words ('>= 0, <= 1', 'one of sgd, adam')."""
+    if self.choices is not None:
+      return "one of " + ", ".join(str(c) for c in self.choices)
+    parts = [f"{op} {v:g}" for op, v in ((">=", self.ge), (">", self.gt),
+                                          ("<=", self.le), ("<", self.lt))
+             if v is not None]
+    return ", ".join(parts)
+
+  def allows(self, value) -> bool:
+    """Whether one value meets the check (NaN never does a bound)."""
+    if self.choices is not None:
+      return value in tuple(self.choices)
+    try:
+      v = float(value)
+    except (TypeError, ValueError):
+      return False
+    return not (v != v or (self.ge is not None and not v >= self.ge)
+                or (self.gt is not None and not v > self.gt)
+                or (self.le is not None and not v <= self.le)
+                or (self.lt is not None and not v < self.lt))
+
+
+def field(default: Any = None, help: str = "", *,  # pylint: disable=redefined-builtin
+          choices: Optional[Sequence[Any]] = None, ge: Optional[float] = None,
+          gt: Optional[float] = None, le: Optional[float] = None,
+          lt: Optional[float] = None):
+  """A config field with its help text and allowed values, written once:
+  `eps: float = run.field(0.3, "the Linf radius", ge=0)`, `method: str =
+  run.field('madry', "the training method", choices=METHODS)`. The help
+  is the flag's (a field without one takes its line in the class's
+  Attributes docstring)."""
+  check = FieldCheck(None if choices is None else tuple(choices), ge, gt, le,
+                     lt)
+  return dataclasses.field(default=default,
+                           metadata={"check": check, "help": help})
+
+
+def check_config(cfg) -> None:
+  """Enforces every `field` check of the config (`FieldCheck`).
+
+  Raises:
+    ConfigError: a field outside what it allows; the message names the
+      field, its flag, the rule and the value.
+  """
+  for f in dataclasses.fields(cfg):
+    check = f.metadata.get("check")
+    value = getattr(cfg, f.name)
+    if check is None or value is None:
+      continue
+    values = value if isinstance(value, tuple) else (value,)
+    bad = [v for v in values if v is not None and not check.allows(v)]
+    if bad:
+      flag = "--" + f.name.replace("_", "-")
+      raise ConfigError(
+          f"{type(cfg).__name__}.{f.name} ({flag}) must be {check.rule()}; "
+          f"got {value!r}.")
+
+
+SCHEDULES = ("constant", "piecewise", "cyclic", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,23 +173,65 @@ class Config:
   """
   dataset: str = "digits"
   model: Optional[str] = None
-  dtype: str = "float32"
-  epochs: Optional[int] = None
-  batch_size: Optional[int] = None
-  optimizer: Optional[str] = None
-  learning_rate: Optional[float] = None
-  weight_decay: Optional[float] = None
-  schedule: Optional[str] = None
+  dtype: str = field("float32", choices=("float32", "bfloat16"))
+  epochs: Optional[int] = field(ge=0)
+  batch_size: Optional[int] = field(ge=1)
+  optimizer: Optional[str] = field(choices=("sgd", "adam"))
+  learning_rate: Optional[float] = field(ge=0)
+  weight_decay: Optional[float] = field(ge=0)
+  schedule: Optional[str] = field(choices=SCHEDULES)
   workdir: Optional[str] = None
   data_dir: Optional[str] = None
   seed: int = 0
-  save_every: int = 500
+  save_every: int = field(500, ge=1)
   progress: bool = True
-  train_limit: int = 0
-  eval_limit: int = 0
-  eval_batch_size: int = 256
+  train_limit: int = field(0, ge=0)
+  eval_limit: int = field(0, ge=0)
+  eval_batch_size: int = field(256, ge=1)
   reuse_evaluations: bool = True
   lazy_data: Optional[bool] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TimingConfig:
+  """The settings every timing benchmark shares (`benchmarks.speed`,
+  `train_speed`, `data_loading`), each extending it; run with
+  `timing_main`.
+
+  Attributes:
+    workdir: where results.json and results.md go (default
+      runs/<benchmark>).
+    repeats: timed calls per item after one warm-up call; the median is
+      reported.
+    seed: seeds weights, data and attacks.
+    progress: show progress bars.
+  """
+  workdir: Optional[str] = None
+  repeats: int = field(7, ge=1)
+  seed: int = 0
+  progress: bool = True
+
+
+def timing_main(name: str, config: type, run_fn: Callable[[Any], Dict],
+                doc: str = "", argv: Optional[Sequence[str]] = None):
+  """The command line of a timing benchmark: one flag per field of
+  `config` (a `TimingConfig`), the default workdir `runs/<name>`, the
+  field checks enforced, `run_fn(cfg) -> results` (which writes its
+  report into `cfg.workdir`); prints results['table'] and the paths
+  written."""
+  cfg = parse_config(config, argv, prog=f"python -m benchmarks.{name}",
+                     doc=doc)
+  if cfg.workdir is None:
+    cfg = dataclasses.replace(cfg, workdir=os.path.join("runs", name))
+  try:
+    check_config(cfg)
+  except ConfigError as e:
+    raise SystemExit(f"error: {e}") from None
+  res = run_fn(cfg)
+  print(res.get("table", ""))
+  if res.get("written"):
+    print("\nwrote " + ", ".join(res["written"]))
+  return res
 
 
 # The settings every trained model is checked against on reload.
@@ -189,8 +314,12 @@ class Benchmark(NamedTuple):
   config: type
   presets: Dict[str, Dict[str, Any]]
   models: Callable[[Any, Env], Dict[str, Union[TrainSpec, Load, Callable]]]
-  evaluate: Callable[[Any, Env, str, Any], Dict[str, Any]]
-  report: Callable[[Any, Dict[str, Any]], report.Report]
+  # `evaluate(cfg, env, name, variables) -> dict`: numbers of one model
+  # beyond its `evals` (None: only those).
+  evaluate: Optional[Callable[[Any, Env, str, Any], Dict[str, Any]]]
+  # A `report.Report` declaration (or a legacy `(cfg, results) -> report`
+  # hook).
+  report: Any
   doc: str = ""
   # `refine(cfg, preset) -> preset`: e.g. a method's own preset on top.
   refine: Optional[Callable[[Any, Dict[str, Any]], Dict[str, Any]]] = None
@@ -202,6 +331,10 @@ class Benchmark(NamedTuple):
   # 'train' and 'test' (an evaluation-only study of a subset, say; `train`
   # may be None when no model is trained); returning None keeps those.
   data: Optional[Callable[[Any], Any]] = None
+  # `evals(cfg, env) -> {name: evaluator}`: evaluators run on every model
+  # (`evaluator.run(apply_fn, variables, test) -> result`), each result's
+  # `summary()` stored under its name and cached on its own.
+  evals: Optional[Callable[[Any, Env], Dict[str, Any]]] = None
 
 
 def resolve(benchmark: Benchmark, config):
@@ -229,7 +362,9 @@ def fill_preset(config, presets: Dict[str, Dict[str, Any]], name: str,
             for k, v in dataclasses.asdict(config).items()}
   if fields["workdir"] is None:
     fields["workdir"] = os.path.join("runs", f"{name}-{config.dataset}")
-  return type(config)(**fields)
+  config = type(config)(**fields)
+  check_config(config)
+  return config
 
 
 def make_optimizer(cfg, steps_per_epoch: int) -> optax.GradientTransformation:
@@ -357,6 +492,64 @@ def cached(cfg, path: str, inputs: Any, compute: Callable[[], Any]) -> Any:
   return result
 
 
+def summarize(result: Any) -> Any:
+  """What the runner stores of an evaluator's result: its `summary()`
+  (JSON-able numbers, no per-example arrays) when it has one, else the
+  result itself (a dict of numbers)."""
+  return result.summary() if hasattr(result, "summary") else result
+
+
+def describe(obj: Any) -> str:
+  """`repr(obj)` without memory addresses ('<function pgd at 0x7f..>'
+  becomes '<function pgd>'): a description of an evaluator (its attack, a
+  partial of it) that is the same in every process, for cache keys."""
+  return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
+
+
+def epoch_variables(cfg, name: str, epoch: int) -> dict:
+  """The variables of model `name` after `epoch` epochs (0: before
+  training), kept by a `TrainSpec` with `fit_kwargs={'epoch_checkpoints':
+  True}`; read without rebuilding its optimizer."""
+  return training.epoch_variables(os.path.join(cfg.workdir, name), epoch)
+
+
+def _evaluate_model(benchmark: Benchmark, cfg, env: Env, name: str,
+                    variables) -> Dict[str, Any]:
+  """The config's evaluators (each cached on its own) and its `evaluate`
+  hook on one model."""
+  out = {}
+  if benchmark.evals is not None:
+    for label, evaluator in benchmark.evals(cfg, env).items():
+      out[label] = cached(
+          cfg, os.path.join(cfg.workdir, name, f"eval-{label}.pkl"),
+          [variables, describe(evaluator)], lambda e=evaluator: summarize(e.run(
+              env.apply_fn, variables, env.test)))
+  if benchmark.evaluate is not None:
+    out.update(cached(
+        cfg, os.path.join(cfg.workdir, name, "evaluation.pkl"), variables,
+        lambda: benchmark.evaluate(cfg, env, name, variables)))
+  return out
+
+
+def render_report(benchmark: Benchmark, cfg,
+                  results: Dict[str, Any]) -> report.Rendered:
+  """The benchmark's report on `results` (a `report.Report` declaration
+  rendered, or a legacy hook's report)."""
+  if isinstance(benchmark.report, report.Report):
+    return report.render(benchmark.report, cfg, results)
+  return report.from_legacy(benchmark.report(cfg, results))
+
+
+def _finish(benchmark: Benchmark, cfg, workdir: str,
+            results: Dict[str, Any]) -> Dict[str, Any]:
+  rendered = render_report(benchmark, cfg, results)
+  if jax.process_index() == 0:  # one writer on a multi-host run
+    results["written"] = report.write(workdir, results, rendered)
+  results["table"] = rendered.markdown
+  results["claims"] = rendered.claims
+  return results
+
+
 def run(benchmark: Benchmark, config) -> Dict[str, Any]:
   """Runs a benchmark; returns its results (also written to the workdir:
   results.json, results.md and the figures)."""
@@ -387,26 +580,21 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
       entry = {"method": spec.method.name, "train_seconds": seconds,
                "resumed_from": fit.resumed_from, "history": fit.history}
     trained[name] = variables
-    results["models"][name] = {**entry, **cached(
-        cfg, os.path.join(cfg.workdir, name, "evaluation.pkl"), variables,
-        lambda: benchmark.evaluate(cfg, model_env, name, variables))}
+    results["models"][name] = {**entry, **_evaluate_model(
+        benchmark, cfg, model_env, name, variables)}
   if benchmark.extra is not None:
     results["extra"] = cached(
         cfg, os.path.join(cfg.workdir, "extra.pkl"), trained,
         lambda: benchmark.extra(cfg, env, trained))
-  rep = benchmark.report(cfg, results)
-  if jax.process_index() == 0:  # one writer on a multi-host run
-    report.write(cfg.workdir, results, rep)
-  results["table"] = rep.markdown
-  results["claims"] = rep.claims
-  return results
+  return _finish(benchmark, cfg, cfg.workdir, results)
 
 
 # --------------------------------------------------------------------------
 # The command line, generated from the config's fields.
 # --------------------------------------------------------------------------
 def _field_help(cls) -> Dict[str, str]:
-  """`name: text` lines of the dataclass's (and its bases') Attributes."""
+  """Each field's help: its `field(help=...)`, else its `name: text` line
+  in the dataclass's (and its bases') Attributes docstring."""
   out = {}
   for klass in reversed(cls.__mro__):
     parts = re.split(r"^\s*Attributes[^:\n]*:\s*$", klass.__doc__ or "",
@@ -419,6 +607,9 @@ def _field_help(cls) -> Dict[str, str]:
                          r"(?:,\s+\w+)*:|\Z)", body, re.S | re.M):
       for n in re.split(r",\s+", m.group(1)):
         out[n] = " ".join(m.group(2).split())
+  for f in dataclasses.fields(cls):
+    if f.metadata.get("help"):
+      out[f.name] = " ".join(f.metadata["help"].split())
   return out
 
 
@@ -469,8 +660,13 @@ def config_parser(config: type, prog: str, doc: str = "",
           "help": (helps.get(f.name, "") + (
               "" if f.default is None else f" (default: {f.default})")
                    ).replace("%", "%%")}  # argparse formats help with %
+    check = f.metadata.get("check")
     if choices and f.name in choices:
       kw["choices"] = list(choices[f.name])
+    elif check is not None and check.choices is not None:
+      kw["choices"] = list(check.choices)
+    elif check is not None:
+      kw["help"] += f" [{check.rule()}]"
     if hints[f.name] in (bool, Optional[bool]):
       p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
     else:
@@ -542,13 +738,10 @@ def rewrite_report(benchmark: Benchmark, workdir: str) -> Dict[str, Any]:
     raise ValueError(f"{path} holds a {results.get('benchmark')!r} run, "
                      f"not {benchmark.name!r}.")
   results.pop("claims", None)
+  results.pop("written", None)
   cfg = benchmark.config(**_tuples(benchmark.config, {
       **results["config"], "workdir": workdir}))
-  rep = benchmark.report(cfg, results)
-  if jax.process_index() == 0:
-    report.write(workdir, results, rep)
-  results["table"], results["claims"] = rep.markdown, rep.claims
-  return results
+  return _finish(benchmark, cfg, workdir, results)
 
 
 def main(benchmark: Benchmark, argv: Optional[Sequence[str]] = None):
@@ -565,13 +758,14 @@ def main(benchmark: Benchmark, argv: Optional[Sequence[str]] = None):
                         prog=f"python -m benchmarks.{benchmark.name}",
                         doc=benchmark.doc,
                         choices={"dataset": sorted(benchmark.presets)})
-  if report_only:
-    res = rewrite_report(benchmark, resolve(benchmark, config).workdir)
-    print(res["table"])
-    return res
   try:
-    res = run(benchmark, config)
-  except data.DatasetNotFoundError as e:
+    if report_only:
+      res = rewrite_report(benchmark, resolve(benchmark, config).workdir)
+    else:
+      res = run(benchmark, config)
+  except (data.DatasetNotFoundError, ConfigError) as e:
     raise SystemExit(f"error: {e}") from None
   print(res["table"])
+  if res.get("written"):
+    print("\nwrote " + ", ".join(res["written"]))
   return res

@@ -50,6 +50,7 @@ from typing import Optional  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from advjax.report import legacy
 from advjax import checkpoint, data, evaluation, models, report  # noqa: E402
 from advjax import run  # noqa: E402
 from advjax import zoo  # noqa: E402
@@ -371,8 +372,8 @@ def _cases(results):
   return {**results["models"], **results.get("extra", {})}
 
 
-def make_report(cfg, results) -> report.Report:
-  return report.Report(
+def make_report(cfg, results) -> legacy.Report:
+  return legacy.Report(
       _table(cfg, results),
       {"autoattack.png": functools.partial(_plot, results)},
       claims(results))
@@ -384,7 +385,7 @@ def claims(results):
   for name, c in results["models"].items():
     ours = c["advjax"]
     if "pgd" in c:
-      out.append(report.Claim(
+      out.append(legacy.Claim(
           f"{name}: AutoAttack is at least as strong as PGD, per example",
           c["aa_not_robust_under_pgd"] == 0,
           f"{report.percent(ours['robust_accuracy'], 2)} % vs "
@@ -393,7 +394,7 @@ def claims(results):
     ref = c["peers"].get("reference")
     if ref:
       gap = abs(ours["stages_mean"]["square"] - ref["stages_mean"]["square"])
-      out.append(report.Claim(
+      out.append(legacy.Claim(
           f"{name}: the same robust accuracy as the reference within 0.5 "
           "points (seed means)", gap <= 0.005 + 1e-9,
           f"{100 * gap:.2f} points"))

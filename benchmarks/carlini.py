@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from advjax.report import legacy
 from advjax import evaluation, report, run, training
 from advjax.attacks import (carlini_wagner_l0, carlini_wagner_l2,
                             carlini_wagner_linf, deepfool, gradient, jsma)
@@ -357,7 +358,7 @@ def make_report(cfg, results):
   for a in ("cw_l2", "cw_l0", "cw_linf"):
     if a in ms["standard"]:
       figures[f"grid_{a}.png"] = functools.partial(_plot_grid, cfg, ex, a)
-  return report.Report(_table(cfg, results), figures, claims(cfg, ms))
+  return legacy.Report(_table(cfg, results), figures, claims(cfg, ms))
 
 
 def claims(cfg, ms):
@@ -367,24 +368,24 @@ def claims(cfg, ms):
   avg = lambda r: (r["average"] or r["best"])["distortion"] or np.inf
   cw = [a for a in ("cw_l0", "cw_l2", "cw_linf") if a in std]
   if cw:
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "the CW attacks reach every target (100 % success, average case)",
         all(_success(std[a]) == 100 for a in cw),
         ", ".join(f"{LABEL[a]} {_success(std[a]):.0f} %" for a in cw)))
   jsmas = [a for a in ("jsma_z", "jsma_f") if a in std]
   if "cw_l0" in std and jsmas:
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "CW-L0 changes fewer pixels than JSMA (average case)",
         all(avg(std["cw_l0"]) < avg(std[a]) for a in jsmas),
         ", ".join(f"{LABEL[a]} {avg(std[a]):.1f}" for a in ["cw_l0"] + jsmas)))
   if "cw_l2" in std and "deepfool" in std:
     b = lambda a: std[a]["best"]["distortion"] or np.inf
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "CW-L2 finds smaller L2 perturbations than DeepFool (best case)",
         b("cw_l2") < b("deepfool"),
         f"CW L2 {b('cw_l2'):.3g} vs DeepFool {b('deepfool'):.3g}"))
   if "fgsm" in std and "igs" in std:
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "single-step FGSM misses many targets where iterative gradient "
         "sign reaches nearly all (published average-case success: FGSM 42 "
         "% MNIST / 51 % CIFAR-10, IGS 100 %)",
@@ -396,12 +397,12 @@ def claims(cfg, ms):
     dis = ms["distilled"]
     weak = [a for a in ("jsma_f", "fgsm_untargeted") if a in dis]
     if weak:
-      out.append(report.Claim(
+      out.append(legacy.Claim(
           "on the distilled model the earlier attacks mostly fail (under "
           "10 % success)", all(_success(dis[a]) < 10 for a in weak),
           ", ".join(f"{LABEL[a]} {_success(dis[a]):.0f} %" for a in weak)))
     if cw:
-      out.append(report.Claim(
+      out.append(legacy.Claim(
           "the CW attacks still succeed on the distilled model (100 %)",
           all(_success(dis[a]) == 100 for a in cw),
           ", ".join(f"{LABEL[a]} {_success(dis[a]):.0f} %" for a in cw)))

@@ -39,6 +39,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from advjax.report import legacy
 from advjax import data, report
 from advjax.run import parse_config
 
@@ -163,7 +164,7 @@ def run(cfg: DataLoadingConfig = DataLoadingConfig()) -> dict:
        "examples read", "peak MiB (measured)", "MiB (accounting)",
        "seconds"], rows)
   results = {"config": dataclasses.asdict(cfg), "n": n, "modes": modes}
-  report.write(cfg.workdir, results, report.Report(table))
+  report.write(cfg.workdir, results, legacy.Report(table))
   return {**results, "table": table}
 
 

@@ -56,6 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from advjax.report import legacy
 from advjax import evaluation, models, report, run, training
 from advjax.analysis import features
 from advjax.attacks import gradient
@@ -458,7 +459,7 @@ TRAINED_ON = {
     "d_det": "D_det: targeted PGD, t = y + 1 mod K"}
 
 
-def make_report(cfg, results) -> report.Report:
+def make_report(cfg, results) -> legacy.Report:
   ms = {n: r for n, r in results["models"].items() if n not in TOY_MODELS}
   toy = {n: r for n, r in results["models"].items() if n in TOY_MODELS}
   ex = results["extra"]
@@ -513,7 +514,7 @@ def make_report(cfg, results) -> report.Report:
   figures = {
       "examples.png": functools.partial(_plot_examples, cfg, ex["figure"]),
       "accuracy_vs_eps.png": functools.partial(
-          report.line_plot, x=eps_grid(cfg),
+          legacy.line_plot, x=eps_grid(cfg),
           series={n: r["accuracy_vs_eps"] for n, r in ms.items()},
           xlabel="eps (L2)", ylabel="test accuracy under PGD (%)",
           title=f"{cfg.dataset}: standard models trained on each dataset",
@@ -548,7 +549,7 @@ def make_report(cfg, results) -> report.Report:
         _plot_toy, cfg, toy)
   md += ["", "Training time (s): " + ", ".join(
       f"{n} {r['train_seconds']:.0f}" for n, r in results["models"].items())]
-  return report.Report("\n".join(md), figures, claims(cfg, results))
+  return legacy.Report("\n".join(md), figures, claims(cfg, results))
 
 
 def _pinned_note(cfg, d_r) -> str:
@@ -584,7 +585,7 @@ def claims(cfg, results):
   pct = lambda v: report.percent(v) + " %"
   std, dr, dnr = ms["standard"], ms["d_r"], ms["d_nr"]
   out = [
-      report.Claim(
+      legacy.Claim(
           "standard training on the robust dataset D_R gives non-trivial "
           "robustness on the true test set (PGD accuracy at least 10 points "
           "above the standard model's and D_NR's)",
@@ -593,19 +594,19 @@ def claims(cfg, results):
           f"D_R {pct(dr['robust_accuracy'])}, standard "
           f"{pct(std['robust_accuracy'])}, D_NR "
           f"{pct(dnr['robust_accuracy'])}"),
-      report.Claim(
+      legacy.Claim(
           "D_R and D_NR still generalise: clean test accuracy above 50 %",
           min(dr["clean_accuracy"], dnr["clean_accuracy"]) > 0.5,
           f"D_R {pct(dr['clean_accuracy'])}, D_NR "
           f"{pct(dnr['clean_accuracy'])}"),
-      report.Claim(
+      legacy.Claim(
           "the construction matches the representations: the median "
           "relative distance falls to under half its start",
           all(ex[n]["reduction"] < 0.5 for n in ("d_r", "d_nr")),
           ", ".join(f"{n} x{ex[n]['reduction']:.3f}"
                     for n in ("d_r", "d_nr")))]
   for n in ("d_rand", "d_det"):
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         f"a standard model trained on the non-robust dataset {n} (images "
         "that still show their old class, labelled with the target) is "
         "well above chance on the true test set (> 2 x chance)",
@@ -616,7 +617,7 @@ def claims(cfg, results):
         f"{pct(ex[n]['robust_source_accuracy'])}"))
   if "toy_linear" in ms and "toy_mlp" in ms:
     lin, mlp = ms["toy_linear"]["eps_at_half"], ms["toy_mlp"]["eps_at_half"]
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "toy: the robust linear classifier needs a much larger eps (at "
         "least 5x) than the network to be fooled",
         bool(np.isfinite(mlp) and lin >= 5 * mlp),

@@ -41,6 +41,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from advjax.report import legacy
 from advjax import models, report, run, training
 from advjax.attacks import gradient
 
@@ -351,19 +352,19 @@ def _claims(cfg, m, ex):
   claims = []
   if "logistic" in m:
     lg = m["logistic"]
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         "FGSM is the exact worst case for logistic regression: the attack "
         "equals the closed form clip(x - eps (2y-1) sign(w))",
         lg["closed_form_max_abs_diff"] < 1e-5,
         f"max |difference| {lg['closed_form_max_abs_diff']:.2e}"))
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         f"FGSM at eps {cfg.eps:g} breaks logistic regression on 3 vs 7 "
         "(published MNIST: 1.6 % -> 99 % error)",
         lg["fgsm_error"] > 0.9 and lg["fgsm_error"] > lg["clean_error"],
         f"{_pct(lg['clean_error'])} % -> {_pct(lg['fgsm_error'])} %"))
   for name in ("softmax", "maxout"):
     if name in m:
-      claims.append(report.Claim(
+      claims.append(legacy.Claim(
           f"FGSM at eps {cfg.eps:g} fools the {LABEL[name].lower()} on most "
           f"inputs (published MNIST: {_pub(name, 'fgsm_error')} %)",
           m[name]["fgsm_error"] > 0.5,
@@ -371,16 +372,16 @@ def _claims(cfg, m, ex):
           f"{_pct(m[name]['fgsm_confidence'])} %"))
   if {"maxout", "maxout_fgsm"} <= set(m):
     s, a = m["maxout"], m["maxout_fgsm"]
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         "FGSM adversarial training cuts the FGSM error sharply (published: "
         "89.4 % -> 17.9 %)", a["fgsm_error"] < 0.5 * s["fgsm_error"],
         f"{_pct(s['fgsm_error'])} % -> {_pct(a['fgsm_error'])} %"))
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         "... without hurting clean error (published: 0.94 % -> 0.84 %; "
         "within 1 point here)",
         a["clean_error"] <= s["clean_error"] + 0.01,
         f"{_pct(s['clean_error'])} % -> {_pct(a['clean_error'])} %"))
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         "The adversarially trained model is less confident on its mistakes "
         "(published: 97.6 % -> 81.4 %)",
         a["fgsm_confidence"] < s["fgsm_confidence"],
@@ -388,14 +389,14 @@ def _claims(cfg, m, ex):
         f"{_pct(a['fgsm_confidence'])} %"))
     for noise in ("maxout_sign_noise", "maxout_uniform_noise"):
       if noise in m:
-        claims.append(report.Claim(
+        claims.append(legacy.Claim(
             f"Training on {NOISE[noise]} does not buy FGSM robustness, "
             "even early-stopped on its FGSM error (published: "
             f"{_pub(noise, 'fgsm_error')} % vs 17.9 % with FGSM training)",
             m[noise]["fgsm_error"] > 2 * a["fgsm_error"],
             f"{_pct(m[noise]['fgsm_error'])} % vs {_pct(a['fgsm_error'])} %"))
     if "maxout_l1" in m:
-      claims.append(report.Claim(
+      claims.append(legacy.Claim(
           f"Adversarial training beats L1 weight decay ({cfg.l1:g}) on FGSM "
           "error", a["fgsm_error"] < m["maxout_l1"]["fgsm_error"],
           f"{_pct(a['fgsm_error'])} % vs "
@@ -405,7 +406,7 @@ def _claims(cfg, m, ex):
   tr = ex.get("transfer")
   if tr:
     fwd, back = tr["maxout->maxout_fgsm"], tr["maxout_fgsm->maxout"]
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         "The standard model's FGSM examples transfer less to the "
         "adversarially trained one than the reverse (published: 19.6 % vs "
         "40.9 %)", fwd < back, f"{_pct(fwd)} % vs {_pct(back)} %"))
@@ -501,7 +502,7 @@ def make_report(cfg, results):
   figures = {"errors.png": functools.partial(_errors_plot, m)}
   if "logistic" in m:
     figures["figure2.png"] = functools.partial(_figure2, cfg, m)
-  return report.Report("\n".join(parts), figures, _claims(cfg, m, ex))
+  return legacy.Report("\n".join(parts), figures, _claims(cfg, m, ex))
 
 
 BENCHMARK = run.Benchmark("goodfellow", GoodfellowConfig, PRESETS,

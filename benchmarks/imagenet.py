@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from advjax.report import legacy
 from advjax import data, evaluation, report, run
 from advjax.attacks import carlini_wagner_l2, gradient
 
@@ -398,7 +399,7 @@ def claims(results):
       ok = all(t[m]["top1"][0] <= nat + 1e-9 and
                t[m]["top1"][0] <= t[m]["top5"][0] + 1e-9
                for m in ("fgsm", "bim", "pgd"))
-      out.append(report.Claim(
+      out.append(legacy.Claim(
           f"{name}, eps {eps}: every attack's top-1 accuracy is at most the "
           "natural one and at most its own top-5", ok,
           ", ".join(f"{m} {_pct(t[m]['top1'][0])}/{_pct(t[m]['top5'][0])}"
@@ -406,8 +407,8 @@ def claims(results):
   return out
 
 
-def make_report(cfg, results) -> report.Report:
-  return report.Report(
+def make_report(cfg, results) -> legacy.Report:
+  return legacy.Report(
       _table(cfg, results),
       {"targeted.png": functools.partial(_plot_targeted, results),
        "examples.png": functools.partial(_plot_examples, results)},

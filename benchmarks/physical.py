@@ -68,6 +68,7 @@ import numpy as np
 from jax import lax
 from tqdm import tqdm
 
+from advjax.report import legacy
 from advjax import analysis, evaluation, report, rng, run, sharding, training
 from advjax import transforms
 from advjax.attacks import gradient
@@ -656,7 +657,7 @@ def claims(cfg, r) -> list:
   out = []
   if "illc" in ms and len(ms) > 1:
     acc = {m: float(np.mean(sweep[m]["top1"])) for m in ms}
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         FINDINGS["illc_best"], _lowest(acc, "illc"),
         f"top-1 accuracy, mean over eps {cfg.eps[0]:g}-{cfg.eps[-1]:g}: "
         f"{fmt(acc)} (holds: ILLC's is the lowest); qualitative in the "
@@ -668,7 +669,7 @@ def claims(cfg, r) -> list:
 
   def fast_fewest(finding, rates, what):
     """The claim that FGSM's rate is the lowest on both sets."""
-    return report.Claim(
+    return legacy.Claim(
         FINDINGS[finding],
         all(_lowest(keep(rates[s], s), "fgsm") for s in SETS),
         f"{what}: " + "; ".join(f"{s} {fmt(rates[s], s)}" for s in SETS)
@@ -686,7 +687,7 @@ def claims(cfg, r) -> list:
                           if kind == k]) for k in kinds}
   ranked = sorted(kinds, key=lambda k: np.nan_to_num(-by_kind[k], nan=1.))
   if {"blur", "noise", "jpeg"} <= set(kinds) and len(kinds) > 3:
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         FINDINGS["effective"], set(ranked[:3]) == {"blur", "noise", "jpeg"},
         "mean destruction rate per kind (the methods and sets with at least "
         f"{MIN_FOOLED} images to destroy, all strengths): "
@@ -698,7 +699,7 @@ def claims(cfg, r) -> list:
                            "simulated photo top-1 destruction rate"))
   if "fgsm" in ms and cfg.destruction_eps == PUBLISHED_EPS:
     v = photo["prefiltered"]["fgsm"]
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         FINDINGS["fast_photo_published"],
         counted["prefiltered"]["fgsm"] and v <= 0.05,
         f"measured {_pct(v)} % on {sets['prefiltered']['fgsm']['n']} "
@@ -709,7 +710,7 @@ def claims(cfg, r) -> list:
   versus = lambda group: ", ".join(
       f"{m} {_pct(photo['random'][m])} vs {_pct(photo['prefiltered'][m])} %"
       + ("" if m in both else "*") for m in group)
-  out.append(report.Claim(
+  out.append(legacy.Claim(
       FINDINGS["random_sometimes_lower"], any(lower.values()),
       "simulated photo top-1 destruction rate, random vs prefiltered: "
       + versus(ms) + " (holds: lower for at least one method)" + star
@@ -717,7 +718,7 @@ def claims(cfg, r) -> list:
   iterative = [m for m in ("bim", "illc") if m in ms]
   if iterative:
     judged = [m for m in iterative if m in both]
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         FINDINGS["random_iterative"],
         bool(judged) and all(lower[m] for m in judged),
         versus(iterative) + " (holds: lower on the random set for each)"
@@ -827,9 +828,9 @@ def _few(cfg, sets) -> str:
           if few else "")
 
 
-def make_report(cfg, results) -> report.Report:
+def make_report(cfg, results) -> legacy.Report:
   r = results["models"]["standard"]
-  return report.Report(_markdown(cfg, results), {
+  return legacy.Report(_markdown(cfg, results), {
       "accuracy.png": functools.partial(_plot_accuracy, cfg, r),
       "destruction.png": functools.partial(_plot_destruction, cfg, r),
       "photo.png": functools.partial(_plot_photo, cfg, r)}, claims(cfg, r))

@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from advjax.report import legacy
 from advjax import evaluation, losses, report, run, training
 from advjax.evaluation.spatial import ATTACKS, grid_points
 from advjax.transforms import rotate_translate
@@ -290,7 +291,7 @@ def extra(cfg, env, trained):
 
 def make_report(cfg, results):
   ms, fig = results["models"], results["extra"]["figure"]
-  return report.Report(_table(cfg, results), {
+  return legacy.Report(_table(cfg, results), {
       "spatial_accuracy.png": functools.partial(_plot_accuracy, cfg, ms),
       "worst_transforms.png": functools.partial(_plot_worst, cfg, fig)},
                        claims(cfg, ms))
@@ -303,14 +304,14 @@ def claims(cfg, ms):
   out = []
   weak = [n for n in ("standard", "linf", "wasserstein") if n in ms]
   if weak:
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "the grid attack defeats standard and Linf-robust models (under "
         "5 %; Engstrom et al. CIFAR-10: standard 2.80 %, Linf 6.02 %; MNIST:"
         " Linf 1.20 % but standard 26.02 %)", all(grid[n] < 0.05 for n in weak),
         ", ".join(f"{n} {report.percent(grid[n])} %" for n in weak)))
   if "augment" in ms:
     a = ms["augment"]["accuracy"][0]
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "augmentation resists random transforms but not the worst case "
         "(grid at least 50 points lower; the published gaps from worst-of-10 "
         "are smaller: CIFAR-10 Aug. 30 79.92 -> 58.92 %, MNIST 98.33 -> "
@@ -318,13 +319,13 @@ def claims(cfg, ms):
         f"random {report.percent(a['random'])} %, grid "
         f"{report.percent(a['grid'])} %"))
   if "spatial" in ms and len(ms) > 1:
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "worst-of-10 training is the most robust to the grid (Engstrom et "
         "al.'s robust optimization; not in the quoted table)",
         grid["spatial"] == max(grid.values()),
         ", ".join(f"{n} {report.percent(g)} %" for n, g in grid.items())))
   first = {n: r["accuracy"][0]["first_order"] for n, r in ms.items()}
-  out.append(report.Claim(
+  out.append(legacy.Claim(
       "a first-order attack is far weaker than the exhaustive grid (MNIST "
       "standard 79.84 vs 26.02 %, CIFAR-10 62.69 vs 2.80 %)",
       all(first[n] > grid[n] for n in ms),
@@ -361,20 +362,20 @@ def _published_claims(cfg, ms):
   pc = lambda v: f"{report.percent(v)} %"
   out = []
   if g("linf") is not None and g("standard") is not None:
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "Engstrom et al.: Linf adversarial training does not help against "
         "the grid: at most the standard model's grid accuracy (MNIST 1.20 "
         "vs 26.02 %)", g("linf") <= g("standard"),
         f"linf {pc(g('linf'))}, standard {pc(g('standard'))}"))
   if g("augment") is not None:
     nat = ms["augment"]["accuracy"][0]["natural"]
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "Engstrom et al.: on MNIST augmentation (Aug. 30) keeps most of its "
         "accuracy under the grid: within 10 points of natural (99.53 -> "
         "95.79 %)", nat - g("augment") <= 0.1,
         f"natural {pc(nat)} -> grid {pc(g('augment'))}"))
   if g("augment40") is not None and g("augment") is not None:
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "Engstrom et al.: the larger augmentation range (Aug. 40) is at least"
         " as robust to the grid as Aug. 30 (MNIST 96.95 vs 95.79, CIFAR-10 "
         "61.69 vs 58.92, ImageNet 33.86 vs 32.90 %)",
@@ -385,7 +386,7 @@ def _published_claims(cfg, ms):
                                                              float(s))))
     others = ", ".join(f"{a:g} deg / {s:g} px: {at('crop', a, s)} vs "
                        f"{at('standard', a, s)}" for a, s in cfg.threat_models)
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "Engstrom et al.: random crops in training help against the grid: "
         "'Standard' (crops) above 'No crop' (CIFAR-10 2.80 vs 1.86, ImageNet "
         "31.42 vs 16.52 %)", g("crop") > g("standard"),
@@ -400,19 +401,19 @@ def _published_claims(cfg, ms):
         f"{DCOSTA_GRID[(a, s)][1]:.0f})" for (a, s), w, v in table2)
     three = [(tm, w, v) for tm, w, v in table2 if tm[1] == 3.]
     if three:
-      out.append(report.Claim(
+      out.append(legacy.Claim(
           "D'Costa & Sriramanan: the grid attack is effective on both the "
           "vanilla and the Wasserstein-trained net at 3 px (both under 50 %;"
           " MNIST 25-42 %)", all(w < 0.5 and v < 0.5 for _, w, v in three),
           cells))
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "D'Costa & Sriramanan, Table 2: the Wasserstein-trained net is more "
         "robust to the grid than the vanilla one at every range", all(
             w > v for _, w, v in table2),
         "wasserstein vs vanilla grid %: " + cells))
   dis = disagreements(cfg, ms)
   if dis is not None:
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "D'Costa & Sriramanan: not a single image where the vanilla net is "
         "right under the grid and the Wasserstein-trained net wrong",
         all(d[0] == 0 for d in dis),

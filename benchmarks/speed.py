@@ -68,6 +68,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from advjax.report import legacy
 from advjax import attacks, data, losses, models, report, sinkhorn
 from advjax.attacks import gradient
 from advjax.evaluation import throughput
@@ -773,7 +774,7 @@ def run(config: SpeedConfig) -> dict:
       "minimal": minimal, "foolbox": fb, "sinkhorn": wasserstein,
       "seconds": time.time() - t_start}
   table = format_table(results)
-  report.write(config.out_dir, results, report.Report(table))
+  report.write(config.out_dir, results, legacy.Report(table))
   results["table"] = table
   return results
 

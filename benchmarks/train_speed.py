@@ -76,6 +76,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from advjax.report import legacy
 from advjax import data, models, report, sharding, training  # noqa: E402
 from advjax.evaluation import throughput  # noqa: E402
 from advjax.run import parse_config  # noqa: E402
@@ -369,7 +370,7 @@ def run(config: TrainSpeedConfig) -> dict:
   results["notes"] = notes
   results["seconds"] = time.time() - t_start
   table = format_table(results)
-  report.write(config.out_dir, results, report.Report(table))
+  report.write(config.out_dir, results, legacy.Report(table))
   results["table"] = table
   return results
 

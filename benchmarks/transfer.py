@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from advjax.report import legacy
 from advjax import data, models, report, run, training
 from advjax.analysis.transfer import fooled_across
 from advjax.attacks import base, carlini_wagner_l2, gradient, lbfgs
@@ -573,7 +574,7 @@ def _claims(cfg, ex):
   if cm:
     names = cm["models"]
     own = [cm["own_error"][m] for m in names]
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         "Every model's own L-BFGS examples are all misclassified (100 % "
         "error on the diagonal)", min(own) >= 0.99,
         "own error " + ", ".join(f"{_label(m)} {_pct(e)} %" for m, e in
@@ -581,7 +582,7 @@ def _claims(cfg, ex):
     off = np.mean(_off_diagonal(cm["error"], names))
     noise = [k for k in cm["error"] if k.startswith("noise")]
     noise_err = np.mean(cm["error"][noise[0]]) if noise else 0.
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         "Adversarial examples generalise across models: the other models' "
         f"mean error on them exceeds Gaussian noise of stddev "
         f"{noise[0].split()[1] if noise else '-'} (a larger distortion)",
@@ -590,7 +591,7 @@ def _claims(cfg, ex):
         "published (MNIST): off-diagonal 2-87 %, noise 0.1: 0-18 %"))
     fc10 = [_fc10_name(w) for w in sorted(cfg.weight_decays)]
     dist = [cm["distortion"][m] for m in fc10]
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         "Stronger weight decay needs a larger distortion (FC10(1e-4) < "
         "FC10(1e-2) < FC10(1): 0.062 < 0.1 < 0.14 on MNIST)",
         bool(np.all(np.diff(dist) > 0)),
@@ -603,13 +604,13 @@ def _claims(cfg, ex):
     amp_off = np.mean([amp[f"amplified {s}"][j] for s in names
                        for j, t in enumerate(names) if t != s])
     noise = np.mean(ct["error"]["noise"])
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         "Adversarial examples generalise across disjoint training sets: "
         "the other models' error exceeds noise of the same stddev",
         bool(off > noise),
         f"off-diagonal mean {_pct(off)} % vs noise {_pct(noise)} % "
         "(published MNIST: 5.1-26.2 % vs 2.2-2.6 %)"))
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         f"Amplified to stddev {cfg.amplify_stddev:g}, they transfer much "
         "more (published: 22-98 %), while noise of that stddev does not",
         bool(amp_off > off and amp_off > np.mean(
@@ -622,14 +623,14 @@ def _claims(cfg, ex):
     clean = np.mean(list(cnn["clean_error"].values()))
     off = {a: np.mean(_off_diagonal(cnn["error"][a], names))
            for a in CNN_ATTACKS}
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         "FGSM and PGD examples transfer across CNN architectures (the "
         "targets' error well above their clean error; D'Costa & "
         "Sriramanan, Kurakin et al.)",
         bool(min(off["fgsm"], off["pgd"]) > clean + 0.1),
         f"off-diagonal FGSM {_pct(off['fgsm'])} %, PGD {_pct(off['pgd'])} "
         f"% vs clean {_pct(clean)} %"))
-    claims.append(report.Claim(
+    claims.append(legacy.Claim(
         "Minimal CW-L2 examples transfer worst (they stop at the source's "
         "decision boundary)", bool(off["cw_l2"] < min(off["fgsm"],
                                                        off["pgd"])),
@@ -687,7 +688,7 @@ def make_report(cfg, results):
     figures["cnn_transfer.png"] = lambda p: _heatmap(
         p, {ATTACK_LABEL[a]: ex["cnn"]["error"][a] for a in CNN_ATTACKS},
         ex["cnn"]["models"], "Transfer across CNNs: error (%)")
-  return report.Report("\n".join(parts), figures, _claims(cfg, ex))
+  return legacy.Report("\n".join(parts), figures, _claims(cfg, ex))
 
 
 BENCHMARK = run.Benchmark("transfer", TransferConfig, PRESETS,

@@ -56,6 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from advjax.report import legacy
 from advjax import analysis, data, report, run, training, transforms
 from advjax.analysis import transfer as tr
 from advjax.attacks import deepfool, gradient
@@ -934,10 +935,10 @@ def _claims(cfg, results) -> dict:
 def make_report(cfg, results):
   study = _study(results)
   claims = _claims(cfg, study)
-  return report.Report(_report(cfg, study, claims), {
+  return legacy.Report(_report(cfg, study, claims), {
       name: functools.partial(draw, cfg, study)
       for name, draw in FIGURES.items()}, [
-          report.Claim(c["claim"], c["supported"] == "yes",
+          legacy.Claim(c["claim"], c["supported"] == "yes",
                        f"{c['evidence']}; supported: {c['supported']}")
           for c in claims.values()])
 
@@ -1272,7 +1273,7 @@ def _save(fig, path):
 def _fig_accuracy(cfg, results, path):
   rows = results["epochs"]
   t = [r["epoch"] for r in rows]
-  report.line_plot(
+  legacy.line_plot(
       path, t,
       {"clean": [r["clean_accuracy"] for r in rows],
        "BI (test)": [r["bi_accuracy"] for r in rows],
@@ -1322,7 +1323,7 @@ def _fig_universal_transfer(cfg, results, path):
                 [r["universal_test_accuracy"] for r in rows]}
   for s, acc in zip(ut["sources"], ut["accuracy"]):
     series[f"perturbation of epoch {s}"] = acc
-  report.line_plot(path, [r["epoch"] for r in rows], series,
+  legacy.line_plot(path, [r["epoch"] for r in rows], series,
                    xlabel="epoch of the model", ylabel="accuracy (%)",
                    title="Universal perturbations across epochs (Figures 3, "
                          "12)", marker=".")
@@ -1410,7 +1411,7 @@ def _fig_bi_transfer(cfg, results, path):
   series = {"respective epoch (white-box)": np.diag(bt)}
   for s in _few(cfg):
     series[f"BI examples of epoch {s}"] = bt[s]
-  report.line_plot(path, t, series, xlabel="epoch of the model",
+  legacy.line_plot(path, t, series, xlabel="epoch of the model",
                    ylabel="error rate (%)",
                    title="BI examples across epochs, test (Figure 9)",
                    marker=".")
@@ -1446,7 +1447,7 @@ def _fig_crossover(cfg, results, path):
   sweep = np.asarray(cfg.noise_sweep)
   series = {f"epoch {r['epoch']}": r["noise_sweep"]
             for r in rows if r["epoch"] in _few(cfg)}
-  report.line_plot(path, sweep, series, xlabel="Gaussian noise std sigma",
+  legacy.line_plot(path, sweep, series, xlabel="Gaussian noise std sigma",
                    ylabel="destruction rate (%)",
                    title="BI examples under noise: the crossover",
                    marker="o", vline=CROSSOVER[0] * cfg.eps / PAPER_EPS,

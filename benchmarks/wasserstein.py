@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from advjax.report import legacy
 from advjax import evaluation, losses, report, run, training, transforms
 from advjax.attacks import gradient
 from advjax.attacks.wasserstein import wasserstein_search
@@ -521,7 +522,7 @@ def eps_grid(cfg):
   return np.linspace(0., 2. * cfg.eps, cfg.eps_grid_points)
 
 
-def make_report(cfg, results) -> report.Report:
+def make_report(cfg, results) -> legacy.Report:
   ms = results["models"]
   ex = ms.get("standard", {}).get("figure_examples", {})
   ext = results.get("extra", {})
@@ -535,7 +536,7 @@ def make_report(cfg, results) -> report.Report:
                                              ext.get("cliff", {})),
       "perturbation_checks.png": functools.partial(
           _plot_checks, cfg, ext.get("stability", {}))}
-  return report.Report(_table(cfg, results), figures, claims(cfg, results))
+  return legacy.Report(_table(cfg, results), figures, claims(cfg, results))
 
 
 def _level_index(cfg, level):
@@ -556,36 +557,36 @@ def claims(cfg, results):
   clean = {n: r["clean_accuracy"] for n, r in ms.items()}
   three = ("standard", "linf", "wasserstein")
   out = [
-      report.Claim(
+      legacy.Claim(
           "standard models are fooled by small Wasserstein perturbations "
           "(under 20 % accurate at the radius; MNIST 4 %, CIFAR-10 3 %)",
           adv["standard"] < 0.2,
           f"{report.percent(adv['standard'])} % at {cfg.eps:g}"),
-      report.Claim(
+      legacy.Claim(
           "Wasserstein adversarial training is the most robust to them, "
           "ahead of Linf training (MNIST 86 % vs 48 %)",
           adv["wasserstein"] > adv["linf"] > adv["standard"],
           ", ".join(f"{n} {_pc(adv[n])}" for n in three)),
-      report.Claim(
+      legacy.Claim(
           "Linf robustness transfers substantially to Wasserstein attacks "
           "(Linf-robust at least 20 points above standard; MNIST 48 vs 4 %)",
           adv["linf"] >= adv["standard"] + 0.2,
           f"linf {_pc(adv['linf'])}, standard {_pc(adv['standard'])}")]
   if "binarized" in ms:
     b = "binarized"
-    out += [report.Claim(
+    out += [legacy.Claim(
         "binarising the inputs costs little clean accuracy: within 2 points "
         "of the standard model's (MNIST 99 vs 99 %)",
         abs(clean[b] - clean["standard"]) <= 0.02,
         f"binarised {_pc(clean[b])}, standard {_pc(clean['standard'])}"),
-            report.Claim(
+            legacy.Claim(
         "binarisation defends little against the Wasserstein attack: "
         "adversarial accuracy below the Linf- and Wasserstein-trained "
         "models' (MNIST 14 % vs 48 %, 86 %)",
         adv[b] < min(adv["linf"], adv["wasserstein"]),
         f"binarised {_pc(adv[b])}, linf {_pc(adv['linf'])}, wasserstein "
         f"{_pc(adv['wasserstein'])}, standard {_pc(adv['standard'])}")]
-  out.append(report.Claim(
+  out.append(legacy.Claim(
       "D'Costa & Sriramanan: the vanilla net is slightly more accurate on "
       "clean test images than the Wasserstein-trained one (MNIST 98.90 vs "
       "96.95 %)", clean["standard"] > clean["wasserstein"],
@@ -596,7 +597,7 @@ def claims(cfg, results):
                     if n in cliff)
   i12 = _level_index(cfg, 12)
   if i12 is not None:
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "D'Costa & Sriramanan: the vanilla net is fairly robust to directed "
         f"Linf PGD-{cfg.directed_steps} (Adam) up to 12/255: over 95 % "
         "accurate",
@@ -607,7 +608,7 @@ def claims(cfg, results):
     worst = min(ra["wasserstein"][i] for i in upto)
     below = [f"{cfg.directed_eps[i] * 255:.0f}/255" for i in upto
              if ra["wasserstein"][i] < 0.9]
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "D'Costa & Sriramanan: the Wasserstein-trained net is extremely "
         f"robust to directed Linf PGD-{cfg.directed_steps} (Adam): over 90 % "
         "accurate up to 40/255", worst >= 0.9,
@@ -616,7 +617,7 @@ def claims(cfg, results):
         + (f"; the Adam attack moves no pixel more than {reach} at any eps,"
            " so radii beyond go unused" if reach else "")))
   linf = {n: r["linf_accuracy"] for n, r in ms.items()}
-  out.append(report.Claim(
+  out.append(legacy.Claim(
       "D'Costa & Sriramanan: Wasserstein robustness transfers to Linf "
       "attacks: the Wasserstein-trained net at least as Linf-robust as the "
       "vanilla one at every eps (untargeted PGD)",
@@ -625,7 +626,7 @@ def claims(cfg, results):
           cfg.linf_eval_eps, linf["wasserstein"], linf["standard"]))))
   if "standard" in cliff:
     c = cliff["standard"]
-    out.append(report.Claim(
+    out.append(legacy.Claim(
         "D'Costa & Sriramanan, Table 1: a sharp epsilon cliff on the vanilla "
         "net: the directed attack's target probability jumps by at least 50"
         " points within one 1/255 step (MNIST: '7' at 76.24 % at 13/255, "
@@ -639,7 +640,7 @@ def claims(cfg, results):
   if st.get("found"):
     e = f"{st['level']}/255"
     out += [
-        report.Claim(
+        legacy.Claim(
             "D'Costa & Sriramanan: a directed perturbation does not transfer"
             " to other images, even of the same label (under 10 % of them "
             "become the target)",
@@ -648,7 +649,7 @@ def claims(cfg, results):
             f"{_pc(st['others_to_target'])} of the other test images, "
             f"{_pc(st['same_label_to_target'])} of those labelled "
             f"{st['label']}"),
-        report.Claim(
+        legacy.Claim(
             "Figure 14: the perturbation still fools the net under uniform "
             f"noise in [0, {cfg.noise_factor:g} eps] (ImageNet: 94.2 % "
             "confidence in the wrong class)", st["noise_fooled"] >= 0.5,
@@ -656,7 +657,7 @@ def claims(cfg, results):
             f"misclassified ({_pc(st['noise_target'])} as "
             f"'{cfg.directed_target}'); the noise alone leaves "
             f"{_pc(st['noise_only_correct'])} correct"),
-        report.Claim(
+        legacy.Claim(
             "Figure 15: the same perturbation crosses the decision boundary "
             "on the mirrored image, itself classified correctly (ImageNet: "
             "over 99 % clean, 74 % in the wrong class after)",
@@ -668,7 +669,7 @@ def claims(cfg, results):
             "perturbation fools it: "
             + ("none" if st["mirror_level_needed"] is None
                else f"{st['mirror_level_needed']}/255")),
-        report.Claim(
+        legacy.Claim(
             "Figure 16: on another image (one the net is unsure of) the same"
             " perturbation swaps the top two predictions (ImageNet: 33 / 64 "
             "% -> 52 / 46 %)",
@@ -939,7 +940,7 @@ def _stability_section(cfg, st) -> str:
 
 
 def _plot_fooled(cfg, results, path):
-  report.line_plot(
+  legacy.line_plot(
       path, eps_grid(cfg),
       {n: r["fooled_vs_eps"] for n, r in results["models"].items()},
       xlabel="Wasserstein radius (cost per unit mass)",
@@ -949,7 +950,7 @@ def _plot_fooled(cfg, results, path):
 
 
 def _plot_linf(cfg, results, path):
-  report.line_plot(
+  legacy.line_plot(
       path, list(cfg.linf_eval_eps),
       {n: r["linf_accuracy"] for n, r in results["models"].items()},
       xlabel="eps (Linf)",

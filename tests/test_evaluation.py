@@ -305,3 +305,71 @@ def test_top_k_and_targeted_robust_accuracy(tmp_path):
   with pytest.raises(ValueError, match="targets must be"):
     evaluation.robust_accuracy(apply_fn, variables, x, y, attack=targeted,
                            eps=[0.1], targets=t[:3])
+
+
+# --------------------------------------------------------------------------
+# map_batched: the public batched map.
+# --------------------------------------------------------------------------
+TRACES = []
+
+
+def _noisy_logits(consts, batch):
+  """Per-example noise from the per-example key, through a model."""
+  TRACES.append(1)
+  w = consts
+  noise = jax.vmap(lambda k: jax.random.normal(k, (16,)))(batch["key"])
+  x = batch["x"].reshape(batch["x"].shape[0], -1) + 0.1 * noise
+  return {"logits": x @ w, "mask": batch["mask"]}, batch["index"]
+
+
+def _one(consts, example):
+  return jnp.sum(example["x"]) * consts + jax.random.uniform(example["key"])
+
+
+def test_map_batched_is_independent_of_batch_size_and_devices(linear):
+  from advjax import sharding
+  _, variables, x, _ = linear
+  key = jax.random.key(3)
+  TRACES.clear()
+  runs = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    mesh = sharding.make_mesh(devices)
+    for batch_size in (8, 64):
+      out, index = evaluation.map_batched(
+          _noisy_logits, {"x": x}, variables["w"], key=key, mesh=mesh,
+          batch_size=batch_size, device_batch_size=4)
+      runs.append(out["logits"])
+      np.testing.assert_array_equal(index, np.arange(37))  # in order
+      assert out["mask"].all()  # padding rows are dropped
+  assert len(TRACES) == 2  # one compilation per mesh, any batch size
+  for r in runs[1:]:
+    np.testing.assert_array_equal(r, runs[0])
+  # The noise is the example's own: computed alone, it is the same.
+  alone = np.asarray(_noisy_logits(variables["w"], {
+      "x": x[5:6], "key": jax.random.fold_in(key, 5)[None],
+      "index": np.array([5]), "mask": np.array([True])})[0]["logits"])
+  np.testing.assert_allclose(runs[0][5:6], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_map_batched_per_example_subsets_and_errors(linear):
+  _, _, x, _ = linear
+  key = jax.random.key(0)
+  full = evaluation.map_batched(_one, {"x": x}, 2., key=key,
+                                per_example=True)
+  assert full.shape == (37,)
+  np.testing.assert_allclose(
+      full, 2 * x.reshape(37, -1).sum(1) + np.asarray(jax.vmap(
+          lambda i: jax.random.uniform(jax.random.fold_in(key, i)))(
+              np.arange(37))), rtol=1e-5)
+  part = evaluation.map_batched(_one, {"x": x}, 2., key=key,
+                                per_example=True, index=[30, 2])
+  np.testing.assert_array_equal(part, full[[30, 2]])
+  empty = evaluation.map_batched(_one, {"x": x[:0]}, 2., key=key,
+                                 per_example=True)
+  assert empty.shape == (0,)
+  with pytest.raises(ValueError, match="different lengths"):
+    evaluation.map_batched(_one, {"x": x, "y": x[:3]}, 2.)
+  with pytest.raises(ValueError, match="no arrays"):
+    evaluation.map_batched(_one, {}, 2.)
+  with pytest.raises(ValueError, match=r"index outside \[0, 37\)"):
+    evaluation.map_batched(_one, {"x": x}, 2., index=[37])

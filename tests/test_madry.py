@@ -50,8 +50,9 @@ def test_run_writes_the_report_and_reloads_trained_models(tmp_path):
   saved = json.load(open(tmp_path / "results.json"))
   assert set(saved["models"]) == {"standard", "madry"}
   for r in saved["models"].values():
-    assert len(r["accuracy_vs_eps"]) == 3
-    assert r["accuracy_vs_eps"][0] == r["clean_accuracy"]
+    assert len(r["pgd"]["accuracy"]) == 3
+    assert r["pgd"]["accuracy"][0] == r["clean_accuracy"]
+    assert r["robust_accuracy"] == r["pgd"]["accuracy"][1]  # eps, mid-grid
     assert set(r["convergence"]) == {"sign", "sgd", "adam"}
     assert all(len(c) == 3 for c in r["convergence"].values())
     assert r["resumed_from"] is None
@@ -69,7 +70,7 @@ def test_run_writes_the_report_and_reloads_trained_models(tmp_path):
   assert [c["holds"] for c in saved["claims"]] == [c.holds for c in
                                                     res["claims"]]
   assert "## Claims checked" in open(tmp_path / "results.md").read()
-  assert "## Loss concentration" in res["table"]
+  assert "Loss concentration (Madry et al.)" in res["table"]
   texts = [c["text"] for c in saved["claims"]]
   assert sum("PGD from random starts reaches similar losses" in t
              for t in texts) == 2  # one per model
@@ -121,5 +122,5 @@ def test_one_step_of_each_stage_with_an_eps_warmup(tmp_path):
   hist = res["models"]["trades"]["history"]
   assert len(hist) == 1 and hist[0]["eps"] == 0.  # step 0 of the ramp
   assert os.path.getsize(tmp_path / "attack_convergence.png") > 0
-  with pytest.raises(ValueError, match="Unknown method 'free'"):
+  with pytest.raises(ValueError, match="method .* must be one of madry"):
     resolve(madry.MadryConfig(method="free"))

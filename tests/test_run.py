@@ -3,7 +3,7 @@ through the runner, flags generated from its fields, the report files."""
 import dataclasses
 import json
 import os
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import jax
 import numpy as np
@@ -39,29 +39,56 @@ def _models(cfg, env):
 EVALUATED = []
 
 
+class Accuracy:
+  """A toy evaluator: `run(apply_fn, variables, data)`, a result with a
+  `summary()`."""
+
+  def run(self, apply_fn, variables, test):
+    EVALUATED.append("accuracy")
+    logits = apply_fn(variables, test.images)
+    return AccuracyResult(np.argmax(logits, -1) == test.labels)
+
+  def __repr__(self):
+    return "Accuracy()"
+
+
+class AccuracyResult(NamedTuple):
+  correct: np.ndarray
+
+  def summary(self):
+    return {"accuracy": float(self.correct.mean())}
+
+
 def _evaluate(cfg, env, name, variables):
-  del cfg
+  del cfg, variables
   EVALUATED.append(name)
-  logits = env.apply_fn(variables, env.test.images)
-  return {"accuracy": float(np.mean(np.argmax(logits, -1) == env.test.labels))}
+  return {"examples": int(env.test.size)}
 
 
-def _report(cfg, results):
-  rows = [(n, report.percent(r["accuracy"])) for n, r in
-          results["models"].items()]
-  return report.Report(
-      f"# toy on {cfg.dataset}\n\n" + report.table(("model", "acc"), rows),
-      {"acc.png": lambda path: report.line_plot(
-          path, [0, 1], {"a": [0.5, 0.6]}, xlabel="x", ylabel="y", title="t")},
-      [report.Claim("two models", len(results["models"]) == 2, "n")])
+def _body(cfg, results):
+  del cfg
+  return [report.Table(("model", "acc"), [
+      (n, report.cell(r["accuracy"]["accuracy"], "%"))
+      for n, r in results["models"].items() if "accuracy" in r])]
 
+
+REPORT = report.Report(
+    title="toy on {dataset}", body=_body,
+    published=[report.Published("Someone 2020", "toy", 50., "accuracy",
+                                ours=lambda cfg, r: r["models"]["standard"][
+                                    "accuracy"]["accuracy"])],
+    claims=[report.Claim("two models", lambda cfg, r: len(r["models"]),
+                         report.at_least(2), quantity="models")],
+    figures=lambda cfg, r: {"acc.png": report.Line(
+        {"a": [0.5, 0.6]}, x=[0, 1], xlabel="x", ylabel="y", title="t")})
 
 TOY = run.Benchmark(
     "toy", ToyConfig, {"synthetic": dict(model="wong_mnist", epochs=1,
                                          batch_size=32, eps=0.1,
                                          optimizer="adam", learning_rate=1e-3,
                                          weight_decay=0., schedule="constant")},
-    _models, _evaluate, _report, doc="A toy benchmark.\n\nMore text.")
+    _models, _evaluate, REPORT, doc="A toy benchmark.\n\nMore text.",
+    evals=lambda cfg, env: {"accuracy": Accuracy()})
 
 
 def test_a_toy_config_runs_end_to_end_and_reloads(tmp_path):
@@ -71,13 +98,20 @@ def test_a_toy_config_runs_end_to_end_and_reloads(tmp_path):
   assert set(res["models"]) == {"standard", "madry"}
   assert res["models"]["madry"]["method"] == "madry"
   assert res["models"]["madry"]["resumed_from"] is None
+  assert res["models"]["madry"]["examples"] == 16  # the evaluate hook
+  assert 0 <= res["models"]["madry"]["accuracy"]["accuracy"] <= 1  # evals
   saved = json.load(open(tmp_path / "results.json"))
   assert saved["config"]["epochs"] == 1  # the preset filled it
-  assert saved["claims"] == [{"text": "two models", "holds": True,
-                              "evidence": "n"}]
+  assert saved["claims"] == [{"text": "two models", "verdict": "holds",
+                              "evidence": "2", "rule": "holds if models >= 2",
+                              "holds": True}]
   md = open(tmp_path / "results.md").read()
   assert md.startswith("# toy on synthetic") and "## Claims checked" in md
+  assert "| Someone 2020 | toy | accuracy | 50.0 % |" in md
+  assert "![acc.png](acc.png)" in md
   assert os.path.getsize(tmp_path / "acc.png") > 0
+  assert res["written"][:2] == [str(tmp_path / "results.json"),
+                                str(tmp_path / "results.md")]
   EVALUATED.clear()
   again = run.run(TOY, cfg)
   assert again["models"]["madry"]["resumed_from"] == 2  # 64 // 32 steps
@@ -85,13 +119,15 @@ def test_a_toy_config_runs_end_to_end_and_reloads(tmp_path):
           == res["models"]["madry"]["accuracy"])
   assert EVALUATED == []  # same config and weights: the evaluations reused
   run.run(TOY, dataclasses.replace(cfg, reuse_evaluations=False))
-  assert EVALUATED == ["standard", "madry"]
+  assert EVALUATED == ["accuracy", "standard", "accuracy", "madry"]
+  EVALUATED.clear()
   run.run(TOY, dataclasses.replace(cfg, eval_limit=8))  # another evaluation
-  assert EVALUATED == ["standard", "madry"] * 2
+  assert EVALUATED == ["accuracy", "standard", "accuracy", "madry"]
   with open(tmp_path / "madry" / "evaluation.pkl", "wb") as f:
     f.write(b"cut")  # a file cut while writing is recomputed, not an error
-  run.run(TOY, cfg)
-  assert EVALUATED[-1] == "madry"
+  EVALUATED.clear()
+  run.run(TOY, dataclasses.replace(cfg, eval_limit=8))
+  assert EVALUATED == ["madry"]  # the evaluator's own cache still holds
   # A reload with another training setting is an error, not a silent mix.
   with pytest.raises(Exception, match="eps"):
     run.run(TOY, dataclasses.replace(cfg, eps=0.2))
@@ -114,9 +150,9 @@ def test_a_model_can_have_its_own_architecture_training_set_and_optimizer(
     del cfg, name
     seen["model"] = type(env.model).__name__
     seen["train"] = env.train.images.shape[0]
-    return {"params": sorted(variables["params"]), "accuracy": 0.}
+    return {"params": sorted(variables["params"])}
 
-  toy = TOY._replace(models=models_, evaluate=evaluate)
+  toy = TOY._replace(models=models_, evaluate=evaluate, evals=None)
   cfg = ToyConfig(dataset="synthetic", train_limit=64, eval_limit=16,
                   workdir=str(tmp_path), progress=False)
   res = run.run(toy, cfg)
@@ -142,18 +178,21 @@ def test_report_only_rewrites_the_report_from_results_json(tmp_path, capsys):
   EVALUATED.clear()
   grids = []
 
-  def new_report(cfg, results):
+  def new_claim(cfg, results):
+    del results
     grids.append(cfg.grid)  # the run's config, tuples restored
-    return report.Report("# rewritten\n", {}, [report.Claim("new", True)])
+    return True
 
-  toy = TOY._replace(report=new_report)
+  toy = TOY._replace(report=report.Report(
+      "rewritten", claims=[report.Claim("new", new_claim)]))
   again = run.main(toy, ["--dataset", "synthetic", "--workdir",
                          str(tmp_path), "--report-only"])
   assert EVALUATED == [] and grids == [(0., 0.2)]  # nothing recomputed
   assert again["models"] == json.loads(json.dumps(res["models"]))
   assert open(tmp_path / "results.md").read().startswith("# rewritten")
   saved = json.load(open(tmp_path / "results.json"))
-  assert saved["claims"] == [{"text": "new", "holds": True, "evidence": ""}]
+  assert saved["claims"] == [{"text": "new", "verdict": "holds",
+                              "evidence": "yes", "rule": "", "holds": True}]
   assert "# rewritten" in capsys.readouterr().out
   with pytest.raises(FileNotFoundError, match="run the benchmark"):
     run.rewrite_report(toy, str(tmp_path / "none"))
@@ -204,13 +243,80 @@ def test_presets_and_optimizers():
     run.make_optimizer(dataclasses.replace(cfg, optimizer="lamb"), 10)
 
 
-def test_report_helpers():
-  assert report.table(("a", "b"), [(1, 2)]) == "| a | b |\n|---|---:|\n| 1 | 2 |"
-  assert report.percent(0.1234) == "12.3" and report.percent(None) == "-"
-  assert report.jsonable({"x": np.arange(2), 1: (np.float32(0.5),)}) == {
-      "x": [0, 1], "1": [0.5]}
-  assert report.claims_section([]) == ""
-  assert "**no**" in report.claims_section([report.Claim("c", False, "e")])
+def test_field_checks_are_declared_once_and_enforced():
+  @dataclasses.dataclass(frozen=True)
+  class Checked(ToyConfig):
+    """Attributes:
+      steps: steps.
+      norm: the norm.
+      radii: radii.
+    """
+    steps: int = run.field(10, ge=1)
+    norm: str = run.field("linf", choices=("linf", "l2"))
+    radii: Tuple[float, ...] = run.field((0.1,), ge=0, le=1)
+
+  bench = TOY._replace(config=Checked)
+  assert run.resolve(bench, Checked(dataset="synthetic")).steps == 10
+  for bad, match in ((dict(steps=0), r"Checked.steps \(--steps\) must be >= 1; "
+                      "got 0"),
+                     (dict(norm="l1"), "must be one of linf, l2; got 'l1'"),
+                     (dict(radii=(0.1, 2.)), r"radii .* <= 1; got \(0.1, 2.0\)"),
+                     (dict(radii=(float("nan"),)), "radii"),
+                     (dict(eps=None, learning_rate=-1.), "learning_rate"),
+                     (dict(optimizer="lamb"), "one of sgd, adam")):
+    with pytest.raises(run.ConfigError, match=match):
+      run.resolve(bench, Checked(dataset="synthetic", **bad))
+  # The command line knows the choices, and says the rule in the help.
+  parser = run.make_parser(bench)
+  with pytest.raises(SystemExit):
+    parser.parse_args(["--norm", "l1"])
+  assert "[>= 1]" in " ".join(parser.format_help().split())
+  with pytest.raises(SystemExit, match="must be >= 1"):
+    run.main(bench, ["--dataset", "synthetic", "--steps", "0"])
+
+
+def test_epoch_variables_are_read_without_an_optimizer(tmp_path):
+  cfg = run.resolve(TOY, ToyConfig(dataset="synthetic", train_limit=64,
+                                   eval_limit=8, workdir=str(tmp_path),
+                                   progress=False, clean_only=True))
+  env = run.setup(cfg)
+  spec = run.TrainSpec(training.methods.standard(),
+                       fit_kwargs={"epoch_checkpoints": True})
+  fit, _ = run.train(dataclasses.replace(cfg, epochs=2), env, "m", spec)
+  assert training.kept_epochs(str(tmp_path / "m")) == [0, 1, 2]
+  last = run.epoch_variables(cfg, "m", 2)
+  chex_equal = jax.tree.map(np.array_equal, last,
+                            jax.device_get(fit.state.variables))
+  assert all(jax.tree.leaves(chex_equal))
+  first = run.epoch_variables(cfg, "m", 0)
+  assert not all(jax.tree.leaves(jax.tree.map(np.array_equal, first, last)))
+  with pytest.raises(Exception, match="No checkpoint of epoch 3"):
+    run.epoch_variables(cfg, "m", 3)
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyTiming(run.TimingConfig):
+  """Attributes:
+    size: the size.
+  """
+  size: int = run.field(4, ge=1)
+
+
+def test_timing_main_fills_the_workdir_and_checks_fields(tmp_path, capsys):
+  seen = []
+
+  def run_fn(cfg):
+    seen.append(cfg)
+    return {"table": "timed", "written": [os.path.join(cfg.workdir, "x")]}
+
+  run.timing_main("toy_timing", ToyTiming, run_fn, argv=["--size", "2"])
+  assert seen[0].workdir == os.path.join("runs", "toy_timing")
+  assert "timed" in capsys.readouterr().out
+  run.timing_main("toy_timing", ToyTiming, run_fn,
+                  argv=["--workdir", str(tmp_path)])
+  assert seen[1].workdir == str(tmp_path) and seen[1].size == 4
+  with pytest.raises(SystemExit, match="repeats"):
+    run.timing_main("toy_timing", ToyTiming, run_fn, argv=["--repeats", "0"])
 
 
 def test_every_field_of_the_config_benchmarks_is_documented():

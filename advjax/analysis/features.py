@@ -37,9 +37,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm import tqdm
 
-from advjax import checks, data, projections, rng, sharding
+from advjax import checks, data, projections, rng
 from advjax.attacks import base, gradient
 from advjax.evaluation import batching
 from advjax.types import Array, Bounds, PRNGKey
@@ -141,19 +140,6 @@ def _check_bounds(name: str, x: np.ndarray, bounds: Bounds) -> None:
   if x.min() < lo or x.max() > hi:
     raise ValueError(f"{name}: x must lie in bounds {tuple(bounds)}; got "
                      f"values in [{x.min():.4g}, {x.max():.4g}].")
-
-
-def _map(batch_fn: Callable, consts, columns, *, batch_size: int, mesh,
-         device_batch_size: Optional[int], progress: bool, desc: str):
-  """`batch_fn(consts, batch)` over every example (`map_examples`)."""
-  n = next(iter(columns.values())).shape[0]
-  plan = batching.make_plan(batch_size, mesh, device_batch_size)
-  fn = batching.jit_per_example(batch_fn, plan.mesh)
-  bar = tqdm(total=n, desc=desc, disable=not progress, leave=False)
-  out = batching.map_examples(fn, sharding.replicate(consts, plan.mesh),
-                              columns, np.arange(n), plan, bar=bar)
-  bar.close()
-  return out
 
 
 def _relative_distance(r: Array, target: Array) -> Array:
@@ -296,10 +282,10 @@ def robust_dataset(rep_fn: Callable[[Any, Array], Array], variables, x, y,
     return {"images": xr, "initial": _relative_distance(g(x0), target),
             "final": _relative_distance(g(xr), target)}
 
-  out = _map(batch_fn, (variables, key, jnp.float32(step_size)), columns,
-             batch_size=batch_size, mesh=mesh,
-             device_batch_size=device_batch_size, progress=progress,
-             desc=name)
+  out = batching.map_batched(
+      batch_fn, columns, (variables, key, jnp.float32(step_size)),
+      batch_size=batch_size, mesh=mesh, device_batch_size=device_batch_size,
+      progress=progress, desc=name)
   return RobustDataset(out["images"].astype(x.dtype), y, start_index,
                        out["initial"], out["final"])
 
@@ -454,10 +440,11 @@ def non_robust_dataset(apply_fn: Callable[[Any, Array], Array], variables,
             "distance": projections.lp_norm(xa - batch["x"], norm)}
 
   size = 2.5 * eps / steps if step_size is None else step_size
-  out = _map(batch_fn, (variables, key, jnp.float32(eps), jnp.float32(size)),
-             {"x": x, "t": t.astype(np.int32)}, batch_size=batch_size,
-             mesh=mesh, device_batch_size=device_batch_size,
-             progress=progress, desc=name)
+  out = batching.map_batched(
+      batch_fn, {"x": x, "t": t.astype(np.int32)},
+      (variables, key, jnp.float32(eps), jnp.float32(size)),
+      batch_size=batch_size, mesh=mesh, device_batch_size=device_batch_size,
+      progress=progress, desc=name)
   return NonRobustDataset(out["images"].astype(x.dtype), t.astype(np.int32),
                           y, out["success"], out["distance"])
 

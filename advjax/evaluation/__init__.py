@@ -3,11 +3,12 @@ evaluators built on it.
 
 | module | holds |
 |---|---|
-| `batching` | `map_examples` (fixed calls of `device_batch` examples per device, the last padded and masked, sharded over every device and process), `ResultStore` (per-example results saved as computed, resume) |
+| `batching` | `map_batched` (any function over the examples of arrays of any size: padded, masked, sharded, per-example keys; the one public batched map), `map_examples` (fixed calls of `device_batch` examples per device, the last padded and masked, sharded over every device and process), `ResultStore` (per-example results saved as computed, resume) |
 | `robust_accuracy` | `robust_accuracy`: accuracy under an attack over an eps sweep |
 | `autoattack` | `autoattack`: Croce & Hein's cascade (APGD-CE, APGD-T, FAB-T, Square), per example the worst case |
 | `minimal` | `minimal_distance`: the smallest adversarial perturbation a minimal-norm attack finds, per example |
 | `spatial` | `spatial_robustness`: accuracy under rotations and translations (natural, random, worst-of-k, first-order, grid; Engstrom et al. 2019) |
+| `loss_landscape` | `attack_convergence` (PGD's loss per iteration for sign, SGD and Adam steps), `loss_concentration` (the final losses of many random restarts per input; Madry et al.) |
 | `diagnostics` | `diagnostics`: checks for gradient masking (Carlini et al. 2019; AutoAttack's flags) |
 | `throughput` | `time_calls`: interleaved timed calls (medians, min, max), `machine()`; the speed benchmarks' protocol |
 
@@ -23,8 +24,14 @@ from advjax.evaluation.autoattack import (ATTACKS, VERSIONS, AutoAttackEvaluator
                                           autoattack_stages)
 from advjax.evaluation.batching import (DEFAULT_DEVICE_BATCH,
                                         EvaluationMismatchError, ResultStore,
-                                        make_plan, map_examples)
+                                        make_plan, map_batched, map_examples)
 from advjax.evaluation.diagnostics import Diagnostics, diagnostics
+from advjax.evaluation.loss_landscape import (AttackConvergence,
+                                              AttackConvergenceEvaluator,
+                                              LossConcentration,
+                                              LossConcentrationEvaluator,
+                                              attack_convergence,
+                                              loss_concentration)
 from advjax.evaluation.minimal import (MinimalDistance,
                                        MinimalDistanceEvaluator,
                                        minimal_distance)
@@ -41,6 +48,8 @@ EVALUATORS = {
     "autoattack": AutoAttackEvaluator,
     "minimal_distance": MinimalDistanceEvaluator,
     "spatial_robustness": SpatialRobustnessEvaluator,
+    "attack_convergence": AttackConvergenceEvaluator,
+    "loss_concentration": LossConcentrationEvaluator,
 }
 
 
@@ -56,7 +65,7 @@ def from_config(name: str, **settings):
 __all__ = [
     "batching", "minimal", "spatial", "throughput", "EVALUATORS", "from_config",
     "DEFAULT_DEVICE_BATCH", "EvaluationMismatchError", "ResultStore",
-    "make_plan", "map_examples",
+    "make_plan", "map_batched", "map_examples",
     "RobustAccuracy", "RobustAccuracyEvaluator", "make_robust_accuracy_fn",
     "pad_batch", "robust_accuracy",
     "ATTACKS", "VERSIONS", "AutoAttackEvaluator", "AutoAttackResult",
@@ -64,4 +73,6 @@ __all__ = [
     "MinimalDistance", "MinimalDistanceEvaluator", "minimal_distance",
     "SpatialRobustness", "SpatialRobustnessEvaluator", "spatial_robustness",
     "Diagnostics", "diagnostics",
+    "AttackConvergence", "AttackConvergenceEvaluator", "attack_convergence",
+    "LossConcentration", "LossConcentrationEvaluator", "loss_concentration",
 ]

@@ -159,6 +159,21 @@ class AutoAttackResult(NamedTuple):
     """Fraction of clean inputs classified correctly."""
     return float(self.clean.mean())
 
+  def summary(self) -> dict:
+    """The numbers a report needs (no per-example arrays): robust and
+    clean accuracy, per stage the robust accuracy after it, the examples
+    it broke and its seconds; the threat model."""
+    return {"robust_accuracy": self.robust_accuracy,
+            "clean_accuracy": self.clean_accuracy,
+            "stages": dict(zip(self.attacks, np.asarray(
+                self.accuracy).tolist())),
+            "broken": {a: int(np.sum(self.broken_by == i))
+                       for i, a in enumerate(self.attacks)},
+            "seconds": dict(zip(self.attacks, np.asarray(
+                self.seconds).tolist())),
+            "norm": self.norm, "eps": float(self.eps),
+            "version": self.version}
+
   def table(self) -> str:
     """Markdown: robust accuracy and time after each attack."""
     rows = [f"| attack ({self.version}, {self.norm} eps {self.eps:.4g}) | "

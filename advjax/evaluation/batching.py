@@ -24,6 +24,7 @@ written atomically every few calls, with a manifest that identifies the
 evaluation (model, data, settings); a restarted evaluation skips the
 examples already done, and a workdir of another evaluation is an error.
 """
+import functools
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ from advjax import data as data_lib
 from advjax import sharding
 
 __all__ = ["DEFAULT_DEVICE_BATCH", "Plan", "make_plan", "map_examples",
+           "map_batched",
            "jit_per_example", "ResultStore", "EvaluationMismatchError",
            "fingerprint_arrays", "fingerprint_tree", "as_data"]
 
@@ -151,6 +153,105 @@ def map_examples(fn: Callable, consts: Any, arrays: Mapping[str, np.ndarray],
   if not outputs:
     return {}
   return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+
+
+@functools.lru_cache(maxsize=256)
+def _batched_program(fn: Callable, per_example: bool, with_key: bool, mesh):
+  """The jitted, sharded program of `map_batched` for one `fn`, kept so
+  that calling `map_batched` again with the same `fn` does not retrace.
+  Returns `(program, jitted program, cell)`: the cell receives the
+  output's tree structure when the program is traced."""
+  cell = {}
+
+  def program(consts, batch):
+    user_consts, key = consts
+    if with_key:
+      batch = {**batch, "key": jax.vmap(
+          lambda i: jax.random.fold_in(key, i))(batch["index"])}
+    out = (jax.vmap(fn, in_axes=(None, 0))(user_consts, batch) if per_example
+           else fn(user_consts, batch))
+    leaves, cell["treedef"] = jax.tree.flatten(out)
+    return {f"{i:04d}": leaf for i, leaf in enumerate(leaves)}
+
+  return program, jit_per_example(program, mesh), cell
+
+
+def map_batched(fn: Callable, arrays: Mapping[str, Any], consts: Any = None,
+                *, key=None, per_example: bool = False, batch_size: int = 256,
+                mesh=None, device_batch_size: Optional[int] = None,
+                index: Optional[np.ndarray] = None, progress: bool = False,
+                desc: str = "") -> Any:
+  """Applies `fn` to every example of `arrays`: padded, masked, sharded
+  over every device and process, with per-example keys.
+
+  This is the one way advjax maps a computation over a dataset (the
+  evaluators, the analyses and the benchmark configs all use it): the
+  examples are cut into calls of a fixed shape (`device_batch_size` rows
+  per device; the last call padded with copies of a real row and
+  masked), so one compilation serves every call and an example's result
+  does not depend on `batch_size`, the number of devices or processes,
+  or its position (`map_examples`).
+
+  Args:
+    fn: `fn(consts, batch) -> outputs`, jittable. `batch` is a dict of the
+      rows of `arrays` (`[b, ...]`) plus `'index'` (`[b]` int32 global
+      indices), `'mask'` (`[b]` bool, False on padding rows) and, when
+      `key` is given, `'key'` (`[b]` keys, `fold_in(key, index)`).
+      `outputs`: any pytree of `[b, ...]` arrays. With `per_example`,
+      `fn` sees one example (rows without the leading axis, a scalar
+      index and key) and is vmapped. Keep `fn` one object across calls
+      (a module-level function; the variables in `consts`): the compiled
+      program is cached per `fn`.
+    arrays: name -> `[N, ...]` host arrays (or `data.Records`).
+    consts: a pytree replicated on every device (variables, eps).
+    key: a `jax.random.key`, folded with each example's global index.
+    per_example: vmap `fn` over the examples of a call.
+    batch_size: examples per step (progress granularity; never changes a
+      result).
+    mesh: the `('data',)` mesh (default: every device).
+    device_batch_size: rows per device per call (the compiled shape;
+      default `DEFAULT_DEVICE_BATCH`).
+    index: `[n]` the global indices to process (default: all, in order).
+    progress: show a progress bar named `desc`.
+
+  Returns:
+    `outputs` with `[n, ...]` host (numpy) leaves, in the order of
+    `index`.
+
+  Raises:
+    ValueError: arrays of different lengths, or none.
+  """
+  if not arrays:
+    raise ValueError("map_batched: no arrays to map over.")
+  sizes = {k: int(np.shape(v)[0]) if not hasattr(v, "shape") else
+           int(v.shape[0]) for k, v in arrays.items()}
+  if len(set(sizes.values())) != 1:
+    raise ValueError(f"map_batched: arrays of different lengths {sizes}; "
+                     "every array must have one row per example.")
+  n = next(iter(sizes.values()))
+  index = np.arange(n) if index is None else np.asarray(index, np.int64)
+  if index.size and (index.min() < 0 or index.max() >= n):
+    raise ValueError(f"map_batched: index outside [0, {n}).")
+  plan = make_plan(batch_size, mesh, device_batch_size)
+  raw, program, cell = _batched_program(fn, bool(per_example),
+                                        key is not None, plan.mesh)
+  if key is None:
+    key = jax.random.key(0)  # unused: keeps the consts' structure fixed
+  if not index.size:  # nothing to map: empty outputs of the right shapes
+    batch = {k: data_lib.as_array(v)[:0] for k, v in arrays.items()}
+    batch.update(index=np.zeros((0,), np.int32), mask=np.zeros((0,), bool))
+    shapes = jax.eval_shape(raw, (consts, key), batch)
+    return jax.tree.unflatten(cell["treedef"], [
+        np.zeros(shapes[k].shape, shapes[k].dtype) for k in sorted(shapes)])
+  bar = tqdm(total=index.shape[0], desc=desc, disable=not progress,
+             leave=False, dynamic_ncols=True)
+  try:
+    out = map_examples(program, sharding.replicate((consts, key), plan.mesh),
+                       arrays, index, plan, bar=bar)
+  finally:
+    bar.close()
+  leaves = [out[k] for k in sorted(out)]
+  return jax.tree.unflatten(cell["treedef"], leaves)
 
 
 def fingerprint_arrays(*arrays) -> str:

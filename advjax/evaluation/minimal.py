@@ -54,6 +54,21 @@ class MinimalDistance(NamedTuple):
     d = self.distance[self.clean]
     return float(np.median(d)) if d.size else float("nan")
 
+  def summary(self) -> dict:
+    """The numbers a report needs: the norm, clean accuracy, the success
+    rate and the median, mean and quartiles of the distances found (over
+    the clean-correct examples; inf where none was found)."""
+    d = self.distance[self.clean]
+    found = d[np.isfinite(d)]
+    q = (np.percentile(d, [25, 50, 75]).tolist() if d.size
+         else [float("nan")] * 3)
+    return {"norm": self.norm, "clean_accuracy": float(self.clean.mean()),
+            "success_rate": float(self.success[self.clean].mean())
+            if d.size else float("nan"),
+            "median": self.median, "quartiles": q,
+            "mean_found": float(found.mean()) if found.size
+            else float("nan")}
+
   def table(self, eps: Sequence[float]) -> str:
     """Markdown: robust accuracy at each eps."""
     acc = self.accuracy_at(eps)

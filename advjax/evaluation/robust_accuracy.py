@@ -73,6 +73,20 @@ class RobustAccuracy(NamedTuple):
     k (None when untargeted)."""
     return None if self.target_topk is None else self.target_topk.mean(1)
 
+  def summary(self) -> dict:
+    """The numbers a report needs (no per-example arrays): eps, accuracy
+    per eps, clean accuracy, and the top-k ones when asked for."""
+    out = {"eps": np.asarray(self.eps).tolist(),
+           "accuracy": np.asarray(self.accuracy).tolist(),
+           "clean_accuracy": float(self.clean_accuracy)}
+    if self.top_k:
+      out.update(top_k=list(self.top_k),
+                 accuracy_topk=self.accuracy_topk.tolist(),
+                 clean_accuracy_topk=self.clean_accuracy_topk.tolist())
+      if self.target_topk is not None:
+        out["target_success_topk"] = self.target_success_topk.tolist()
+    return out
+
   def table(self) -> str:
     """A markdown table eps | robust accuracy (| top-k ... when asked)."""
     ks = [f" top-{k} |" for k in self.top_k]

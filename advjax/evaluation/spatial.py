@@ -57,6 +57,10 @@ class SpatialRobustness(NamedTuple):
     """Attack name -> accuracy."""
     return {a: float(np.mean(c)) for a, c in self.correct.items()}
 
+  def summary(self) -> dict:
+    """Attack name -> accuracy (`{'accuracy': ...}`)."""
+    return {"accuracy": self.accuracy}
+
 
 def grid_points(max_value: float, step: float) -> int:
   """Points per grid axis with spacing about `step`: `2 round(max / step)

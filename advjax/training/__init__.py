@@ -18,11 +18,13 @@ eval steps, and a resumable, sharded `fit`.
 - `recipes.py`: the papers' training settings per dataset (`MADRY`).
 - `fit.py`: `fit` (checkpointed with orbax, resumed exactly, one step
   compiled over every device of the mesh; per-epoch history with a warning
-  when training collapses), `restore_epoch`.
+  when training collapses), `restore_epoch`; `kept_epochs` and
+  `epoch_variables` read the kept epochs without an optimizer.
 """
 from advjax.training import methods, optimizers, recipes
 from advjax.training.fit import (FitResult, TrainingCollapseWarning, collapsed,
-                                 fit, restore_epoch)
+                                 fit, restore_epoch, kept_epochs,
+                                 epoch_variables)
 from advjax.training.methods import (METHODS, SPATIAL_METHODS, LossInputs,
                                      Method, default_attack, eps_at)
 from advjax.training.optimizers import freeze, l1_decay, pretrain_autoencoder
@@ -33,4 +35,5 @@ __all__ = ["methods", "optimizers", "recipes", "l1_decay", "freeze",
            "pretrain_autoencoder", "Method", "LossInputs", "METHODS", "SPATIAL_METHODS",
            "default_attack", "eps_at", "TrainState", "FitResult",
            "TrainingCollapseWarning", "collapsed", "fit", "create_train_state",
-           "make_train_step", "make_eval_step", "restore_epoch"]
+           "make_train_step", "make_eval_step", "restore_epoch",
+           "kept_epochs", "epoch_variables"]

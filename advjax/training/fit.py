@@ -256,3 +256,29 @@ def restore_epoch(workdir: str, like: TrainState, epoch: int) -> TrainState:
     return ckpt.restore(like, step=epoch)
   finally:
     ckpt.close()
+
+
+def kept_epochs(workdir: str) -> list:
+  """The epochs `fit(..., epoch_checkpoints=True)` kept in `workdir`
+  (ascending; [] when none)."""
+  directory = os.path.join(workdir, "epochs", "checkpoints")
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(n) for n in os.listdir(directory) if n.isdigit())
+
+
+def epoch_variables(workdir: str, epoch: int) -> dict:
+  """The model variables `fit(..., epoch_checkpoints=True)` kept after
+  `epoch` epochs (0: before training), read without rebuilding the
+  optimizer (`checkpoint.load_variables`).
+
+  Raises:
+    advjax.checkpoint.CheckpointError: that epoch was not kept.
+  """
+  kept = kept_epochs(workdir)
+  if epoch not in kept:
+    raise checkpoint.CheckpointError(
+        f"No checkpoint of epoch {epoch} in {os.path.join(workdir, 'epochs')}"
+        f" (kept: {kept}); train with epoch_checkpoints=True up to that "
+        "epoch.")
+  return checkpoint.load_variables(os.path.join(workdir, "epochs"), epoch)

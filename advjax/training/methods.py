@@ -34,7 +34,7 @@ from advjax.attacks.wasserstein import wasserstein_search
 from advjax.types import Array
 
 __all__ = ["Method", "LossInputs", "PRESETS", "METHODS", "SPATIAL_METHODS",
-           "get", "default_attack", "eps_at", "standard", "madry", "fgsm_mix",
+           "get", "from_settings", "default_attack", "eps_at", "standard", "madry", "fgsm_mix",
            "noise_mix", "fgsm_rs", "trades", "mart", "wasserstein", "wasserstein_adaptive",
            "distillation", "spatial", "spatial_augment"]
 
@@ -332,6 +332,19 @@ def get(method: Union[str, Method], **kwargs: Any) -> Method:
         f"Training method {method!r} takes no {', '.join(unknown)} (it "
         f"takes {', '.join(accepted)}).")
   return preset(**kwargs)
+
+
+def from_settings(method: str, **settings: Any) -> Method:
+  """The preset `method` built from a study's settings: the keywords it
+  takes are passed, the others (another method's `beta`, say) left out,
+  so one config serves every method (`from_settings(cfg.method, eps=...,
+  steps=..., beta=..., sigma=...)`)."""
+  if method not in PRESETS:
+    raise ValueError(f"Unknown training method {method!r}; use one of "
+                     f"{METHODS}.")
+  accepted = inspect.signature(PRESETS[method]).parameters
+  return PRESETS[method](**{k: v for k, v in settings.items()
+                            if k in accepted})
 
 
 def default_attack(method: str, **kwargs) -> Optional[Callable]:

@@ -18,7 +18,7 @@ from typing import Any, Dict, Mapping, Tuple
 from advjax.attacks.wasserstein import wasserstein_search
 from advjax.training import methods
 
-__all__ = ["MADRY", "WASSERSTEIN", "WASSERSTEIN_TRAINING",
+__all__ = ["MADRY", "METHOD_RECIPES", "WASSERSTEIN", "WASSERSTEIN_TRAINING",
            "WASSERSTEIN_METHODS", "wasserstein_methods"]
 
 _MNIST = dict(model="madry_mnist", epochs=100, batch_size=50, eps=0.3,
@@ -44,6 +44,11 @@ MADRY = {
     "cifar100": _CIFAR,
     "svhn_cropped": {**_CIFAR, "learning_rate": 0.01, "epochs": 40},
 }
+
+# A method's own recipe on a dataset, over MADRY's: Wong, Rice, Kolter
+# 2020's FGSM-RS on CIFAR-10 (a cyclic schedule, 15 epochs).
+METHOD_RECIPES = {("cifar10", "fgsm_rs"): dict(epochs=15, schedule="cyclic",
+                                                learning_rate=0.2)}
 
 _WASSERSTEIN_MNIST = dict(
     # Wong et al.'s MNIST setting: their CNN, SGD 0.1 (momentum 0.9, weight

@@ -1,0 +1,70 @@
+"""Published numbers as data, printed beside this run's.
+
+A config lists the numbers of its sources as `Published` rows: where they
+come from, the setting they were measured in, the value as the paper
+prints it (a number, or a qualitative finding in words) and, where this
+run measures the same quantity, how to read ours from the results.
+`published_table` renders them; a row of another dataset than the run's
+is still shown (the reader sees what the MNIST preset would compare to).
+"""
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence
+
+from advjax.report.markdown import Table, cell
+
+__all__ = ["Published", "published_table"]
+
+
+class Published(NamedTuple):
+  """One published number.
+
+  Attributes:
+    source: who published it ('Madry et al. 2018, Table 1').
+    setting: what it was measured on ('MNIST, eps 0.3, PGD-100 x 50').
+    value: the number as printed (in `unit`), or a finding in words.
+    quantity: what it is ('robust accuracy').
+    unit: '%' (ours, a fraction, is printed x100), '' or another unit.
+    ours: `(cfg, results) -> value` of the same quantity in this run
+      (a fraction when unit is '%'), None when not comparable; it may
+      return None, and a KeyError (a model this run did not train)
+      shows '-' as well.
+    dataset: the dataset the published number is on (None: any).
+  """
+  source: str
+  setting: str
+  value: Any
+  quantity: str = ""
+  unit: str = "%"
+  ours: Optional[Callable[[Any, Dict[str, Any]], Any]] = None
+  dataset: Optional[str] = None
+
+
+def _ours(row: Published, cfg, results) -> str:
+  if row.ours is None:
+    return "-"
+  try:
+    v = row.ours(cfg, results)
+  except KeyError:  # that part of the study was not run (fewer models)
+    return "-"
+  if v is None:
+    return "-"
+  if isinstance(v, str):
+    return v
+  return cell(v, row.unit)
+
+
+def published_table(rows: Sequence[Published], cfg=None,
+                    results: Optional[Dict[str, Any]] = None,
+                    caption: str = "Published numbers beside this run's"
+                    ) -> Table:
+  """The rows as a table: source, setting, quantity, published value and
+  this run's value (on `cfg.dataset`) where the row says how to read it."""
+  dataset = getattr(cfg, "dataset", None)
+  header = ("source", "setting", "quantity", "published",
+            f"this run ({dataset})" if dataset else "this run")
+  out = []
+  for r in rows:
+    published = (cell(r.value, r.unit, scale=False)
+                 if isinstance(r.value, (int, float)) else str(r.value))
+    ours = _ours(r, cfg, results) if results is not None else "-"
+    out.append((r.source, r.setting, r.quantity, published, ours))
+  return Table(header, out, "lllrr", caption)
