@@ -41,19 +41,21 @@ codec's output and passes gradients (BPDA); "cubic" is Shin & Song's smooth
 approximation.
 """
 import functools
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from advjax import rng
 from advjax.checks import concrete
 from advjax.projections import per_example
 from advjax.types import Array, Bounds, PRNGKey
 
 __all__ = ["rotate_translate", "perspective", "brightness", "contrast",
-           "gaussian_blur", "gaussian_noise", "binarize", "jpeg"]
+           "gaussian_blur", "gaussian_noise", "binarize", "jpeg",
+           "PHOTOMETRIC_KINDS", "Transform", "transform_grid", "apply"]
 
 
 def _check_images(x: Array, name: str) -> None:
@@ -281,11 +283,13 @@ def gaussian_blur(x: Array, sigma, kernel_size: Optional[int] = None,
 def gaussian_noise(x: Array, sigma, *, key: PRNGKey,
                    bounds: Bounds = (0., 1.)) -> Array:
   """`clip(x + N(0, sigma^2))`, independent per pixel (sigma in image
-  units, scalar or `[B]`)."""
+  units, scalar or `[B]`); `key` one key or `[B]` per-example keys (an
+  example's noise then does not depend on its batch)."""
   _check_images(x, "gaussian_noise")
   _check_positive(sigma, "gaussian_noise: sigma")
   s = _per_example(sigma, x.shape[0], x.dtype)
-  noise = jax.random.normal(key, x.shape, x.dtype)
+  noise = rng.draw(lambda k, shape: jax.random.normal(k, shape, x.dtype),
+                   key, x.shape)
   return jnp.clip(x + per_example(s, 4) * noise, *bounds)
 
 
@@ -583,3 +587,84 @@ def jpeg(x: Array, quality=75, *, bounds: Bounds = (0., 1.),
     out = jnp.clip(_to_8bit(out, rounding), 0., 255.)
   out = out * ((hi - lo) / 255.) + lo
   return jnp.clip(out, lo, hi).astype(x.dtype)
+
+
+# --------------------------------------------------------------------------
+# The photometric transforms of a destruction study, as data.
+# --------------------------------------------------------------------------
+PHOTOMETRIC_KINDS = ("brightness", "contrast", "blur", "noise", "jpeg")
+_LABELS = {"brightness": "brightness {:+g}", "contrast": "contrast x{:g}",
+           "blur": "blur sigma {:g}", "noise": "noise std {:g}",
+           "jpeg": "JPEG quality {:g}"}
+
+
+class Transform(NamedTuple):
+  """One photometric transform of a study (Kurakin et al.'s grid).
+
+  Attributes:
+    kind: one of `PHOTOMETRIC_KINDS`.
+    value: its strength as the study states it: brightness delta and
+      noise std in units of `1 / scale` of the box (levels of 255 when
+      `scale` is 255), contrast factor, blur sigma in pixels, JPEG quality.
+    scale: the unit of brightness and noise values (1: box units).
+    taps: the blur's kernel size (static; 0: from the value).
+  """
+  kind: str
+  value: float
+  scale: float = 1.
+  taps: int = 0
+
+  @property
+  def name(self) -> str:
+    """'brightness +30', 'contrast x0.8', 'JPEG quality 75', ..."""
+    return _LABELS[self.kind].format(self.value)
+
+
+def transform_grid(scale: float = 1., **values) -> list:
+  """The `Transform`s of a study, kinds in `PHOTOMETRIC_KINDS` order:
+  `transform_grid(255, brightness=(-30, 30), jpeg=(75,))`. Every blur of
+  the grid uses the taps of the largest sigma, so one compilation serves
+  them (values may be traced).
+
+  Raises:
+    ValueError: an unknown kind.
+  """
+  unknown = sorted(set(values) - set(PHOTOMETRIC_KINDS))
+  if unknown:
+    raise ValueError(f"transform_grid: unknown kinds {unknown}; use "
+                     f"{PHOTOMETRIC_KINDS}.")
+  blur = values.get("blur") or (0.,)
+  taps = 2 * int(np.ceil(3. * max(blur))) + 1
+  return [Transform(k, float(v), float(scale), taps if k == "blur" else 0)
+          for k in PHOTOMETRIC_KINDS for v in values.get(k, ())]
+
+
+def apply(x: Array, t: Transform, key: Optional[PRNGKey] = None,
+          value=None) -> Array:
+  """`x` under the transform `t` (clipped to [0, 1]).
+
+  Args:
+    x: `[B, H, W, C]` images in [0, 1].
+    t: the transform.
+    key: the noise's key (one, or `[B]` per-example keys); noise only.
+    value: a traced strength instead of `t.value` (same units), so that
+      the strengths of one kind share a compilation.
+
+  Raises:
+    ValueError: noise without a key.
+  """
+  v = t.value if value is None else value
+  if t.kind == "brightness":
+    return brightness(x, v / t.scale)
+  if t.kind == "contrast":
+    return contrast(x, v)
+  if t.kind == "blur":
+    return gaussian_blur(x, v, kernel_size=t.taps or None)
+  if t.kind == "noise":
+    if key is None:
+      raise ValueError("apply: a noise transform needs a key.")
+    return gaussian_noise(x, v / t.scale, key=key)
+  if t.kind == "jpeg":
+    return jpeg(x, v)
+  raise ValueError(f"apply: unknown kind {t.kind!r}; use "
+                   f"{PHOTOMETRIC_KINDS}.")

@@ -165,3 +165,34 @@ def test_detector_separates_a_toy_case():
   assert analysis.detector_accuracy(det, clean[192:], clean[192:]) == 0.5
   with pytest.raises(ValueError, match="alike"):
     analysis.train_detector(clean, adv[..., 0])
+
+
+def test_destruction_grid_on_the_batched_map():
+  """A classifier by mean brightness: +0.3 brightness undoes a -0.2 shift
+  (every fooled example is 'destroyed'), contrast x1 changes nothing, and
+  the noise of each example is its own draw at any batch size."""
+  from advjax import evaluation, transforms
+  apply_fn = lambda v, x: jnp.stack(
+      [0.5 - x.mean((1, 2, 3)), x.mean((1, 2, 3)) - 0.5], -1) * v["s"]
+  v = {"s": jnp.float32(10.)}
+  x = jnp.full((5, 4, 4, 1), 0.6)
+  y = jnp.ones((5,), jnp.int32)
+  x_adv = x - 0.2  # mean 0.4: class 0, fooled
+  grid = transforms.transform_grid(1., brightness=(0.3,), contrast=(1.,),
+                                   noise=(0.05,))
+  rates = analysis.destruction_grid(apply_fn, v, x, x_adv, y, grid,
+                                    key=jax.random.key(1))
+  assert rates["brightness +0.3"] == 1. and rates["contrast x1"] == 0.
+  a = analysis.correct_under(apply_fn, v, x_adv, y, grid,
+                             key=jax.random.key(1), batch_size=2,
+                             device_batch_size=1)
+  b = analysis.correct_under(apply_fn, v, x_adv, y, grid,
+                             key=jax.random.key(1))
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k])
+  assert evaluation.accuracy(apply_fn, v, x, y) == 1.
+  np.testing.assert_array_equal(evaluation.predict(apply_fn, v, x_adv), 0)
+  probs = evaluation.predict(apply_fn, v, x, output="probs")
+  np.testing.assert_allclose(probs.sum(-1), 1., rtol=1e-6)
+  with pytest.raises(ValueError, match="output must be one of"):
+    evaluation.predict(apply_fn, v, x, output="prob")

@@ -269,3 +269,25 @@ def test_gaussian_blur_preserves_mass():
   np.testing.assert_allclose(out.sum(axis=(1, 2, 3)), 1., atol=1e-5)
   assert float(out[0, 7, 7, 0]) < 1. and float(out[1, 7, 7, 0]) < float(
       out[0, 7, 7, 0])
+
+
+def test_transform_grid_names_units_and_apply():
+  grid = T.transform_grid(255., brightness=(-30., 30.), contrast=(0.8,),
+                          blur=(0.5, 1.), noise=(8.,), jpeg=(75.,))
+  assert [t.name for t in grid] == [
+      "brightness -30", "brightness +30", "contrast x0.8", "blur sigma 0.5",
+      "blur sigma 1", "noise std 8", "JPEG quality 75"]
+  assert {t.taps for t in grid if t.kind == "blur"} == {7}  # one shape
+  x = jnp.full((2, 8, 8, 1), 0.5)
+  np.testing.assert_allclose(T.apply(x, grid[1]), 0.5 + 30 / 255, rtol=1e-6)
+  np.testing.assert_allclose(T.apply(x, grid[2]), 0.4, rtol=1e-6)
+  keys = jax.random.split(jax.random.key(0), 2)
+  noisy = T.apply(x, grid[5], key=keys)
+  # Per-example keys: example 1's noise is its own, whatever the batch.
+  np.testing.assert_array_equal(noisy[1:], T.apply(x[1:], grid[5],
+                                                   key=keys[1:]))
+  assert 6 / 255 < float(jnp.std(noisy - x)) < 10 / 255
+  with pytest.raises(ValueError, match="needs a key"):
+    T.apply(x, grid[5])
+  with pytest.raises(ValueError, match="unknown kinds"):
+    T.transform_grid(rotation=(1.,))

@@ -13,7 +13,8 @@
 - `features`: Ilyas et al.'s robust and non-robust datasets, built from a
   model's penultimate representation and targeted attacks.
 """
-from advjax.analysis.destruction import destruction_rate, destruction_rates
+from advjax.analysis.destruction import (correct_under, destruction_grid,
+                                         destruction_rate, destruction_rates)
 from advjax.analysis.detection import Detector, detector_accuracy, train_detector
 from advjax.analysis.features import (NonRobustDataset, RobustDataset,
                                       non_robust_dataset, representation,
@@ -28,7 +29,8 @@ from advjax.analysis.transfer import (LogCorrelation, StabilityProfile,
                                       fooled_across, perturbation_transfer,
                                       sharedness, temporal_profile)
 
-__all__ = ["destruction_rate", "destruction_rates", "Detector",
+__all__ = ["destruction_rate", "destruction_rates", "correct_under",
+           "destruction_grid", "Detector",
            "train_detector", "detector_accuracy", "noise_stability",
            "flip_stability", "TransferResult", "perturbation_transfer",
            "sharedness", "cost_change_own_vs_others",

@@ -10,14 +10,21 @@ classified correctly and whose adversarial version was not:
 
 with `C(X, y) = 1` when X is classified as y.
 """
-from typing import Callable, Dict, Optional
+import functools
+from typing import Callable, Dict, Optional, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from advjax import rng, transforms
 from advjax.analysis.transfer import misclassified
-from advjax.types import Array, ModelFn
+from advjax.evaluation import batching
+from advjax.evaluation.predict import predict
+from advjax.types import Array, ModelFn, PRNGKey
 
-__all__ = ["destruction_rate", "destruction_rates"]
+__all__ = ["destruction_rate", "destruction_rates", "correct_under",
+           "destruction_grid"]
 
 
 def destruction_rate(clean_correct, adv_correct, transformed_correct):
@@ -65,3 +72,54 @@ def destruction_rates(model_fn: ModelFn, x: Array, x_adv: Array, y: Array,
   a = ~misclassified(model_fn, x_adv, y)
   return {name: destruction_rate(c, a, ~misclassified(model_fn, t(x_adv), y))
           for name, t in transforms.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _correct_under_fn(apply_fn: Callable, grid: tuple):
+  def fn(variables, batch):
+    out = {}
+    for i, t in enumerate(grid):
+      xt = transforms.apply(batch["x"], t, key=rng.fold_in(batch["key"], i))
+      out[t.name] = jnp.argmax(apply_fn(variables, xt), -1) == batch["y"]
+    return out
+  return fn
+
+
+def correct_under(apply_fn: Callable, variables, x, y,
+                  grid: Sequence[transforms.Transform], *,
+                  key: Optional[PRNGKey] = None,
+                  **map_kwargs) -> Dict[str, np.ndarray]:
+  """Per transform of `grid` (`transforms.transform_grid`), `[N]` bool:
+  the transformed input is classified as `y`. On `map_batched`: the noise
+  of transform i for example n is drawn from `fold_in(fold_in(key, n), i)`,
+  so the clean and the adversarial image of an example get the same draw
+  when called with the same key, and no draw depends on the batch.
+
+  Args:
+    apply_fn: `(variables, x) -> logits`; variables its variables.
+    x: `[N, H, W, C]` images in [0, 1]; y: `[N]` labels.
+    grid: the transforms.
+    key: the noise's key (default `jax.random.key(0)`).
+    **map_kwargs: `map_batched`'s batch_size, mesh, device_batch_size,
+      progress.
+  """
+  key = jax.random.key(0) if key is None else key
+  return batching.map_batched(
+      _correct_under_fn(apply_fn, tuple(grid)),
+      {"x": np.asarray(x), "y": np.asarray(y, np.int32)}, variables, key=key,
+      **map_kwargs)
+
+
+def destruction_grid(apply_fn: Callable, variables, x, x_adv, y,
+                     grid: Sequence[transforms.Transform], *,
+                     key: Optional[PRNGKey] = None,
+                     **map_kwargs) -> Dict[str, float]:
+  """Kurakin et al.'s destruction rate of `x_adv` under each transform of
+  `grid` (name -> rate, NaN when nothing was fooled); see
+  `correct_under` for the noise draws."""
+  correct = lambda z: predict(apply_fn, variables, z,
+                              **map_kwargs) == np.asarray(y)
+  c, a = correct(x), correct(x_adv)
+  after = correct_under(apply_fn, variables, x_adv, y, grid, key=key,
+                        **map_kwargs)
+  return {t.name: destruction_rate(c, a, after[t.name]) for t in grid}
