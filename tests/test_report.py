@@ -155,3 +155,37 @@ def test_render_and_write(tmp_path):
   assert saved["claims"][0]["verdict"] == "holds" and saved["claims"][0][
       "holds"]
   assert open(paths[1]).read() == out.markdown + "\n"
+
+
+def test_paths_differences_ratios_and_applies():
+  cfg = Cfg()
+  assert report.lookup("models.madry.robust", cfg, RESULTS) == 0.59
+  assert report.lookup("models.{dataset}", Cfg(dataset="madry"),
+                       RESULTS)["clean"] == 0.98
+  with pytest.raises(KeyError, match="no 'absent'"):
+    report.lookup("models.absent.robust", cfg, RESULTS)
+  assert report.get_path({"a": [1, {"b": 2}]}, "a.1.b") == 2
+  assert report.get_path({"a": []}, "a.3", None) is None
+  gap = report.difference("models.madry.robust", "models.standard.robust",
+                          "%")(cfg, RESULTS)
+  assert gap.value == pytest.approx(0.58) and gap.evidence == "59.0 % vs 1.0 %"
+  r = report.ratio("models.madry.clean", lambda c, res: 0.5)(cfg, RESULTS)
+  assert r.value == pytest.approx(1.96) and r.evidence == "0.98 / 0.5"
+  claim = report.Claim("gain", "models.madry.robust", report.above(0.5),
+                       applies=lambda c, res: "madry" in res["models"])
+  assert claim.judge(cfg, RESULTS)[0].verdict == report.HOLDS
+  assert claim.judge(cfg, {"models": {}}) == []  # does not apply
+
+
+def test_records_and_curve_tables():
+  t = report.records_table(RESULTS["models"], [
+      ("clean", "clean", "%"), ("robust", lambda m: m["robust"] * 2, ".2f"),
+      ("missing", "nothing.here", "%")])
+  assert t.markdown().splitlines() == [
+      "| model | clean | robust | missing |", "|---|---:|---:|---:|",
+      "| standard | 97.0 % | 0.02 | - |", "| madry | 98.0 % | 1.18 | - |"]
+  c = report.curve_table([0., 0.1], {"a": [1., 0.5], "b": [0.9, 0.25]},
+                         caption="Accuracy:")
+  assert c.markdown().splitlines()[3:] == [
+      "|---|---:|---:|", "| 0 | 100.0 % | 90.0 % |",
+      "| 0.1 | 50.0 % | 25.0 % |"]
