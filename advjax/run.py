@@ -50,7 +50,7 @@ __all__ = ["Config", "TimingConfig", "field", "FieldCheck", "ConfigError",
            "check_config", "TrainSpec", "Load", "LoadTorch", "Env", "Benchmark",
            "TRAINING_SETTINGS",
            "resolve", "fill_preset", "make_optimizer", "setup", "spec_env", "train",
-           "cached", "rewrite_report",
+           "cached", "training_record", "rewrite_report",
            "epoch_variables", "summarize", "describe", "render_report", "run", "main",
            "make_parser", "config_parser", "parse_config"]
 
@@ -465,6 +465,30 @@ def train(cfg, env: Env, name: str, spec: TrainSpec):
   return res, time.time() - t0
 
 
+def training_record(workdir: str, fit, seconds: float) -> Dict[str, Any]:
+  """The seconds and per-epoch history of a model's training, across the
+  runs that trained it (`workdir/training.json`, extended by every run
+  that trains epochs): a model reloaded from its checkpoint reports the
+  time its training took, not the time the reload took. `seconds` is None
+  for a checkpoint trained before the record existed."""
+  path = os.path.join(workdir, "training.json")
+  record = {"seconds": None, "history": []}
+  if os.path.exists(path):
+    try:
+      with open(path) as f:
+        record = json.load(f)
+    except (OSError, ValueError):
+      pass  # unreadable: start the record again
+  if fit.history or fit.resumed_from is None:  # epochs ran in this call
+    record = {"seconds": (record["seconds"] or 0.) + seconds,
+              "history": record["history"] + list(fit.history)}
+    if jax.process_index() == 0:
+      with open(path + ".tmp", "w") as f:
+        json.dump(report.jsonable(record), f)
+      os.replace(path + ".tmp", path)
+  return record
+
+
 def cached(cfg, path: str, inputs: Any, compute: Callable[[], Any]) -> Any:
   """`compute()`, or the result saved in `path` by an earlier call with
   the same config and `inputs` (variables) when `cfg.reuse_evaluations`.
@@ -577,8 +601,11 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
       model_env = spec_env(env, spec)._replace(train=env.train)
       fit, seconds = train(cfg, env, name, spec)
       variables = jax.device_get(fit.state.variables)
-      entry = {"method": spec.method.name, "train_seconds": seconds,
-               "resumed_from": fit.resumed_from, "history": fit.history}
+      record = training_record(os.path.join(cfg.workdir, name), fit, seconds)
+      entry = {"method": spec.method.name,
+               "train_seconds": record["seconds"],
+               "resumed_from": fit.resumed_from,
+               "history": record["history"]}
     trained[name] = variables
     results["models"][name] = {**entry, **_evaluate_model(
         benchmark, cfg, model_env, name, variables)}

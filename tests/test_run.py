@@ -118,6 +118,13 @@ def test_a_toy_config_runs_end_to_end_and_reloads(tmp_path):
   assert (again["models"]["madry"]["accuracy"]
           == res["models"]["madry"]["accuracy"])
   assert EVALUATED == []  # same config and weights: the evaluations reused
+  # A reloaded model reports its training's time and history, not the
+  # reload's.
+  for name in ("standard", "madry"):
+    assert again["models"][name]["train_seconds"] == (
+        res["models"][name]["train_seconds"]) > 0
+    assert again["models"][name]["history"] == res["models"][name]["history"]
+    assert len(again["models"][name]["history"]) == 1
   run.run(TOY, dataclasses.replace(cfg, reuse_evaluations=False))
   assert EVALUATED == ["accuracy", "standard", "accuracy", "madry"]
   EVALUATED.clear()
