@@ -155,3 +155,19 @@ def test_render_and_write(tmp_path):
   assert saved["claims"][0]["verdict"] == "holds" and saved["claims"][0][
       "holds"]
   assert open(paths[1]).read() == out.markdown + "\n"
+
+
+def test_present_leaves_out_a_claim_on_what_the_run_lacks():
+  """`report.present`: a measure reading a model the run did not train
+  (a KeyError) leaves its claim out; present ones are judged as before."""
+  gap = lambda a: report.Claim(
+      f"{a} above standard", report.present(report.difference(
+          f"models.{a}.robust", "models.standard.robust", "%")),
+      report.above(0.))
+  v, = gap("madry").judge(Cfg(), RESULTS)
+  assert v.verdict == report.HOLDS and v.evidence == "59.0 % vs 1.0 %"
+  assert gap("trades").judge(Cfg(), RESULTS) == []
+  assert report.present("models.madry.clean")(Cfg(), RESULTS) == 0.98
+  with pytest.raises(KeyError):  # without it, a missing path is an error
+    report.difference("models.trades.robust", "models.madry.robust")(
+        Cfg(), RESULTS)

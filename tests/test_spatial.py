@@ -140,12 +140,15 @@ def test_spatial_ranges_is_spatial_robustness_at_each_range(digits_model):
   m = digits_model
   x, y = np.asarray(m.x_test[:16]), np.asarray(m.y_test[:16])
   key = jax.random.key(5)
-  sweep = evaluation.SpatialRanges(((30., 3.), (10., 1.)), scale=1 / 3,
-                                   angle_step=15., shift_step=1.5, k=2,
-                                   pgd_steps=1, key=key, batch_size=8, keep=4)
-  assert sweep.grids() == [[5, 5, 5], [3, 3, 3]]
+  # Grids of one size (3 x 3 x 3) at both ranges: one compilation.
+  sweep = evaluation.SpatialRanges(((30., 3.), (24., 2.4)), scale=1 / 3,
+                                   angle_step=40., shift_step=4., k=2,
+                                   pgd_steps=1, key=key, batch_size=16, keep=4)
+  assert sweep.grids() == [[3, 3, 3], [3, 3, 3]]
+  assert evaluation.SpatialRanges(((30., 3.), (5., 1.))).grids() == [
+      [121, 7, 7], [21, 3, 3]]  # Engstrom's spacing, 0.5 degree and 1 px
   res = sweep.run(m.apply_fn, m.variables, (x, y))
-  assert res.labels == ("30:3", "10:1") == tuple(
+  assert res.labels == ("30:3", "24:2.4") == tuple(
       evaluation.range_label(a, s) for a, s in sweep.ranges)
   for t, ((a, s), g) in enumerate(zip(sweep.ranges, sweep.grids())):
     want = evaluation.spatial_robustness(
@@ -155,7 +158,7 @@ def test_spatial_ranges_is_spatial_robustness_at_each_range(digits_model):
     for attack, correct in want.correct.items():
       np.testing.assert_array_equal(res.results[t].correct[attack], correct)
   summary = json.loads(json.dumps(res.summary()))
-  assert list(summary["accuracy"]) == ["30:3", "10:1"]
+  assert list(summary["accuracy"]) == ["30:3", "24:2.4"]
   assert summary["accuracy"]["30:3"] == res.results[0].accuracy
   for label, r in zip(res.labels, res.results):
     np.testing.assert_array_equal(

@@ -95,7 +95,8 @@ def test_published_claims_say_plainly_where_the_run_disagrees():
     ("threat_models", (), "empty"), ("grid_angle_step", 0., "grid_angle"),
     ("eval_k", 0, "eval_k"), ("models", ("standard", "free"), "models"),
     ("models", (), "empty"), ("crop_pad", -1., "crop_pad"),
-    ("aug40_range", (-1., 4.), "aug40"), ("train_range", (30.,), "not \\(degrees")])
+    ("aug40_range", (-1., 4.), "aug40"),
+    ("train_range", (30.,), "not \\(degrees")])
 def test_bad_settings_raise(field, value, match):
   with pytest.raises(run.ConfigError, match=match):
     run.resolve(S.BENCHMARK, S.SpatialConfig(**{field: value}))
