@@ -62,8 +62,8 @@ class ConfigError(ValueError):
 class FieldCheck(NamedTuple):
   """What a config field allows, declared once with the field (`field`)
   and enforced for every benchmark (`check_config`) and on the command
-  line (choices). A tuple-valued field is checked element by element;
-  None (a preset's to fill) is not checked.
+  line (choices). A tuple-valued field is checked element by element
+  (nested tuples too); None (a preset's to fill) is not checked.
 
   Attributes:
     choices: the allowed values.
@@ -113,6 +113,14 @@ def field(default: Any = None, help: str = "", *,  # pylint: disable=redefined-b
                            metadata={"check": check, "help": help})
 
 
+def _leaves(value) -> list:
+  """The items a field check applies to: a tuple's elements, those of
+  nested tuples too (`threat_models=((30., 3.), (5., 1.))`)."""
+  if not isinstance(value, tuple):
+    return [value]
+  return [leaf for v in value for leaf in _leaves(v)]
+
+
 def check_config(cfg) -> None:
   """Enforces every `field` check of the config (`FieldCheck`).
 
@@ -125,8 +133,7 @@ def check_config(cfg) -> None:
     value = getattr(cfg, f.name)
     if check is None or value is None:
       continue
-    values = value if isinstance(value, tuple) else (value,)
-    bad = [v for v in values if v is not None and not check.allows(v)]
+    bad = [v for v in _leaves(value) if v is not None and not check.allows(v)]
     if bad:
       flag = "--" + f.name.replace("_", "-")
       raise ConfigError(
@@ -690,9 +697,10 @@ def config_parser(config: type, prog: str, doc: str = "",
     check = f.metadata.get("check")
     if choices and f.name in choices:
       kw["choices"] = list(choices[f.name])
-    elif check is not None and check.choices is not None:
+    elif (check is not None and check.choices is not None
+          and not _is_tuple(hints[f.name])):
       kw["choices"] = list(check.choices)
-    elif check is not None:
+    elif check is not None:  # a tuple's items are checked by check_config
       kw["help"] += f" [{check.rule()}]"
     if hints[f.name] in (bool, Optional[bool]):
       p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
@@ -727,6 +735,12 @@ def parse_config(config: type, argv: Optional[Sequence[str]] = None, *,
   return config(**args)
 
 
+def _is_tuple(kind) -> bool:
+  """Whether a field annotation is a tuple (`Tuple[...]`, Optional too)."""
+  return typing.get_origin(kind) is tuple or any(
+      typing.get_origin(a) is tuple for a in typing.get_args(kind))
+
+
 def _tuples(config: type, fields: Dict[str, Any]) -> Dict[str, Any]:
   """JSON's lists back to the tuples of the config's tuple fields."""
   hints = typing.get_type_hints(config)
@@ -737,10 +751,8 @@ def _tuples(config: type, fields: Dict[str, Any]) -> Dict[str, Any]:
   out = {}
   for f in dataclasses.fields(config):
     if f.name in fields:
-      kind = hints[f.name]
-      is_tuple = typing.get_origin(kind) is tuple or any(
-          typing.get_origin(a) is tuple for a in typing.get_args(kind))
-      out[f.name] = back(fields[f.name]) if is_tuple else fields[f.name]
+      out[f.name] = (back(fields[f.name]) if _is_tuple(hints[f.name])
+                     else fields[f.name])
   return out
 
 

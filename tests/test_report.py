@@ -189,3 +189,19 @@ def test_records_and_curve_tables():
   assert c.markdown().splitlines()[3:] == [
       "|---|---:|---:|", "| 0 | 100.0 % | 90.0 % |",
       "| 0.1 | 50.0 % | 25.0 % |"]
+
+
+def test_present_leaves_out_a_claim_on_what_the_run_lacks():
+  """`report.present`: a measure reading a model the run did not train
+  (a KeyError) leaves its claim out; present ones are judged as before."""
+  gap = lambda a: report.Claim(
+      f"{a} above standard", report.present(report.difference(
+          f"models.{a}.robust", "models.standard.robust", "%")),
+      report.above(0.))
+  v, = gap("madry").judge(Cfg(), RESULTS)
+  assert v.verdict == report.HOLDS and v.evidence == "59.0 % vs 1.0 %"
+  assert gap("trades").judge(Cfg(), RESULTS) == []
+  assert report.present("models.madry.clean")(Cfg(), RESULTS) == 0.98
+  with pytest.raises(KeyError):  # without it, a missing path is an error
+    report.difference("models.trades.robust", "models.madry.robust")(
+        Cfg(), RESULTS)

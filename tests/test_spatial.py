@@ -128,3 +128,43 @@ def test_spatial_robustness_orderings_and_batch_independence(digits_model):
   with pytest.raises(ValueError, match="NHWC|\\[N, H, W, C\\]"):
     evaluation.spatial_robustness(m.apply_fn, m.variables, x.reshape(40, -1),
                                   y, **kw)
+
+
+def test_spatial_ranges_is_spatial_robustness_at_each_range(digits_model):
+  """`SpatialRanges`: per range, `spatial_robustness` with the shift
+  scaled, grids of the given spacing and the key folded with the range's
+  index; its summary is JSON, keeps the grid's per-example outcome as bits
+  and the first `keep` worst transforms."""
+  import json
+  from advjax import evaluation
+  m = digits_model
+  x, y = np.asarray(m.x_test[:16]), np.asarray(m.y_test[:16])
+  key = jax.random.key(5)
+  # Grids of one size (3 x 3 x 3) at both ranges: one compilation.
+  sweep = evaluation.SpatialRanges(((30., 3.), (24., 2.4)), scale=1 / 3,
+                                   angle_step=40., shift_step=4., k=2,
+                                   pgd_steps=1, key=key, batch_size=16, keep=4)
+  assert sweep.grids() == [[3, 3, 3], [3, 3, 3]]
+  assert evaluation.SpatialRanges(((30., 3.), (5., 1.))).grids() == [
+      [121, 7, 7], [21, 3, 3]]  # Engstrom's spacing, 0.5 degree and 1 px
+  res = sweep.run(m.apply_fn, m.variables, (x, y))
+  assert res.labels == ("30:3", "24:2.4") == tuple(
+      evaluation.range_label(a, s) for a, s in sweep.ranges)
+  for t, ((a, s), g) in enumerate(zip(sweep.ranges, sweep.grids())):
+    want = evaluation.spatial_robustness(
+        m.apply_fn, m.variables, x, y, max_angle=a, max_shift=s / 3,
+        angles=g[0], shifts=g[1], k=2, pgd_steps=1,
+        key=jax.random.fold_in(key, t), batch_size=16)
+    for attack, correct in want.correct.items():
+      np.testing.assert_array_equal(res.results[t].correct[attack], correct)
+  summary = json.loads(json.dumps(res.summary()))
+  assert list(summary["accuracy"]) == ["30:3", "24:2.4"]
+  assert summary["accuracy"]["30:3"] == res.results[0].accuracy
+  for label, r in zip(res.labels, res.results):
+    np.testing.assert_array_equal(
+        evaluation.from_bits(summary["grid_correct"][label]),
+        r.correct["grid"])
+  assert {k: len(v) for k, v in summary["worst"].items()} == dict.fromkeys(
+      ("angle", "tx", "ty", "pred"), 4)
+  np.testing.assert_allclose(summary["worst"]["angle"],
+                             res.results[0].grid_angle[:4])

@@ -174,3 +174,39 @@ def test_the_wasserstein_recipe_builds_its_three_models():
   assert linf.eps == w["linf_eps"] and settings["linf_steps"] == 10
   assert specs["wasserstein"][0].eps == w["train_eps0"]
   assert specs["wasserstein"][1]["train_steps"] == 20
+
+
+def test_random_crop_shifts_by_whole_pixels_within_the_pad():
+  """Each image is one of the (2 pad + 1)^2 zero-filled integer shifts of
+  itself; pad 0 is the identity; the shifts are drawn per example."""
+  x = jnp.asarray(np.random.RandomState(0).rand(16, 6, 6, 1), jnp.float32)
+  crop = M.get("random_crop", pad=1)
+  assert crop.name == "random_crop" and crop.uses_clean is False
+  out = np.asarray(crop.attack(None, x, None, eps=0., key=jax.random.key(0)))
+  assert out.shape == x.shape and out.dtype == x.dtype
+  pad = np.pad(np.asarray(x), ((0, 0), (1, 1), (1, 1), (0, 0)))
+  crops = [pad[:, 1 - dy:7 - dy, 1 - dx:7 - dx] for dy in (-1, 0, 1)
+           for dx in (-1, 0, 1)]
+  which = [int(np.argmin([np.abs(out[b] - c[b]).max() for c in crops]))
+           for b in range(16)]
+  for b, i in enumerate(which):
+    assert np.abs(out[b] - crops[i][b]).max() < 1e-5
+  assert len(set(which)) > 1  # not one shift for the whole batch
+  same = M.random_crop(pad=0).attack(None, x, None, eps=0.,
+                                     key=jax.random.key(1))
+  np.testing.assert_allclose(np.asarray(same), np.asarray(x), atol=1e-6)
+  with pytest.raises(ValueError, match="pad"):
+    M.random_crop(pad=-1)
+
+
+def test_the_spatial_recipe_builds_engstroms_models():
+  from advjax.training import recipes
+  specs = recipes.engstrom_methods((30., 0.5), (40., 1.), k=4, crop_pad=1)
+  assert {n: m.name for n, (m, _) in specs.items()} == recipes.ENGSTROM_METHODS
+  # The checkpoint settings name the ranges in pixels, as trained.
+  assert specs["augment"][1] == specs["spatial"][1] == dict(
+      train_max_angle=30., train_max_shift=0.5, train_k=4)
+  assert specs["augment40"][1] == dict(train_max_angle=40.,
+                                       train_max_shift=1.)
+  assert specs["crop"][1] == {"crop_pad": 1}
+  assert all(m.attack is not None for m, _ in specs.values())

@@ -12,7 +12,11 @@
   adversarial inputs.
 - `features`: Ilyas et al.'s robust and non-robust datasets, built from a
   model's penultimate representation and targeted attacks.
+- `agreement`: where two models' per-example outcomes differ (right under
+  one, wrong under the other), from arrays or `evaluation.to_bits`
+  strings.
 """
+from advjax.analysis.agreement import Disagreement, disagreement
 from advjax.analysis.destruction import (correct_under, destruction_grid,
                                          destruction_rate, destruction_rates)
 from advjax.analysis.detection import Detector, detector_accuracy, train_detector
@@ -39,4 +43,4 @@ __all__ = ["destruction_rate", "destruction_rates", "correct_under",
            "robust_dataset", "NonRobustDataset", "non_robust_dataset",
            "target_labels", "robust_feature_toy", "true_class_probability",
            "probability_across", "cost_change_across", "LogCorrelation",
-           "log_log_pearson"]
+           "log_log_pearson", "Disagreement", "disagreement"]

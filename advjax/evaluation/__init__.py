@@ -8,7 +8,8 @@ evaluators built on it.
 | `robust_accuracy` | `robust_accuracy`: accuracy under an attack over an eps sweep |
 | `autoattack` | `autoattack`: Croce & Hein's cascade (APGD-CE, APGD-T, FAB-T, Square), per example the worst case |
 | `minimal` | `minimal_distance`: the smallest adversarial perturbation a minimal-norm attack finds, per example |
-| `spatial` | `spatial_robustness`: accuracy under rotations and translations (natural, random, worst-of-k, first-order, grid; Engstrom et al. 2019) |
+| `spatial` | `spatial_robustness`: accuracy under rotations and translations (natural, random, worst-of-k, first-order, grid; Engstrom et al. 2019); `SpatialRanges` at several ranges |
+| `outcomes` | `to_bits`, `from_bits`: per-example outcomes kept in a run's results |
 | `loss_landscape` | `attack_convergence` (PGD's loss per iteration for sign, SGD and Adam steps), `loss_concentration` (the final losses of many random restarts per input; Madry et al.) |
 | `diagnostics` | `diagnostics`: checks for gradient masking (Carlini et al. 2019; AutoAttack's flags) |
 | `throughput` | `time_calls`: interleaved timed calls (medians, min, max), `machine()`; the speed benchmarks' protocol |
@@ -44,12 +45,16 @@ from advjax.evaluation.robust_accuracy import (RobustAccuracy,
 from advjax.evaluation.spatial import (SpatialRobustness,
                                        SpatialRobustnessEvaluator,
                                        spatial_robustness)
+from advjax.evaluation.spatial import (SpatialRanges, SpatialRangesResult,
+                                       range_label)
+from advjax.evaluation.outcomes import from_bits, to_bits
 
 EVALUATORS = {
     "robust_accuracy": RobustAccuracyEvaluator,
     "autoattack": AutoAttackEvaluator,
     "minimal_distance": MinimalDistanceEvaluator,
     "spatial_robustness": SpatialRobustnessEvaluator,
+    "spatial_ranges": SpatialRanges,
     "attack_convergence": AttackConvergenceEvaluator,
     "loss_concentration": LossConcentrationEvaluator,
 }
@@ -77,4 +82,6 @@ __all__ = [
     "Diagnostics", "diagnostics", "predict", "accuracy",
     "AttackConvergence", "AttackConvergenceEvaluator", "attack_convergence",
     "LossConcentration", "LossConcentrationEvaluator", "loss_concentration",
+    "SpatialRanges", "SpatialRangesResult", "range_label", "to_bits",
+    "from_bits",
 ]

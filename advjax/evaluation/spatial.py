@@ -17,8 +17,14 @@ the random transform is the first of the `k` and the first-order attack's
 start: worst_of_k <= random and first_order <= random hold per example.
 Runs on the shared iterator (`batching.map_examples`): sharded, and per
 example deterministic for any batch size or device count.
+
+`SpatialRanges` evaluates several threat models at once (Engstrom et al.'s
+30 degrees / 3 px beside D'Costa & Sriramanan's smaller ranges), ranges
+given in nominal pixels (of 28-px MNIST, say) scaled to the images, each
+grid of a fixed spacing; its summary keeps the grid's per-example outcome
+(`outcomes.to_bits`) for per-example comparisons across models.
 """
-from typing import Callable, Dict, NamedTuple, Optional
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -27,11 +33,12 @@ from tqdm import tqdm
 
 from advjax import checks, rng, sharding
 from advjax.attacks import spatial as spatial_attacks
-from advjax.evaluation import batching
+from advjax.evaluation import batching, outcomes
 from advjax.evaluation.robust_accuracy import _Compiled
 
 __all__ = ["ATTACKS", "SpatialRobustness", "spatial_robustness",
-           "SpatialRobustnessEvaluator", "grid_points"]
+           "SpatialRobustnessEvaluator", "grid_points", "range_label",
+           "SpatialRanges", "SpatialRangesResult"]
 
 ATTACKS = ("natural", "random", "worst_of_k", "first_order", "grid")
 
@@ -171,3 +178,81 @@ class SpatialRobustnessEvaluator(NamedTuple):
     """Evaluates `apply_fn(variables, .)` on `data` (a Dataset or (x, y))."""
     x, y = batching.as_data(data)
     return spatial_robustness(apply_fn, variables, x, y, **self._asdict())
+
+
+def range_label(max_angle: float, max_shift: float) -> str:
+  """A range's name, 'max_angle:max_shift' ('30:3'; the command-line form)."""
+  return f"{max_angle:g}:{max_shift:g}"
+
+
+class SpatialRangesResult(NamedTuple):
+  """`spatial_robustness` at each range of a `SpatialRanges`.
+
+  Attributes:
+    labels: per range, its `range_label`.
+    results: per range, the `SpatialRobustness`.
+    keep: the grid transforms of the first `keep` examples (at the first
+      range) go into the summary.
+  """
+  labels: Tuple[str, ...]
+  results: Tuple[SpatialRobustness, ...]
+  keep: int = 0
+
+  def summary(self) -> dict:
+    """Per range label: the accuracy per attack ('accuracy') and the grid's
+    per-example outcome ('grid_correct', `outcomes.to_bits`); the grid
+    transforms (angle, tx, ty) and predictions of the first `keep`
+    examples at the first range ('worst')."""
+    first, ranges = self.results[0], list(zip(self.labels, self.results))
+    return {"accuracy": {name: r.accuracy for name, r in ranges},
+            "grid_correct": {name: outcomes.to_bits(r.correct["grid"])
+                             for name, r in ranges},
+            "worst": {k: np.asarray(getattr(first, "grid_" + k))[
+                :self.keep].tolist() for k in ("angle", "tx", "ty", "pred")}}
+
+
+class SpatialRanges(NamedTuple):
+  """`spatial_robustness` at several ranges, as an evaluator: settings now,
+  `run` on a model.
+
+  Attributes:
+    ranges: `(max_angle degrees, max_shift nominal pixels)` pairs.
+    scale: pixels per nominal pixel (the shifts used are `max_shift
+      scale`; e.g. 8 / 28 for MNIST's pixels on 8x8 digits).
+    angle_step, shift_step: the grid spacing (degrees, nominal pixels):
+      `grid_points(max, step)` points per axis, the identity included.
+    k, pgd_steps, batch_size, progress: as `spatial_robustness`.
+    key: `jax.random.key` (default `key(0)`); range `t` draws from
+      `fold_in(key, t)`.
+    keep: examples whose worst grid transform the summary keeps.
+  """
+  ranges: Sequence[Tuple[float, float]]
+  scale: float = 1.
+  angle_step: float = 0.5
+  shift_step: float = 1.
+  k: int = 10
+  pgd_steps: int = 200
+  key: object = None
+  batch_size: int = 256
+  progress: bool = False
+  keep: int = 0
+
+  def grids(self) -> list:
+    """Per range, the grid points per axis `[angles, shifts, shifts]`."""
+    return [[grid_points(a, self.angle_step),
+             *[grid_points(s, self.shift_step)] * 2] for a, s in self.ranges]
+
+  def run(self, apply_fn: Callable, variables, data) -> SpatialRangesResult:
+    """Evaluates `apply_fn(variables, .)` on `data` (a Dataset or (x, y))
+    at every range."""
+    x, y = batching.as_data(data)
+    key = rng.as_key(jax.random.key(0) if self.key is None else self.key)
+    results = tuple(spatial_robustness(
+        apply_fn, variables, x, y, max_angle=a, max_shift=s * self.scale,
+        angles=g[0], shifts=g[1], k=self.k, pgd_steps=self.pgd_steps,
+        key=jax.random.fold_in(key, t), batch_size=self.batch_size,
+        progress=self.progress)
+                    for t, ((a, s), g) in enumerate(zip(self.ranges,
+                                                        self.grids())))
+    return SpatialRangesResult(tuple(range_label(a, s) for a, s in
+                                     self.ranges), results, self.keep)

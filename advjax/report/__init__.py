@@ -27,8 +27,8 @@ import numpy as np
 from advjax.report.claims import (FAILS, HOLDS, PARTLY, VERDICTS, Claim,
                                   Measured, Threshold, Verdict, above,
                                   at_least, at_most, below, between,
-                                  difference, judge_all, lookup, ratio,
-                                  value_of)
+                                  difference, judge_all, lookup, present,
+                                  ratio, value_of)
 from advjax.report.figures import (Bar, Binned, Box, Figure, Heatmap,
                                    Histogram, Image, Line, Panels, Scatter,
                                    draw, image_grid, pyplot)
@@ -44,7 +44,7 @@ __all__ = [
     "get_path", "records_table", "curve_table",
     "Claim", "Verdict", "Measured", "Threshold", "at_least", "at_most",
     "above", "below", "between", "judge_all", "lookup", "value_of",
-    "difference", "ratio", "HOLDS", "PARTLY", "FAILS",
+    "difference", "ratio", "present", "HOLDS", "PARTLY", "FAILS",
     "VERDICTS", "Published", "published_table",
     "Line", "Bar", "Scatter", "Heatmap", "Histogram", "Binned", "Box",
     "Image", "Panels", "Figure", "image_grid", "draw", "pyplot",

@@ -23,7 +23,7 @@ from advjax.report.markdown import get_path
 __all__ = ["HOLDS", "PARTLY", "FAILS", "VERDICTS", "Threshold", "at_least",
            "at_most", "above", "below", "between", "Measured", "Claim",
            "Verdict", "judge_all", "lookup", "value_of", "difference",
-           "ratio"]
+           "ratio", "present"]
 
 HOLDS, PARTLY, FAILS = "holds", "partly", "fails"
 VERDICTS = (HOLDS, PARTLY, FAILS)
@@ -166,6 +166,21 @@ def ratio(a, b) -> Callable[[Any, Dict[str, Any]], Measured]:
     va, vb = float(a(cfg, results)), float(b(cfg, results))
     return Measured(va / vb if vb else float("inf"), f"{va:.4g} / {vb:.4g}")
   return measure
+
+
+def present(measure) -> Callable[[Any, Dict[str, Any]], Any]:
+  """`measure` (a function or dotted path), returning None (the claim left
+  out, as with `applies`) where it reads what the results do not have: a
+  KeyError, such as a model this run did not train or a setting it did
+  not evaluate (`Published` rows show '-' there the same way)."""
+  measure = value_of(measure)
+
+  def measure_if_present(cfg, results):
+    try:
+      return measure(cfg, results)
+    except KeyError:
+      return None
+  return measure_if_present
 
 
 class Claim(NamedTuple):

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from advjax import checks, losses
+from advjax import checks, losses, transforms
 from advjax.attacks import gradient, spatial as spatial_attacks
 from advjax.attacks.wasserstein import wasserstein as wasserstein_pgd
 from advjax.attacks.wasserstein import wasserstein_search
@@ -36,7 +36,8 @@ from advjax.types import Array
 __all__ = ["Method", "LossInputs", "PRESETS", "METHODS", "SPATIAL_METHODS",
            "get", "from_settings", "default_attack", "eps_at", "standard", "madry", "fgsm_mix",
            "noise_mix", "fgsm_rs", "trades", "mart", "wasserstein", "wasserstein_adaptive",
-           "distillation", "spatial", "spatial_augment"]
+           "distillation", "spatial", "spatial_augment",
+           "random_crop"]
 
 Schedule = Union[float, Array, Callable[[Array], Array]]
 
@@ -298,6 +299,25 @@ def spatial_augment(*, max_angle=30., max_shift=3., attack=None) -> Method:
                 loss=lambda o: _ce(o.adv, o.labels))
 
 
+def random_crop(*, pad: int = 4) -> Method:
+  """Cross-entropy on random crops: each image zero-padded by `pad` pixels
+  and cropped back at a uniform integer offset, i.e. shifted by whole
+  pixels in `[-pad, pad]` in x and y (exact: bilinear at whole pixels).
+  CIFAR-10's and ImageNet's standard augmentation (pad 4 of 32 px, without
+  the flip): the 'Standard' rows of Engstrom et al. 2019's table."""
+  if not (isinstance(pad, int) and pad >= 0):
+    raise ValueError(f"random_crop: pad must be an int >= 0, got {pad!r}.")
+
+  def attack(model_fn, x, y, *, eps, key):
+    del model_fn, y, eps  # augmentation: no model, no radius
+    shift = jax.random.randint(key, (2, x.shape[0]), -pad, pad + 1)
+    return transforms.rotate_translate(x, 0., shift[0].astype(x.dtype),
+                                       shift[1].astype(x.dtype))
+
+  return Method("random_crop", attack=attack,
+                loss=lambda o: _ce(o.adv, o.labels))
+
+
 def _check_temperature(name, temperature):
   t = checks.concrete(temperature)
   if t is not None and not (t > 0).all():
@@ -306,10 +326,12 @@ def _check_temperature(name, temperature):
 
 PRESETS = {f.__name__: f for f in (
     standard, madry, fgsm_mix, noise_mix, fgsm_rs, trades, mart, wasserstein,
-    wasserstein_adaptive, distillation, spatial, spatial_augment)}
+    wasserstein_adaptive, distillation, spatial, spatial_augment,
+    random_crop)}
 METHODS = tuple(PRESETS)
-# Methods whose threat model is a rotation/translation range: no eps.
-SPATIAL_METHODS = ("spatial", "spatial_augment")
+# Methods whose inputs are rotated or translated (a range, or a crop's
+# pad), not perturbed within a radius: no eps.
+SPATIAL_METHODS = ("spatial", "spatial_augment", "random_crop")
 
 
 def get(method: Union[str, Method], **kwargs: Any) -> Method:

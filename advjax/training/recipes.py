@@ -9,7 +9,9 @@ CNN); CIFAR-10: Madry et al. / Rice et al. 2020 (eps 8/255, PGD-7 step
 embedded 8x8 data in about a minute on 2 CPU cores. Wasserstein: Wong,
 Schmidt, Kolter 2019's three models (standard, Linf PGD-trained,
 Wasserstein-trained with the adaptive radius), shared by
-`benchmarks.wasserstein` and `benchmarks.spatial`.
+`benchmarks.wasserstein` and `benchmarks.spatial`. Spatial: Engstrom et
+al. 2019's spatially trained models (`engstrom_methods`) and the spatial
+study's presets (`ENGSTROM`: Wasserstein's training, Engstrom's attacks).
 """
 
 import functools
@@ -19,7 +21,8 @@ from advjax.attacks.wasserstein import wasserstein_search
 from advjax.training import methods
 
 __all__ = ["MADRY", "METHOD_RECIPES", "WASSERSTEIN", "WASSERSTEIN_TRAINING",
-           "WASSERSTEIN_METHODS", "wasserstein_methods"]
+           "WASSERSTEIN_METHODS", "wasserstein_methods", "ENGSTROM_METHODS",
+           "engstrom_methods", "ENGSTROM"]
 
 _MNIST = dict(model="madry_mnist", epochs=100, batch_size=50, eps=0.3,
               train_steps=40, train_step_size=0.01, eval_steps=100,
@@ -139,3 +142,49 @@ def wasserstein_methods(s: Mapping[str, Any]
       "wasserstein": (methods.wasserstein_adaptive(
           s["train_eps0"], attack=adaptive_attack), adaptive),
   }
+
+
+ENGSTROM_METHODS = {"augment": "spatial_augment",
+                    "augment40": "spatial_augment", "spatial": "spatial",
+                    "crop": "random_crop"}
+
+
+def engstrom_methods(train_range: Tuple[float, float] = (30., 3.),
+                     wide_range: Tuple[float, float] = (40., 4.), *,
+                     k: int = 10, crop_pad: int = 4
+                     ) -> Dict[str, Tuple[methods.Method, Dict[str, Any]]]:
+  """Engstrom et al. 2019's spatially trained models as `(Method,
+  checkpoint settings)`; ranges are `(max_angle degrees, max_shift
+  pixels)`: 'augment' (Aug. 30: one uniformly drawn rotation and
+  translation in `train_range` per example), 'augment40' (Aug. 40: the
+  same in `wide_range`), 'spatial' (worst-of-`k` in `train_range`) and
+  'crop' (random crops of `crop_pad` pixels: CIFAR-10's and ImageNet's
+  'Standard' rows)."""
+  train = dict(zip(("max_angle", "max_shift"), train_range))
+  wide = dict(zip(("max_angle", "max_shift"), wide_range))
+  kept = lambda r, **more: {f"train_{n}": v for n, v in {**r, **more}.items()}
+  return {
+      "augment": (methods.spatial_augment(**train), kept(train, k=k)),
+      "augment40": (methods.spatial_augment(**wide), kept(wide)),
+      "spatial": (methods.spatial(k=k, **train), kept(train, k=k)),
+      "crop": (methods.random_crop(pad=crop_pad), {"crop_pad": crop_pad}),
+  }
+
+
+def _engstrom(dataset: str, shift_scale: float, pgd_steps: int,
+              grid=(0.5, 1.)) -> Dict[str, Any]:
+  w = WASSERSTEIN[dataset]
+  return {**{k: w[k] for k in ("model", "epochs", "batch_size", "optimizer",
+                               "learning_rate", "weight_decay", "schedule")},
+          "shift_scale": shift_scale, "pgd_steps": pgd_steps,
+          "grid_angle_step": grid[0], "grid_shift_step": grid[1]}
+
+
+# The spatial study's presets: Wasserstein's training (its models are
+# trained alongside), Engstrom et al.'s first-order attack (200 steps) and
+# grid (0.5 degree, 1 nominal px steps). Shifts are nominal pixels of 28-px
+# MNIST; on the 8x8 digits each is 8/28 px (3 px -> 0.857 px).
+ENGSTROM = {"digits": _engstrom("digits", 8 / 28, 200),
+            "synthetic": _engstrom("synthetic", 8 / 28, 5, (10., 3.)),
+            "mnist": _engstrom("mnist", 1., 200),
+            "cifar10": _engstrom("cifar10", 1., 200)}
