@@ -11,7 +11,7 @@ from typing import (Any, Callable, Mapping, NamedTuple, Optional, Sequence,
 import numpy as np
 
 __all__ = ["Table", "table", "percent", "cell", "render_blocks", "Block",
-           "get_path", "records_table", "curve_table"]
+           "get_path", "records_table", "curve_table", "fields_table"]
 
 
 def percent(v: Optional[float], digits: int = 1) -> str:
@@ -135,3 +135,25 @@ def curve_table(x: Sequence[Any], series: Mapping[str, Sequence[Any]], *,
       (format(v, x_format) if isinstance(v, (int, float, np.floating))
        else str(v), *(cell(s[i], unit) for s in series.values()))
       for i, v in enumerate(x)], None, caption)
+
+
+def fields_table(records: Mapping[str, Mapping[str, Any]], *,
+                 units: Optional[Mapping[str, str]] = None,
+                 float_unit: str = "", first: str = "",
+                 caption: str = "") -> Table:
+  """Records side by side: one column per record, one row per scalar field
+  (numbers, bools, strings, None) of the first record, in its order;
+  fields holding lists or dicts are left out. A field's unit is
+  `units[field]`, else `float_unit` for floats (e.g. '%' when most are
+  fractions), as in `cell`."""
+  units = dict(units or {})
+  recs = list(records.values())
+  scalar = (int, float, bool, str, np.integer, np.floating, np.bool_,
+            type(None))
+  keys = [k for k, v in (recs[0].items() if recs else ())
+          if isinstance(v, scalar)]
+  unit = lambda k, v: units.get(k, float_unit if isinstance(
+      v, (float, np.floating)) else "")
+  return Table((first, *records), [
+      (k, *(cell(r.get(k), unit(k, r.get(k))) for r in recs))
+      for k in keys], None, caption)

@@ -25,9 +25,10 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from advjax import checks, losses
+from advjax import checks, losses, transforms
 from advjax.attacks import gradient, spatial as spatial_attacks
 from advjax.attacks.wasserstein import wasserstein as wasserstein_pgd
 from advjax.attacks.wasserstein import wasserstein_search
@@ -36,7 +37,8 @@ from advjax.types import Array
 __all__ = ["Method", "LossInputs", "PRESETS", "METHODS", "SPATIAL_METHODS",
            "get", "from_settings", "default_attack", "eps_at", "standard", "madry", "fgsm_mix",
            "noise_mix", "fgsm_rs", "trades", "mart", "wasserstein", "wasserstein_adaptive",
-           "distillation", "spatial", "spatial_augment"]
+           "distillation", "spatial", "spatial_augment",
+           "binarized"]
 
 Schedule = Union[float, Array, Callable[[Array], Array]]
 
@@ -295,6 +297,24 @@ def spatial_augment(*, max_angle=30., max_shift=3., attack=None) -> Method:
   attack = attack or _spatial_attack(spatial_attacks.spatial_random,
                                      max_angle=max_angle, max_shift=max_shift)
   return Method("spatial_augment", attack=attack,
+                loss=lambda o: _ce(o.adv, o.labels))
+
+
+def binarized(threshold=0.5) -> Method:
+  """Cross-entropy on inputs binarised at `threshold` (Wong et al.'s
+  binarised MNIST row: the reference's `--binarize`): the 'attack' is the
+  binarisation itself (`transforms.binarize`), the network does not
+  binarise, so attacks on it see its exact gradients. Not a named preset:
+  evaluate such a model on binarised test inputs."""
+  t = checks.concrete(threshold)
+  if t is not None and not np.all((t > 0) & (t < 1)):
+    raise ValueError(f"binarized: threshold must lie in (0, 1), got "
+                     f"{threshold}.")
+
+  def attack(model_fn, x, y, *, eps):
+    del model_fn, y, eps
+    return transforms.binarize(x, threshold)
+  return Method("binarized", attack=attack,
                 loss=lambda o: _ce(o.adv, o.labels))
 
 
