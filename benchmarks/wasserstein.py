@@ -6,8 +6,8 @@ Wong, Schmidt, Kolter 2019's table (minimal-radius search at MNIST 1.0,
 CIFAR-10 0.1, digits 0.2; a binarised-input model) and D'Costa &
 Sriramanan's directed PGD (Adam): accuracy vs eps, Table 1's epsilon cliff,
 Figures 12-16. Digits (benchmarks/results/wasserstein-digits): standard
-97.2 % clean / 4.4 % at 0.2, Linf 94.4 / 52.2 %, Wasserstein 94.4 / 70.6 %,
-binarised 93.9 / 14.4 % (MNIST: 99/4, 98/48, 97/86, 99/14); no epsilon
+97.2 % clean / 4.4 % at 0.2, Linf 95.0 / 51.7 %, Wasserstein 94.7 / 70.6 %,
+binarised 94.2 / 13.6 % (MNIST: 99/4, 98/48, 97/86, 99/14); no epsilon
 cliff. Presets: digits, mnist, cifar10; output in runs/wasserstein-<dataset>.
 """
 import dataclasses
@@ -173,17 +173,17 @@ _ST, _CL, _DS = "extra.stability.", "extra.cliff.standard.", (
     "D'Costa & Sriramanan")
 PUBLISHED = [report.Published(s, setting, v, q, u, report.value_of(
     path), d) for s, setting, v, q, u, path, d in (
-        *(("Wong et al. 2019", f"eps {e}, {m}", v[j], f"{q} accuracy", "%",
-           f"models.{m}.{q}_accuracy", d) for (d, e), row in WONG.items()
+        *(("Wong et al. 2019", f"{d}, eps {e}, {m}", v[j], f"{q} accuracy",
+           "%", f"models.{m}.{q}_accuracy", d) for (d, e), row in WONG.items()
           for m, v in row.items()
           for j, q in enumerate(("clean", "adversarial"))),
-        *((_DS, f"Wong et al.'s {m} net", v, "clean accuracy", "%",
+        *((_DS, f"mnist, Wong et al.'s {m} net", v, "clean accuracy", "%",
            f"models.{m}.clean_accuracy", "mnist") for m, v in (
-               ("standard", 98.90), ("wasserstein", 96.95))),
+               ("standard", "98.90 %"), ("wasserstein", "96.95 %"))),
         *((_DS + ", Table 1", f"vanilla, '7' to '5', eps {k}/255 (confidence"
            f" {c:.2f} %)", p, "prediction", "", f"{_CL}pred.{k}", None)
           for k, (p, c) in TABLE1.items()),
-        (_DS + ", Figure 12", "ImageNet, PGD-50 (Adam), eps 2/255", 99.97,
+        (_DS + ", Figure 12", "ImageNet, PGD-50 (Adam), eps 2/255", "99.97 %",
          "attack's confidence", "%", _ST + "adv_confidence", None),
         (_DS + ", Figure 14", "+ uniform noise in [0, 7 eps]", "wrong at "
          "94.2 %", "noise draws fooled", "%", _ST + "noise_fooled", None),
@@ -244,30 +244,29 @@ def figures(cfg, results):
   ms, (cl, st) = results["models"], results["extra"].values()
   t = cfg.directed_target
   ex = ms.get("standard", {}).get("figure_examples", {"x": []})
-  line = lambda series, title, x, xlabel, **kw: report.Line(
-      series, x=x, xlabel=xlabel, percent=True, marker=".",
-      title=f"{cfg.dataset}: {title}", **kw)
+  line = lambda series, y, title, x, xlabel="eps (of 255)", **kw: report.Line(
+      series, x=x, xlabel=xlabel, ylabel=f"{y} (%)", percent=True,
+      marker=".", title=f"{cfg.dataset}: {title}", **kw)
   out = {"fooled_vs_eps.png": line(
-      {n: r["fooled_vs_eps"] for n, r in ms.items()}, "fooled vs radius",
+      {n: r["fooled_vs_eps"] for n, r in ms.items()}, "fooled", "the search",
       eps_grid(cfg), "Wasserstein radius", vlines=[(cfg.eps, "eps")]),
          "directed_accuracy_vs_eps.png": line(
       {f"{n} ({a})": r["directed"][a]["accuracy"] for a in DIRECTED_ATTACKS
-       for n, r in ms.items()}, f"directed PGD towards '{t}'",
-      [e * 255 for e in cfg.directed_eps], "eps (of 255)", hlines=[
+       for n, r in ms.items()}, "accuracy", f"directed PGD towards '{t}'",
+      [e * 255 for e in cfg.directed_eps], hlines=[
           (0.95, "source: vanilla > 95 % to 12/255"),
           (0.9, "source: W-net > 90 % to 40/255")])}
   if cl:
     out["epsilon_cliff.png"] = line({
         f"{n}: p('{k}')": cl[n][f"{w}_prob"] for n in CLIFF_MODELS
         for k, w in ((t, "target"), (cfg.cliff_label, "label"))},
-        f"directed PGD (Adam), test image {cl['index']}", levels(cfg),
-        "eps (of 255)")
+        "probability", f"directed PGD (Adam), image {cl['index']}", levels(cfg))
   if len(ex["x"]):
     x, a = np.asarray(ex["x"]), np.asarray(ex["adv"])
     out["perturbations.png"] = report.image_grid(
         [im for i in range(len(x)) for im in (
             x[i], a[i], report.perturbation(a[i] - x[i]))],
-        [s for e in ex["eps"] for s in ("clean", f"eps {e:.3g}", "")],
+        [s for e in ex["eps"] for s in ("clean", f"eps {e:.3g}", "delta")],
         ncols=3, size=1.5)
   if st["found"]:
     im = st["images"]

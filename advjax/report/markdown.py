@@ -93,15 +93,16 @@ _MISSING = object()
 
 def get_path(node: Any, path: str, default: Any = _MISSING) -> Any:
   """The value at a dotted `path` of nested dicts and lists ('pgd.accuracy.3':
-  integers index lists).
+  integers index lists and arrays).
 
   Raises:
     KeyError: the path is not there and no `default` is given.
   """
   for part in path.split(".") if path else ():
     try:
-      node = node[int(part)] if isinstance(node, (list, tuple)) else node[
-          part]
+      # Integers index lists, and the numpy arrays of in-memory results.
+      node = node[int(part)] if isinstance(
+          node, (list, tuple, np.ndarray)) else node[part]
     except (KeyError, IndexError, ValueError, TypeError):
       if default is not _MISSING:
         return default
