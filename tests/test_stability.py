@@ -90,7 +90,7 @@ def test_eps_sweep_random_starts_are_per_example_and_per_radius():
       key=jax.random.key(7), **kw).delta
   a = run(**MAP)
   np.testing.assert_array_equal(a[[2]], run(index=np.array([2]), **MAP))
-  np.testing.assert_array_equal(a, run(batch_size=1, device_batch_size=1))
+  np.testing.assert_array_equal(a, run(batch_size=1, device_batch_size=2))
   assert not np.allclose(a[:, 0], a[:, 1])  # each radius its own start
   assert np.abs(a).max() <= 0.1 + 1e-6
 
@@ -111,7 +111,7 @@ def test_perturbed_probs_noise_and_batch_independence():
   np.testing.assert_allclose(m, [0.55, 0.7, 0.85], atol=0.01)
   np.testing.assert_array_equal(u, analysis.perturbed_probs(
       _mean_apply, {}, x, 0., noise="uniform", low=0.2, high=0.3, key=key,
-      batch_size=1, device_batch_size=1))
+      batch_size=1, device_batch_size=2))
   # Sign noise of 0.05: every pixel moves by exactly +-0.05 (then clipped).
   s = analysis.perturbed_probs(_mean_apply, {}, x, 0., noise="sign",
                                high=0.05, key=key, **MAP)

@@ -97,8 +97,8 @@ def test_run_writes_the_report_and_reloads_trained_models(tmp_path):
                             workdir=str(tmp_path), progress=False, **_SMALL)
   res = run.run(W.BENCHMARK, cfg)
   for name in ("results.json", "results.md", "fooled_vs_eps.png",
-               "linf_accuracy_vs_eps.png", "directed_accuracy_vs_eps.png",
-               "epsilon_cliff.png"):
+               "directed_accuracy_vs_eps.png", "epsilon_cliff.png",
+               "perturbations.png"):
     assert os.path.getsize(tmp_path / name) > 0, name
   saved = json.load(open(tmp_path / "results.json"))
   assert list(saved["models"]) == list(W.MODELS)
