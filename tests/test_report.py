@@ -205,3 +205,42 @@ def test_present_leaves_out_a_claim_on_what_the_run_lacks():
   with pytest.raises(KeyError):  # without it, a missing path is an error
     report.difference("models.trades.robust", "models.madry.robust")(
         Cfg(), RESULTS)
+
+
+def test_fields_table_sets_records_side_by_side():
+  t = report.fields_table(
+      {"a": {"n": 3, "frac": 0.25, "eps": 0.031, "ok": True, "xs": [1, 2],
+             "none": None},
+       "b": {"n": 4, "frac": 0.5, "eps": 0.1, "ok": False}},
+      float_unit="%", units={"eps": ".3f"}, first="field")
+  assert t.header == ("field", "a", "b")
+  # Lists and dicts are left out; a field the other record lacks is '-'.
+  assert [r[0] for r in t.rows] == ["n", "frac", "eps", "ok", "none"]
+  assert t.rows[:4] == [("n", "3", "4"), ("frac", "25.0 %", "50.0 %"),
+                        ("eps", "0.031", "0.100"), ("ok", "yes", "no")]
+  assert t.rows[4] == ("none", "-", "-")
+  assert report.fields_table({}).rows == []
+
+
+def test_perturbation_images_keep_their_scale_in_a_grid(tmp_path):
+  d = np.zeros((4, 4, 3))
+  d[0, 0] = (0.3, 0.3, 0.0)
+  im = report.perturbation(d, "delta")
+  assert im.image.shape == (4, 4) and im.cmap == "seismic"
+  assert (im.vmin, im.vmax) == pytest.approx((-0.2, 0.2))
+  assert report.perturbation(np.zeros((2, 2))).vmax > 0  # never a 0 range
+  grid = report.image_grid([np.zeros((4, 4)), im], ["clean", ""])
+  assert grid.panels[0].cmap == "gray" and grid.panels[1] == im
+  assert report.image_grid([im], ["renamed"]).panels[0].title == "renamed"
+  report.draw(grid, str(tmp_path / "grid.png"))
+  assert os.path.getsize(tmp_path / "grid.png") > 0
+
+
+def test_paths_index_lists_and_the_arrays_of_in_memory_results():
+  results = {"extra": {"pred": np.array([7, 7, 5]), "ok": [1, 2]}}
+  assert report.get_path(results, "extra.pred.2") == 5
+  assert report.get_path(results, "extra.ok.0") == 1
+  assert report.lookup("extra.pred.1", None, results) == 7
+  assert report.get_path(results, "extra.pred.9", None) is None
+  with pytest.raises(KeyError, match="pred"):
+    report.get_path(results, "extra.pred.x")

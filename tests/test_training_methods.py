@@ -174,6 +174,12 @@ def test_the_wasserstein_recipe_builds_its_three_models():
   assert linf.eps == w["linf_eps"] and settings["linf_steps"] == 10
   assert specs["wasserstein"][0].eps == w["train_eps0"]
   assert specs["wasserstein"][1]["train_steps"] == 20
+  # Wong et al.'s binarised-input row, on request only.
+  with_bin = recipes.wasserstein_methods(
+      {k: w[k] for k in recipes.WASSERSTEIN_TRAINING if k in w}, 0.5)
+  assert list(with_bin) == [*specs, "binarized"]
+  method, settings = with_bin["binarized"]
+  assert method.name == "binarized" and settings == {"binarize_threshold": .5}
 
 
 def test_random_crop_shifts_by_whole_pixels_within_the_pad():

@@ -44,3 +44,13 @@ __all__ = ["destruction_rate", "destruction_rates", "correct_under",
            "target_labels", "robust_feature_toy", "true_class_probability",
            "probability_across", "cost_change_across", "LogCorrelation",
            "log_log_pearson", "Disagreement", "disagreement"]
+
+# D'Costa & Sriramanan's directed-perturbation studies (stability.py).
+from advjax.analysis.stability import (Cliff, EpsSweep, cliff_study,
+                                       eps_sweep, epsilon_cliff,
+                                       first_reaching, perturbation_checks,
+                                       perturbed_probs, reused_perturbation)
+
+__all__ += ["EpsSweep", "eps_sweep", "Cliff", "epsilon_cliff",
+            "perturbed_probs", "first_reaching", "perturbation_checks",
+            "cliff_study", "reused_perturbation"]

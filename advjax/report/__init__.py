@@ -31,23 +31,24 @@ from advjax.report.claims import (FAILS, HOLDS, PARTLY, VERDICTS, Claim,
                                   ratio, value_of)
 from advjax.report.figures import (Bar, Binned, Box, Figure, Heatmap,
                                    Histogram, Image, Line, Panels, Scatter,
-                                   draw, image_grid, pyplot)
+                                   draw, image_grid, perturbation, pyplot)
 from advjax.report.markdown import (Block, Table, cell, curve_table,
-                                    get_path, percent, records_table,
-                                    render_blocks, table)
+                                    fields_table, get_path, percent,
+                                    records_table, render_blocks, table)
 from advjax.report.published import Published, published_table
 from advjax.report import legacy
 
 __all__ = [
     "Report", "Rendered", "render", "write", "jsonable", "claims_section",
     "Table", "table", "cell", "percent", "render_blocks", "Block",
-    "get_path", "records_table", "curve_table",
+    "get_path", "records_table", "curve_table", "fields_table",
     "Claim", "Verdict", "Measured", "Threshold", "at_least", "at_most",
     "above", "below", "between", "judge_all", "lookup", "value_of",
     "difference", "ratio", "present", "HOLDS", "PARTLY", "FAILS",
     "VERDICTS", "Published", "published_table",
     "Line", "Bar", "Scatter", "Heatmap", "Histogram", "Binned", "Box",
     "Image", "Panels", "Figure", "image_grid", "draw", "pyplot",
+    "perturbation",
 ]
 
 

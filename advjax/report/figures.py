@@ -13,7 +13,8 @@ from typing import Any, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 
 __all__ = ["Line", "Bar", "Scatter", "Heatmap", "Histogram", "Binned", "Box",
-           "Image", "Panels", "Figure", "image_grid", "draw", "pyplot"]
+           "Image", "Panels", "Figure", "image_grid", "draw", "pyplot",
+           "perturbation"]
 
 
 def pyplot():
@@ -149,10 +150,23 @@ def image_grid(images: Sequence[Any], titles: Sequence[str] = (), *,
                ncols: int = 0, title: str = "", cmap: str = "gray",
                vmin: Optional[float] = 0., vmax: Optional[float] = 1.,
                size: float = 1.9) -> Panels:
-  """`Panels` of `Image`s (titles optional), `size` inches per image."""
+  """`Panels` of `Image`s (titles optional), `size` inches per image; an
+  entry that is already an `Image` (a `perturbation`, say) is kept, with
+  the title given here when there is one."""
   titles = list(titles) + [""] * (len(images) - len(titles))
-  return Panels([Image(im, t, cmap, vmin, vmax) for im, t in
-                 zip(images, titles)], ncols, title, (size, size + 0.35))
+  return Panels([(im._replace(title=t or im.title) if isinstance(im, Image)
+                  else Image(im, t, cmap, vmin, vmax))
+                 for im, t in zip(images, titles)], ncols, title,
+                (size, size + 0.35))
+
+
+def perturbation(delta, title: str = "") -> Image:
+  """A perturbation `[H, W]` or `[H, W, C]` (channels averaged) as an
+  `Image` on a symmetric diverging scale (white 0, red +, blue -)."""
+  d = np.asarray(delta, float)
+  d = d.mean(-1) if d.ndim == 3 else d
+  s = max(float(np.abs(d).max()) if d.size else 0., 1e-6)
+  return Image(d, title, "seismic", -s, s)
 
 
 def _percent(v, on: bool):

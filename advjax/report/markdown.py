@@ -11,7 +11,7 @@ from typing import (Any, Callable, Mapping, NamedTuple, Optional, Sequence,
 import numpy as np
 
 __all__ = ["Table", "table", "percent", "cell", "render_blocks", "Block",
-           "get_path", "records_table", "curve_table"]
+           "get_path", "records_table", "curve_table", "fields_table"]
 
 
 def percent(v: Optional[float], digits: int = 1) -> str:
@@ -93,15 +93,16 @@ _MISSING = object()
 
 def get_path(node: Any, path: str, default: Any = _MISSING) -> Any:
   """The value at a dotted `path` of nested dicts and lists ('pgd.accuracy.3':
-  integers index lists).
+  integers index lists and arrays).
 
   Raises:
     KeyError: the path is not there and no `default` is given.
   """
   for part in path.split(".") if path else ():
     try:
-      node = node[int(part)] if isinstance(node, (list, tuple)) else node[
-          part]
+      # Integers index lists, and the numpy arrays of in-memory results.
+      node = node[int(part)] if isinstance(
+          node, (list, tuple, np.ndarray)) else node[part]
     except (KeyError, IndexError, ValueError, TypeError):
       if default is not _MISSING:
         return default
@@ -135,3 +136,25 @@ def curve_table(x: Sequence[Any], series: Mapping[str, Sequence[Any]], *,
       (format(v, x_format) if isinstance(v, (int, float, np.floating))
        else str(v), *(cell(s[i], unit) for s in series.values()))
       for i, v in enumerate(x)], None, caption)
+
+
+def fields_table(records: Mapping[str, Mapping[str, Any]], *,
+                 units: Optional[Mapping[str, str]] = None,
+                 float_unit: str = "", first: str = "",
+                 caption: str = "") -> Table:
+  """Records side by side: one column per record, one row per scalar field
+  (numbers, bools, strings, None) of the first record, in its order;
+  fields holding lists or dicts are left out. A field's unit is
+  `units[field]`, else `float_unit` for floats (e.g. '%' when most are
+  fractions), as in `cell`."""
+  units = dict(units or {})
+  recs = list(records.values())
+  scalar = (int, float, bool, str, np.integer, np.floating, np.bool_,
+            type(None))
+  keys = [k for k, v in (recs[0].items() if recs else ())
+          if isinstance(v, scalar)]
+  unit = lambda k, v: units.get(k, float_unit if isinstance(
+      v, (float, np.floating)) else "")
+  return Table((first, *records), [
+      (k, *(cell(r.get(k), unit(k, r.get(k))) for r in recs))
+      for k in keys], None, caption)

@@ -25,6 +25,7 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from advjax import checks, losses, transforms
@@ -37,7 +38,7 @@ __all__ = ["Method", "LossInputs", "PRESETS", "METHODS", "SPATIAL_METHODS",
            "get", "from_settings", "default_attack", "eps_at", "standard", "madry", "fgsm_mix",
            "noise_mix", "fgsm_rs", "trades", "mart", "wasserstein", "wasserstein_adaptive",
            "distillation", "spatial", "spatial_augment",
-           "random_crop"]
+           "random_crop", "binarized"]
 
 Schedule = Union[float, Array, Callable[[Array], Array]]
 
@@ -315,6 +316,24 @@ def random_crop(*, pad: int = 4) -> Method:
                                        shift[1].astype(x.dtype))
 
   return Method("random_crop", attack=attack,
+                loss=lambda o: _ce(o.adv, o.labels))
+
+
+def binarized(threshold=0.5) -> Method:
+  """Cross-entropy on inputs binarised at `threshold` (Wong et al.'s
+  binarised MNIST row: the reference's `--binarize`): the 'attack' is the
+  binarisation itself (`transforms.binarize`), the network does not
+  binarise, so attacks on it see its exact gradients. Not a named preset:
+  evaluate such a model on binarised test inputs."""
+  t = checks.concrete(threshold)
+  if t is not None and not np.all((t > 0) & (t < 1)):
+    raise ValueError(f"binarized: threshold must lie in (0, 1), got "
+                     f"{threshold}.")
+
+  def attack(model_fn, x, y, *, eps):
+    del model_fn, y, eps
+    return transforms.binarize(x, threshold)
+  return Method("binarized", attack=attack,
                 loss=lambda o: _ce(o.adv, o.labels))
 
 

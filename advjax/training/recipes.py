@@ -15,7 +15,7 @@ study's presets (`ENGSTROM`: Wasserstein's training, Engstrom's attacks).
 """
 
 import functools
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from advjax.attacks.wasserstein import wasserstein_search
 from advjax.training import methods
@@ -114,13 +114,16 @@ WASSERSTEIN_METHODS = {"standard": "standard", "linf": "madry",
                        "wasserstein": "wasserstein_adaptive"}
 
 
-def wasserstein_methods(s: Mapping[str, Any]
+def wasserstein_methods(s: Mapping[str, Any],
+                        binarize_threshold: Optional[float] = None
                         ) -> Dict[str, Tuple[methods.Method, Dict[str, Any]]]:
   """Wong et al.'s three models as `(Method, checkpoint settings)`, from the
   `WASSERSTEIN_TRAINING` settings `s` (`kernel_size` defaults to 5): the
   standard model; Madry PGD at `linf_eps`; the adaptive Wasserstein radius
   from `train_eps0`, grown by `train_factor` every `train_grow_every` of
-  `train_steps` steps (Sinkhorn capped at `train_sinkhorn_iterations`)."""
+  `train_steps` steps (Sinkhorn capped at `train_sinkhorn_iterations`).
+  With `binarize_threshold`, a fourth: their table's binarised-input model
+  (`methods.binarized`)."""
   s = {"kernel_size": 5, **s}
   linf = {k: s[k] for k in ("linf_eps", "linf_steps", "linf_step_size")}
   adaptive = {k: s[k] for k in ("lam", "kernel_size", "train_eps0",
@@ -135,13 +138,17 @@ def wasserstein_methods(s: Mapping[str, Any]
   def adaptive_attack(model_fn, x, y, *, eps, key):
     return search(model_fn, x, y, key=key, eps0=eps)
 
-  return {
+  out = {
       "standard": (methods.standard(), {}),
       "linf": (methods.madry(s["linf_eps"], steps=s["linf_steps"],
                              step_size=s["linf_step_size"]), linf),
       "wasserstein": (methods.wasserstein_adaptive(
           s["train_eps0"], attack=adaptive_attack), adaptive),
   }
+  if binarize_threshold is not None:
+    out["binarized"] = (methods.binarized(binarize_threshold),
+                        {"binarize_threshold": binarize_threshold})
+  return out
 
 
 ENGSTROM_METHODS = {"augment": "spatial_augment",
