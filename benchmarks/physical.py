@@ -6,10 +6,9 @@ MEASURED
 
 A standard model's accuracy under FGSM, BIM and ILLC vs eps (Figure 2);
 at `destruction_eps` the destruction rate under brightness, contrast, blur,
-noise, JPEG (Figure 6) and a SIMULATED print and photograph (Tables 1-3;
-`analysis.PhysicalWorldEvaluator`). eps, brightness and noise in levels of
-255. Writes results.json, results.md and three PNGs to --workdir (default
-runs/physical-<dataset>). Presets: digits, synthetic, mnist, cifar10.
+noise, JPEG (Figure 6) and a SIMULATED photo (Tables 1-3); eps and strengths
+in levels of 255. Writes results.json, results.md and three PNGs to
+--workdir (runs/physical-<dataset>). Presets: digits, synthetic, mnist, cifar10.
 """
 import dataclasses
 import functools
@@ -22,20 +21,21 @@ from advjax import analysis, evaluation, report, run, training, transforms
 from advjax.attacks import gradient
 
 LEVELS = 255.  # eps, brightness and noise are in levels of 255
-METHODS = {"fgsm": "fast", "bim": "basic iterative",
-           "illc": "iterative least-likely class"}
+METHODS = ("fgsm", "bim", "illc")  # fast, basic iterative, least-likely class
 MIN_FOOLED = 20  # a rate on fewer fooled images is shown, not compared
+SETS = ("random", "prefiltered")
 KINDS = transforms.PHOTOMETRIC_KINDS
 Floats = Optional[Tuple[float, ...]]
 grid = lambda cfg: transforms.transform_grid(
     LEVELS, **{k: getattr(cfg, k) for k in KINDS})
 chain = lambda cfg: transforms.PhotoChain(*cfg.photo, scale=LEVELS)
+rows = lambda cfg: [t.name for t in grid(cfg)] + ["mean", "simulated photo"]
 
 
 @dataclasses.dataclass(frozen=True)
 class PhysicalConfig(run.Config):
   """Settings (the model's training from `run.Config`); None: preset."""
-  methods: Tuple[str, ...] = run.field(tuple(METHODS), choices=tuple(METHODS))
+  methods: Tuple[str, ...] = run.field(METHODS, choices=METHODS)
   eps: Tuple[float, ...] = run.field((2., 4., 8., 16., 32., 64., 128.),
                                      "the accuracy sweep (levels)", ge=0)
   destruction_eps: float = run.field(16., "eps of the rates (levels)", gt=0)
@@ -54,10 +54,9 @@ class PhysicalConfig(run.Config):
 
 
 def _preset(dataset: str, **settings) -> dict:
-  """The standard recipe; the paper's ranges of brightness (+-30),
-  contrast (0.7-1.3) and JPEG (10-90); blur, noise and the photo ours."""
-  recipe = training.recipes.MADRY[dataset]
-  return {**{k: recipe[k] for k in run.TRAINING_SETTINGS if k in recipe},
+  """The standard recipe; the paper's transform ranges (Figure 6)."""
+  return {**{k: v for k, v in training.recipes.MADRY[dataset].items()
+             if k in run.TRAINING_SETTINGS},
           "brightness": (-30., -20., -10., 10., 20., 30.), "contrast": (
               0.7, 0.8, 0.9, 1.1, 1.2, 1.3), "noise": (5., 10., 15., 20.),
           "jpeg": (10., 30., 50., 70., 90.), "random_examples": 0,
@@ -79,9 +78,8 @@ def refine(cfg, preset):
   p, ms = g["photo"], cfg.methods
   if (not ms or len(set(ms)) < len(ms) or not cfg.eps or not any(
       g[k] for k in KINDS) or len(p) != 6 or p[0] >= .25 or p[3] >= 1):
-    raise run.ConfigError(
-        "PhysicalConfig: methods must be distinct, eps and one of "
-        f"{KINDS} non-empty, photo 6 strengths (warp < 0.25, contrast < 1).")
+    raise run.ConfigError(f"PhysicalConfig: methods distinct, eps and one of "
+                          f"{KINDS} set, photo 6 (warp < .25, contrast < 1).")
   return preset
 
 
@@ -101,17 +99,18 @@ def evals(cfg, env):
           "physical": analysis.PhysicalWorldEvaluator(
               {m: attack(m, cfg.destruction_eps) for m in cfg.methods},
               cfg.destruction_eps / LEVELS, grid(cfg), chain(cfg),
-              jax.random.key(cfg.seed + 2), confidence=cfg.prefilter_confidence,
-              random_examples=cfg.random_examples,
-              figure_examples=cfg.figure_examples, **kw)}
+              jax.random.key(cfg.seed + 2), kw.pop("top_k"),
+              cfg.prefilter_confidence, cfg.random_examples,
+              cfg.figure_examples, **kw)}
 
 
 # The report, from the results alone.
-SETS = ("random", "prefiltered")
 mean = lambda v: float(np.mean(d)) if (d := [u for u in v if u == u]) else (
     float("nan"))
 pct = lambda d: ", ".join(f"{k} {report.cell(v, '%')}" for k, v in d.items())
 physical = lambda results: results["models"]["standard"]["physical"]
+lowest = lambda d, key: d[key] - min(  # <= 0: d[key] is the lowest
+    [v for k, v in d.items() if k != key and v == v] or [d[key]])
 
 
 def curves(cfg, results):
@@ -125,32 +124,26 @@ def curves(cfg, results):
 
 
 def rates(cfg, results, counted=False):
-  """'<METHOD> <set>' -> the rates under each transform, their mean, the
-  photo's (top-1); with `counted`, NaN on fewer than MIN_FOOLED fooled."""
-  row = lambda r: [*r["destruction"].values(), mean(r["destruction"].values(
-      )), r["photo"]["destruction"][0]]
-  return {f"{m.upper()} {s}": [np.nan if counted and r["fooled"] < MIN_FOOLED
-                               else v for v in row(r)]
+  """'<METHOD> <set>' -> the rate of each transform, their mean, the
+  photo's; `counted`: NaN where fewer than MIN_FOOLED were fooled."""
+  row = lambda r, t: [np.nan if counted and r["fooled"] < MIN_FOOLED else v
+                      for v in (*t, mean(t), r["photo"]["destruction"][0])]
+  return {f"{m.upper()} {s}": row(r, [r["destruction"][t] for t in rows(cfg)[
+      :-2]])
           for s, d in physical(results)["sets"].items() for m, r in d.items()}
-
-
-def lowest(values: dict, key: str) -> float:
-  """values[key] minus the lowest other defined value (<= 0: the lowest)."""
-  return values[key] - min([v for k, v in values.items() if k != key and
-                            v == v] or [values[key]])
 
 
 def findings(cfg, results) -> dict:
   """Each claim's measured value and evidence (None: not checked here)."""
-  ms, r = cfg.methods, rates(cfg, results, counted=True)
+  ms, r, sets = cfg.methods, rates(cfg, results, True), SETS
   acc = {m: mean(curves(cfg, results)[f"{m.upper()} top-1"][1:]) for m in ms}
   at = lambda i, s: {m: r[f"{m.upper()} {s}"][i] for m in ms}
-  fewest = lambda i: report.Measured(float(np.max([lowest(
-      at(i, s), "fgsm") for s in SETS])), "; ".join(
-          f"{s}: {pct(at(i, s))}" for s in SETS))
+  fewest = lambda i: report.Measured(float(np.max([lowest(at(i, s), "fgsm")
+                                                   for s in sets])), "; ".join(
+      f"{s}: {pct(at(i, s))}" for s in sets))
   by = {k: mean([v[j] for v in r.values() for j, t in enumerate(grid(cfg))
                  if t.kind == k]) for k in KINDS}
-  rest = [v for k, v in by.items() if k not in ("blur", "noise", "jpeg")]
+  rest = [v for v in (by["brightness"], by["contrast"]) if v == v]
   gap = {m: at(-1, "random")[m] - at(-1, "prefiltered")[m] for m in ms}
   gaps = lambda group: [v for m, v in gap.items() if m in group and v == v]
   fast = "fgsm" in ms and len(ms) > 1
@@ -159,41 +152,42 @@ def findings(cfg, results) -> dict:
               if "illc" in ms and len(ms) > 1 else None,
       "transforms": fewest(-2) if fast else None,
       "kinds": report.Measured(float(np.min([by["blur"], by["noise"], by[
-          "jpeg"]])) - max([v for v in rest if v == v] or [-np.inf]), pct(by))
-               if all(getattr(cfg, k) for k in KINDS) else None,
+          "jpeg"]])) - max(rest or [-np.inf]), pct(by)) if cfg.blur and
+               cfg.noise and cfg.jpeg and (cfg.brightness or cfg.contrast)
+               else None,
       "photo": fewest(-1) if fast else None,
       "published": report.Measured(at(-1, "prefiltered")["fgsm"], pct(at(
-          -1, "prefiltered"))) if AT_16(cfg) else None,
+          -1, "prefiltered"))) if "fgsm" in ms and cfg.destruction_eps == 16
+                   else None,
       "random": report.Measured(min(gaps(ms), default=np.nan), pct(gap)),
       "iterative": report.Measured(max(gaps(("bim", "illc")), default=np.nan),
                                    pct(gap)) if {"bim", "illc"} & set(ms)
                    else None}
 
 
-AT_16 = lambda cfg: "fgsm" in cfg.methods and cfg.destruction_eps == 16
 FEW = f"(rates on fewer than {MIN_FOOLED} fooled images left out)"
 FEWEST = (report.at_most(0.), report.at_most(0.05),
           f"FGSM's rate - the lowest other's, worse set {FEW}")
 GAP = "random - prefiltered photo rate " + FEW
 CLAIMS = [report.Claim(text, lambda cfg, r, k=k: findings(cfg, r)[k], *rule)
           for k, text, rule in (
-    ("illc", "The iterative least-likely class method reduces accuracy most "
-     "(Figure 2; mean top-1)", (*FEWEST[:2], "ILLC's - the lowest other's")),
-    ("transforms", "The fast method loses the fewest adversarial examples "
-     "under the transforms (Figure 6; their mean)", FEWEST),
-    ("kinds", "The most effective transforms are blur, noise and JPEG", (
-        report.above(0.), None, f"their lowest rate - the others' {FEW}")),
-    ("photo", "The fast method loses the fewest adversarial examples in the "
-     "photos (here simulated; top-1)", FEWEST),
-    ("published", "Prefiltered fast adversarial images (eps 16) survive the "
-     "photos: top-1 destruction rate 0.0 % (published)", (
-         report.at_most(0.05), None, f"the rate {FEW}")),
+    ("illc", "ILLC reduces accuracy most (Figure 2; mean top-1)",
+     (*FEWEST[:2], "ILLC's - the lowest other's")),
+    ("transforms", "FGSM loses the fewest adversarial examples under the "
+     "transforms (Figure 6; their mean)", FEWEST),
+    ("kinds", "The most effective transforms are blur, noise and JPEG",
+     (report.above(0.), None, f"their lowest rate - the others' {FEW}")),
+    ("photo", "FGSM loses the fewest adversarial examples in the photos "
+     "(here simulated; top-1)", FEWEST),
+    ("published", "Prefiltered FGSM images (eps 16) survive the photos: top-1"
+     " destruction rate 0.0 % (published)", (report.at_most(0.05), None,
+                                             f"the rate {FEW}")),
     ("random", "The destruction rate is sometimes lower for random images "
-     "than for prefiltered ones (photos)", (report.below(0.), None,
-                                            "the lowest " + GAP)),
-    ("iterative", "Random BIM and ILLC images remain adversarial better than "
-     "prefiltered ones (photos)", (report.below(0.), None,
-                                   "the highest of BIM and ILLC's " + GAP)))]
+     "than prefiltered ones (photos)", (report.below(0.), None, "lowest "
+                                        + GAP)),
+    ("iterative", "Random BIM and ILLC images stay adversarial better than "
+     "prefiltered ones (photos)", (report.below(0.), None, "BIM and ILLC's "
+                                   "highest " + GAP)))]
 PUBLISHED = [report.Published(
     "Kurakin et al. 2017, Inception v3 (ImageNet), photos of printed pages",
     "prefiltered fast (FGSM) images, eps 16 (ours: simulated photo)", 0.,
@@ -207,60 +201,51 @@ def body(cfg, results):
                   for m, v in d.items() if v["fooled"] < MIN_FOOLED)
   steps = ", ".join(str(gradient.kurakin_steps(e / LEVELS)) for e in cfg.eps)
   return [
-      f"One standard model ({cfg.epochs} epochs of {cfg.optimizer} "
-      f"{cfg.learning_rate:g}, {cfg.schedule}, batch {cfg.batch_size}; "
-      f"{results['models']['standard'].get('train_seconds', 0):.0f} s).",
       "## Accuracy vs eps (the paper's Figure 2; accuracy.png)",
-      report.curve_table(["clean", *cfg.eps], curves(cfg, results),
-                         x_format="g", caption="eps in levels of 255; BIM and"
-                         f" ILLC: alpha one level and {steps} steps."),
+      report.curve_table(["clean", *cfg.eps], curves(cfg, results), x_format=
+                         "g", caption=f"eps in levels of 255; BIM and ILLC: "
+                         f"alpha one level and {steps} steps."),
       f"## Destruction rate at eps {cfg.destruction_eps:g} (the paper's "
       "Figure 6 and Tables 1-3; destruction.png)",
-      report.curve_table(
-          [t.name for t in grid(cfg)] + ["**mean**", "simulated photo"],
-          rates(cfg, results), first="transform", caption=(
-              "Eq. (1): the fraction of the fooled images (clean right, "
-              "adversarial wrong) that the transform brings back to the true "
-              "class ('-': none fooled), on a random set and a prefiltered "
-              "one (clean right and adversarial wrong, both with top-1 "
-              f"probability > {cfg.prefilter_confidence:g}). Fewer than "
-              f"{MIN_FOOLED} fooled, left out of the claims: {few or '-'}.")),
-      report.records_table(
-          {f"{s}, {METHODS[m]}": v for s, d in sets.items()
-           for m, v in d.items()}, [("images", "n", ""), ("fooled", "fooled",
-                                                           ""), *(
-               (f"{h.replace('_', ' ')} top-{k}", f"photo.{h}.{j}", "%")
-               for h in ("clean", "photo_clean", "adversarial",
-                         "photo_adversarial", "destruction")
-               for j, k in enumerate(ks))], first="set, method", caption=(
+      report.curve_table(rows(cfg), rates(cfg, results), first="transform",
+                         caption="Eq. (1): the fraction of the fooled images "
+          "(clean right, adversarial wrong) the transform brings back to the "
+          "true class ('-': none fooled), on a random set and a prefiltered "
+          "one (clean right and adversarial wrong, both with top-1 "
+          f"probability > {cfg.prefilter_confidence:g}). Left out of the "
+          f"claims (fewer than {MIN_FOOLED} fooled): {few or '-'}."),
+      report.records_table({f"{s}, {m.upper()}": v for s, d in sets.items()
+                            for m, v in d.items()}, [
+          ("images", "n", ""), ("fooled", "fooled", ""), *(
+              (f"{h.replace('_', ' ')} top-{k}", f"photo.{h}.{j}", "%")
+              for h in ("clean", "photo_clean", "adversarial",
+                        "photo_adversarial", "destruction")
+              for j, k in enumerate(ks))], first="set, method", caption=(
           f"**The photo is a SIMULATION** (`{chain(cfg)}`: a perspective "
           "warp, blur, noise, a random contrast and brightness change, "
-          "JPEG), no printer or camera; an example's clean and adversarial "
-          "images get the same draws (one page):"))]
+          "JPEG); an example's clean and adversarial images get one draw:"))]
 
 
 def figures(cfg, results):
-  fig, acc = physical(results)["figure"], curves(cfg, results)
-  n, names, rows = len(fig["y"]), list(fig["images"]), rates(cfg, results)
-  return {
-      "accuracy.png": report.Line(
-          {k: v[1:] for k, v in acc.items()}, x=cfg.eps, percent=True,
-          xlabel="eps (levels of 255)", ylabel="accuracy (%)", marker="o",
-          logx=min(cfg.eps) > 0, title=f"{cfg.dataset}: Figure 2", hlines=[
-              (v[0], "clean " + k.split()[1]) for k, v in acc.items()][
-                  ::len(cfg.methods)]),
-      "destruction.png": report.Heatmap(
-          np.array(list(rows.values()), float).T, [t.name for t in grid(
-              cfg)] + ["mean", "simulated photo"], list(rows), percent=True,
-          vmin=0, vmax=100, colorbar="destruction rate (%)", title=(
-              f"{cfg.dataset}: eps {cfg.destruction_eps:g} (Figure 6)")),
-      **({"photo.png": report.image_grid(
-          [fig["images"][k][i] for i in range(n) for k in names],
-          [f"{k}\n-> {fig['pred'][k][i]}" + ("" if fig["pred"][k][i] == fig[
-              "y"][i] else " (wrong)") for i in range(n) for k in names],
-          ncols=len(names), size=1.4, title=f"{cfg.dataset}: eps "
-          f"{cfg.destruction_eps:g}, before and after the SIMULATED photo")}
-         if n else {})}
+  fig, acc, d = physical(results)["figure"], curves(cfg, results), rates(
+      cfg, results)
+  n, names = len(fig["y"]), list(fig["images"])
+  return {"accuracy.png": report.Line(
+      {k: v[1:] for k, v in acc.items()}, x=cfg.eps, percent=True,
+      xlabel="eps (levels of 255)", ylabel="accuracy (%)", marker="o",
+      logx=min(cfg.eps) > 0, title=f"{cfg.dataset}: Figure 2", hlines=[
+          (v[0], "clean " + k.split()[1]) for k, v in acc.items()][
+              ::len(cfg.methods)]), "destruction.png": report.Heatmap(
+          np.array(list(d.values()), float).T, rows(cfg), list(d),
+          percent=True, vmin=0, vmax=100, colorbar="destruction rate (%)",
+          title=f"{cfg.dataset}: eps {cfg.destruction_eps:g} (Figure 6)"),
+          **({"photo.png": report.image_grid(
+              [fig["images"][k][i] for i in range(n) for k in names], [
+                  f"{k}\n-> {fig['pred'][k][i]}" + " (wrong)" * (
+                      fig["pred"][k][i] != fig["y"][i])
+                  for i in range(n) for k in names], ncols=len(names),
+              size=1.4, title=f"{cfg.dataset}: eps {cfg.destruction_eps:g}, "
+              "before and after the SIMULATED photo")} if n else {})}
 
 
 REPORT = report.Report(

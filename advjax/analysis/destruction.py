@@ -94,8 +94,8 @@ def correct_under(apply_fn: Callable, variables, x, y,
                   key: Optional[PRNGKey] = None,
                   top_k: Optional[Sequence[int]] = None,
                   **map_kwargs) -> Dict[str, np.ndarray]:
-  """Per transform of `grid` (`transforms.transform_grid`), `[N]` bool:
-  the transformed input is classified as `y`. On `map_batched`: the noise
+  """Per transform of `grid` (`transforms.transform_grid`), in its order,
+  `[N]` bool: the transformed input is classified as `y`. On `map_batched`: the noise
   of transform i for example n is drawn from `fold_in(fold_in(key, n), i)`,
   so the clean and the adversarial image of an example get the same draw
   when called with the same key, and no draw depends on the batch.
@@ -112,10 +112,11 @@ def correct_under(apply_fn: Callable, variables, x, y,
   """
   key = jax.random.key(0) if key is None else key
   top_k = None if top_k is None else tuple(int(k) for k in top_k)
-  return batching.map_batched(
+  out = batching.map_batched(
       _correct_under_fn(apply_fn, tuple(grid), top_k),
       {"x": np.asarray(x), "y": np.asarray(y, np.int32)}, variables, key=key,
       **map_kwargs)
+  return {t.name: out[t.name] for t in grid}  # in the grid's order
 
 
 def destruction_grid(apply_fn: Callable, variables, x, x_adv, y,
