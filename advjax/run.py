@@ -663,7 +663,8 @@ def config_parser(config: type, prog: str, doc: str = "",
     check = f.metadata.get("check")
     if choices and f.name in choices:
       kw["choices"] = list(choices[f.name])
-    elif check is not None and check.choices is not None:
+    elif (check is not None and check.choices is not None
+          and not _is_tuple(hints[f.name])):  # a tuple: checked per item
       kw["choices"] = list(check.choices)
     elif check is not None:
       kw["help"] += f" [{check.rule()}]"
@@ -700,6 +701,12 @@ def parse_config(config: type, argv: Optional[Sequence[str]] = None, *,
   return config(**args)
 
 
+def _is_tuple(kind) -> bool:
+  """Whether a field annotation is a tuple (or an Optional one)."""
+  return typing.get_origin(kind) is tuple or any(
+      typing.get_origin(a) is tuple for a in typing.get_args(kind))
+
+
 def _tuples(config: type, fields: Dict[str, Any]) -> Dict[str, Any]:
   """JSON's lists back to the tuples of the config's tuple fields."""
   hints = typing.get_type_hints(config)
@@ -710,10 +717,8 @@ def _tuples(config: type, fields: Dict[str, Any]) -> Dict[str, Any]:
   out = {}
   for f in dataclasses.fields(config):
     if f.name in fields:
-      kind = hints[f.name]
-      is_tuple = typing.get_origin(kind) is tuple or any(
-          typing.get_origin(a) is tuple for a in typing.get_args(kind))
-      out[f.name] = back(fields[f.name]) if is_tuple else fields[f.name]
+      out[f.name] = (back(fields[f.name]) if _is_tuple(hints[f.name])
+                     else fields[f.name])
   return out
 
 

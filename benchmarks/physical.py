@@ -241,7 +241,7 @@ def figures(cfg, results):
           title=f"{cfg.dataset}: eps {cfg.destruction_eps:g} (Figure 6)"),
           **({"photo.png": report.image_grid(
               [fig["images"][k][i] for i in range(n) for k in names], [
-                  f"{k}\n-> {fig['pred'][k][i]}" + " (wrong)" * (
+                  f"{k}\n-> {fig['pred'][k][i]}" + " (wrong)" * int(
                       fig["pred"][k][i] != fig["y"][i])
                   for i in range(n) for k in names], ncols=len(names),
               size=1.4, title=f"{cfg.dataset}: eps {cfg.destruction_eps:g}, "
