@@ -2,13 +2,13 @@
 
     python -m benchmarks.physical --dataset digits   # ~2 min, 2 CPU cores
 
-MEASURED
-
-A standard model's accuracy under FGSM, BIM and ILLC vs eps (Figure 2);
-at `destruction_eps` the destruction rate under brightness, contrast, blur,
-noise, JPEG (Figure 6) and a SIMULATED photo (Tables 1-3); eps and strengths
-in levels of 255. Writes results.json, results.md and three PNGs to
---workdir (runs/physical-<dataset>). Presets: digits, synthetic, mnist, cifar10.
+Measured on digits (benchmarks/results/physical-digits): at eps 16 FGSM /
+BIM / ILLC leave 81.7 / 80.6 / 96.4 % of 97.5 %; mean destruction rate of 25
+transforms 20.3 / 21.2 % (random), 10.5 / 10.8 % (prefiltered); a SIMULATED
+photo's 24.6 / 21.3 and 12.8 / 10.0 % (printed photos, published: 0.0 %); 1
+of 7 claims holds, 1 partly. Figures 2, 6, Tables 1-3; eps and strengths in
+levels of 255. Writes results.json, results.md, three PNGs to --workdir
+(runs/physical-<dataset>). Presets: digits, synthetic, mnist, cifar10.
 """
 import dataclasses
 import functools
@@ -92,21 +92,20 @@ def attack(method: str, eps: float):
 
 def evals(cfg, env):
   """Accuracy vs eps (BIM's steps follow eps); the rates at one eps."""
-  kw = dict(progress=cfg.progress, batch_size=cfg.eval_batch_size,
-            top_k=(1, 5) if env.test.num_classes > 5 else (1,))
+  top_k = (1, 5) if env.test.num_classes > 5 else (1,)
+  kw = dict(progress=cfg.progress, batch_size=cfg.eval_batch_size)
   return {**{f"{m} {e:g}": evaluation.RobustAccuracyEvaluator(
-      attack(m, e), [e / LEVELS], **kw) for m in cfg.methods for e in cfg.eps},
+      attack(m, e), [e / LEVELS], top_k=top_k, **kw)
+             for m in cfg.methods for e in cfg.eps},
           "physical": analysis.PhysicalWorldEvaluator(
               {m: attack(m, cfg.destruction_eps) for m in cfg.methods},
               cfg.destruction_eps / LEVELS, grid(cfg), chain(cfg),
-              jax.random.key(cfg.seed + 2), kw.pop("top_k"),
-              cfg.prefilter_confidence, cfg.random_examples,
-              cfg.figure_examples, **kw)}
+              jax.random.key(cfg.seed + 2), top_k, cfg.prefilter_confidence,
+              cfg.random_examples, cfg.figure_examples, **kw)}
 
 
 # The report, from the results alone.
-mean = lambda v: float(np.mean(d)) if (d := [u for u in v if u == u]) else (
-    float("nan"))
+mean = lambda v: float(np.mean([u for u in v if u == u] or [np.nan]))
 pct = lambda d: ", ".join(f"{k} {report.cell(v, '%')}" for k, v in d.items())
 physical = lambda results: results["models"]["standard"]["physical"]
 lowest = lambda d, key: d[key] - min(  # <= 0: d[key] is the lowest
@@ -126,24 +125,24 @@ def curves(cfg, results):
 def rates(cfg, results, counted=False):
   """'<METHOD> <set>' -> the rate of each transform, their mean, the
   photo's; `counted`: NaN where fewer than MIN_FOOLED were fooled."""
-  row = lambda r, t: [np.nan if counted and r["fooled"] < MIN_FOOLED else v
-                      for v in (*t, mean(t), r["photo"]["destruction"][0])]
-  return {f"{m.upper()} {s}": row(r, [r["destruction"][t] for t in rows(cfg)[
-      :-2]])
-          for s, d in physical(results)["sets"].items() for m, r in d.items()}
+  def row(r):
+    t = [r["destruction"][name] for name in rows(cfg)[:-2]]
+    return [np.nan if counted and r["fooled"] < MIN_FOOLED else v
+            for v in (*t, mean(t), r["photo"]["destruction"][0])]
+  return {f"{m.upper()} {s}": row(r) for s, d in physical(results)[
+      "sets"].items() for m, r in d.items()}
 
 
 def findings(cfg, results) -> dict:
   """Each claim's measured value and evidence (None: not checked here)."""
-  ms, r, sets = cfg.methods, rates(cfg, results, True), SETS
+  ms, r = cfg.methods, rates(cfg, results, True)
   acc = {m: mean(curves(cfg, results)[f"{m.upper()} top-1"][1:]) for m in ms}
   at = lambda i, s: {m: r[f"{m.upper()} {s}"][i] for m in ms}
   fewest = lambda i: report.Measured(float(np.max([lowest(at(i, s), "fgsm")
-                                                   for s in sets])), "; ".join(
-      f"{s}: {pct(at(i, s))}" for s in sets))
+                                                   for s in SETS])), "; ".join(
+      f"{s}: {pct(at(i, s))}" for s in SETS))
   by = {k: mean([v[j] for v in r.values() for j, t in enumerate(grid(cfg))
                  if t.kind == k]) for k in KINDS}
-  rest = [v for v in (by["brightness"], by["contrast"]) if v == v]
   gap = {m: at(-1, "random")[m] - at(-1, "prefiltered")[m] for m in ms}
   gaps = lambda group: [v for m, v in gap.items() if m in group and v == v]
   fast = "fgsm" in ms and len(ms) > 1
@@ -152,9 +151,9 @@ def findings(cfg, results) -> dict:
               if "illc" in ms and len(ms) > 1 else None,
       "transforms": fewest(-2) if fast else None,
       "kinds": report.Measured(float(np.min([by["blur"], by["noise"], by[
-          "jpeg"]])) - max(rest or [-np.inf]), pct(by)) if cfg.blur and
-               cfg.noise and cfg.jpeg and (cfg.brightness or cfg.contrast)
-               else None,
+          "jpeg"]]) - np.nanmax([by["brightness"], by["contrast"], -np.inf])),
+                               pct(by)) if cfg.blur and cfg.noise and cfg.jpeg
+               and (cfg.brightness or cfg.contrast) else None,
       "photo": fewest(-1) if fast else None,
       "published": report.Measured(at(-1, "prefiltered")["fgsm"], pct(at(
           -1, "prefiltered"))) if "fgsm" in ms and cfg.destruction_eps == 16
