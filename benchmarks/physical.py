@@ -35,7 +35,7 @@ rows = lambda cfg: [t.name for t in grid(cfg)] + ["mean", "simulated photo"]
 @dataclasses.dataclass(frozen=True)
 class PhysicalConfig(run.Config):
   """Settings (the model's training from `run.Config`); None: preset."""
-  methods: Tuple[str, ...] = run.field(METHODS, choices=METHODS)
+  methods: Tuple[str, ...] = run.field(METHODS, "the attacks", choices=METHODS)
   eps: Tuple[float, ...] = run.field((2., 4., 8., 16., 32., 64., 128.),
                                      "the accuracy sweep (levels)", ge=0)
   destruction_eps: float = run.field(16., "eps of the rates (levels)", gt=0)

@@ -95,10 +95,11 @@ def correct_under(apply_fn: Callable, variables, x, y,
                   top_k: Optional[Sequence[int]] = None,
                   **map_kwargs) -> Dict[str, np.ndarray]:
   """Per transform of `grid` (`transforms.transform_grid`), in its order,
-  `[N]` bool: the transformed input is classified as `y`. On `map_batched`: the noise
-  of transform i for example n is drawn from `fold_in(fold_in(key, n), i)`,
-  so the clean and the adversarial image of an example get the same draw
-  when called with the same key, and no draw depends on the batch.
+  `[N]` bool: the transformed input is classified as `y`. On
+  `map_batched`: the noise of transform i for example n is drawn from
+  `fold_in(fold_in(key, n), i)`, so the clean and the adversarial image of
+  an example get the same draw when called with the same key, and no draw
+  depends on the batch.
 
   Args:
     apply_fn: `(variables, x) -> logits`; variables its variables.
