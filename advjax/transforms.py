@@ -4,7 +4,9 @@ Geometric: `rotate_translate` (bilinear, zero fill, about the image centre),
 the threat model of Engstrom et al.'s spatial attacks; `perspective` (a
 projective warp given by the displacement of the four corners, as a
 photograph taken off-axis), the geometric step of a simulated print and
-photograph of Kurakin et al.'s adversarial images. Photometric, the
+photograph of Kurakin et al.'s adversarial images (`print_photo`, whose
+strengths are a `PhotoChain`, chains it with the photometric transforms
+below). Photometric, the
 "physical world" transforms of Kurakin et al. whose destruction rate the
 universality study measures: `brightness` (X + delta), `contrast`
 (X * mu), `gaussian_blur`, `gaussian_noise`; each result is clipped to the
@@ -55,7 +57,8 @@ from advjax.types import Array, Bounds, PRNGKey
 
 __all__ = ["rotate_translate", "perspective", "brightness", "contrast",
            "gaussian_blur", "gaussian_noise", "binarize", "jpeg",
-           "PHOTOMETRIC_KINDS", "Transform", "transform_grid", "apply"]
+           "PHOTOMETRIC_KINDS", "Transform", "transform_grid", "apply",
+           "PhotoChain", "print_photo"]
 
 
 def _check_images(x: Array, name: str) -> None:
@@ -645,7 +648,7 @@ def apply(x: Array, t: Transform, key: Optional[PRNGKey] = None,
 
   Args:
     x: `[B, H, W, C]` images in [0, 1].
-    t: the transform.
+    t: the transform (or a `PhotoChain`: `print_photo`).
     key: the noise's key (one, or `[B]` per-example keys); noise only.
     value: a traced strength instead of `t.value` (same units), so that
       the strengths of one kind share a compilation.
@@ -653,6 +656,8 @@ def apply(x: Array, t: Transform, key: Optional[PRNGKey] = None,
   Raises:
     ValueError: noise without a key.
   """
+  if isinstance(t, PhotoChain):  # the whole chain as one transform
+    return print_photo(x, t, key=key)
   v = t.value if value is None else value
   if t.kind == "brightness":
     return brightness(x, v / t.scale)
@@ -668,3 +673,83 @@ def apply(x: Array, t: Transform, key: Optional[PRNGKey] = None,
     return jpeg(x, v)
   raise ValueError(f"apply: unknown kind {t.kind!r}; use "
                    f"{PHOTOMETRIC_KINDS}.")
+
+
+# --------------------------------------------------------------------------
+# A simulated print and photograph (Kurakin et al.'s physical chain).
+# --------------------------------------------------------------------------
+class PhotoChain(NamedTuple):
+  """The strengths of a simulated print-and-photograph chain
+  (`print_photo`); 0 skips a stage, every one 0 is the identity.
+
+  Attributes:
+    warp: each corner moves by up to `warp` times the image side in x and
+      in y (uniform, per example): `perspective` with edge replication.
+    blur: Gaussian blur sigma, pixels.
+    noise: Gaussian noise std, in units of `1 / scale` of the box.
+    contrast: contrast factor uniform in `[1 - contrast, 1 + contrast]`.
+    brightness: brightness change uniform in `[-brightness, brightness]`,
+      in units of `1 / scale`.
+    jpeg: JPEG quality (0: no JPEG).
+    scale: the unit of noise and brightness (255: levels of 255).
+  """
+  warp: float = 0.
+  blur: float = 0.
+  noise: float = 0.
+  contrast: float = 0.
+  brightness: float = 0.
+  jpeg: float = 0.
+  scale: float = 1.
+
+  @property
+  def name(self) -> str:
+    """The chain as a transform of a grid (`apply`, `correct_under`)."""
+    return "simulated photo"
+
+
+def print_photo(x: Array, chain: PhotoChain, *, key: PRNGKey) -> Array:
+  """A simulated print and photograph of images in [0, 1]: perspective
+  warp, blur, noise, contrast and brightness change, JPEG, in that order;
+  the stages of strength 0 are skipped. A stand-in for the printed and
+  photographed pages of Kurakin et al. (2017), not a model of a printer.
+
+  Args:
+    x: `[B, H, W, C]` images in [0, 1] (C = 1 or 3 with JPEG).
+    chain: the strengths (static).
+    key: one key, or `[B]` per-example keys: an example's draws then do
+      not depend on its batch; give an example's clean and adversarial
+      image the same key for the same "photo".
+
+  Returns:
+    `[B, H, W, C]` in [0, 1].
+
+  Raises:
+    ValueError: a strength < 0, warp >= 0.25 (the image would fold),
+      contrast >= 1, a JPEG quality outside {0} and [1, 100], scale <= 0.
+  """
+  _check_images(x, "print_photo")
+  if (min(chain) < 0 or chain.warp >= 0.25 or chain.contrast >= 1 or
+      0 < chain.jpeg < 1 or chain.jpeg > 100 or chain.scale <= 0):
+    raise ValueError("print_photo: strengths must be >= 0, warp < 0.25, "
+                     "contrast < 1, jpeg 0 or in [1, 100], scale > 0; got "
+                     f"{chain}.")
+  b, h, w, _ = x.shape
+  key = rng.check_key(key, b, "print_photo")
+  k_warp, k_noise, k_contrast, k_bright = rng.split(key, 4)
+  uniform = lambda k, s: jax.random.uniform(k, s, x.dtype, -1., 1.)
+  if chain.warp:
+    side = jnp.asarray([w - 1, h - 1], x.dtype)
+    offsets = chain.warp * side * rng.draw(uniform, k_warp, (b, 4, 2))
+    x = jnp.clip(perspective(x, offsets, mode="nearest"), 0., 1.)
+  if chain.blur:
+    x = gaussian_blur(x, chain.blur)
+  if chain.noise:
+    x = gaussian_noise(x, chain.noise / chain.scale, key=k_noise)
+  if chain.contrast:
+    x = contrast(x, 1. + chain.contrast * rng.draw(uniform, k_contrast, (b,)))
+  if chain.brightness:
+    x = brightness(
+        x, chain.brightness / chain.scale * rng.draw(uniform, k_bright, (b,)))
+  if chain.jpeg:
+    x = jpeg(x, chain.jpeg)
+  return x

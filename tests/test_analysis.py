@@ -196,3 +196,149 @@ def test_destruction_grid_on_the_batched_map():
   np.testing.assert_allclose(probs.sum(-1), 1., rtol=1e-6)
   with pytest.raises(ValueError, match="output must be one of"):
     evaluation.predict(apply_fn, v, x, output="prob")
+
+
+# --------------------------------------------------------------------------
+# Kurakin et al.'s prefilter and physical-world study.
+# --------------------------------------------------------------------------
+def test_prefilter_selects_exactly_the_examples_meeting_both_conditions():
+  y = np.array([0, 1, 2, 0, 1])
+  p = lambda c, conf: np.eye(3)[c] * conf + (1 - conf) / 2 * (1 - np.eye(3)[c])
+  clean = np.stack([p(0, .9), p(1, .9), p(0, .9), p(0, .7), p(1, .8)])
+  adv = np.stack([p(1, .95), p(1, .95), p(2, .95), p(2, .95), p(0, .9)])
+  # 0: both hold; 1: adversarial still right; 2: clean wrong; 3: clean
+  # not confident; 4: clean exactly at 0.8 (strict).
+  np.testing.assert_array_equal(analysis.prefilter(y, clean, adv, 0.8),
+                                [True, False, False, False, False])
+  # 0.96 > every adversarial probability: none.
+  assert not analysis.prefilter(y, clean, adv, 0.96).any()
+  for bad in (0., 1., 1.5):
+    with pytest.raises(ValueError, match="confidence"):
+      analysis.prefilter(y, clean, adv, bad)
+  with pytest.raises(ValueError, match="probabilities"):
+    analysis.prefilter(y, clean, adv[:3], 0.8)
+
+
+_brightness_model = lambda v, x: jnp.stack(
+    [0.5 - x.mean((1, 2, 3)), x.mean((1, 2, 3)) - 0.5], -1) * v["s"]
+_S = {"s": jnp.float32(10.)}
+
+
+def test_correct_under_top_k():
+  from advjax import transforms
+  x = jnp.full((3, 4, 4, 1), 0.4)  # class 0
+  grid = transforms.transform_grid(1., brightness=(0.3,), jpeg=(90.,))
+  y = jnp.array([0, 1, 1])
+  every = analysis.correct_under(_brightness_model, _S, x, y, grid,
+                                 top_k=(1, 2))
+  assert list(every) == ["brightness +0.3", "JPEG quality 90"]  # in order
+  out = every["brightness +0.3"]
+  # After +0.3 every image is class 1; top-2 holds every label.
+  np.testing.assert_array_equal(out, [[False, True], [True, True],
+                                      [True, True]])
+
+
+def test_physical_world_by_hand():
+  """Darkened images fool the brightness classifier; +0.3 brightness
+  brings every one back, contrast x1 none; a photo that only blurs keeps
+  every class (the image means stay)."""
+  from advjax import transforms
+  x = jnp.full((6, 4, 4, 1), 0.6)
+  y = jnp.ones(6, jnp.int32)
+  grid = transforms.transform_grid(1., brightness=(0.3,), contrast=(1.,))
+  world = analysis.physical_world(
+      _brightness_model, _S, x, y, {"dark": np.asarray(x - 0.2)}, grid=grid,
+      chain=transforms.PhotoChain(blur=0.5), top_k=(1, 2))
+  assert world.top_k == (1, 2) and world.probs["dark"].shape == (6, 2)
+  assert world.prefiltered("dark").all()  # probabilities 0.88 > 0.8
+  assert not world._replace(confidence=0.9).prefiltered("dark").any()
+  s = world.stats("dark")
+  assert (s["n"], s["fooled"]) == (6, 6)
+  assert s["destruction"] == {"brightness +0.3": 1., "contrast x1": 0.}
+  ph = s["photo"]  # top-1, top-2 (of 2 classes: always right)
+  assert [ph[k] for k in ("clean", "adversarial", "photo_clean",
+                          "photo_adversarial")] == [[1., 1.], [0., 1.],
+                                                    [1., 1.], [0., 1.]]
+  assert ph["destruction"][0] == 0. and np.isnan(ph["destruction"][1])
+  assert world.stats("dark", np.arange(6) < 2)["n"] == 2
+  # Nothing in the set: the rates are undefined, not 0.
+  empty = world.stats("dark", np.zeros(6, bool))
+  assert empty["n"] == 0 and np.isnan(empty["destruction"]["contrast x1"])
+  assert np.isnan(empty["photo"]["clean"]).all()
+  with pytest.raises(ValueError, match="clean"):
+    analysis.physical_world(_brightness_model, _S, x, y, {"clean": x},
+                            grid=grid, chain=transforms.PhotoChain())
+
+
+def test_physical_world_summary_on_a_hand_built_case():
+  t, f = True, False
+  world = analysis.PhysicalWorld(
+      labels=np.zeros(6, int), top_k=(1,),
+      correct={"clean": np.array([[t], [t], [t], [t], [f], [t]]),
+               "fgsm": np.array([[f], [f], [f], [t], [f], [f]])},
+      probs={"clean": np.array([[.9, .1]] * 4 + [[.1, .9], [.9, .1]]),
+             "fgsm": np.array([[.1, .9]] * 3 + [[.9, .1]] + [[.1, .9]] * 2)},
+      photo={"clean": np.array([[t], [t], [f], [t], [f], [t]]),
+             "fgsm": np.array([[t], [t], [f], [f], [t], [f]])},
+      transformed={"fgsm": {"a": np.array([t, f, f, t, t, f]),
+                            "b": np.zeros(6, bool)}},
+      random=np.arange(6) < 6)
+  r = world.summary()["sets"]["random"]["fgsm"]
+  # Fooled: clean right and adversarial wrong, examples 0, 1, 2, 5.
+  assert (r["n"], r["fooled"]) == (6, 4)
+  assert r["destruction"] == {"a": 0.25, "b": 0.}
+  assert r["photo"]["destruction"] == [0.5]
+  assert r["photo"]["clean"] == [5 / 6]
+  assert r["photo"]["photo_adversarial"] == [0.5]
+  # Prefiltered: clean right and adversarial wrong, both at 0.9 > 0.8.
+  p = world.summary()["sets"]["prefiltered"]["fgsm"]
+  assert (p["n"], p["fooled"], p["destruction"]["a"]) == (4, 4, 0.25)
+
+
+def test_physical_world_draws_do_not_depend_on_the_batch():
+  """Noise in the grid and in the photo: the same per-example results at
+  any batch size, and `photographs` redraws the photo the study saw."""
+  from advjax import evaluation, transforms
+  x = np.asarray(0.5 + 0.01 * jax.random.normal(jax.random.key(0),
+                                                (12, 4, 4, 1)))
+  y = np.ones(12, np.int32)
+  grid = transforms.transform_grid(1., noise=(0.3,))
+  chain = transforms.PhotoChain(noise=0.3, brightness=0.05)
+  run = lambda **kw: analysis.physical_world(
+      _brightness_model, _S, x, y, {"same": x}, grid=grid, chain=chain,
+      key=jax.random.key(3), **kw)
+  a, b = run(), run(batch_size=4, device_batch_size=2)
+  for k in ("clean", "same"):
+    np.testing.assert_array_equal(a.photo[k], b.photo[k])
+  np.testing.assert_array_equal(a.transformed["same"]["noise std 0.3"],
+                                b.transformed["same"]["noise std 0.3"])
+  # One draw per example, shared by its clean and adversarial images.
+  np.testing.assert_array_equal(a.photo["clean"], a.photo["same"])
+  assert 0 < a.photo["clean"].sum() < 12  # the draws differ per example
+  idx = np.array([7, 2, 5])
+  shots = analysis.photographs(x, chain, idx, key=jax.random.key(3))
+  assert shots.shape == (3, 4, 4, 1)
+  np.testing.assert_array_equal(
+      evaluation.predict(_brightness_model, _S, shots) == 1,
+      a.photo["clean"][idx, 0])
+
+
+def test_physical_world_evaluator():
+  from advjax import transforms
+  darken = lambda model_fn, x, y, *, eps: x - eps
+  ev = analysis.PhysicalWorldEvaluator(
+      {"dark": darken}, 0.2, transforms.transform_grid(1., brightness=(0.3,)),
+      transforms.PhotoChain(blur=0.5), jax.random.key(1), random_examples=3,
+      figure_examples=2, batch_size=4)
+  world = ev.run(_brightness_model, _S, (np.full((5, 4, 4, 1), 0.6),
+                                         np.ones(5, np.int32)))
+  out = world.summary()
+  assert out["sets"]["random"]["dark"]["n"] == 3
+  assert out["sets"]["prefiltered"]["dark"]["n"] == 5
+  assert out["sets"]["random"]["dark"]["destruction"] == {
+      "brightness +0.3": 1.}
+  fig = out["figure"]
+  assert set(fig["images"]) == {"clean", "clean photo", "dark", "dark photo"}
+  assert fig["images"]["dark photo"].shape == (2, 4, 4, 1)
+  np.testing.assert_array_equal(fig["pred"]["dark"], [0, 0])
+  np.testing.assert_array_equal(fig["pred"]["clean photo"], [1, 1])

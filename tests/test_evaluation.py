@@ -373,3 +373,24 @@ def test_map_batched_per_example_subsets_and_errors(linear):
     evaluation.map_batched(_one, {}, 2.)
   with pytest.raises(ValueError, match=r"index outside \[0, 37\)"):
     evaluation.map_batched(_one, {"x": x}, 2., index=[37])
+
+
+def test_adversarial_examples_on_the_batched_map(linear):
+  """FGSM's image of every input (its closed form on a linear model), any
+  batch size; a random attack's draws are the example's own."""
+  apply_fn, variables, x, y = linear
+  eps = 0.1
+  out = evaluation.adversarial_examples(apply_fn, variables, x, y,
+                                        attack=G.fgsm, eps=eps)
+  assert out.shape == x.shape and out.dtype == x.dtype
+  np.testing.assert_allclose(out, G.fgsm(lambda z: apply_fn(variables, z),
+                                         jnp.asarray(x), jnp.asarray(y),
+                                         eps=eps), atol=1e-6)
+  noisy, key = G.noise, jax.random.key(4)
+  a = evaluation.adversarial_examples(apply_fn, variables, x, y, key=key,
+                                      attack=noisy, eps=eps, batch_size=8,
+                                      device_batch_size=4)
+  b = evaluation.adversarial_examples(apply_fn, variables, x, y, key=key,
+                                      attack=noisy, eps=eps)
+  np.testing.assert_array_equal(a, b)
+  assert 0 < np.abs(a - x).max() <= eps + 1e-6

@@ -236,8 +236,14 @@ def test_no_recompilation_across_an_eps_sweep(setup):
 
 def test_bim_defaults_follow_kurakin():
   # eps = 4/255 -> min(4 + 4, 1.25 * 4) = 5 steps of 1/255.
-  assert G._kurakin_steps(4. / 255, (0., 1.), "bim") == 5
-  assert G._kurakin_steps(16. / 255, (0., 1.), "bim") == 20
+  assert G.kurakin_steps(4. / 255) == 5
+  assert G.kurakin_steps(16. / 255, (0., 1.), "bim") == 20
+  # Kurakin et al.'s sweep (levels of 255), and eps 0: one step.
+  assert [G.kurakin_steps(e / 255) for e in (0, 2, 4, 8, 16, 32, 64, 128)] == [
+      1, 3, 5, 10, 20, 36, 68, 132]
+  assert G.kurakin_steps(8., (0., 255.)) == 10  # one level of the box
+  with pytest.raises(ValueError, match="traced"):
+    jax.jit(lambda e: G.kurakin_steps(e))(0.1)
   w = jax.random.normal(jax.random.key(7), (1, 4, 4, 1))
   x = jnp.full((1, 4, 4, 1), 0.5)
   y = jnp.zeros(1, jnp.int32)

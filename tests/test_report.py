@@ -66,6 +66,8 @@ def test_claims_judge_holds_partly_fails_with_their_rule():
 
 def test_cells_and_tables():
   assert report.cell(0.5, "%") == "50.0 %" and report.cell(None) == "-"
+  # NaN (an undefined rate) reads as None does.
+  assert report.cell(float("nan"), "%") == report.cell(np.float32("nan")) == "-"
   assert report.cell(89.6, "%", scale=False) == "89.6 %"
   assert report.cell(True) == "yes" and report.cell(np.int64(3)) == "3"
   assert report.cell(0.123456) == "0.1235" and report.cell(0.5, ".3f") == "0.500"

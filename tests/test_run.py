@@ -257,10 +257,12 @@ def test_field_checks_are_declared_once_and_enforced():
       steps: steps.
       norm: the norm.
       radii: radii.
+      norms: norms.
     """
     steps: int = run.field(10, ge=1)
     norm: str = run.field("linf", choices=("linf", "l2"))
     radii: Tuple[float, ...] = run.field((0.1,), ge=0, le=1)
+    norms: Tuple[str, ...] = run.field(("linf",), choices=("linf", "l2"))
 
   bench = TOY._replace(config=Checked)
   assert run.resolve(bench, Checked(dataset="synthetic")).steps == 10
@@ -270,7 +272,8 @@ def test_field_checks_are_declared_once_and_enforced():
                      (dict(radii=(0.1, 2.)), r"radii .* <= 1; got \(0.1, 2.0\)"),
                      (dict(radii=(float("nan"),)), "radii"),
                      (dict(eps=None, learning_rate=-1.), "learning_rate"),
-                     (dict(optimizer="lamb"), "one of sgd, adam")):
+                     (dict(optimizer="lamb"), "one of sgd, adam"),
+                     (dict(norms=("l2", "l1")), "norms .* one of linf, l2")):
     with pytest.raises(run.ConfigError, match=match):
       run.resolve(bench, Checked(dataset="synthetic", **bad))
   # The command line knows the choices, and says the rule in the help.
@@ -278,6 +281,11 @@ def test_field_checks_are_declared_once_and_enforced():
   with pytest.raises(SystemExit):
     parser.parse_args(["--norm", "l1"])
   assert "[>= 1]" in " ".join(parser.format_help().split())
+  # A tuple's choices hold for each of its items.
+  assert parser.parse_args(["--norms", "l2,linf"]).norms == ("l2", "linf")
+  assert "[one of linf, l2]" in " ".join(parser.format_help().split())
+  with pytest.raises(SystemExit, match="norms"):
+    run.main(bench, ["--dataset", "synthetic", "--norms", "l1"])
   with pytest.raises(SystemExit, match="must be >= 1"):
     run.main(bench, ["--dataset", "synthetic", "--steps", "0"])
 

@@ -291,3 +291,172 @@ def test_transform_grid_names_units_and_apply():
     T.apply(x, grid[5])
   with pytest.raises(ValueError, match="unknown kinds"):
     T.transform_grid(rotation=(1.,))
+
+
+# --------------------------------------------------------------------------
+# perspective
+# --------------------------------------------------------------------------
+# Jitted: op-by-op, map_coordinates compiles each of its many small ops.
+_perspective = jax.jit(T.perspective, static_argnames="mode")
+_print_photo = jax.jit(T.print_photo, static_argnums=1)
+
+
+def _rect(b=3, h=6, w=7, c=2, seed=0):
+  return jnp.asarray(np.random.default_rng(seed).uniform(size=(b, h, w, c)),
+                     jnp.float32)
+
+
+def test_perspective_zero_offsets_identity_equal_offsets_translate():
+  x = _rect()
+  np.testing.assert_allclose(_perspective(x, jnp.zeros((4, 2))), x,
+                             atol=1e-6)
+  np.testing.assert_allclose(_perspective(x, jnp.zeros((3, 4, 2))), x,
+                             atol=1e-6)
+  # The four corners moved alike: a translation, zero fill.
+  off = jnp.tile(jnp.array([1.5, -0.5]), (4, 1))
+  np.testing.assert_allclose(_perspective(x, off),
+                             T.rotate_translate(x, 0., 1.5, -0.5), atol=1e-5)
+
+
+def test_perspective_moves_a_corner_by_its_offset():
+  x = _rect()
+  off = jnp.zeros((4, 2)).at[0].set([2., 1.])  # top-left -> (x 2, y 1)
+  out = np.asarray(_perspective(x, off))
+  xn = np.asarray(x)
+  np.testing.assert_allclose(out[:, 1, 2], xn[:, 0, 0], atol=1e-5)
+  for r, c in ((0, 6), (5, 6), (5, 0)):  # the other corners stay
+    np.testing.assert_allclose(out[:, r, c], xn[:, r, c], atol=1e-5)
+
+
+def _reference_perspective(img, off):
+  """Float64 NumPy/SciPy: the homography in pixel coordinates, bilinear
+  sampling with edge replication."""
+  from scipy import ndimage  # pylint: disable=import-outside-toplevel
+  h, w, c = img.shape
+  src = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], float)
+  dst = src + off
+  a, b = [], []
+  for (u, v), (px, py) in zip(dst, src):  # output (dst) -> input (src)
+    a += [[u, v, 1, 0, 0, 0, -u * px, -v * px],
+          [0, 0, 0, u, v, 1, -u * py, -v * py]]
+    b += [px, py]
+  m = np.append(np.linalg.solve(np.array(a), np.array(b)), 1.).reshape(3, 3)
+  rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+  p = m @ np.stack([cols.ravel(), rows.ravel(), np.ones(h * w)])
+  sx, sy = (p[0] / p[2]).reshape(h, w), (p[1] / p[2]).reshape(h, w)
+  return np.stack([ndimage.map_coordinates(img[..., k], [sy, sx], order=1,
+                                           mode="nearest")
+                   for k in range(c)], -1)
+
+
+def test_perspective_matches_a_float64_reference():
+  x = _rect(b=2, h=9, w=11, c=3, seed=1)
+  off = np.random.default_rng(2).uniform(-1.5, 1.5, (2, 4, 2))
+  out = np.asarray(_perspective(x, jnp.asarray(off, jnp.float32),
+                                 mode="nearest"))
+  for i in range(2):
+    np.testing.assert_allclose(
+        out[i], _reference_perspective(np.asarray(x[i], float), off[i]),
+        atol=1e-5)
+
+
+def test_perspective_per_example_jit_and_differentiable():
+  x = _rect()
+  off = jnp.asarray(np.random.default_rng(3).uniform(-1, 1, (3, 4, 2)),
+                    jnp.float32)
+  out = T.perspective(x, off)  # no jit
+  np.testing.assert_allclose(_perspective(x, off), out, atol=1e-6)
+  for i in range(3):
+    np.testing.assert_allclose(_perspective(x[i:i + 1], off[i:i + 1])[0],
+                               out[i], atol=1e-6)
+  g = jax.jit(jax.grad(lambda o: jnp.sum(T.perspective(x, o) ** 2)))(off)
+  assert g.shape == off.shape and bool(jnp.all(jnp.isfinite(g)))
+  assert float(jnp.abs(g).max()) > 0
+
+
+def test_perspective_bad_inputs():
+  x = _rect()
+  with pytest.raises(ValueError, match="offsets"):
+    T.perspective(x, jnp.zeros((3, 2)))
+  with pytest.raises(ValueError, match="offsets"):
+    T.perspective(x, jnp.zeros((2, 4, 2)))
+  with pytest.raises(ValueError, match="mode"):
+    T.perspective(x, jnp.zeros((4, 2)), mode="edge")
+  with pytest.raises(ValueError, match="2 x 2"):
+    T.perspective(jnp.zeros((1, 1, 5, 1)), jnp.zeros((4, 2)))
+  with pytest.raises(ValueError, match=r"\[B, H, W, C\]"):
+    T.perspective(jnp.zeros((5, 5, 1)), jnp.zeros((4, 2)))
+  with pytest.raises(TypeError):
+    T.perspective(jnp.zeros((1, 4, 4, 1), jnp.int32), jnp.zeros((4, 2)))
+
+
+# --------------------------------------------------------------------------
+# print_photo: the simulated print-and-photograph chain
+# --------------------------------------------------------------------------
+def _keys(n, seed=0):
+  return jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(
+      jnp.arange(n))
+
+
+def test_print_photo_with_every_strength_zero_is_the_identity():
+  x = _rect(c=3)
+  np.testing.assert_array_equal(T.print_photo(x, T.PhotoChain(), key=_keys(3)),
+                                x)
+  # The chain is one transform of a grid: `apply` runs it.
+  chain = T.PhotoChain(blur=0.5)
+  assert chain.name == "simulated photo"
+  np.testing.assert_array_equal(T.apply(x, chain, key=_keys(3)),
+                                T.gaussian_blur(x, 0.5))
+
+
+@pytest.mark.parametrize("stage, value", [
+    ("warp", 0.05), ("blur", 0.5), ("noise", 4.), ("contrast", 0.1),
+    ("brightness", 10.), ("jpeg", 75.)])
+def test_print_photo_stages_per_example_and_in_the_box(stage, value):
+  x = _rect(b=4, h=8, w=8, c=1, seed=4)
+  chain = T.PhotoChain(**{stage: value}, scale=255.)
+  keys = _keys(4, seed=5)
+  # Jit only the warp (map_coordinates op by op is slow; the rest is not).
+  photo = _print_photo if stage == "warp" else T.print_photo
+  out = photo(x, chain, key=keys)
+  assert out.shape == x.shape and out.dtype == x.dtype
+  assert float(out.min()) >= 0. and float(out.max()) <= 1.
+  assert float(jnp.abs(out - x).max()) > 1e-3
+  # An example's draw is its own key's: alone = in the batch.
+  np.testing.assert_allclose(photo(x[2:3], chain, key=keys[2:3])[0],
+                             out[2], atol=1e-6)
+
+
+def test_print_photo_each_stage_does_what_it_says():
+  grey = jnp.full((4, 8, 8, 1), 0.5)
+  keys = _keys(4, seed=6)
+  photo = lambda x, **s: np.asarray(T.print_photo(
+      x, T.PhotoChain(**s, scale=255.), key=keys))
+  # Brightness and contrast: one random change per example, within range.
+  d = photo(grey, brightness=10.) - 0.5
+  assert np.ptp(d, axis=(1, 2, 3)).max() < 1e-6
+  assert np.abs(d).max() <= 10 / 255 + 1e-6 and np.ptp(d[:, 0, 0, 0]) > 0
+  f = photo(grey, contrast=0.1) / 0.5
+  assert np.ptp(f, axis=(1, 2, 3)).max() < 1e-6
+  assert np.all((f >= 0.9 - 1e-6) & (f <= 1.1 + 1e-6))
+  # Noise: per pixel, std noise / scale.
+  assert abs(np.std(photo(grey, noise=8.) - 0.5) - 8 / 255) < 2 / 255
+  # Warp with edge replication leaves a constant image; blur and JPEG are
+  # the deterministic transforms.
+  np.testing.assert_allclose(_print_photo(grey, T.PhotoChain(warp=0.2),
+                                          key=keys), 0.5, atol=1e-6)
+  x = _rect(b=4, h=8, w=8, c=1, seed=7)
+  np.testing.assert_allclose(photo(x, blur=0.7), T.gaussian_blur(x, 0.7),
+                             atol=1e-6)
+  np.testing.assert_allclose(photo(x, jpeg=50.), T.jpeg(x, 50.), atol=1e-6)
+
+
+def test_print_photo_bad_inputs():
+  x = _rect(c=1)
+  for chain in (T.PhotoChain(warp=0.25), T.PhotoChain(contrast=1.),
+                T.PhotoChain(blur=-1.), T.PhotoChain(jpeg=0.5),
+                T.PhotoChain(jpeg=101.), T.PhotoChain(scale=0.)):
+    with pytest.raises(ValueError, match="print_photo"):
+      T.print_photo(x, chain, key=_keys(3))
+  with pytest.raises(ValueError, match="key"):
+    T.print_photo(x, T.PhotoChain(noise=1.), key=None)

@@ -1,7 +1,10 @@
 """Analyses of adversarial perturbations (DESIGN.md section 1).
 
 - `destruction`: Kurakin et al.'s destruction rate of adversarial examples
-  under photometric transforms.
+  under photometric transforms (and a simulated photo), their prefilter.
+- `physical`: Kurakin et al.'s physical-world study per example (clean and
+  adversarial images before and after a simulated photo, under a
+  transform grid) and its summaries per set.
 - `transfer`: which perturbation fools which input and which model:
   sharedness of per-input perturbations, the cost-change transfer of a
   perturbation to other inputs, transfer matrices between models and the
@@ -18,7 +21,11 @@
 """
 from advjax.analysis.agreement import Disagreement, disagreement
 from advjax.analysis.destruction import (correct_under, destruction_grid,
-                                         destruction_rate, destruction_rates)
+                                         destruction_rate, destruction_rates,
+                                         prefilter)
+from advjax.analysis.physical import (PhysicalWorld,
+                                      PhysicalWorldEvaluator, photographs,
+                                      physical_world)
 from advjax.analysis.detection import Detector, detector_accuracy, train_detector
 from advjax.analysis.features import (NonRobustDataset, RobustDataset,
                                       non_robust_dataset, representation,
@@ -34,7 +41,8 @@ from advjax.analysis.transfer import (LogCorrelation, StabilityProfile,
                                       sharedness, temporal_profile)
 
 __all__ = ["destruction_rate", "destruction_rates", "correct_under",
-           "destruction_grid", "Detector",
+           "destruction_grid", "prefilter", "PhysicalWorld",
+           "PhysicalWorldEvaluator", "physical_world", "photographs", "Detector",
            "train_detector", "detector_accuracy", "noise_stability",
            "flip_stability", "TransferResult", "perturbation_transfer",
            "sharedness", "cost_change_own_vs_others",

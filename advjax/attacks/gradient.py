@@ -16,7 +16,7 @@ from advjax.attacks import base
 from advjax.types import Array, Bounds, InitFn, LossFn, ModelFn, PRNGKey
 
 __all__ = ["fgm", "fgsm", "pgd", "bim", "illc", "noise", "fgsm_search",
-           "igs_search"]
+           "igs_search", "kurakin_steps"]
 
 
 def _input_gradient(model_fn, x, y, loss, targeted, bounds):
@@ -197,7 +197,20 @@ def pgd(model_fn: ModelFn, x: Array, y: Array, *, eps,
   return x_adv
 
 
-def _kurakin_steps(eps, bounds, name):
+def kurakin_steps(eps, bounds: Bounds = (0., 1.), name: str = "kurakin_steps"
+                  ) -> int:
+  """Kurakin et al.'s step count of BIM and ILLC for a budget `eps`:
+  `min(eps*255 + 4, 1.25 eps*255)` with eps in levels of 255 of the range
+  (rounded up; at least 1), e.g. 20 at eps 16/255.
+
+  Args:
+    eps: the budget in image units (concrete; the largest of `[B]`).
+    bounds: the box; one level is `(hi - lo) / 255`.
+    name: the caller, named in the error.
+
+  Raises:
+    ValueError: eps is traced.
+  """
   e = checks.concrete(eps)
   if e is None:
     raise ValueError(f"{name}: eps is traced, so the default step count "
@@ -223,7 +236,7 @@ def bim(model_fn: ModelFn, x: Array, y: Array, *, eps, steps: Optional[int] = No
     ICLR workshop 2017.
   """
   if steps is None:
-    steps = _kurakin_steps(eps, bounds, "bim")
+    steps = kurakin_steps(eps, bounds, "bim")
   if step_size is None:
     step_size = (bounds[1] - bounds[0]) / 255.
   return pgd(model_fn, x, y, eps=eps, norm="linf", steps=steps,

@@ -5,6 +5,7 @@ evaluators built on it.
 |---|---|
 | `batching` | `map_batched` (any function over the examples of arrays of any size: padded, masked, sharded, per-example keys; the one public batched map), `map_examples` (fixed calls of `device_batch` examples per device, the last padded and masked, sharded over every device and process), `ResultStore` (per-example results saved as computed, resume) |
 | `predict` | `predict` (labels, logits or probabilities of any number of inputs), `accuracy` |
+| `adversarial` | `adversarial_examples`: an attack's adversarial image of every input |
 | `robust_accuracy` | `robust_accuracy`: accuracy under an attack over an eps sweep |
 | `autoattack` | `autoattack`: Croce & Hein's cascade (APGD-CE, APGD-T, FAB-T, Square), per example the worst case |
 | `minimal` | `minimal_distance`: the smallest adversarial perturbation a minimal-norm attack finds, per example |
@@ -29,6 +30,7 @@ from advjax.evaluation.batching import (DEFAULT_DEVICE_BATCH,
                                         make_plan, map_batched, map_examples)
 from advjax.evaluation.diagnostics import Diagnostics, diagnostics
 from advjax.evaluation.predict import accuracy, predict
+from advjax.evaluation.adversarial import adversarial_examples
 from advjax.evaluation.loss_landscape import (AttackConvergence,
                                               AttackConvergenceEvaluator,
                                               LossConcentration,
@@ -80,6 +82,7 @@ __all__ = [
     "MinimalDistance", "MinimalDistanceEvaluator", "minimal_distance",
     "SpatialRobustness", "SpatialRobustnessEvaluator", "spatial_robustness",
     "Diagnostics", "diagnostics", "predict", "accuracy",
+    "adversarial_examples",
     "AttackConvergence", "AttackConvergenceEvaluator", "attack_convergence",
     "LossConcentration", "LossConcentrationEvaluator", "loss_concentration",
     "SpatialRanges", "SpatialRangesResult", "range_label", "to_bits",

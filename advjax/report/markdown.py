@@ -21,10 +21,11 @@ def percent(v: Optional[float], digits: int = 1) -> str:
 
 def cell(v: Any, unit: str = "", *, scale: bool = True,
          digits: int = 1) -> str:
-  """One table cell: None '-', a bool 'yes'/'no', a fraction with unit '%'
-  as a percentage (x100 when `scale`), a float with 4 significant digits
-  (or `unit` a format spec such as '.3f'), other values as str."""
-  if v is None:
+  """One table cell: None or NaN (undefined) '-', a bool 'yes'/'no', a
+  fraction with unit '%' as a percentage (x100 when `scale`), a float with
+  4 significant digits (or `unit` a format spec such as '.3f'), other
+  values as str."""
+  if v is None or (isinstance(v, (float, np.floating)) and v != v):
     return "-"
   if isinstance(v, (bool, np.bool_)):
     return "yes" if v else "no"
