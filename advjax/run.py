@@ -663,9 +663,10 @@ def config_parser(config: type, prog: str, doc: str = "",
     check = f.metadata.get("check")
     if choices and f.name in choices:
       kw["choices"] = list(choices[f.name])
-    elif check is not None and check.choices is not None:
+    elif (check is not None and check.choices is not None
+          and not _is_tuple(hints[f.name])):
       kw["choices"] = list(check.choices)
-    elif check is not None:
+    elif check is not None:  # a tuple's choices are checked per element
       kw["help"] += f" [{check.rule()}]"
     if hints[f.name] in (bool, Optional[bool]):
       p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
@@ -698,6 +699,12 @@ def parse_config(config: type, argv: Optional[Sequence[str]] = None, *,
   args = vars(config_parser(config, prog, doc, choices).parse_args(argv))
   sharding.initialize_distributed(args.pop("distributed"))
   return config(**args)
+
+
+def _is_tuple(kind) -> bool:
+  """Whether a field annotation is a tuple (or an Optional one)."""
+  return typing.get_origin(kind) is tuple or any(
+      typing.get_origin(a) is tuple for a in typing.get_args(kind))
 
 
 def _tuples(config: type, fields: Dict[str, Any]) -> Dict[str, Any]:

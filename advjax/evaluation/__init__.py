@@ -11,6 +11,9 @@ evaluators built on it.
 | `spatial` | `spatial_robustness`: accuracy under rotations and translations (natural, random, worst-of-k, first-order, grid; Engstrom et al. 2019) |
 | `loss_landscape` | `attack_convergence` (PGD's loss per iteration for sign, SGD and Adam steps), `loss_concentration` (the final losses of many random restarts per input; Madry et al.) |
 | `diagnostics` | `diagnostics`: checks for gradient masking (Carlini et al. 2019; AutoAttack's flags) |
+| `confidence` | `error_confidence`: per example right or wrong and the top softmax probability, on clean or attacked inputs (Goodfellow et al.'s error and confidence) |
+| `early_stopping` | `early_stopping`: the kept epoch of lowest score (a validation error), read without an optimizer |
+| `curves` | `eps_at_accuracy`: the smallest eps of a sweep at which the accuracy falls to a level |
 | `throughput` | `time_calls`: interleaved timed calls (medians, min, max), `machine()`; the speed benchmarks' protocol |
 
 Every evaluator's per-example result depends only on the example, its
@@ -41,6 +44,9 @@ from advjax.evaluation.robust_accuracy import (RobustAccuracy,
                                                RobustAccuracyEvaluator,
                                                make_robust_accuracy_fn,
                                                pad_batch, robust_accuracy)
+from advjax.evaluation.confidence import ErrorConfidence, error_confidence
+from advjax.evaluation.curves import eps_at_accuracy
+from advjax.evaluation.early_stopping import EarlyStopping, early_stopping
 from advjax.evaluation.spatial import (SpatialRobustness,
                                        SpatialRobustnessEvaluator,
                                        spatial_robustness)
@@ -77,4 +83,6 @@ __all__ = [
     "Diagnostics", "diagnostics", "predict", "accuracy",
     "AttackConvergence", "AttackConvergenceEvaluator", "attack_convergence",
     "LossConcentration", "LossConcentrationEvaluator", "loss_concentration",
+    "ErrorConfidence", "error_confidence", "eps_at_accuracy",
+    "EarlyStopping", "early_stopping",
 ]
