@@ -22,8 +22,8 @@ from advjax.attacks import gradient
 
 LABEL = {"logistic": "logistic (3 vs 7)", "softmax": "softmax",
          "maxout": "maxout", "maxout_fgsm": "maxout, FGSM training",
-         "maxout_sign_noise": "maxout, sign noise", "maxout_l1": "maxout, L1",
-         "maxout_uniform_noise": "maxout, uniform noise"}
+         "maxout_sign_noise": "maxout, sign noise", "maxout_uniform_noise":
+         "maxout, uniform noise", "maxout_l1": "maxout, L1"}
 MODELS = tuple(LABEL)
 NOISE = {"maxout_sign_noise": ("sign", "+-eps sign noise"),
          "maxout_uniform_noise": ("uniform", "U(-eps, eps) noise")}

@@ -155,3 +155,11 @@ def test_render_and_write(tmp_path):
   assert saved["claims"][0]["verdict"] == "holds" and saved["claims"][0][
       "holds"]
   assert open(paths[1]).read() == out.markdown + "\n"
+
+
+def test_published_percentages_keep_their_digits():
+  rows = [report.Published("G", "MNIST", v, "error") for v in (0.94, 87.15,
+                                                               99, 98.5)]
+  md = report.published_table(rows).markdown()
+  for text in ("| 0.94 % |", "| 87.15 % |", "| 99 % |", "| 98.5 % |"):
+    assert text in md, text
