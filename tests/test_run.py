@@ -338,3 +338,17 @@ def _benchmarks():
            "universality", "wasserstein")
   return [importlib.import_module(f"benchmarks.{n}").BENCHMARK
           for n in names]
+
+
+def test_tuple_fields_with_choices_parse_and_check_each_element():
+  @dataclasses.dataclass(frozen=True)
+  class Picks(ToyConfig):
+    picks: Tuple[str, ...] = run.field(("a", "b"), "some of a, b, c",
+                                       choices=("a", "b", "c"))
+
+  bench = TOY._replace(config=Picks)
+  parser = run.make_parser(bench)
+  assert parser.parse_args(["--picks", "c,a"]).picks == ("c", "a")
+  assert "[one of a, b, c]" in " ".join(parser.format_help().split())
+  with pytest.raises(run.ConfigError, match="picks"):
+    run.resolve(bench, Picks(dataset="synthetic", picks=("a", "d")))

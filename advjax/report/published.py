@@ -66,8 +66,10 @@ def published_table(rows: Sequence[Published], cfg=None,
   for r in rows:
     if not isinstance(r.value, (int, float)):
       published = str(r.value)
-    elif r.unit == "%":  # as printed: 0.94 %, 87.15 %
-      published = f"{r.value:g} %"
+    elif r.unit == "%":  # as printed, at least one decimal: 0.94 %, 87.15 %
+      decimals = str(float(r.value)).partition(".")[2]
+      published = cell(r.value, r.unit, scale=False, digits=max(
+          1, len(decimals) if decimals.isdigit() else 1))
     else:
       published = cell(r.value, r.unit, scale=False)
     ours = _ours(r, cfg, results) if results is not None else "-"
