@@ -18,9 +18,8 @@ from typing import Optional
 
 import jax
 import numpy as np
-import optax
 
-from advjax import evaluation, report, run
+from advjax import evaluation, report, run, training
 from advjax.attacks import gradient
 from advjax.training import methods, recipes
 
@@ -79,11 +78,8 @@ def refine(cfg, preset):
 def train_method(cfg, env):
   """The config's adversarial training method, its eps ramped up over
   `eps_warmup_epochs` when set."""
-  eps = cfg.eps
-  if cfg.eps_warmup_epochs:
-    steps_per_epoch = max(env.train.size // cfg.batch_size, 1)
-    eps = optax.linear_schedule(0., cfg.eps,
-                                cfg.eps_warmup_epochs * steps_per_epoch)
+  eps = training.eps_warmup(cfg.eps, cfg.eps_warmup_epochs, env.train.size,
+                            cfg.batch_size)
   return methods.from_settings(
       cfg.method, eps=eps, steps=cfg.train_steps,
       step_size=cfg.train_step_size, beta=cfg.beta, sigma=cfg.sigma,

@@ -268,3 +268,94 @@ def test_robust_feature_toy_bad_settings_raise(kwargs, match):
   args.update(kwargs)
   with pytest.raises(ValueError, match=match):
     F.robust_feature_toy(jax.random.key(0), **args)
+
+
+# --------------------------------------------------------------------------
+# construct, stats
+# --------------------------------------------------------------------------
+def test_construct_each_kind_and_its_cache(trained, tmp_path, monkeypatch):
+  model, v, ds = trained
+  x, y = ds.images[:24], ds.labels[:24]
+  key = jax.random.key(5)
+  robust = F.Construction("robust", 5, 0.05)
+  out = F.construct(robust, model, v, x, y, 3, key=key,
+                    cache_dir=str(tmp_path), name="d_r")
+  direct = F.robust_dataset(F.representation_fn(model), v, x, y, key=key,
+                            steps=5, step_size=0.05)
+  np.testing.assert_array_equal(out.images, direct.images)
+  det = F.Construction("deterministic", 4, 0.2, eps=1.0)
+  nr = F.construct(det, model, v, x, y, 3, key=key, cache_dir=str(tmp_path),
+                   name="d_det")
+  np.testing.assert_array_equal(nr.labels, (y + 1) % 3)
+  rand = F.construct(F.Construction("random", 4, 0.2, eps=1.0), model, v, x,
+                     y, 3, key=key)
+  np.testing.assert_array_equal(rand.labels, F.target_labels(
+      y, 3, "random", key=key))
+  assert len(list(tmp_path.iterdir())) == 2
+  # Read back, not rebuilt; another setting or key builds anew.
+  monkeypatch.setattr(F, "robust_dataset", None)
+  again = F.construct(robust, model, v, x, y, 3, key=key,
+                      cache_dir=str(tmp_path), name="d_r")
+  for a, b in zip(again, out):
+    np.testing.assert_array_equal(a, b)
+  with pytest.raises(TypeError):
+    F.construct(robust._replace(steps=6), model, v, x, y, 3, key=key,
+                cache_dir=str(tmp_path), name="d_r")
+  # stats
+  s = out.stats(x)
+  assert s["size"] == 24 and s["reduction"] == out.reduction
+  assert s["to_original"] == pytest.approx(F.median_l2(out.images, x))
+  assert s["to_start"] == pytest.approx(F.median_l2(out.images,
+                                                    x[out.start_index]))
+  t = nr.stats(x)
+  assert t["success_rate"] == nr.success_rate
+  assert t["max_distance"] <= 1.0 + 1e-5
+  with pytest.raises(ValueError, match="unknown kind"):
+    F.construct(F.Construction("cyclic", 1, 0.1), model, v, x, y, 3, key=key)
+  with pytest.raises(ValueError, match="needs eps"):
+    F.construct(F.Construction("random", 1, 0.1), model, v, x, y, 3, key=key)
+
+
+def test_median_l2():
+  a = np.zeros((3, 2, 2, 1), np.float32)
+  b = a + np.array([1., 2., 3.]).reshape(3, 1, 1, 1)
+  assert F.median_l2(a, b) == pytest.approx(4.)  # |2 * ones(4)| = 4
+
+
+# --------------------------------------------------------------------------
+# RobustFeatureToy
+# --------------------------------------------------------------------------
+def test_robust_feature_toy_study_settings():
+  toy = F.RobustFeatureToy(size=64, test_size=32, side=4, hidden=(16,),
+                           eps_points=6)
+  np.testing.assert_allclose(toy.eps, np.geomspace(1e-3, 0.5, 6))
+  key = jax.random.key(0)
+  train, test = toy.data(key, "train"), toy.data(key, "test")
+  assert train.size == 64 and test.size == 32 and train.image_shape == (
+      4, 4, 1)
+  np.testing.assert_array_equal(test.labels,
+                                test.images.mean(axis=(1, 2, 3)) > 0.5)
+  np.testing.assert_array_equal(train.images, F.robust_feature_toy(
+      jax.random.fold_in(key, 1), 64, (4, 4, 1), noise=0.1,
+      label_noise=0.1).images)
+  built = toy.models()
+  assert set(built) == set(F.TOY_MODELS)
+  assert built["toy_linear"][1].name == "madry"
+  assert built["toy_mlp"][0].hidden == (16,)
+  with pytest.raises(ValueError, match="eps_min < eps_max"):
+    F.RobustFeatureToy(eps_min=0.5, eps_max=0.1).eps
+
+
+@pytest.mark.slow  # trains two models
+def test_robust_feature_toy_study_run():
+  toy = F.RobustFeatureToy(size=128, test_size=64, side=8, hidden=(64, 64),
+                           label_noise=0.2, epochs=60, batch_size=32,
+                           eps_points=8)
+  out = toy.run(jax.random.key(0), seed=0, steps=10, batch_size=64)
+  assert set(out) == set(F.TOY_MODELS)
+  for r in out.values():
+    assert len(r["accuracy"]) == 8 and r["eps"] == toy.eps.tolist()
+    assert r["accuracy"][0] <= r["clean_accuracy"] + 1e-9
+    assert 0 <= r["train_accuracy"] <= 1
+  # The robust linear model needs the larger eps (the toy's point).
+  assert out["toy_linear"]["eps_at_half"] > out["toy_mlp"]["eps_at_half"]

@@ -1,6 +1,8 @@
 """Tests for benchmarks/goodfellow.py (FGSM, the linear explanation and
-FGSM adversarial training): the closed form on logistic regression, the
-pieces, the settings' checks, and the config, shrunk, through the runner."""
+FGSM adversarial training): the presets, the settings' checks, the noise
+controls, and the config, shrunk, through the runner. The library pieces
+have their own tests (test_linear, test_confidence, test_early_stopping,
+test_subsets)."""
 import json
 import os
 
@@ -9,44 +11,25 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advjax import data, models, run, training
-from advjax.attacks import gradient
+from advjax import data, run, training
 from benchmarks import goodfellow as G
 
 
-def test_fgsm_on_logistic_regression_is_the_closed_form():
-  model = models.FC10(num_classes=2)
-  v = models.init_model(model, jax.random.key(3), (8, 8, 1))
-  rng = np.random.default_rng(0)
-  x = rng.uniform(size=(16, 8, 8, 1)).astype(np.float32)
-  y = rng.integers(0, 2, 16).astype(np.int32)
-  adv = gradient.fgsm(lambda z: model.apply(v, z), jnp.asarray(x),
-                      jnp.asarray(y), eps=0.25)
-  k = np.asarray(v["params"]["Dense_0"]["kernel"])
-  w = (k[:, 1] - k[:, 0]).reshape(8, 8, 1)
-  np.testing.assert_allclose(adv, G.logistic_fgsm(w, x, y, 0.25), atol=1e-6)
-  # It is the worst case in the box: no sign pattern raises the loss more.
-  logit = lambda z: z.reshape(len(z), -1) @ w.ravel()
-  margin = (2 * y - 1) * logit(np.asarray(adv))
-  other = np.clip(x + 0.25 * rng.choice([-1., 1.], x.shape), 0, 1)
-  assert np.all(margin <= (2 * y - 1) * logit(other) + 1e-5)
+def test_presets():
+  digits = run.resolve(G.BENCHMARK, G.GoodfellowConfig())
+  assert (digits.eps, digits.validation, digits.dropout) == (0.25, 200, 0.)
+  assert digits.workdir == os.path.join("runs", "goodfellow-digits")
+  mnist = run.resolve(G.BENCHMARK, G.GoodfellowConfig(dataset="mnist"))
+  assert (mnist.eps, mnist.dropout) == (0.25, 0.2)  # the preset's dropout
+  cifar = run.resolve(G.BENCHMARK, G.GoodfellowConfig(dataset="cifar10"))
+  assert cifar.eps == 0.1
+  args = vars(run.make_parser(G.BENCHMARK).parse_args(
+      ["--models", "maxout,maxout_fgsm", "--classes", "1,8"]))
+  assert args["models"] == ("maxout", "maxout_fgsm")
+  assert args["classes"] == (1, 8)
 
 
-def test_error_confidence_splits_and_noise_training():
-  probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])
-  err, conf = G.error_and_confidence(probs, np.array([0, 0, 1]))
-  assert err == pytest.approx(1 / 3) and conf == pytest.approx(0.8)
-  assert np.isnan(G.error_and_confidence(probs[:1], np.array([0]))[1])
-  train = data.load("digits", "train")
-  fit_rows, val = G.split_validation(train, 200)
-  assert len(val.labels) == 200 and len(fit_rows.labels) == len(
-      train.labels) - 200
-  with pytest.raises(ValueError, match="smaller than the training split"):
-    G.split_validation(train, len(train.labels))
-  pair = G.two_classes(train, (3, 7))
-  assert set(np.unique(pair.labels)) == {0, 1} and pair.num_classes == 2
-  assert np.all((np.asarray(train.labels)[np.isin(train.labels, (3, 7))]
-                 == 7) == (pair.labels == 1))
+def test_noise_training_controls():
   # The noise-training controls draw +-eps signs / U(-eps, eps), clipped.
   x = jnp.full((4, 8, 8, 1), 0.5)
   for dist, check in (("sign", lambda d: np.allclose(np.abs(d), 0.25)),
@@ -62,15 +45,16 @@ def test_error_confidence_splits_and_noise_training():
 @pytest.mark.parametrize("field, value, match", [
     ("models", ("maxout", "vgg"), "models"), ("eps", -1., "eps"),
     ("classes", (3,), "classes"), ("classes", (3, 3), "classes"),
-    ("alpha", 1.5, "alpha"), ("l1", -1., "l1"),
-    ("validation", 0, "validation"),
-    ("dataset", "imagenet", "No goodfellow preset")])
+    ("alpha", 1.5, "alpha"), ("l1", -1., "l1"), ("dropout", 1., "dropout"),
+    ("validation", 0, "validation"), ("hidden", (0,), "hidden")])
 def test_bad_settings_raise(field, value, match):
-  with pytest.raises(ValueError, match=match):
-    G.resolve(G.GoodfellowConfig(**{field: value}))
+  with pytest.raises(run.ConfigError, match=match):
+    run.resolve(G.BENCHMARK, G.GoodfellowConfig(**{field: value}))
 
 
-def test_missing_dataset_says_what_to_do(tmp_path):
+def test_unknown_dataset_and_missing_data(tmp_path):
+  with pytest.raises(ValueError, match="No goodfellow preset"):
+    run.resolve(G.BENCHMARK, G.GoodfellowConfig(dataset="imagenet"))
   with pytest.raises(data.DatasetNotFoundError):
     run.run(G.BENCHMARK, G.GoodfellowConfig(
         dataset="mnist", data_dir=str(tmp_path / "x"), workdir=str(tmp_path),
@@ -88,13 +72,27 @@ def test_run_writes_the_report_and_reloads(tmp_path):
   assert m["logistic"]["closed_form_max_abs_diff"] < 1e-5
   for r in m.values():
     assert r["epoch"] in (1, 2) and len(r["validation_error"]) == 2
-    assert 0 <= r["fgsm_error"] <= 1
+    assert r["validation_error"][r["epoch"] - 1] == min(r["validation_error"])
+    assert 0 <= r["clean_error"] <= 1 and 0 <= r["fgsm_error"] <= 1
+  assert 0 <= m["maxout_l1"]["train_error"] <= 1
   assert set(res["extra"]["transfer"]) == {"maxout->maxout_fgsm",
                                            "maxout_fgsm->maxout"}
   md = open(tmp_path / "results.md").read()
   assert "89.4" in md and "17.9" in md and "Claims checked" in md
   for fig in ("figure2.png", "errors.png"):
     assert os.path.getsize(tmp_path / fig) > 0
-  assert json.load(open(tmp_path / "results.json"))["claims"]
-  again = run.run(G.BENCHMARK, cfg)
-  assert all(r["resumed_from"] is not None for r in again["models"].values())
+  saved = json.load(open(tmp_path / "results.json"))
+  assert len(saved["claims"]) == 11  # two of them one per model
+  # --report-only: the same report from results.json alone.
+  os.remove(tmp_path / "figure2.png")
+  again = run.rewrite_report(G.BENCHMARK, str(tmp_path))
+  assert again["table"] == res["table"]
+  assert os.path.getsize(tmp_path / "figure2.png") > 0
+  # A rerun reloads every model.
+  rerun = run.run(G.BENCHMARK, cfg)
+  assert all(r["resumed_from"] is not None for r in rerun["models"].values())
+  # Fewer models: the claims about the others are left out.
+  few = run.run(G.BENCHMARK, cfg.__class__(**{
+      **cfg.__dict__, "models": ("maxout",)}))
+  assert {v.text for v in few["claims"]} == {
+      "FGSM fools the network on most inputs (maxout)"}

@@ -246,3 +246,11 @@ def test_paths_index_lists_and_the_arrays_of_in_memory_results():
   assert report.get_path(results, "extra.pred.9", None) is None
   with pytest.raises(KeyError, match="pred"):
     report.get_path(results, "extra.pred.x")
+
+
+def test_published_percentages_keep_their_digits():
+  rows = [report.Published("G", "MNIST", v, "error") for v in (0.94, 87.15,
+                                                               99, 98.5)]
+  md = report.published_table(rows).markdown()
+  for text in ("| 0.94 % |", "| 87.15 % |", "| 99.0 % |", "| 98.5 % |"):
+    assert text in md, text

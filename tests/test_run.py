@@ -386,3 +386,17 @@ def test_a_tuple_field_with_choices_takes_a_list_on_the_command_line():
   assert "one of a, b" in run.make_parser(bench).format_help()
   with pytest.raises(SystemExit, match="names .* one of a, b"):
     run.main(bench, ["--dataset", "synthetic", "--names", "a,c"])
+
+
+def test_tuple_fields_with_choices_parse_and_check_each_element():
+  @dataclasses.dataclass(frozen=True)
+  class Picks(ToyConfig):
+    picks: Tuple[str, ...] = run.field(("a", "b"), "some of a, b, c",
+                                       choices=("a", "b", "c"))
+
+  bench = TOY._replace(config=Picks)
+  parser = run.make_parser(bench)
+  assert parser.parse_args(["--picks", "c,a"]).picks == ("c", "a")
+  assert "[one of a, b, c]" in " ".join(parser.format_help().split())
+  with pytest.raises(run.ConfigError, match="picks"):
+    run.resolve(bench, Picks(dataset="synthetic", picks=("a", "d")))

@@ -14,7 +14,10 @@
 - `detection`: Metzen et al.'s detector trained to tell clean from
   adversarial inputs.
 - `features`: Ilyas et al.'s robust and non-robust datasets, built from a
-  model's penultimate representation and targeted attacks.
+  model's penultimate representation and targeted attacks; `construct`
+  builds one from its settings (`Construction`), cached.
+- `linear`: Goodfellow et al.'s linear explanation: FGSM on logistic
+  regression in closed form.
 - `agreement`: where two models' per-example outcomes differ (right under
   one, wrong under the other), from arrays or `evaluation.to_bits`
   strings.
@@ -31,6 +34,8 @@ from advjax.analysis.features import (NonRobustDataset, RobustDataset,
                                       non_robust_dataset, representation,
                                       representation_fn, robust_dataset,
                                       robust_feature_toy, target_labels)
+from advjax.analysis.features import Construction, construct, median_l2
+from advjax.analysis.linear import logistic_fgsm
 from advjax.analysis.stability import flip_stability, noise_stability
 from advjax.analysis.transfer import (LogCorrelation, StabilityProfile,
                                       TransferResult, cost_change_across,
@@ -51,7 +56,8 @@ __all__ = ["destruction_rate", "destruction_rates", "correct_under",
            "robust_dataset", "NonRobustDataset", "non_robust_dataset",
            "target_labels", "robust_feature_toy", "true_class_probability",
            "probability_across", "cost_change_across", "LogCorrelation",
-           "log_log_pearson", "Disagreement", "disagreement"]
+           "log_log_pearson", "Disagreement", "disagreement", "Construction",
+           "construct", "median_l2", "logistic_fgsm"]
 
 # D'Costa & Sriramanan's directed-perturbation studies (stability.py).
 from advjax.analysis.stability import (Cliff, EpsSweep, cliff_study,

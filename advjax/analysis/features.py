@@ -16,6 +16,13 @@ perturbation can flip. They separate the two kinds by building datasets:
   The images still look like their old class; a standard model trained on
   them still generalises to the true test set (through the non-robust
   features alone).
+- `construct`: one of these datasets from its settings (a `Construction`:
+  D_R / D_NR, D_rand or D_det), cached in a directory by the source
+  model's weights, the data and the settings; `RobustDataset.stats` and
+  `NonRobustDataset.stats` measure how well a construction did.
+- `RobustFeatureToy`: the toy study's settings, its two models (a robust
+  linear classifier and a noise-memorising MLP) and their evaluation: the
+  Linf eps at which each falls to 50 % test accuracy.
 - `robust_feature_toy`: a dataset with one robust feature (the image is
   dark or light) plus random noise and label noise, on which a linear
   classifier is robust and a network that memorises the noise is not (the
@@ -31,24 +38,37 @@ References:
   Ilyas, Santurkar, Tsipras, Engstrom, Tran, Madry, "Adversarial examples
   are not bugs, they are features", NeurIPS 2019.
 """
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+import functools
+import hashlib
+import json
+import os
+from typing import (Any, Callable, Dict, NamedTuple, Optional, Sequence,
+                    Tuple, Union)
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from advjax import checks, data, projections, rng
+from advjax import checks, data, models, projections, rng, training
 from advjax.attacks import base, gradient
 from advjax.evaluation import batching
+from advjax.evaluation.curves import eps_at_accuracy
+from advjax.evaluation.predict import accuracy
+from advjax.evaluation.robust_accuracy import robust_accuracy
+from advjax.training import methods
 from advjax.types import Array, Bounds, PRNGKey
 
 __all__ = ["representation", "representation_fn", "RobustDataset",
            "robust_dataset", "NonRobustDataset", "non_robust_dataset",
-           "TARGETS", "target_labels", "robust_feature_toy", "STARTS"]
+           "TARGETS", "target_labels", "robust_feature_toy", "STARTS",
+           "KINDS", "Construction", "construct", "median_l2", "TOY_MODELS",
+           "RobustFeatureToy"]
 
 STARTS = ("other", "noise")
 TARGETS = ("random", "deterministic")
+KINDS = ("robust",) + TARGETS
 
 
 # --------------------------------------------------------------------------
@@ -142,6 +162,14 @@ def _check_bounds(name: str, x: np.ndarray, bounds: Bounds) -> None:
                      f"values in [{x.min():.4g}, {x.max():.4g}].")
 
 
+def median_l2(a, b) -> float:
+  """The median over examples of the L2 distance between two image
+  batches `[N, ...]` (host arrays)."""
+  a, b = np.asarray(a), np.asarray(b)
+  return float(np.median(np.linalg.norm((a - b).reshape(len(a), -1),
+                                        axis=1)))
+
+
 def _relative_distance(r: Array, target: Array) -> Array:
   """`|r - target|_2 / |target|_2` per example (`[B]`)."""
   scale = jnp.maximum(jnp.linalg.norm(target, axis=-1), 1e-12)
@@ -181,6 +209,22 @@ class RobustDataset(NamedTuple):
     """The images and labels as a `data.Dataset`."""
     return data.Dataset(self.images, self.labels, int(num_classes), name,
                         split)
+
+  def stats(self, originals) -> Dict[str, float]:
+    """How the construction did, given the original images `[N, ...]`:
+    the median relative representation distance at the start and the
+    end, their `reduction`, and the median L2 distance of the images to
+    the originals (`to_original`) and to their start images (`to_start`,
+    for starts from other images)."""
+    x = np.asarray(originals)
+    out = {"size": int(self.labels.shape[0]),
+           "to_original": median_l2(self.images, x),
+           "initial_distance": float(np.median(self.initial_distance)),
+           "distance": float(np.median(self.distance)),
+           "reduction": self.reduction}
+    if np.all(self.start_index >= 0):
+      out["to_start"] = median_l2(self.images, x[self.start_index])
+    return out
 
 
 def _other_index(key: PRNGKey, n: int) -> np.ndarray:
@@ -321,6 +365,17 @@ class NonRobustDataset(NamedTuple):
     return data.Dataset(self.images, self.labels, int(num_classes), name,
                         split)
 
+  def stats(self, originals) -> Dict[str, float]:
+    """How the construction did, given the original images `[N, ...]`:
+    the fraction that reached its target, the mean and largest
+    perturbation (in the attack's norm) and the median L2 distance to the
+    originals."""
+    return {"size": int(self.labels.shape[0]),
+            "to_original": median_l2(self.images, originals),
+            "success_rate": self.success_rate,
+            "mean_distance": float(np.mean(self.distance)),
+            "max_distance": float(np.max(self.distance))}
+
 
 def target_labels(y, num_classes: int, kind: str,
                   key: Optional[PRNGKey] = None) -> np.ndarray:
@@ -450,6 +505,107 @@ def non_robust_dataset(apply_fn: Callable[[Any, Array], Array], variables,
 
 
 # --------------------------------------------------------------------------
+# A construction from its settings, cached.
+# --------------------------------------------------------------------------
+class Construction(NamedTuple):
+  """How one of Ilyas et al.'s datasets is built from a source model.
+
+  Attributes:
+    kind: 'robust' (`robust_dataset`: D_R from an adversarially trained
+      source, D_NR from a standard one), 'random' (D_rand) or
+      'deterministic' (D_det) (`non_robust_dataset` towards
+      `target_labels` of that kind).
+    steps: gradient steps (robust) or PGD steps (non-robust).
+    step_size: their length.
+    eps: the targeted attack's radius (non-robust kinds only).
+    start: the robust kind's start ('other' or 'noise').
+    norm: the targeted attack's norm (non-robust kinds).
+  """
+  kind: str
+  steps: int
+  step_size: float
+  eps: Optional[float] = None
+  start: str = "other"
+  norm: str = "l2"
+
+
+def _digest(construction: Construction, key: PRNGKey, variables, x, y,
+            num_classes: int) -> str:
+  return hashlib.sha256(json.dumps([
+      construction._asdict(), np.asarray(jax.random.key_data(
+          rng.as_key(key))).tolist(), batching.fingerprint_tree(variables),
+      batching.fingerprint_arrays(x, y), int(num_classes)],
+                                   sort_keys=True).encode()).hexdigest()
+
+
+def construct(construction: Construction, model: nn.Module, variables, x, y,
+              num_classes: int, *, key: PRNGKey,
+              cache_dir: Optional[str] = None, name: str = "dataset",
+              **map_kwargs) -> Union[RobustDataset, NonRobustDataset]:
+  """One of Ilyas et al.'s datasets built from the data `(x, y)` with the
+  source model `model` / `variables`, as `construction` says.
+
+  The robust kind matches the model's penultimate `representation`
+  (`robust_dataset`, starts drawn from `fold_in(key, 0)`); the others
+  draw `target_labels` of their kind from `key` and move every image to
+  its target (`non_robust_dataset`). With `cache_dir`, the dataset is
+  saved there (`<name>-<digest>.npz`, written atomically by process 0)
+  and read back by a later call with the same construction, key, weights,
+  data and classes.
+
+  Args:
+    construction: the settings (`Construction`).
+    model: the source model (a flax module; inference mode).
+    variables: its variables.
+    x: `[N, H, W, C]` float images in [0, 1]; y: `[N]` int labels.
+    num_classes: K, the classes of the targets.
+    key: `jax.random.key`.
+    cache_dir: where built datasets are kept (None: not kept).
+    name: the file name's prefix ('d_r').
+    **map_kwargs: batch_size, mesh, device_batch_size, progress of the
+      construction (they never change a result).
+
+  Returns:
+    `RobustDataset` (robust kind) or `NonRobustDataset`.
+
+  Raises:
+    ValueError: an unknown kind, a non-robust kind without eps, or the
+      construction's own errors (`robust_dataset`, `non_robust_dataset`).
+  """
+  if construction.kind not in KINDS:
+    raise ValueError(f"construct: unknown kind {construction.kind!r}; use "
+                     f"one of {KINDS}.")
+  robust = construction.kind == "robust"
+  if not robust and construction.eps is None:
+    raise ValueError(f"construct: kind {construction.kind!r} needs eps.")
+  result = RobustDataset if robust else NonRobustDataset
+  x, y = np.asarray(x), np.asarray(y)
+  path = None
+  if cache_dir is not None:
+    digest = _digest(construction, key, variables, x, y, num_classes)
+    path = os.path.join(cache_dir, f"{name}-{digest[:16]}.npz")
+    if os.path.exists(path):
+      with np.load(path) as z:
+        return result(**{k: z[k] for k in result._fields})
+  c = construction
+  if robust:
+    out = robust_dataset(representation_fn(model), variables, x, y, key=key,
+                         steps=c.steps, step_size=c.step_size, start=c.start,
+                         **map_kwargs)
+  else:
+    out = non_robust_dataset(
+        lambda v, z: model.apply(v, z, train=False), variables, x, y,
+        target_labels(y, num_classes, c.kind, key=key), eps=c.eps,
+        steps=c.steps, step_size=c.step_size, norm=c.norm, **map_kwargs)
+  if path is not None and jax.process_index() == 0:
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = path[:-len(".npz")] + ".tmp.npz"
+    np.savez(tmp, **out._asdict())
+    os.replace(tmp, path)
+  return out
+
+
+# --------------------------------------------------------------------------
 # The robust-feature toy.
 # --------------------------------------------------------------------------
 def robust_feature_toy(key: PRNGKey, size: int,
@@ -501,3 +657,132 @@ def robust_feature_toy(key: PRNGKey, size: int,
   labels = jnp.where(flip, 1 - classes, classes)
   return data.Dataset(np.asarray(images, np.float32),
                       np.asarray(labels, np.int32), 2, name, split)
+
+
+TOY_MODELS = ("toy_linear", "toy_mlp")
+
+
+class RobustFeatureToy(NamedTuple):
+  """The robust-feature toy study (the seed's slides, "Are adversarial
+  examples always features?"): on `robust_feature_toy` data, a linear
+  classifier trained adversarially (Linf Madry) is robust -- it needs a
+  large Linf eps to be fooled -- while an MLP that memorises the flipped
+  labels through the pixel noise is fooled by a far smaller one.
+
+  `data` builds the splits, `models` the two models and their training
+  methods, `evaluate` one trained model: accuracy under Linf PGD over the
+  geometric grid `eps` and the smallest eps at which it is at most 50 %
+  (`evaluation.eps_at_accuracy`); `run` does all of it (`training.fit`
+  with `optax.adam(learning_rate)`, `epochs`, `batch_size`).
+
+  Attributes:
+    size, test_size: training and test images.
+    side: the images are `side x side x 1`.
+    noise: half-width of the uniform pixel noise, in [0, 0.25).
+    label_noise: fraction of flipped training labels, in [0, 0.5).
+    hidden: the MLP's hidden widths (relu).
+    epochs, batch_size, learning_rate: both models' training (Adam).
+    linear_eps: Linf radius of the linear model's Madry training (PGD-10).
+    eps_min, eps_max, eps_points: the evaluation's geometric Linf grid.
+  """
+  size: int = 500
+  test_size: int = 500
+  side: int = 32
+  noise: float = 0.1
+  label_noise: float = 0.1
+  hidden: Tuple[int, ...] = (512, 512)
+  epochs: int = 300
+  batch_size: int = 50
+  learning_rate: float = 1e-3
+  linear_eps: float = 0.25
+  eps_min: float = 1e-3
+  eps_max: float = 0.5
+  eps_points: int = 25
+
+  @property
+  def eps(self) -> np.ndarray:
+    """`[eps_points]` the evaluation's Linf grid, `eps_min .. eps_max`."""
+    if not 0 < self.eps_min < self.eps_max or self.eps_points < 2:
+      raise ValueError(f"RobustFeatureToy: need 0 < eps_min < eps_max and "
+                       f"eps_points >= 2, got {self.eps_min}, "
+                       f"{self.eps_max}, {self.eps_points}.")
+    return np.geomspace(self.eps_min, self.eps_max, self.eps_points)
+
+  def data(self, key: PRNGKey, split: str) -> data.Dataset:
+    """The 'train' split (noisy labels, from `fold_in(key, 1)`) or the
+    'test' split (the true classes, from `fold_in(key, 2)`)."""
+    train = split == "train"
+    return robust_feature_toy(
+        jax.random.fold_in(rng.as_key(key), 1 if train else 2),
+        self.size if train else self.test_size, (self.side, self.side, 1),
+        noise=self.noise, label_noise=self.label_noise if train else 0.,
+        split=split)
+
+  def models(self) -> Dict[str, Tuple[nn.Module, methods.Method]]:
+    """`TOY_MODELS` -> (module, training method): logistic regression with
+    Linf Madry training at `linear_eps`, and the relu MLP with standard
+    training."""
+    return {"toy_linear": (models.MLP(num_classes=2, hidden=()), methods.madry(
+        self.linear_eps, attack=functools.partial(gradient.pgd, norm="linf",
+                                                  steps=10))),
+            "toy_mlp": (models.MLP(num_classes=2, hidden=tuple(self.hidden),
+                                   activation="relu"), methods.standard())}
+
+  def evaluate(self, apply_fn: Callable, variables, train, test, *,
+               key: PRNGKey, steps: int = 20, **map_kwargs) -> Dict[str, Any]:
+    """One trained model's numbers.
+
+    Args:
+      apply_fn, variables: the model.
+      train, test: the splits (`data`).
+      key: the PGD's random starts.
+      steps: PGD steps.
+      **map_kwargs: batch_size, mesh, device_batch_size, progress.
+
+    Returns:
+      `{'clean_accuracy', 'train_accuracy' (on the noisy labels),
+      'eps' (the grid), 'accuracy' (under Linf PGD at each eps),
+      'eps_at_half'}`.
+    """
+    ra = robust_accuracy(
+        apply_fn, variables, test.images, test.labels, attack=(
+            functools.partial(gradient.pgd, norm="linf", steps=steps)),
+        eps=self.eps, key=key, **map_kwargs)
+    map_kwargs.pop("progress", None)
+    return {"clean_accuracy": ra.clean_accuracy,
+            "train_accuracy": accuracy(apply_fn, variables, train.images,
+                                       train.labels, **map_kwargs),
+            "eps": self.eps.tolist(), "accuracy": ra.accuracy.tolist(),
+            "eps_at_half": eps_at_accuracy(self.eps, ra.accuracy)}
+
+  def run(self, key: PRNGKey, *, seed: int = 0,
+          attack_key: Optional[PRNGKey] = None, steps: int = 20,
+          mesh=None, progress: bool = False,
+          **map_kwargs) -> Dict[str, Dict[str, Any]]:
+    """Trains both models and evaluates them.
+
+    Args:
+      key: the data (`data`).
+      seed: the training's seed (init and batch order, `training.fit`).
+      attack_key: the evaluation's PGD starts (default `fold_in(key, 3)`).
+      steps: the evaluation's PGD steps.
+      mesh, progress: as `training.fit` and the evaluation.
+      **map_kwargs: the evaluation's batch_size, device_batch_size.
+
+    Returns:
+      `TOY_MODELS` -> `evaluate`'s numbers.
+    """
+    train, test = self.data(key, "train"), self.data(key, "test")
+    attack_key = (jax.random.fold_in(rng.as_key(key), 3) if attack_key is None
+                  else attack_key)
+    out = {}
+    for name, (module, method) in self.models().items():
+      fit = training.fit(module, optax.adam(self.learning_rate), train,
+                         method=method, epochs=self.epochs,
+                         batch_size=self.batch_size, seed=seed, mesh=mesh,
+                         progress=progress, desc=f"train {name}")
+      out[name] = self.evaluate(
+          lambda v, x, m=module: m.apply(v, x, train=False),
+          jax.device_get(fit.state.variables), train, test, key=attack_key,
+          steps=steps, mesh=mesh, progress=progress, **map_kwargs)
+    return out

@@ -13,6 +13,9 @@ evaluators built on it.
 | `outcomes` | `to_bits`, `from_bits`: per-example outcomes kept in a run's results |
 | `loss_landscape` | `attack_convergence` (PGD's loss per iteration for sign, SGD and Adam steps), `loss_concentration` (the final losses of many random restarts per input; Madry et al.) |
 | `diagnostics` | `diagnostics`: checks for gradient masking (Carlini et al. 2019; AutoAttack's flags) |
+| `confidence` | `error_confidence`: per example right or wrong and the top softmax probability, on clean or attacked inputs (Goodfellow et al.'s error and confidence) |
+| `early_stopping` | `early_stopping`: the kept epoch of lowest score (a validation error), read without an optimizer |
+| `curves` | `eps_at_accuracy`: the smallest eps of a sweep at which the accuracy falls to a level |
 | `throughput` | `time_calls`: interleaved timed calls (medians, min, max), `machine()`; the speed benchmarks' protocol |
 
 Every evaluator's per-example result depends only on the example, its
@@ -44,6 +47,9 @@ from advjax.evaluation.robust_accuracy import (RobustAccuracy,
                                                RobustAccuracyEvaluator,
                                                make_robust_accuracy_fn,
                                                pad_batch, robust_accuracy)
+from advjax.evaluation.confidence import ErrorConfidence, error_confidence
+from advjax.evaluation.curves import eps_at_accuracy
+from advjax.evaluation.early_stopping import EarlyStopping, early_stopping
 from advjax.evaluation.spatial import (SpatialRobustness,
                                        SpatialRobustnessEvaluator,
                                        spatial_robustness)
@@ -87,4 +93,6 @@ __all__ = [
     "LossConcentration", "LossConcentrationEvaluator", "loss_concentration",
     "SpatialRanges", "SpatialRangesResult", "range_label", "to_bits",
     "from_bits",
+    "ErrorConfidence", "error_confidence", "eps_at_accuracy",
+    "EarlyStopping", "early_stopping",
 ]

@@ -20,7 +20,8 @@ class Published(NamedTuple):
   Attributes:
     source: who published it ('Madry et al. 2018, Table 1').
     setting: what it was measured on ('MNIST, eps 0.3, PGD-100 x 50').
-    value: the number as printed (in `unit`), or a finding in words.
+    value: the number as printed (in `unit`; a percentage is shown with
+      its own digits), or a finding in words.
     quantity: what it is ('robust accuracy').
     unit: '%' (ours, a fraction, is printed x100), '' or another unit.
     ours: `(cfg, results) -> value` of the same quantity in this run
@@ -63,8 +64,14 @@ def published_table(rows: Sequence[Published], cfg=None,
             f"this run ({dataset})" if dataset else "this run")
   out = []
   for r in rows:
-    published = (cell(r.value, r.unit, scale=False)
-                 if isinstance(r.value, (int, float)) else str(r.value))
+    if not isinstance(r.value, (int, float)):
+      published = str(r.value)
+    elif r.unit == "%":  # as printed, at least one decimal: 0.94 %, 87.15 %
+      decimals = str(float(r.value)).partition(".")[2]
+      published = cell(r.value, r.unit, scale=False, digits=max(
+          1, len(decimals) if decimals.isdigit() else 1))
+    else:
+      published = cell(r.value, r.unit, scale=False)
     ours = _ours(r, cfg, results) if results is not None else "-"
     out.append((r.source, r.setting, r.quantity, published, ours))
   return Table(header, out, "lllrr", caption)

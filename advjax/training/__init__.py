@@ -16,6 +16,7 @@ eval steps, and a resumable, sharded `fit`.
 - `optimizers.py`: `l1_decay` (an L1 penalty), `freeze` (zero updates for
   named modules), `pretrain_autoencoder` (reconstruction training).
 - `recipes.py`: the papers' training settings per dataset (`MADRY`).
+- `schedules.py`: `eps_warmup` (a method's radius ramped up from 0).
 - `fit.py`: `fit` (checkpointed with orbax, resumed exactly, one step
   compiled over every device of the mesh; per-epoch history with a warning
   when training collapses), `restore_epoch`; `kept_epochs` and
@@ -28,6 +29,7 @@ from advjax.training.fit import (FitResult, TrainingCollapseWarning, collapsed,
 from advjax.training.methods import (METHODS, SPATIAL_METHODS, LossInputs,
                                      Method, default_attack, eps_at)
 from advjax.training.optimizers import freeze, l1_decay, pretrain_autoencoder
+from advjax.training.schedules import eps_warmup
 from advjax.training.step import (TrainState, create_train_state,
                                   make_eval_step, make_train_step)
 
@@ -36,4 +38,4 @@ __all__ = ["methods", "optimizers", "recipes", "l1_decay", "freeze",
            "default_attack", "eps_at", "TrainState", "FitResult",
            "TrainingCollapseWarning", "collapsed", "fit", "create_train_state",
            "make_train_step", "make_eval_step", "restore_epoch",
-           "kept_epochs", "epoch_variables"]
+           "kept_epochs", "epoch_variables", "eps_warmup"]
