@@ -99,6 +99,16 @@ def test_published_rows_beside_ours():
   assert "| D'Costa | CIFAR-10 |  | a sharp drop after eps | - |" in md
   assert "| X | Y | ratio | 1.5 x | - |" in md  # a model not run: '-'
   assert "this run (digits)" in md
+  # A CIFAR-10 number is not printed beside a digits run's; digits stand
+  # in for MNIST only.
+  cifar = rows[0]._replace(dataset="cifar10")
+  md = report.published_table([cifar], Cfg(), RESULTS).markdown()
+  assert md.endswith("| 89.6 % | - |")
+  assert report.comparable("mnist", "digits")
+  assert report.comparable("cifar10", "cifar10")
+  assert report.comparable(None, "digits") and report.comparable("mnist", None)
+  assert not report.comparable("cifar10", "digits")
+  assert not report.comparable("digits", "mnist")
 
 
 @pytest.mark.parametrize("figure", [

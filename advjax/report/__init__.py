@@ -14,7 +14,7 @@ report can be rewritten after the declaration changes (`--report-only`).
 |---|---|
 | `markdown` | `Table`, `table`, `cell`, `percent`: the formatting every report shares |
 | `claims` | `Claim` (declared), thresholds (`at_least`, `at_most`, ...), `Verdict` (holds / partly / fails) |
-| `published` | `Published` rows, `published_table` |
+| `published` | `Published` rows, `published_table`, `comparable` |
 | `figures` | the figure kinds and `draw` |
 """
 import json
@@ -35,7 +35,8 @@ from advjax.report.figures import (Bar, Binned, Box, Figure, Heatmap,
 from advjax.report.markdown import (Block, Table, cell, curve_table,
                                     fields_table, get_path, percent,
                                     records_table, render_blocks, table)
-from advjax.report.published import Published, published_table
+from advjax.report.published import (STAND_INS, Published, comparable,
+                                     published_table)
 from advjax.report import legacy
 
 __all__ = [
@@ -45,7 +46,7 @@ __all__ = [
     "Claim", "Verdict", "Measured", "Threshold", "at_least", "at_most",
     "above", "below", "between", "judge_all", "lookup", "value_of",
     "difference", "ratio", "present", "HOLDS", "PARTLY", "FAILS",
-    "VERDICTS", "Published", "published_table",
+    "VERDICTS", "Published", "published_table", "STAND_INS", "comparable",
     "Line", "Bar", "Scatter", "Heatmap", "Histogram", "Binned", "Box",
     "Image", "Panels", "Figure", "image_grid", "draw", "pyplot",
     "perturbation",

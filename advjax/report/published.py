@@ -5,13 +5,19 @@ come from, the setting they were measured in, the value as the paper
 prints it (a number, or a qualitative finding in words) and, where this
 run measures the same quantity, how to read ours from the results.
 `published_table` renders them; a row of another dataset than the run's
-is still shown (the reader sees what the MNIST preset would compare to).
+is still shown (the reader sees what the MNIST preset would compare to),
+with this run's cell left '-': a digits number is not printed beside a
+CIFAR-10 one. The embedded digits stand in for MNIST (`STAND_INS`).
 """
 from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence
 
 from advjax.report.markdown import Table, cell
 
-__all__ = ["Published", "published_table"]
+__all__ = ["Published", "published_table", "STAND_INS", "comparable"]
+
+# Datasets whose runs are printed beside another dataset's published
+# numbers: sklearn's 8x8 digits, the embedded default, stand in for MNIST.
+STAND_INS = {"digits": ("mnist",)}
 
 
 class Published(NamedTuple):
@@ -39,8 +45,18 @@ class Published(NamedTuple):
   dataset: Optional[str] = None
 
 
+def comparable(published_on: Optional[str], run_on: Optional[str]) -> bool:
+  """Whether a run on `run_on` is printed beside a number published on
+  `published_on` (either None: yes; the same dataset or a stand-in for it,
+  `STAND_INS`: yes)."""
+  if published_on is None or run_on is None:
+    return True
+  return published_on in (run_on, *STAND_INS.get(run_on, ()))
+
+
 def _ours(row: Published, cfg, results) -> str:
-  if row.ours is None:
+  if row.ours is None or not comparable(row.dataset,
+                                        getattr(cfg, "dataset", None)):
     return "-"
   try:
     v = row.ours(cfg, results)
@@ -58,7 +74,8 @@ def published_table(rows: Sequence[Published], cfg=None,
                     caption: str = "Published numbers beside this run's"
                     ) -> Table:
   """The rows as a table: source, setting, quantity, published value and
-  this run's value (on `cfg.dataset`) where the row says how to read it."""
+  this run's value (on `cfg.dataset`) where the row says how to read it
+  and its dataset is `comparable` with the run's."""
   dataset = getattr(cfg, "dataset", None)
   header = ("source", "setting", "quantity", "published",
             f"this run ({dataset})" if dataset else "this run")
