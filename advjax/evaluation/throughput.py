@@ -9,19 +9,42 @@ visible, and interleaving makes a change in machine load (a shared host)
 hit all items alike, which keeps the ratios between them meaningful.
 `timing_fields` turns a `Timing` of a batch into report fields (images/s,
 ms per batch or step, min, max, every call); `machine()` records the
-devices, versions and cores. Used by `benchmarks.speed` (attacks) and
-`benchmarks.train_speed` (training steps).
+devices, versions and cores.
+
+Around them, what every timing benchmark needs: `jit_call` (a compiled
+call run to completion), `time_groups` (labelled groups timed one after
+the other under one progress bar), `Item` / `Peer` and `time_items`
+(advjax's calls beside a peer library's, the peers in a second group so
+two runtimes' thread pools never overlap, with `ratio` columns),
+`adversarial_quality` (the success rate and mean distances of any
+library's adversarials, scored by one model), `peak_host_bytes` (host
+memory of a call), the Wasserstein projection at several stopping rules
+scored against the converged projection (`sinkhorn_settings`,
+`time_projections`), and the cells of timing tables (`rate_cell`,
+`span_cell`, `peer_cells`). Used by `benchmarks.speed` (attacks),
+`benchmarks.train_speed` (training steps) and `benchmarks.data_loading`.
 """
+import functools
 import os
 import platform
 import statistics
 import time
-from typing import Callable, NamedTuple, Optional, Sequence, Tuple
+import tracemalloc
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import jax
+import jax.numpy as jnp
 import jaxlib
+import numpy as np
+from tqdm import tqdm
 
-__all__ = ["Timing", "time_calls", "timing_fields", "machine"]
+from advjax import sinkhorn
+
+__all__ = ["Timing", "time_calls", "timing_fields", "machine", "jit_call",
+           "time_groups", "Peer", "Item", "time_items", "ratio",
+           "adversarial_quality", "peak_host_bytes", "sinkhorn_settings",
+           "ProjectionReference", "time_projections", "rate_cell",
+           "span_cell", "peer_cells"]
 
 
 class Timing(NamedTuple):
@@ -112,3 +135,313 @@ def machine() -> dict:
           "python": platform.python_version(),
           "processor": platform.processor() or platform.machine(),
           "gpu_used": jax.default_backend() == "gpu"}
+
+
+def jit_call(fn: Callable, *args) -> Callable[[], Any]:
+  """`fn` jitted, as a call on `args` that runs it to completion
+  (`jax.block_until_ready`): an item for `time_calls`. Arrays among `args`
+  are traced, so a sweep over their values compiles once."""
+  jitted = jax.jit(fn)
+  return lambda: jax.block_until_ready(jitted(*args))
+
+
+def time_groups(groups: Sequence[Sequence[Tuple[str, Callable[[], Any]]]],
+                repeats: int, desc: str = "", progress: bool = False
+                ) -> list[list[Timing]]:
+  """Times groups of `(label, call)`, one group after the other, each with
+  `time_calls` (interleaved within the group), under one progress bar
+  showing the label of the call running.
+
+  Returns:
+    Per group, one `Timing` per call, in order.
+  """
+  bar = tqdm(total=sum(len(g) for g in groups) * (repeats + 1), desc=desc,
+             disable=not progress)
+  timings = []
+  for group in groups:
+
+    def on_call(i, group=group):
+      bar.set_postfix_str(group[i][0], refresh=False)
+      bar.update()
+
+    timings.append(time_calls([call for _, call in group], repeats, on_call))
+  bar.close()
+  return timings
+
+
+class Peer(NamedTuple):
+  """Another library's equivalent of a measured item.
+
+  Attributes:
+    name: what it is ('torchattacks.PGD').
+    batch: images per call (a Python loop over images is timed on fewer).
+    call: runs it to completion.
+  """
+  name: str
+  batch: int
+  call: Callable[[], Any]
+
+
+class Item(NamedTuple):
+  """One measured row: advjax's call and its peer's, if any.
+
+  Attributes:
+    fields: the row's description (attack, norm, steps, ...).
+    batch: images per call.
+    call: runs advjax's item to completion.
+    peer: a `Peer`, or None.
+  """
+  fields: Dict[str, Any]
+  batch: int
+  call: Callable[[], Any]
+  peer: Optional[Peer] = None
+
+
+PEER_FIELDS = ("peer_images_per_s", "peer_ms_per_batch", "peer_ms_min",
+               "peer_ms_max", "peer_ratio")
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+  """`a / b`, None when either is missing or `b` is 0 (a ratio column:
+  advjax images/s over a peer's)."""
+  return a / b if a is not None and b else None
+
+
+def time_items(items: Sequence[Item], repeats: int, desc: str = "",
+               progress: bool = False
+               ) -> list[Tuple[Dict[str, Any], Timing, Optional[Timing]]]:
+  """Times the items' advjax calls (one group), then their peers' (a second
+  group, so the two runtimes' thread pools never overlap).
+
+  Returns:
+    Per item: its row (its fields, `timing_fields` of its batch, 'peer' the
+    peer's name, the peer's fields with prefix 'peer_' (None where it has
+    none) and `peer_ratio` = advjax images/s / the peer's), its `Timing`
+    and the peer's (or None).
+  """
+  paired = [i for i in items if i.peer is not None]
+  label = lambda i: " ".join(str(v) for v in list(i.fields.values())[:2])
+  own, peer = time_groups(
+      [[(label(i), i.call) for i in items],
+       [(label(i) + " peer", i.peer.call) for i in paired]],
+      repeats, desc, progress)
+  peer = dict(zip(map(id, paired), peer))
+  out = []
+  for item, t in zip(items, own):
+    tp = peer.get(id(item))
+    row = {**item.fields, **timing_fields(t, item.batch),
+           "peer": item.peer and item.peer.name, **dict.fromkeys(PEER_FIELDS)}
+    if tp is not None:
+      row.update(timing_fields(tp, item.peer.batch, prefix="peer_"))
+      row["peer_ratio"] = ratio(row["images_per_s"], row["peer_images_per_s"])
+    out.append((row, t, tp))
+  return out
+
+
+def adversarial_quality(predict: Callable[[Any], Any], x_adv, x, y,
+                        prefix: str = "", targets=None) -> Dict[str, Any]:
+  """Adversarials of any library scored alike by one model.
+
+  Args:
+    predict: images `[B, ...]` -> predicted classes `[B]`.
+    x_adv: the adversarials `[B, ...]`.
+    x: the inputs `[B, ...]`.
+    y: their labels `[B]`.
+    prefix: put before every key ('peer_').
+    targets: `[B]` target classes of a targeted attack (success: the
+      prediction is the target), or None (success: it is not `y`).
+
+  Returns:
+    `success_rate`, and over the successful examples `mean_l2` (L2
+    distance) and `mean_l0` (features changed by more than 1e-6), None
+    when none succeeded; each key after `prefix`.
+  """
+  x_adv, x = np.asarray(x_adv), np.asarray(x)
+  pred = np.asarray(predict(x_adv))
+  success = (pred == np.asarray(targets) if targets is not None
+             else pred != np.asarray(y))
+  d = (x_adv - x).reshape(len(x), -1)
+  l2, l0 = np.sqrt(np.sum(d ** 2, axis=1)), np.sum(np.abs(d) > 1e-6, axis=1)
+  mean = lambda v: float(np.mean(v[success])) if success.any() else None
+  return {prefix + "success_rate": float(np.mean(success)),
+          prefix + "mean_l2": mean(l2), prefix + "mean_l0": mean(l0)}
+
+
+def peak_host_bytes(call: Callable[[], Any]) -> Tuple[Any, int]:
+  """Runs `call` under `tracemalloc`; returns its result and the peak of
+  the Python and numpy host memory allocated meanwhile, in bytes (device
+  buffers are not counted)."""
+  tracemalloc.start()
+  tracemalloc.reset_peak()
+  try:
+    out = call()
+    peak = tracemalloc.get_traced_memory()[1]
+  finally:
+    tracemalloc.stop()
+  return out, peak
+
+
+def sinkhorn_settings(tol: float, relaxation: float, tols: Sequence[float],
+                      relaxations: Sequence[float]
+                      ) -> list[Tuple[float, float]]:
+  """The `(tol, relaxation)` rows of a projection timing, each once, the
+  default `(tol, relaxation)` first.
+
+  Raises:
+    ValueError: `tols` and `relaxations` differ in length.
+  """
+  if len(tols) != len(relaxations):
+    raise ValueError(f"tols {tuple(tols)} and relaxations "
+                     f"{tuple(relaxations)} must be as long.")
+  return list(dict.fromkeys([(tol, relaxation), *zip(tols, relaxations)]))
+
+
+class ProjectionReference(NamedTuple):
+  """Another projection solver timed beside `project_wasserstein`.
+
+  Attributes:
+    call: runs it on the batch (timed).
+    once: `() -> (z, iterations)` of that run.
+    maxiters: its iteration bound.
+    converged: `() -> (z, iterations)` run to convergence in float64, or
+      None (then `converged_status` says why).
+    converged_status: why there is no converged run.
+    info: more fields of its results ('directory').
+  """
+  call: Callable[[], Any]
+  once: Callable[[], Tuple[Any, Optional[int]]]
+  maxiters: int
+  converged: Optional[Callable[[], Tuple[Any, Optional[int]]]] = None
+  converged_status: str = "ok"
+  info: Dict[str, Any] = {}
+
+
+def time_projections(x, w, *, eps: float, lam: float, kernel_size: int,
+                     settings: Sequence[Tuple[float, float]],
+                     max_iterations: int, repeats: int,
+                     reference: Optional[ProjectionReference] = None,
+                     reference_status: str = "off",
+                     converged_tol: float = 1e-13,
+                     converged_max_iterations: int = 5000,
+                     progress: bool = False) -> Dict[str, Any]:
+  """Times `sinkhorn.project_wasserstein` (jitted; eps, lam, tol and
+  relaxation traced) at each `(tol, relaxation)` setting, and a reference
+  solver in the same rounds; every row is scored by its distance to the
+  converged projection z* (advjax in float64 at `converged_tol`), so
+  speeds are compared at a stated accuracy.
+
+  Args:
+    x: images `[B, H, W, C]` in [0, 1] (the mass to keep).
+    w: the points to project `[B, H, W, C]`.
+    eps: the Wasserstein radius, cost per unit mass.
+    lam: entropy regularisation.
+    kernel_size: the transport window k (odd).
+    settings: `(tol, relaxation)` per row (`sinkhorn_settings`).
+    max_iterations: iteration bound of every row.
+    repeats: timed calls per row after one warm-up call.
+    reference: a `ProjectionReference`, or None.
+    reference_status: why there is no reference (when None).
+    converged_tol, converged_max_iterations: the stopping rule of z*.
+    progress: show a progress bar.
+
+  Returns:
+    `{status 'ok', batch, image_shape, zero_pixel_fraction,
+    converged_point {tol, dtype, median_iters, converged}, rows, the first
+    row's fields, reference}`; each row: tol, relaxation, `timing_fields`,
+    median_iters, max_iters, converged (count), max_abs_error (to z*),
+    max_cost_minus_eps. The reference's: status, maxiters, iterations, its
+    timing fields, max_abs_error, converged_agreement {status,
+    reference_iters, max_abs_diff} (both converged), speed_ratio (the first
+    row's images/s over its) and matched (the fastest row at least as
+    accurate: tol, relaxation, speed_ratio; None if none is).
+  """
+  b = len(x)
+
+  @functools.partial(jax.jit, static_argnames="max_iterations")
+  def project(x, w, eps, lam, tol, relaxation, max_iterations):
+    return sinkhorn.project_wasserstein(
+        x, w, eps=eps, lam=lam, kernel_size=kernel_size,
+        max_iterations=max_iterations, tol=tol, relaxation=relaxation)
+
+  def call(tol, relaxation, dtype=jnp.float32, iterations=max_iterations):
+    args = [jnp.asarray(v, dtype) for v in (x, w, eps, lam, tol, relaxation)]
+    return lambda: jax.block_until_ready(
+        project(*args, max_iterations=iterations))
+
+  with jax.enable_x64(True):
+    star = call(converged_tol, settings[0][1], jnp.float64,
+                converged_max_iterations)()
+    z_star = np.asarray(star.z)
+  error = lambda z: float(np.max(np.abs(np.asarray(z) - z_star)))
+  calls = [(f"tol {tol} relaxation {r}", call(tol, r)) for tol, r in settings]
+  if reference is not None:
+    calls.append(("reference", reference.call))
+  [timings] = time_groups([calls], repeats, "sinkhorn", progress)
+  rows = []
+  for (tol, relaxation), (_, c), t in zip(settings, calls, timings):
+    out = c()
+    n_iters = np.asarray(out.n_iters)
+    rows.append({
+        "tol": tol, "relaxation": relaxation, **timing_fields(t, b),
+        "median_iters": float(np.median(n_iters)),
+        "max_iters": int(np.max(n_iters)),
+        "converged": int(np.sum(np.asarray(out.converged))),
+        "max_abs_error": error(out.z),
+        "max_cost_minus_eps": float(np.max(np.asarray(out.cost)) - eps)})
+  result = {
+      "status": "ok", "batch": b, "image_shape": list(np.shape(x)[1:]),
+      "zero_pixel_fraction": float(np.mean(np.asarray(x) == 0)),
+      "converged_point": {
+          "tol": converged_tol, "dtype": "float64",
+          "median_iters": float(np.median(np.asarray(star.n_iters))),
+          "converged": int(np.sum(np.asarray(star.converged)))},
+      "rows": rows, **rows[0], "reference": {"status": reference_status}}
+  if reference is None:
+    return result
+  ref_z, ref_iters = reference.once()
+  ref = result["reference"] = {
+      "status": "ok", **reference.info, "maxiters": reference.maxiters,
+      "iterations": ref_iters, **timing_fields(timings[-1], b),
+      "max_abs_error": error(ref_z)}
+  agreement = {"status": reference.converged_status}
+  if reference.converged is not None:
+    z_tight, tight_iters = reference.converged()
+    agreement = {"status": "ok", "reference_iters": tight_iters,
+                 "max_abs_diff": error(z_tight)}
+  ref["converged_agreement"] = agreement
+  speed = lambda r: ratio(r["images_per_s"], ref["images_per_s"])
+  ref["speed_ratio"] = speed(rows[0])
+  best = max((r for r in rows if r["max_abs_error"] <= ref["max_abs_error"]),
+             key=lambda r: r["images_per_s"], default=None)
+  ref["matched"] = None if best is None else {
+      "tol": best["tol"], "relaxation": best["relaxation"],
+      "speed_ratio": speed(best)}
+  return result
+
+
+def rate_cell(images_per_s: float) -> str:
+  """Images/s to 3 significant digits, without exponents ('1234', '56.7',
+  '0.123')."""
+  return (f"{images_per_s:.0f}" if images_per_s >= 100
+          else f"{images_per_s:.3g}")
+
+
+def span_cell(row: Dict[str, Any], prefix: str = "") -> str:
+  """A timing row's 'ms min-max' cell ('10.2-11.5')."""
+  return f"{row[prefix + 'ms_min']:.1f}-{row[prefix + 'ms_max']:.1f}"
+
+
+def peer_cells(row: Dict[str, Any], status: str,
+               cells: Callable[[Dict[str, Any]], Sequence[str]],
+               width: int) -> Tuple[str, ...]:
+  """The peer columns of a side-by-side row: `cells(row)` when the peer
+  ran, else why not in the first of `width` cells ('not installed' or
+  'off' from the peers' `status`, 'n/a' for a row without a peer) and '-'
+  in the rest."""
+  if status != "ok":
+    why = "not installed" if "not installed" in status else "off"
+  elif row.get("peer") is None:
+    why = "n/a"
+  else:
+    return tuple(cells(row))
+  return (why,) + ("-",) * (width - 1)
