@@ -233,9 +233,10 @@ class Timing(NamedTuple):
     report: a `report.Report` rendered from the results alone, so a
       finished run's report can be rewritten (`--report-only`).
     doc: the module docstring (the command line's description).
-    requires: checks across fields, `(cfg -> bool, message)`, each met
-      before anything is measured (a `ConfigError` with the message
-      otherwise); a single field's checks are its `field`'s.
+    requires: checks across fields (or of the machine against them),
+      `(cfg -> bool, message or cfg -> message)`, each met before anything
+      is measured (a `ConfigError` with the message otherwise); a single
+      field's checks are its `field`'s.
   """
   name: str
   config: type
@@ -254,6 +255,7 @@ def check_timing_config(benchmark: Timing, cfg) -> None:
   check_config(cfg)
   for ok, message in benchmark.requires:
     if not ok(cfg):
+      message = message(cfg) if callable(message) else message
       raise ConfigError(f"{type(cfg).__name__}: {message}")
 
 
@@ -269,7 +271,8 @@ def _finish_timing(benchmark: Timing, cfg, results: Dict[str, Any]):
 def run_timing(benchmark: Timing, cfg) -> Dict[str, Any]:
   """Checks `cfg` (`check_timing_config`), measures, and writes
   results.json and results.md (with the figures) into `cfg.workdir`
-  (None: `runs/<name>`). Returns the results with the markdown ('table'),
+  (None: `runs/<name>`). Returns the results with the seconds measuring
+  took ('seconds'), the markdown ('table'),
   the verdicts ('claims') and the paths written ('written').
 
   Raises:
@@ -279,7 +282,10 @@ def run_timing(benchmark: Timing, cfg) -> Dict[str, Any]:
     cfg = dataclasses.replace(cfg, workdir=os.path.join("runs",
                                                         benchmark.name))
   check_timing_config(benchmark, cfg)
-  return _finish_timing(benchmark, cfg, benchmark.measure(cfg))
+  start = time.time()
+  results = benchmark.measure(cfg)
+  results["seconds"] = time.time() - start
+  return _finish_timing(benchmark, cfg, results)
 
 
 def rewrite_timing_report(benchmark: Timing, workdir: str) -> Dict[str, Any]:

@@ -21,7 +21,9 @@ library's adversarials, scored by one model), `peak_host_bytes` (host
 memory of a call), the Wasserstein projection at several stopping rules
 scored against the converged projection (`sinkhorn_settings`,
 `time_projections`), and the cells of timing tables (`rate_cell`,
-`span_cell`, `peer_cells`). Used by `benchmarks.speed` (attacks),
+`span_cell`, `peer_cells`); for training, `StepCall` (a donating train
+step carrying its state on one mesh) and `epoch_fields` (epoch times
+with the compiling first epoch apart). Used by `benchmarks.speed` (attacks),
 `benchmarks.train_speed` (training steps) and `benchmarks.data_loading`.
 """
 import functools
@@ -38,13 +40,14 @@ import jaxlib
 import numpy as np
 from tqdm import tqdm
 
-from advjax import sinkhorn
+from advjax import sharding, sinkhorn
 
-__all__ = ["Timing", "time_calls", "timing_fields", "machine", "jit_call",
+__all__ = ["Timing", "time_calls", "time_once", "timing_fields", "machine", "jit_call",
            "time_groups", "Peer", "Item", "time_items", "ratio",
            "adversarial_quality", "peak_host_bytes", "sinkhorn_settings",
            "ProjectionReference", "time_projections", "rate_cell",
-           "span_cell", "peer_cells"]
+           "span_cell", "peer_cells", "machine_line", "StepCall", "epoch_fields",
+           "max_abs_diff"]
 
 
 class Timing(NamedTuple):
@@ -64,10 +67,14 @@ class Timing(NamedTuple):
   times: Tuple[float, ...]
 
 
-def _timed(call: Callable[[], object]) -> float:
+def time_once(call: Callable[[], object]) -> float:
+  """Seconds of one call (the first of a JAX call includes compilation)."""
   t0 = time.perf_counter()
   call()
   return time.perf_counter() - t0
+
+
+_timed = time_once
 
 
 def time_calls(calls: Sequence[Callable[[], object]], repeats: int,
@@ -445,3 +452,75 @@ def peer_cells(row: Dict[str, Any], status: str,
   else:
     return tuple(cells(row))
   return (why,) + ("-",) * (width - 1)
+
+
+class StepCall:
+  """A training step jitted on one mesh (`sharding.jit_sharded`: state
+  replicated and donated, the batch sharded on 'data') that carries its
+  state forward from call to call, on one batch: an item for `time_calls`.
+
+  Attributes:
+    metrics: the last call's metrics (None before the first).
+  """
+
+  def __init__(self, step: Callable, host_state: Any, x, y, mesh):
+    """`step(state, x, y) -> (state, metrics)` on `mesh`, starting from
+    `host_state` (host arrays, copied onto the mesh: every `StepCall` has
+    its own buffers, so donation never reaches another's state)."""
+    self._step = sharding.jit_sharded(step, mesh, num_batch_args=2)
+    self._state = sharding.replicate(host_state, mesh)
+    self._x, self._y = sharding.shard_batch((x, y), mesh)
+    self.metrics = None
+
+  def __call__(self) -> None:
+    self._state, self.metrics = self._step(self._state, self._x, self._y)
+    jax.block_until_ready((self._state, self.metrics))
+
+  @property
+  def params(self) -> Any:
+    """The current parameters, on the host."""
+    return jax.device_get(self._state.params)
+
+
+def epoch_fields(seconds: Sequence[float], images: int) -> Dict[str, Any]:
+  """The report fields of a training run's epoch times, the first (which
+  includes compilation) apart.
+
+  Args:
+    seconds: every epoch's seconds, in order, at least 2.
+    images: images trained on per epoch.
+
+  Returns:
+    `{compile_plus_epoch_s, epoch_s (median of the later epochs),
+    epoch_s_min, epoch_s_max (of those), epoch_s_all, images_per_s (images
+    / epoch_s)}`.
+
+  Raises:
+    ValueError: fewer than 2 epochs.
+  """
+  if len(seconds) < 2:
+    raise ValueError(f"epoch_fields needs >= 2 epochs, got {len(seconds)}.")
+  steady = list(seconds[1:])
+  epoch_s = statistics.median(steady)
+  return {"compile_plus_epoch_s": seconds[0], "epoch_s": epoch_s,
+          "epoch_s_min": min(steady), "epoch_s_max": max(steady),
+          "epoch_s_all": list(seconds), "images_per_s": images / epoch_s}
+
+
+def max_abs_diff(a: Any, b: Any) -> float:
+  """The largest absolute difference between two pytrees of one structure
+  (parameters of the same model from two runs)."""
+  return max((float(np.max(np.abs(np.asarray(u) - np.asarray(v))))
+              for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b))),
+             default=0.)
+
+
+def machine_line(m: Dict[str, Any]) -> str:
+  """A report's line saying what `machine()` recorded ('machine: cpu
+  (cpu), 2 CPUs, 8 JAX device(s), jax 0.10.2, python 3.11.7; GPU used:
+  no')."""
+  gpu = m.get("gpu_used")
+  return (f"machine: {m['device_kind']} ({m['platform']}), {m['cpu_count']} "
+          f"CPUs, {m['jax_devices']} JAX device(s), jax {m['jax']}, python "
+          f"{m['python']}" + ("" if gpu is None else
+                              f"; GPU used: {'yes' if gpu else 'no'}"))
