@@ -41,12 +41,13 @@ import numpy as np
 from tqdm import tqdm
 
 from advjax import sharding, sinkhorn
+from advjax.report import markdown
 
 __all__ = ["Timing", "time_calls", "time_once", "timing_fields", "machine", "jit_call",
            "time_groups", "Peer", "Item", "time_items", "ratio",
-           "adversarial_quality", "peak_host_bytes", "sinkhorn_settings",
+           "adversarial_quality", "score_adversarials", "peak_host_bytes", "sinkhorn_settings",
            "ProjectionReference", "time_projections", "rate_cell",
-           "span_cell", "peer_cells", "machine_line", "StepCall", "epoch_fields",
+           "span_cell", "peer_cells", "peer_missing", "peer_columns", "machine_line", "StepCall", "epoch_fields",
            "max_abs_diff"]
 
 
@@ -215,10 +216,12 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 
 def time_items(items: Sequence[Item], repeats: int, desc: str = "",
-               progress: bool = False
+               progress: bool = False, together: bool = False
                ) -> list[Tuple[Dict[str, Any], Timing, Optional[Timing]]]:
   """Times the items' advjax calls (one group), then their peers' (a second
-  group, so the two runtimes' thread pools never overlap).
+  group, so the two runtimes' thread pools never overlap); with `together`
+  (a peer in the same runtime: Foolbox on JAX), every item beside its peer
+  in one interleaved group.
 
   Returns:
     Per item: its row (its fields, `timing_fields` of its batch, 'peer' the
@@ -228,10 +231,21 @@ def time_items(items: Sequence[Item], repeats: int, desc: str = "",
   """
   paired = [i for i in items if i.peer is not None]
   label = lambda i: " ".join(str(v) for v in list(i.fields.values())[:2])
-  own, peer = time_groups(
-      [[(label(i), i.call) for i in items],
-       [(label(i) + " peer", i.peer.call) for i in paired]],
-      repeats, desc, progress)
+  if together:
+    calls = [c for i in items for c in [(label(i), i.call)] + (
+        [(label(i) + " peer", i.peer.call)] if i.peer else [])]
+    [timings] = time_groups([calls], repeats, desc, progress)
+    it = iter(timings)
+    own, peer = [], []
+    for i in items:
+      own.append(next(it))
+      if i.peer:
+        peer.append(next(it))
+  else:
+    own, peer = time_groups(
+        [[(label(i), i.call) for i in items],
+         [(label(i) + " peer", i.peer.call) for i in paired]],
+        repeats, desc, progress)
   peer = dict(zip(map(id, paired), peer))
   out = []
   for item, t in zip(items, own):
@@ -272,6 +286,52 @@ def adversarial_quality(predict: Callable[[Any], Any], x_adv, x, y,
   mean = lambda v: float(np.mean(v[success])) if success.any() else None
   return {prefix + "success_rate": float(np.mean(success)),
           prefix + "mean_l2": mean(l2), prefix + "mean_l0": mean(l0)}
+
+
+def score_adversarials(items: Sequence[Item], measured, predict, x, y,
+                       targets=None,
+                       run_peer: Optional[Callable[[Peer], Tuple[Any, Dict]]]
+                       = None) -> list[Dict[str, Any]]:
+  """The rows of `time_items` with the quality of every library's
+  adversarials (`adversarial_quality`, one model scoring all).
+
+  Args:
+    items: the timed `Item`s; each call returns a result with `x_adv` and
+      `n_iters` (an attack's `return_result=True`), on the first
+      `item.batch` images of `x`; `fields['targeted']` marks an item
+      attacking `targets`.
+    measured: `time_items(items, ...)`.
+    predict: images -> predicted classes.
+    x, y: the images `[B, ...]` and labels `[B]` the items attack.
+    targets: `[B]` targets of the targeted items.
+    run_peer: `peer -> (x_adv [m, ...] like x, more row fields)`; default
+      `(peer.call(), {})`.
+
+  Returns:
+    The rows, each with ms_per_image, median_iters, success_rate, mean_l2,
+    mean_l0, and where the peer ran peer_ms_per_image, the peer's quality
+    (prefix 'peer_') and advjax's on the peer's images ('matched_'); None
+    where it did not.
+  """
+  run_peer = run_peer or (lambda peer: (peer.call(), {}))
+  for it, (row, t, t_peer) in zip(items, measured):
+    out = it.call()
+    tg = targets if it.fields.get("targeted") else None
+    score = lambda adv, m, prefix, tg=tg: adversarial_quality(
+        predict, adv, x[:m], y[:m], prefix, None if tg is None else tg[:m])
+    row.update(ms_per_image=1e3 * t.median / it.batch,
+               median_iters=float(np.median(np.asarray(out.n_iters))),
+               **score(out.x_adv, it.batch, ""), **dict.fromkeys(
+                   ("peer_ms_per_image", *(
+                       p + k for p in ("peer_", "matched_") for k in (
+                           "success_rate", "mean_l2", "mean_l0")))))
+    if t_peer is not None:
+      m = it.peer.batch
+      adv, extra = run_peer(it.peer)
+      row.update(peer_ms_per_image=1e3 * t_peer.median / m, **extra,
+                 **score(adv, m, "peer_"), **score(out.x_adv[:m], m,
+                                                   "matched_"))
+  return [row for row, _, _ in measured]
 
 
 def peak_host_bytes(call: Callable[[], Any]) -> Tuple[Any, int]:
@@ -438,20 +498,42 @@ def span_cell(row: Dict[str, Any], prefix: str = "") -> str:
   return f"{row[prefix + 'ms_min']:.1f}-{row[prefix + 'ms_max']:.1f}"
 
 
+def peer_missing(row: Dict[str, Any], status: str) -> Optional[str]:
+  """Why a side-by-side row has no peer figures: 'not installed' or 'off'
+  (from the peers' `status`, 'ok' when they ran) or 'n/a' (this row has
+  no peer); None when it has them."""
+  if status != "ok":
+    return "not installed" if "not installed" in status else "off"
+  return "n/a" if row.get("peer") is None else None
+
+
+def peer_columns(columns: Sequence[Tuple[str, Any, str]], status: str,
+                 why_at: int = 0) -> list[Tuple[str, Any, str]]:
+  """Table columns `(header, path or function, unit)` (`report.rows_table`)
+  of a peer's figures, each showing '-' on a row without them, but column
+  `why_at`, which says why (`peer_missing`)."""
+  def wrap(i, source, unit):
+    def value(row):
+      why = peer_missing(row, status)
+      if why is not None:
+        return why if i == why_at else "-"
+      v = source(row) if callable(source) else markdown.get_path(row, source)
+      return v if isinstance(v, str) else markdown.cell(v, unit)
+    return value
+
+  return [(h, wrap(i, s, u), u) for i, (h, s, u) in enumerate(columns)]
+
+
 def peer_cells(row: Dict[str, Any], status: str,
                cells: Callable[[Dict[str, Any]], Sequence[str]],
-               width: int) -> Tuple[str, ...]:
-  """The peer columns of a side-by-side row: `cells(row)` when the peer
-  ran, else why not in the first of `width` cells ('not installed' or
-  'off' from the peers' `status`, 'n/a' for a row without a peer) and '-'
-  in the rest."""
-  if status != "ok":
-    why = "not installed" if "not installed" in status else "off"
-  elif row.get("peer") is None:
-    why = "n/a"
-  else:
+               width: int, at: int = 0) -> Tuple[str, ...]:
+  """The peer cells of a side-by-side row: `cells(row)` when the peer
+  ran, else why not (`peer_missing`) in cell `at` of `width` and '-' in
+  the rest."""
+  why = peer_missing(row, status)
+  if why is None:
     return tuple(cells(row))
-  return (why,) + ("-",) * (width - 1)
+  return ("-",) * at + (why,) + ("-",) * (width - 1 - at)
 
 
 class StepCall:
