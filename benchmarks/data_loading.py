@@ -2,12 +2,10 @@
 
     python -m benchmarks.data_loading      # ~1 min on 2 CPU cores
 
-One of `processes` processes reads its rows of every global batch of
-CIFAR-10 binary batches (`--data-dir`, else `records` random ones): in
-memory (`data.load`, `data.iterate_batches`) or lazily (`lazy=True`,
-`data.prefetch`). Per mode: peak host memory (`tracemalloc`), examples
-read, seconds per epoch (median of `repeats`); the batches must agree.
-ImageNet: `data.epoch_host_bytes`' accounting. Results: benchmarks/results.
+Process 0 of `processes` reads its rows of every batch of CIFAR-10 files
+(`--data-dir`, else `records` random ones) in memory or lazily (`lazy=True`,
+`data.prefetch`): peak host memory, examples read, seconds per epoch (the
+batches must agree). ImageNet: `data.epoch_host_bytes`' accounting.
 """
 import dataclasses
 import tempfile
@@ -24,8 +22,7 @@ class DataLoadingConfig(run.TimingConfig):
                             "write `records` random ones)")
   records: int = run.field(50000, "records written without data_dir", ge=1)
   batch_size: int = run.field(512, "global batch size", ge=1)
-  processes: int = run.field(2, "processes sharing a batch (process 0 is "
-                             "measured)", ge=1)
+  processes: int = run.field(2, "processes sharing a batch", ge=1)
   repeats: int = run.field(3, "timed epochs per mode (median)", ge=1)
 
 
@@ -47,13 +44,12 @@ def measure(cfg):
     n = data.load("cifar10", "train", data_dir=where, lazy=True).size
     modes = {}
     for name, lazy in (("in memory", False), ("lazy", True)):
-      (read, checksum), peak = throughput.peak_host_bytes(
-          lambda lazy=lazy: _epoch(cfg, where, lazy))
-      [t] = throughput.time_calls([lambda lazy=lazy: _epoch(cfg, where,
-                                                            lazy)], cfg.repeats)
-      modes[name] = {"peak_bytes": peak, "examples_read": int(read),
-                     "seconds": t.median, "checksum": checksum}
-  if len({m["checksum"] for m in modes.values()}) != 1:
+      once = lambda lazy=lazy: _epoch(cfg, where, lazy)
+      (read, checksum), peak = throughput.peak_host_bytes(once)
+      modes[name] = {"peak_bytes": peak, "examples_read": int(read), "seconds":
+                     throughput.time_calls([once], cfg.repeats)[0].median,
+                     "checksum": checksum}
+  if modes["lazy"]["checksum"] != modes["in memory"]["checksum"]:
     raise AssertionError("the two modes read different batches")
   return {"config": dataclasses.asdict(cfg), "n": n, "modes": modes}
 

@@ -4,19 +4,16 @@
     python -m benchmarks.speed            # no reference comparison, ~2.5 min
     python -m benchmarks.speed --no-minimal   # no DeepFool / CW / JSMA
 
-On one random batch and a random model: one forward+backward pass (the
-unit of every attack), FGSM / FGM, PGD-k and PGD-k x R restarts (Linf, L2;
-eps traced); overhead = time / (gradient passes x time(fwd+bwd)). With
-torch + torchattacks, the same weights in PyTorch run their attacks
-(`torch_peers.replica`); `minimal`: DeepFool, CW-L2 and JSMA against
-torchattacks', each beside the quality of its adversarials; `foolbox`:
-Foolbox 3's PGD on the same JAX model; `sinkhorn`: `project_wasserstein` at
-several tolerances (and Wong et al.'s reference), scored by the distance
-to the converged projection. Protocol: `throughput.time_calls`.
-Measured: benchmarks/results/speed (results.md says how).
+A random model and batch: forward+backward (the unit), FGSM / FGM, PGD-k
+and PGD-k x R (overhead = time / (gradient passes x time(fwd+bwd))), beside
+torchattacks on the same weights (`torch_peers.replica`); `minimal`:
+DeepFool, CW-L2, JSMA, with the quality of every library's adversarials;
+`foolbox`: Foolbox's PGD on the same JAX model; `sinkhorn`:
+`project_wasserstein` at several tolerances (and Wong et al.'s reference),
+scored against the converged projection. Protocol:
+`throughput.time_calls`. Results: benchmarks/results/speed.
 """
 import dataclasses
-import functools
 from typing import Optional, Tuple
 
 import jax
@@ -103,28 +100,24 @@ def _net(cfg, variables, x, logits):
 
 
 def _attacks(cfg, model, variables, x, y, key, net):
-  k, r, fn = cfg.steps, cfg.restarts, models.model_fn
+  k, r = cfg.steps, cfg.restarts
   peers = {} if net is None else torch_peers.torchattacks_peers(
       net, x, y, batch=cfg.batch, steps=k, eps_linf=cfg.eps_linf,
       eps_l2=cfg.eps_l2)
-  fwd_bwd = lambda v, x, y: jax.grad(lambda z: jnp.sum(losses.cross_entropy(
-      fn(model, v)(z), y)))(x)
-  fgm = lambda v, x, y, eps, norm: gradient.fgm(fn(model, v), x, y, eps=eps,
-                                                norm=norm)
-  pgd = lambda v, x, y, eps, key, norm, restarts: gradient.pgd(
-      fn(model, v), x, y, eps=eps, key=key, norm=norm, steps=k,
-      restarts=restarts)
-  item = lambda attack, norm, steps, restarts, fun, *args: tp.Item(
-      {"attack": attack, "norm": norm, "steps": steps, "restarts": restarts,
-       "gradient_passes": max(steps, 1) * restarts}, cfg.batch,
-      tp.jit_call(fun, variables, x, y, *args), peers.get((attack, norm)))
+  fwd_bwd = lambda f, x, y: jax.grad(lambda z: jnp.sum(losses.cross_entropy(
+      f(z), y)))(x)
+  item = lambda attack, kind, k_, n, fun, traced=None, **kw: tp.Item(
+      {"attack": attack, "norm": kind, "steps": k_, "restarts": n,
+       "gradient_passes": max(k_, 1) * n}, cfg.batch, tp.attack_call(
+           model, variables, fun, x, y, traced, **kw),
+      peers.get((attack, kind)))
   items = [item("fwd+bwd", "-", 0, 1, fwd_bwd)]
   for norm, eps in (("linf", cfg.eps_linf), ("l2", cfg.eps_l2)):
-    eps = jnp.float32(eps)
     items += [item("FGSM" if norm == "linf" else "FGM", norm, 1, 1,
-                   functools.partial(fgm, norm=norm), eps)] + [
-        item(name, norm, k, n, functools.partial(pgd, norm=norm, restarts=n),
-             eps, key) for name, n in ((f"PGD-{k}", 1), (f"PGD-{k}x{r}", r))]
+                   gradient.fgm, {"eps": eps}, norm=norm)] + [
+        item(name, norm, k, n, gradient.pgd, {"eps": eps, "key": key},
+             norm=norm, steps=k, restarts=n)
+        for name, n in ((f"PGD-{k}", 1), (f"PGD-{k}x{r}", r))]
   return items
 
 
@@ -133,7 +126,7 @@ def _minimal(cfg, model, variables, x, y, net):
   the model's predictions, so every input starts correctly classified."""
   if not cfg.minimal:
     return {"status": "off (minimal=False)", "rows": []}
-  c, fn, targets = cfg, models.model_fn, (y + 1) % cfg.num_classes
+  c, targets = cfg, (y + 1) % cfg.num_classes
   k, lr, s, kp = c.cw_steps, c.cw_lr, c.cw_paper_search_steps, c.cw_paper_steps
   cw = ("CW", dict(c=c.cw_const, kappa=0, steps=k, lr=lr), c.cw_batch)
   peers = {} if net is None else torch_peers.minimal_peers(net, x, y, {
@@ -143,44 +136,41 @@ def _minimal(cfg, model, variables, x, y, net):
           f"CW-L2 1x{k}": cw, f"CW-L2 1x{k} abort": cw,
           "JSMA": ("JSMA", dict(theta=c.jsma_theta, gamma=c.jsma_gamma),
                    c.jsma_peer_batch)}.items()})
-  deepfool = lambda v, x, y, overshoot: attacks.deepfool(
-      fn(model, v), x, y, norm="l2", steps=c.deepfool_steps,
-      overshoot=overshoot, num_candidates=c.num_classes, return_result=True)
-  cw_l2 = lambda steps, search, abort: lambda v, x, y, const, lr: (
-      attacks.carlini_wagner_l2(
-          fn(model, v), x, y, steps=steps, binary_search_steps=search,
-          initial_const=const, learning_rate=lr, abort_early=abort,
-          return_result=True))
-  jsma = lambda v, x, t: attacks.jsma(fn(model, v), x, t, theta=c.jsma_theta,
-                                      gamma=c.jsma_gamma, return_result=True)
 
-  def item(attack, setting, steps, search, n, fun, *args, norm="l2",
-           labels=y):
+  def item(attack, setting, k_, search, n, fun, traced, kind="l2",
+           labels=y, **static):
     n, peer = min(n, c.batch), peers.get(attack)
-    return tp.Item({"attack": attack, "norm": norm, "setting": setting,
-                    "steps": steps, "search_steps": search, "batch": n,
+    return tp.Item({"attack": attack, "norm": kind, "setting": setting,
+                    "steps": k_, "search_steps": search, "batch": n,
                     "peer_batch": peer and peer.batch,
-                    "targeted": labels is not y}, n, tp.jit_call(
-                        fun, variables, x[:n], labels[:n],
-                        *(jnp.float32(a) for a in args)), peer)
+                    "targeted": labels is not y}, n, tp.attack_call(
+                        model, variables, fun, x[:n], labels[:n], traced,
+                        return_result=True, **static), peer)
 
   fixed = f"c {c.cw_const:g} fixed, {k} Adam steps, lr {lr:g}"
+  cw_l2 = lambda const, steps, search, abort: dict(
+      fun=attacks.carlini_wagner_l2, traced=dict(
+          initial_const=const, learning_rate=lr), steps=steps,
+      binary_search_steps=search, abort_early=abort)
   items = [
       item("DeepFool", f"L2, {c.deepfool_steps} steps, overshoot "
            f"{c.deepfool_overshoot:g}, all classes", c.deepfool_steps, 0,
-           c.batch, deepfool, c.deepfool_overshoot),
+           c.batch, attacks.deepfool, {"overshoot": c.deepfool_overshoot},
+           norm="l2", steps=c.deepfool_steps, num_candidates=c.num_classes),
       item(f"CW-L2 1x{k}", fixed + ", no early abort", k, 1, c.cw_batch,
-           cw_l2(k, 1, False), c.cw_const, lr),
+           **cw_l2(c.cw_const, k, 1, False)),
       item(f"CW-L2 1x{k} abort", fixed + ", early abort (each library's)", k,
-           1, c.cw_batch, cw_l2(k, 1, True), c.cw_const, lr),
+           1, c.cw_batch, **cw_l2(c.cw_const, k, 1, True)),
       item("JSMA", f"theta {c.jsma_theta:g}, gamma {c.jsma_gamma:g}, logits "
-           "(JSMA-Z), target label + 1", 0, 0, c.jsma_batch, jsma, norm="l0",
-           labels=targets),
+           "(JSMA-Z), target label + 1", 0, 0, c.jsma_batch, attacks.jsma,
+           {}, kind="l0", labels=targets, theta=c.jsma_theta,
+           gamma=c.jsma_gamma),
       item(f"CW-L2 {s}x{kp}", f"binary search from c 0.001, {s} x {kp} Adam "
            f"steps, lr {lr:g}, early abort", kp, s, c.cw_paper_batch,
-           cw_l2(kp, s, True), 1e-3, lr)]  # the paper's initial c
+           **cw_l2(1e-3, kp, s, True))]  # the paper's initial c
   measured = tp.time_items(items, c.minimal_repeats, "minimal", c.progress)
-  predict = jax.jit(lambda x: jnp.argmax(fn(model, variables)(x), axis=-1))
+  predict = jax.jit(lambda x: jnp.argmax(models.model_fn(model, variables)(
+      x), axis=-1))
   return {"status": "ok", "rows": tp.score_adversarials(
       items, measured, predict, x, y, targets,
       net and torch_peers.run_counted(net))}
@@ -205,6 +195,8 @@ def _foolbox(cfg, model, variables, x, y, key):
                peer_success_rate=success(it.peer.call(), it.batch))
   return {"status": "ok", "version": foolbox_peer.version(),
           "rows": [row for row, _, _ in measured]}
+
+
 def _sinkhorn(cfg):
   if not cfg.sinkhorn:
     return {"status": "off (sinkhorn=False)"}
@@ -249,160 +241,64 @@ def measure(cfg):
           "sinkhorn": _sinkhorn(cfg)}
 
 
-ATTACK = [("attack", "attack", ""), ("norm", "norm", ""),
-          ("images/s", "images_per_s", ".0f"), ("ms/batch", "ms_per_batch",
-                                                 ".1f"),
-          ("ms min-max", tp.span_cell, ""), ("overhead", lambda r: "1 (ref)"
-                                             if r["attack"] == "fwd+bwd" else
-                                             f"{r['overhead']:.2f}", "")]
-TORCH = [("torch images/s", "peer_images_per_s", ".0f"),
-         ("advjax / torch", "peer_ratio", ".2f")]
-
-
-def _quality(p):
-  def cell(r):
-    rate, l0 = r[p + "success_rate"], r["norm"] == "l0"
-    d = r[p + ("mean_l0" if l0 else "mean_l2")]
-    return (report.percent(rate, 0) + "%, " + "L0 " * l0 + (
-        "-" if d is None else format(d, ".1f" if l0 else ".3f")))
-  return cell
-
-
-MINIMAL = [("attack", "attack", ""), ("setting", "setting", ""),
-           ("batch", "batch", ""), ("images/s", lambda r: tp.rate_cell(
-               r["images_per_s"]), ""), ("ms/image", "ms_per_image", ".3g"),
-           ("ms/batch min-max", tp.span_cell, ""),
-           ("iterations", "median_iters", ".0f"),
-           ("success, mean L2 (L0)", _quality(""), "")]
-MINIMAL_TORCH = [
-    ("torch batch", "peer_batch", ""), ("torch images/s", lambda r:
-                                        tp.rate_cell(r["peer_images_per_s"]),
-                                        ""),
-    ("torch forward calls", "peer_forward_calls", ""),
-    ("torch success, mean L2 or L0 (advjax on those images)", lambda r:
-     f"{_quality('peer_')(r)} ({_quality('matched_')(r)})", ""),
-    ("advjax / torch", "peer_ratio", ".2f")]
-FOOLBOX = [("attack", "attack", ""), ("norm", "norm", ""), ("batch", "batch", ""),
-           ("advjax ms", "ms_per_batch", ".1f"),
-           ("foolbox ms", "peer_ms_per_batch", ".1f"),
-           ("advjax / foolbox", "peer_ratio", ".2f"),
-           ("success advjax / foolbox (%)", lambda r: report.percent(
-               r["success_rate"], 0) + " / " + report.percent(
-                   r["peer_success_rate"], 0), "")]
-SINKHORN = [("images/s", "images_per_s", ".0f"),
-            ("ms/batch", "ms_per_batch", ".1f"), ("ms min-max", tp.span_cell,
-                                                  "")]
-
-
-def _attacks_section(cfg, res):
-  mach, peers = res["machine"], res["peers"]
-  return [
-      tp.machine_line({**mach, "gpu_used": None}) + f"\nprotocol: median of "
-      f"{cfg.repeats} interleaved calls after a warm-up call, each ended with"
-      f" block_until_ready; eps {cfg.eps_linf} (Linf) / {cfg.eps_l2} (L2), "
-      "step 2.5 eps / k, random start\npeers: " + (
+def body(cfg, res):
+  peers, mn, fb, sk = (res["peers"], res["minimal"], res["foolbox"],
+                       res["sinkhorn"])
+  out = [
+      tp.machine_line({**res["machine"], "gpu_used": None}) + "\nprotocol: "
+      f"median of {cfg.repeats} interleaved calls after a warm-up call, each "
+      f"ended with block_until_ready; eps {cfg.eps_linf} (Linf) / "
+      f"{cfg.eps_l2} (L2), step 2.5 eps / k, random start\npeers: " + (
           "torch {torch}, torchattacks {torchattacks}, {torch_num_threads} "
           "threads; replica logits within {logit_max_abs_diff:.1e}".format(
               **peers) if peers["status"] == "ok" else peers["status"]),
-      report.rows_table(res["rows"], ATTACK + tp.peer_columns(
-          TORCH, peers["status"]), align="ll" + "r" * 6),
+      tp.items_table(res["rows"], peers["status"], extra=[(
+          "overhead", lambda r: "1 (ref)" if r["attack"] == "fwd+bwd" else
+          f"{r['overhead']:.2f}", "")]),
       "overhead = time(attack) / (gradient passes x time(fwd+bwd)); torch "
       "rows: plain autograd for fwd+bwd; torchattacks has no L2 FGM and no "
       "PGD restarts (n/a)."]
-
-
-def _minimal_section(cfg, res):
-  mn = res["minimal"]
-  if mn["status"] != "ok":
-    return ["Minimal-perturbation attacks: " + mn["status"]]
-  return [
-      "## Minimal-perturbation attacks (DeepFool, Carlini-Wagner L2, JSMA)",
-      "Labels: the model's predictions at x; batch: the first images of the "
-      "batch above. Adversarials of both libraries scored alike by the Flax "
-      "model: success rate (JSMA: reached its target), mean L2 (JSMA: L0) of "
-      f"the successful ones. Median of {cfg.minimal_repeats} interleaved "
-      "calls after a warm-up call. iterations: advjax's median per example; "
-      "torch forward calls: torchattacks' calls of the network per attack.",
-      report.rows_table(mn["rows"], MINIMAL + tp.peer_columns(
-          MINIMAL_TORCH, res["peers"]["status"], why_at=1),
-                        align="ll" + "r" * 11),
-      "- torchattacks.DeepFool and JSMA loop over the images in Python "
-      "(hence their smaller batches); advjax runs the batch in one loop.\n"
-      "- CW-L2 1xk: one fixed c (torchattacks.CW's algorithm, kappa 0); "
-      "'abort': advjax's per-example early abort on; torchattacks.CW stops "
-      "the whole batch once its summed cost rises (its forward calls are the "
-      f"steps it ran).\n- CW-L2 {cfg.cw_paper_search_steps}x"
-      f"{cfg.cw_paper_steps}: the paper's setting, binary search over c; "
-      "advjax only (n/a: torchattacks.CW has no binary search).\n- random "
-      "weights: boundaries lie near the inputs, so DeepFool and the early "
-      "abort stop sooner than on a trained model."]
-
-
-def _foolbox_section(cfg, res):
-  fb = res["foolbox"]
-  return ["Foolbox: " + fb["status"]] if fb["status"] != "ok" else [
-      f"## Foolbox {fb['version']} on the same JAX model",
-      "Foolbox's LinfPGD / L2PGD on `foolbox.JAXModel` of the jitted model "
-      "(advjax's steps and step size, random start) and advjax's PGD on the "
-      "same inputs, timed interleaved: the same XLA kernels, so the ratio is "
-      "one compiled loop against Python-dispatched steps.",
-      report.rows_table(fb["rows"], FOOLBOX, align="ll" + "r" * 5)]
-
-
-def _sinkhorn_section(cfg, res):
-  sk = res["sinkhorn"]
+  out += ["Minimal-perturbation attacks: " + mn["status"]] if mn[
+      "status"] != "ok" else [
+          "## Minimal-perturbation attacks (DeepFool, Carlini-Wagner L2, "
+          "JSMA)", "Labels: the model's predictions at x; batches: the "
+          "first images. Both libraries' adversarials scored by the Flax "
+          "model: success rate (JSMA: reached its target), mean L2 (JSMA: "
+          f"L0) of the successful ones; median of {cfg.minimal_repeats} "
+          "calls; iterations: advjax's median per example.",
+          tp.scored_table(mn["rows"], peers["status"], peer_extra=[(
+              "torch forward calls", "peer_forward_calls", "")]),
+          "torchattacks.DeepFool and JSMA loop over images in Python; CW-L2 "
+          "1xk is torchattacks.CW's fixed-c algorithm ('abort': advjax's "
+          "per-example early abort; torchattacks.CW stops the whole batch); "
+          f"CW-L2 {cfg.cw_paper_search_steps}x{cfg.cw_paper_steps} is the "
+          "paper's binary search (n/a in torchattacks). Random weights: "
+          "boundaries lie near the inputs, so attacks stop early."]
+  out += ["Foolbox: " + fb["status"]] if fb["status"] != "ok" else [
+      f"## Foolbox {fb['version']} on the same JAX model", "Foolbox's "
+      "LinfPGD / L2PGD on `foolbox.JAXModel` of the jitted model and "
+      "advjax's PGD, interleaved: the same XLA kernels, so the ratio is a "
+      "compiled loop against Python-dispatched steps.",
+      tp.pairs_table(fb["rows"], "foolbox")]
   if sk["status"] != "ok":
-    return [f"Wasserstein projection: {sk['status']}"]
-  ref, star, it = (sk["reference"], sk["converged_point"],
-                   sk["reference"].get("iterations"))
-  table = report.rows_table(sk["rows"], [
-      ("solver", lambda r: "advjax project_wasserstein (jit), relaxation "
-       f"{r['relaxation']:g}", ""), ("stopping rule", lambda r: "per example,"
-                                     f" dual change < {r['tol']:g} (1 + abs g)"
-                                     f", max {cfg.sinkhorn_max_iterations}",
-                                     ""), *SINKHORN,
-      ("iterations", lambda r: f"median {r['median_iters']:.0f}, max "
-       f"{r['max_iters']}", ""), ("converged", lambda r: f"{r['converged']}/"
-                                  f"{sk['batch']}", ""),
-      ("error", "max_abs_error", ".1e")], align="ll" + "r" * 6)
-  ok = ref["status"] == "ok"
-  last = report.rows_table([ref], [("", lambda _: "reference projected_"
-                                    "sinkhorn (torch)", ""), (
-      "", lambda r: "whole batch, objective change <= 1e-4 + 1e-4 abs obj, "
-      f"maxiters {r['maxiters']}", ""), ("", "images_per_s", ".1f"), *SINKHORN[
-          1:], ("", lambda _: f"{'?' if it is None else it} (batch)", ""), (
-              "", lambda r: "-" if it is None else "no (hit maxiters)" if it >
-              r["maxiters"] else "yes", ""), ("", "max_abs_error", ".1e")]
-                            ).rows[0] if ok else [
-      "reference projected_sinkhorn", "-", "skipped: " + ref["status"],
-      *"-----"]
-  return [
+    return out + [f"Wasserstein projection: {sk['status']}"]
+  star, ref = sk["converged_point"], sk["reference"]
+  return out + [
       "## Wasserstein projection (projected Sinkhorn), "
       f"{'x'.join(map(str, sk['image_shape']))}, batch {sk['batch']}",
-      "MNIST-like inputs (sklearn digits upsampled, zero border, "
-      f"{report.percent(sk['zero_pixel_fraction'], 0)}% zero pixels), w = x "
-      f"+ N(0, {cfg.sinkhorn_noise}^2); eps {cfg.sinkhorn_eps} per unit mass, "
-      f"lam {cfg.sinkhorn_lam:g}, kernel {cfg.sinkhorn_kernel}, float32. "
-      "Error: max abs(z - z*) in image units, z* the converged projection "
-      f"(advjax float64, tol {star['tol']:g}: median "
+      f"MNIST-like inputs ({report.percent(sk['zero_pixel_fraction'], 0)}% "
+      f"zero pixels), w = x + N(0, {cfg.sinkhorn_noise}^2); eps "
+      f"{cfg.sinkhorn_eps} per unit mass, lam {cfg.sinkhorn_lam:g}, kernel "
+      f"{cfg.sinkhorn_kernel}, float32. Error: max abs(z - z*), z* the "
+      f"converged projection (advjax float64, tol {star['tol']:g}: median "
       f"{star['median_iters']:.0f} iterations, {star['converged']}/"
       f"{sk['batch']} converged).",
-      table._replace(rows=[*table.rows, last]),
-      f"each at its default stopping rule: advjax / reference "
-      f"{ref['speed_ratio']:.1f}x images/s" if ok else ""]
+      tp.projection_table(sk, cfg.sinkhorn_max_iterations),
+      "" if ref["status"] != "ok" else "each at its default stopping rule: "
+      f"advjax / reference {ref['speed_ratio']:.1f}x images/s"]
 
 
-def body(cfg, res):
-  return [*_attacks_section(cfg, res), *_minimal_section(cfg, res),
-          *_foolbox_section(cfg, res), *_sinkhorn_section(cfg, res)]
-
-
-def _ref(path):
-  return report.present(lambda cfg, res: report.get_path(
-      res, "sinkhorn.reference." + path) if report.get_path(
-          res, "sinkhorn.reference.status", None) == "ok" else None)
-
-
+_ref = lambda path: report.present("sinkhorn.reference." + path)
 REPORT = report.Report(
     title=lambda c: f"advjax attack throughput: {c.model}, "
     f"{'x'.join(map(str, c.image_shape))}, batch {c.batch}", body=body,

@@ -40,14 +40,16 @@ import jaxlib
 import numpy as np
 from tqdm import tqdm
 
-from advjax import sharding, sinkhorn
+from advjax import models, sharding, sinkhorn
 from advjax.report import markdown
 
 __all__ = ["Timing", "time_calls", "time_once", "timing_fields", "machine", "jit_call",
+           "attack_call",
            "time_groups", "Peer", "Item", "time_items", "ratio",
            "adversarial_quality", "score_adversarials", "peak_host_bytes", "sinkhorn_settings",
            "ProjectionReference", "time_projections", "rate_cell",
-           "span_cell", "peer_cells", "peer_missing", "peer_columns", "machine_line", "StepCall", "epoch_fields",
+           "span_cell", "peer_cells", "quality_cell", "projection_table",
+           "items_table", "scored_table", "pairs_table", "peer_missing", "peer_columns", "machine_line", "StepCall", "epoch_fields",
            "max_abs_diff"]
 
 
@@ -151,6 +153,21 @@ def jit_call(fn: Callable, *args) -> Callable[[], Any]:
   are traced, so a sweep over their values compiles once."""
   jitted = jax.jit(fn)
   return lambda: jax.block_until_ready(jitted(*args))
+
+
+def attack_call(model: Any, variables: Any, attack: Callable, x, y,
+                traced: Optional[Dict[str, Any]] = None, **static
+                ) -> Callable[[], Any]:
+  """`attack(model_fn, x, y, **traced, **static)` of a flax model, jitted
+  on the variables, images, labels and the `traced` keywords (radii,
+  constants, keys: arguments, so a sweep over their values compiles once;
+  Python floats become float32), as a call run to completion (`jit_call`).
+  `static` keywords (step counts, norms) are compiled in."""
+  traced = {k: v if isinstance(v, jax.Array) else jnp.float32(v)
+            for k, v in (traced or {}).items()}
+  return jit_call(lambda v, x, y, kw: attack(
+      models.model_fn(model, v), x, y, **kw, **static), variables, x, y,
+                  traced)
 
 
 def time_groups(groups: Sequence[Sequence[Tuple[str, Callable[[], Any]]]],
@@ -412,7 +429,7 @@ def time_projections(x, w, *, eps: float, lam: float, kernel_size: int,
     progress: show a progress bar.
 
   Returns:
-    `{status 'ok', batch, image_shape, zero_pixel_fraction,
+    `{status 'ok', batch, image_shape, max_iterations, zero_pixel_fraction,
     converged_point {tol, dtype, median_iters, converged}, rows, the first
     row's fields, reference}`; each row: tol, relaxation, `timing_fields`,
     median_iters, max_iters, converged (count), max_abs_error (to z*),
@@ -457,6 +474,7 @@ def time_projections(x, w, *, eps: float, lam: float, kernel_size: int,
         "max_cost_minus_eps": float(np.max(np.asarray(out.cost)) - eps)})
   result = {
       "status": "ok", "batch": b, "image_shape": list(np.shape(x)[1:]),
+      "max_iterations": max_iterations,
       "zero_pixel_fraction": float(np.mean(np.asarray(x) == 0)),
       "converged_point": {
           "tol": converged_tol, "dtype": "float64",
@@ -496,6 +514,108 @@ def rate_cell(images_per_s: float) -> str:
 def span_cell(row: Dict[str, Any], prefix: str = "") -> str:
   """A timing row's 'ms min-max' cell ('10.2-11.5')."""
   return f"{row[prefix + 'ms_min']:.1f}-{row[prefix + 'ms_max']:.1f}"
+
+
+def quality_cell(row: Dict[str, Any], prefix: str = "") -> str:
+  """An `adversarial_quality` as one cell: '80%, 0.106' (success rate, mean
+  L2 of the successful ones), for an L0 row (`row['norm'] == 'l0'`) '69%,
+  L0 36.3'; '-' where a figure is missing."""
+  rate, l0 = row[prefix + "success_rate"], row.get("norm") == "l0"
+  d = row[prefix + ("mean_l0" if l0 else "mean_l2")]
+  return (markdown.percent(rate, 0) + "%, " + "L0 " * l0
+          + ("-" if d is None else format(d, ".1f" if l0 else ".3f")))
+
+
+def projection_table(result: Dict[str, Any],
+                     max_iterations: Optional[int] = None) -> markdown.Table:
+  """The table of a `time_projections` result: one row per advjax setting,
+  then the reference's (or why it was skipped): stopping rule, images/s,
+  ms per batch with min-max, iterations, converged examples and the error
+  to the converged point. `max_iterations`: the rows' bound, when the
+  result does not hold it."""
+  b, ref = result["batch"], result["reference"]
+  max_iterations = max_iterations or result.get("max_iterations")
+  rows = [(f"advjax project_wasserstein (jit), relaxation "
+           f"{r['relaxation']:g}", f"per example, dual change < {r['tol']:g}"
+           f" (1 + abs g), max {max_iterations}",
+           f"{r['images_per_s']:.0f}", f"{r['ms_per_batch']:.1f}",
+           span_cell(r), f"median {r['median_iters']:.0f}, max "
+           f"{r['max_iters']}", f"{r['converged']}/{b}",
+           f"{r['max_abs_error']:.1e}") for r in result["rows"]]
+  if ref["status"] != "ok":
+    rows.append(("reference projected_sinkhorn", "-",
+                 f"skipped: {ref['status']}", "-", "-", "-", "-", "-"))
+  else:
+    it = ref["iterations"]
+    rows.append((
+        "reference projected_sinkhorn (torch)", "whole batch, objective "
+        f"change <= 1e-4 + 1e-4 abs obj, maxiters {ref['maxiters']}",
+        f"{ref['images_per_s']:.1f}", f"{ref['ms_per_batch']:.1f}",
+        span_cell(ref), f"{'?' if it is None else it} (batch)",
+        "-" if it is None else
+        ("no (hit maxiters)" if it > ref["maxiters"] else "yes"),
+        f"{ref['max_abs_error']:.1e}"))
+  return markdown.Table(("solver", "stopping rule", "images/s", "ms/batch",
+                         "ms min-max", "iterations", "converged", "error"),
+                        rows, "ll" + "r" * 6)
+
+
+def items_table(rows: Sequence[Dict[str, Any]], peer_status: str, *,
+                first: Sequence[Tuple[str, Any, str]] = (
+                    ("attack", "attack", ""), ("norm", "norm", "")),
+                extra: Sequence[Tuple[str, Any, str]] = (),
+                peer: str = "torch") -> markdown.Table:
+  """The side-by-side table of `time_items` rows: the `first` columns
+  (`(header, path or function, unit)`), images/s, ms per batch and its
+  min-max, the `extra` columns, then the peer's images/s and the ratio
+  advjax / peer (or why the peer is missing, `peer_columns`)."""
+  columns = [*first, ("images/s", "images_per_s", ".0f"),
+             ("ms/batch", "ms_per_batch", ".1f"), ("ms min-max", span_cell, ""),
+             *extra]
+  columns += peer_columns([(f"{peer} images/s", "peer_images_per_s", ".0f"),
+                           (f"advjax / {peer}", "peer_ratio", ".2f")],
+                          peer_status)
+  return markdown.rows_table(rows, columns, align=(
+      "l" * len(first) + "r" * (len(columns) - len(first))))
+
+
+def scored_table(rows: Sequence[Dict[str, Any]], peer_status: str, *,
+                 peer: str = "torch",
+                 peer_extra: Sequence[Tuple[str, Any, str]] = ()
+                 ) -> markdown.Table:
+  """The table of `score_adversarials` rows (with 'attack', 'setting',
+  'batch', 'peer_batch' fields): speed beside the quality of the
+  adversarials (`quality_cell`), advjax's then the peer's (advjax's on the
+  peer's images in parentheses), `peer_extra` columns among the peer's."""
+  rate = lambda key: lambda r: rate_cell(r[key])
+  columns = [("attack", "attack", ""), ("setting", "setting", ""),
+             ("batch", "batch", ""), ("images/s", rate("images_per_s"), ""),
+             ("ms/image", "ms_per_image", ".3g"),
+             ("ms/batch min-max", span_cell, ""),
+             ("iterations", "median_iters", ".0f"),
+             ("success, mean L2 (L0)", quality_cell, "")]
+  columns += peer_columns([
+      (f"{peer} batch", "peer_batch", ""),
+      (f"{peer} images/s", rate("peer_images_per_s"), ""), *peer_extra,
+      (f"{peer} success, mean L2 or L0 (advjax on those images)", lambda r:
+       f"{quality_cell(r, 'peer_')} ({quality_cell(r, 'matched_')})", ""),
+      (f"advjax / {peer}", "peer_ratio", ".2f")], peer_status, why_at=1)
+  return markdown.rows_table(rows, columns, align="ll" + "r" * (
+      len(columns) - 2))
+
+
+def pairs_table(rows: Sequence[Dict[str, Any]], peer: str) -> markdown.Table:
+  """The table of `time_items(..., together=True)` rows with success
+  rates ('success_rate', 'peer_success_rate'): attack, norm, batch, ms of
+  each, the ratio and both success rates."""
+  pct = lambda v: markdown.percent(v, 0)
+  return markdown.rows_table(rows, [
+      ("attack", "attack", ""), ("norm", "norm", ""), ("batch", "batch", ""),
+      ("advjax ms", "ms_per_batch", ".1f"),
+      (f"{peer} ms", "peer_ms_per_batch", ".1f"),
+      (f"advjax / {peer}", "peer_ratio", ".2f"),
+      (f"success advjax / {peer} (%)", lambda r: pct(r["success_rate"])
+       + " / " + pct(r["peer_success_rate"]), "")], align="ll" + "r" * 5)
 
 
 def peer_missing(row: Dict[str, Any], status: str) -> Optional[str]:
