@@ -2,18 +2,12 @@
 
     python -m benchmarks.train_speed      # ~30 s on 2 CPU cores
 
-1. One device: `training.make_train_step` ('standard'; 'madry' with PGD-k)
-   on a random batch (`throughput.StepCall`): images/s, and time(madry) /
-   time(standard) against the ideal 1 + k (the attack's passes need no
-   weight gradients, so it can be lower).
-2. N simulated CPU devices, same process: the step with the batch sharded,
-   its images/s and its first-step loss against one device's (the devices
-   share the cores: a correctness check, not scaling).
-3. `training.fit` epochs on the digits (the first, compiling, apart).
-Protocol: `throughput.time_calls`. Results: benchmarks/results/train_speed.
-XLA simulates N CPU devices only with
-`XLA_FLAGS=--xla_force_host_platform_device_count=N` set before JAX is
-imported; imported first (`python -m`), this module sets N = 8 unless set.
+1. `training.make_train_step` steps on one device (`throughput.StepCall`):
+   images/s, time(madry) / time(standard) beside the ideal 1 + k; 2. on N
+   simulated CPU devices (same process, shared cores: a check of the
+   sharded step's loss, not scaling); 3. digits epochs of `training.fit`.
+N CPU devices need `XLA_FLAGS=--xla_force_host_platform_device_count=N`
+before JAX is imported: imported first, this module sets N = 8.
 """
 import os
 import sys
@@ -97,13 +91,8 @@ def _multi_device(cfg):
   n = cfg.devices
   steps = _steps(cfg, [jax.devices("cpu")[:1], jax.devices("cpu")[:n]])
   first = {k: tp.time_once(s) for k, s in steps.items()}  # checked below
-  check = {m: {"loss_1_device": float(steps[m, 1].metrics["loss"]),
-               f"loss_{n}_devices": float(steps[m, n].metrics["loss"]),
-               "params_max_abs_diff": tp.max_abs_diff(steps[m, 1].params,
-                                                      steps[m, n].params)}
-           for m in METHODS}
-  for c in check.values():
-    c["loss_abs_diff"] = abs(c[f"loss_{n}_devices"] - c["loss_1_device"])
+  check = {m: tp.step_agreement(steps[m, 1], steps[m, n], (
+      "1_device", f"{n}_devices")) for m in METHODS}
   [timings] = tp.time_groups([[(f"{m} {d} dev", s) for (m, d), s in
                                steps.items()]], cfg.repeats, "steps",
                              cfg.progress)
@@ -189,10 +178,10 @@ def body(cfg, res):
     n = multi["devices"]
     out += [f"## 2. {n} simulated CPU devices (same process, ('data',) mesh, "
             f"batch sharded {cfg.batch // n} per device; they share the "
-            "host's cores: a check, not scaling)", report.Table(
-                ("method", "devices", *(c[0] for c in STEP)), [
-                    (r["method"], r["devices"], *report.records_table(
-                        {"": r}, STEP).rows[0][1:]) for r in multi["rows"]]),
+            "host's cores: a check, not scaling)", report.rows_table(
+                multi["rows"], [("method", "method", ""), ("devices",
+                                                           "devices", "")]
+                + STEP),
             report.records_table(multi["check"], [
                 (h.format(n=n), p.format(n=n), u) for h, p, u in CHECK],
                                  first="method")]

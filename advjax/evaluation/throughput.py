@@ -49,7 +49,7 @@ __all__ = ["Timing", "time_calls", "time_once", "timing_fields", "machine", "jit
            "adversarial_quality", "score_adversarials", "peak_host_bytes", "sinkhorn_settings",
            "ProjectionReference", "time_projections", "rate_cell",
            "span_cell", "peer_cells", "quality_cell", "projection_table",
-           "items_table", "scored_table", "pairs_table", "peer_missing", "peer_columns", "machine_line", "StepCall", "epoch_fields",
+           "items_table", "scored_table", "pairs_table", "peer_missing", "peer_columns", "machine_line", "StepCall", "step_agreement", "epoch_fields",
            "max_abs_diff"]
 
 
@@ -682,6 +682,17 @@ class StepCall:
   def params(self) -> Any:
     """The current parameters, on the host."""
     return jax.device_get(self._state.params)
+
+
+def step_agreement(a: StepCall, b: StepCall, names: Tuple[str, str]
+                   ) -> Dict[str, float]:
+  """How far two `StepCall`s of one step from one state and batch (on two
+  meshes, say) agree after their calls so far: `loss_<name>` of each (the
+  last metrics' 'loss'), `loss_abs_diff` and `params_max_abs_diff`."""
+  la, lb = float(a.metrics["loss"]), float(b.metrics["loss"])
+  return {f"loss_{names[0]}": la, f"loss_{names[1]}": lb,
+          "loss_abs_diff": abs(lb - la),
+          "params_max_abs_diff": max_abs_diff(a.params, b.params)}
 
 
 def epoch_fields(seconds: Sequence[float], images: int) -> Dict[str, Any]:
