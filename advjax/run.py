@@ -26,6 +26,12 @@ are unchanged, so an interrupted run resumes after its last finished one
 `main(benchmark, argv)` is the command line: one flag per config field
 (`--train-steps 10`, `--eps 8/255`, `--no-autoattack`), generated from the
 dataclass, so a setting is written once.
+
+A timing benchmark (`benchmarks.speed`, `train_speed`, `data_loading`)
+trains nothing: a `Timing` holds its `TimingConfig`, `measure(cfg) ->
+results` and its `report.Report`; `run_timing` checks, measures and
+writes, `timing_main` is its command line (`--report-only` rewrites a
+finished run's report, `rewrite_timing_report`).
 """
 import argparse
 import dataclasses
@@ -47,7 +53,8 @@ from advjax import (checkpoint, data, evaluation, models, report, sharding,
                     training, zoo)
 
 __all__ = ["Config", "TimingConfig", "Timing", "run_timing",
-           "rewrite_timing_report", "check_timing_config", "field_help", "field", "FieldCheck", "ConfigError",
+           "rewrite_timing_report", "check_timing_config", "timing_main",
+           "field_help", "field", "FieldCheck", "ConfigError",
            "check_config", "TrainSpec", "Load", "LoadTorch", "Env", "Benchmark",
            "TRAINING_SETTINGS",
            "resolve", "fill_preset", "make_optimizer", "setup", "spec_env", "train",

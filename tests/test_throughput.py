@@ -207,7 +207,6 @@ def test_max_abs_diff():
                              "b": np.ones(2)}) == 2.
 
 
-@pytest.mark.slow  # compiles a training step
 def test_step_call_carries_its_state_forward():
   model = models.get_model("wong_mnist", num_classes=10)
   opt = optax.sgd(0.1)
