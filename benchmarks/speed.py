@@ -90,15 +90,6 @@ REQUIRES = [
      "x cw_paper_steps) must differ from the fixed-c row (1 x cw_steps)")]
 
 
-def _net(cfg, variables, x, logits):
-  why = ("off (peers=False)" if not cfg.peers else
-         torch_peers.unavailable_reason() or (
-             cfg.model != "wong_mnist" and "no PyTorch replica of "
-             f"{cfg.model!r}"))
-  return ({"status": why}, None) if why else torch_peers.replica(
-      variables["params"], cfg.image_shape, x, logits, cfg.seed)
-
-
 def _attacks(cfg, model, variables, x, y, key, net):
   k, r = cfg.steps, cfg.restarts
   peers = {} if net is None else torch_peers.torchattacks_peers(
@@ -173,7 +164,7 @@ def _minimal(cfg, model, variables, x, y, net):
       x), axis=-1))
   return {"status": "ok", "rows": tp.score_adversarials(
       items, measured, predict, x, y, targets,
-      net and torch_peers.run_counted(net))}
+      None if net is None else torch_peers.run_counted(net))}
 
 
 def _foolbox(cfg, model, variables, x, y, key):
@@ -188,13 +179,8 @@ def _foolbox(cfg, model, variables, x, y, key):
   measured = tp.time_items(items, cfg.repeats, "foolbox", cfg.progress, True)
   predict = jax.jit(lambda x: jnp.argmax(models.model_fn(model, variables)(
       x), -1))
-  success = lambda adv, b: tp.adversarial_quality(
-      predict, adv, x[:b], y[:b])["success_rate"]
-  for it, (row, _, _) in zip(items, measured):
-    row.update(success_rate=success(it.call(), it.batch),
-               peer_success_rate=success(it.peer.call(), it.batch))
   return {"status": "ok", "version": foolbox_peer.version(),
-          "rows": [row for row, _, _ in measured]}
+          "rows": tp.success_rates(items, measured, predict, y)}
 
 
 def _sinkhorn(cfg):
@@ -224,7 +210,9 @@ def measure(cfg):
   x = jax.random.uniform(k_x, (cfg.batch, *cfg.image_shape), jnp.float32)
   y = jax.random.randint(k_y, (cfg.batch,), 0, cfg.num_classes, jnp.int32)
   logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
-  peers, net = _net(cfg, variables, x, logits)
+  peers, net = torch_peers.replica_if_available(
+      cfg.peers, cfg.model, variables["params"], cfg.image_shape, x, logits,
+      cfg.seed)
   measured = tp.time_items(_attacks(cfg, model, variables, x, y, key, net),
                            cfg.repeats, "speed", cfg.progress)
   minimal = _minimal(cfg, model, variables, x, jnp.argmax(logits, -1), net)

@@ -164,6 +164,17 @@ def test_torch_replica_matches_flax_logits(image_shape):
   np.testing.assert_allclose(torch_logits, flax_logits, atol=1e-4, rtol=0)
 
 
+def test_replica_says_why_it_is_missing():
+  x = np.zeros((1, 8, 8, 1), np.float32)
+  off, net = torch_peers.replica_if_available(False, "wong_mnist", {},
+                                              (8, 8, 1), x, x)
+  assert off == {"status": "off (peers=False)"} and net is None
+  other, _ = torch_peers.replica_if_available(True, "madry_mnist", {},
+                                              (8, 8, 1), x, x)
+  assert ("no PyTorch replica" in other["status"]
+          or "not installed" in other["status"])
+
+
 def test_torch_replica_rejects_wrong_shape():
   pytest.importorskip("torch")
   model = models.get_model("wong_mnist", num_classes=10)

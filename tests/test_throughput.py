@@ -129,6 +129,18 @@ def test_score_adversarials_scores_both_libraries_alike():
   assert b["peer_success_rate"] is None and b["peer_ms_per_image"] is None
 
 
+def test_success_rates_of_both_libraries():
+  y = np.array([0, 0, 1, 1])
+  predict = lambda a: np.asarray(a)[:, 0]  # the "image" is its class
+  items = [tp.Item({"attack": "a"}, 4, lambda: np.array([[1], [0], [0], [1]]),
+                   tp.Peer("p", 2, lambda: np.array([[1], [1]]))),
+           tp.Item({"attack": "b"}, 2, lambda: np.array([[0], [0]]))]
+  rows = tp.success_rates(items, tp.time_items(items, 1, together=True),
+                          predict, y)
+  assert rows[0]["success_rate"] == 0.5 and rows[0]["peer_success_rate"] == 1.
+  assert rows[1]["success_rate"] == 0. and rows[1]["peer_success_rate"] is None
+
+
 def test_peak_host_bytes_counts_a_numpy_allocation():
   out, peak = tp.peak_host_bytes(lambda: np.ones(1 << 20, np.uint8).sum())
   assert out == 1 << 20 and peak >= 1 << 20

@@ -46,7 +46,7 @@ from advjax.report import markdown
 __all__ = ["Timing", "time_calls", "time_once", "timing_fields", "machine", "jit_call",
            "attack_call",
            "time_groups", "Peer", "Item", "time_items", "ratio",
-           "adversarial_quality", "score_adversarials", "peak_host_bytes", "sinkhorn_settings",
+           "adversarial_quality", "score_adversarials", "success_rates", "peak_host_bytes", "sinkhorn_settings",
            "ProjectionReference", "time_projections", "rate_cell",
            "span_cell", "peer_cells", "quality_cell", "projection_table",
            "items_table", "scored_table", "pairs_table", "peer_missing", "peer_columns", "machine_line", "StepCall", "step_agreement", "epoch_fields",
@@ -348,6 +348,21 @@ def score_adversarials(items: Sequence[Item], measured, predict, x, y,
       row.update(peer_ms_per_image=1e3 * t_peer.median / m, **extra,
                  **score(adv, m, "peer_"), **score(out.x_adv[:m], m,
                                                    "matched_"))
+  return [row for row, _, _ in measured]
+
+
+def success_rates(items: Sequence[Item], measured, predict, y
+                  ) -> list[Dict[str, Any]]:
+  """The rows of `time_items` with each library's success rate
+  (`success_rate`, `peer_success_rate`: the prediction is not the label)
+  on its item's first `item.batch` labels `y`; an item's calls return its
+  adversarials."""
+  rate = lambda adv, b: float(np.mean(np.asarray(predict(adv))
+                                      != np.asarray(y[:b])))
+  for it, (row, _, _) in zip(items, measured):
+    row.update(success_rate=rate(it.call(), it.batch),
+               peer_success_rate=None if it.peer is None else rate(
+                   it.peer.call(), it.peer.batch))
   return [row for row, _, _ in measured]
 
 

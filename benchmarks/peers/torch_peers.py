@@ -24,6 +24,7 @@ __all__ = [
     "to_nchw",
     "torch_call",
     "replica",
+    "replica_if_available",
     "count_forward_calls",
     "torchattacks_peers",
     "minimal_peers",
@@ -175,6 +176,19 @@ def replica(params: Mapping[str, Any], image_shape: Sequence[int], x, logits,
         f"{LOGIT_TOLERANCE}; the weight conversion is wrong, timings would "
         "compare different networks.")
   return {"status": "ok", "logit_max_abs_diff": diff, **versions()}, net
+
+
+def replica_if_available(enabled: bool, model_name: str,
+                         params: Mapping[str, Any], image_shape, x, logits,
+                         seed: int = 0) -> tuple:
+  """`replica(...)` when the peers are `enabled`, torch and torchattacks
+  import and the model is Wong's CNN ('wong_mnist'); else `({'status':
+  why not}, None)`."""
+  why = ("off (peers=False)" if not enabled else unavailable_reason() or (
+      model_name != "wong_mnist" and f"no PyTorch replica of {model_name!r}"))
+  if why:
+    return {"status": why}, None
+  return replica(params, image_shape, x, logits, seed)
 
 
 def count_forward_calls(net: Any, call) -> tuple:
