@@ -164,10 +164,10 @@ def body(cfg, res):
                        cfg.pgd_steps)
   name = lambda rows: {f"madry (PGD-{k})" if m == "madry" else m: r
                        for m, r in rows.items()}
-  out = [tp.machine_line(res["machine"]) + f"\nprotocol: median of {cfg.repeats}"
-         " interleaved steps after a warm-up step, each ended with "
-         f"block_until_ready; state donated; Adam lr {cfg.learning_rate}; PGD "
-         f"eps {cfg.eps}, step 2.5 eps / {k}, random start",
+  out = [tp.machine_line(res["machine"]) + "\nprotocol: median of "
+         f"{cfg.repeats} interleaved steps after a warm-up step, each ended "
+         f"with block_until_ready; state donated; Adam lr {cfg.learning_rate}; "
+         f"PGD eps {cfg.eps}, step 2.5 eps / {k}, random start",
          f"## 1. One device ({one['device']}): "
          f"{'x'.join(map(str, cfg.image_shape))}, batch {cfg.batch}, random "
          "data", report.records_table(name(one["rows"]), [(

@@ -11,20 +11,26 @@ hit all items alike, which keeps the ratios between them meaningful.
 ms per batch or step, min, max, every call); `machine()` records the
 devices, versions and cores.
 
-Around them, what every timing benchmark needs: `jit_call` (a compiled
-call run to completion), `time_groups` (labelled groups timed one after
-the other under one progress bar), `Item` / `Peer` and `time_items`
-(advjax's calls beside a peer library's, the peers in a second group so
-two runtimes' thread pools never overlap, with `ratio` columns),
-`adversarial_quality` (the success rate and mean distances of any
-library's adversarials, scored by one model), `peak_host_bytes` (host
-memory of a call), the Wasserstein projection at several stopping rules
-scored against the converged projection (`sinkhorn_settings`,
-`time_projections`), and the cells of timing tables (`rate_cell`,
-`span_cell`, `peer_cells`); for training, `StepCall` (a donating train
-step carrying its state on one mesh) and `epoch_fields` (epoch times
-with the compiling first epoch apart). Used by `benchmarks.speed` (attacks),
-`benchmarks.train_speed` (training steps) and `benchmarks.data_loading`.
+Around them, what every timing benchmark needs:
+
+- compiled calls: `jit_call`, `attack_call` (an attack with its radii and
+  keys traced);
+- peers side by side: `Item` / `Peer`, `time_items` (a peer in another
+  runtime timed in a second group, so thread pools never overlap; one in
+  the same runtime `together`), `time_groups`, `ratio`;
+- quality checks of every library's outputs: `adversarial_quality`,
+  `score_adversarials`, `success_rates`;
+- the Wasserstein projection at several stopping rules, scored against
+  the converged projection: `sinkhorn_settings`, `time_projections`,
+  `ProjectionReference`;
+- training: `StepCall`, `step_agreement`, `epoch_fields`, `max_abs_diff`;
+  host memory: `peak_host_bytes`;
+- the tables of their results: `items_table`, `scored_table`,
+  `pairs_table`, `projection_table`, with `peer_columns` (why a peer is
+  missing), `rate_cell`, `span_cell`, `quality_cell`, `machine_line`.
+
+Used by `benchmarks.speed`, `benchmarks.train_speed` and
+`benchmarks.data_loading`.
 """
 import functools
 import os
@@ -43,14 +49,16 @@ from tqdm import tqdm
 from advjax import models, sharding, sinkhorn
 from advjax.report import markdown
 
-__all__ = ["Timing", "time_calls", "time_once", "timing_fields", "machine", "jit_call",
-           "attack_call",
-           "time_groups", "Peer", "Item", "time_items", "ratio",
-           "adversarial_quality", "score_adversarials", "success_rates", "peak_host_bytes", "sinkhorn_settings",
-           "ProjectionReference", "time_projections", "rate_cell",
-           "span_cell", "peer_cells", "quality_cell", "projection_table",
-           "items_table", "scored_table", "pairs_table", "peer_missing", "peer_columns", "machine_line", "StepCall", "step_agreement", "epoch_fields",
-           "max_abs_diff"]
+__all__ = [
+    "Timing", "time_calls", "time_once", "timing_fields", "machine",
+    "jit_call", "attack_call", "time_groups", "Peer", "Item", "time_items",
+    "ratio", "adversarial_quality", "score_adversarials", "success_rates",
+    "peak_host_bytes", "sinkhorn_settings", "ProjectionReference",
+    "time_projections", "rate_cell", "span_cell", "peer_cells",
+    "quality_cell", "projection_table", "items_table", "scored_table",
+    "pairs_table", "peer_missing", "peer_columns", "machine_line",
+    "StepCall", "step_agreement", "epoch_fields", "max_abs_diff",
+]
 
 
 class Timing(NamedTuple):
@@ -77,8 +85,6 @@ def time_once(call: Callable[[], object]) -> float:
   return time.perf_counter() - t0
 
 
-_timed = time_once
-
 
 def time_calls(calls: Sequence[Callable[[], object]], repeats: int,
                on_call: Optional[Callable[[int], None]] = None
@@ -102,12 +108,12 @@ def time_calls(calls: Sequence[Callable[[], object]], repeats: int,
   first = []
   for i, call in enumerate(calls):
     on_call(i)
-    first.append(_timed(call))
+    first.append(time_once(call))
   times = [[] for _ in calls]
   for _ in range(repeats):
     for i, call in enumerate(calls):
       on_call(i)
-      times[i].append(_timed(call))
+      times[i].append(time_once(call))
   return [Timing(statistics.median(t), min(t), max(t), f, tuple(t))
           for t, f in zip(times, first)]
 

@@ -6,8 +6,16 @@ the same XLA kernels advjax compiles, so a comparison on one model and one
 batch measures only the attack machinery (one compiled loop against a
 Python loop of dispatched steps). Optional: `pip install foolbox`.
 """
+import functools
 import importlib
 from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+from advjax import models
+from advjax.attacks import gradient
+from advjax.evaluation import throughput
 
 __all__ = ["unavailable_reason", "version", "pgd", "pgd_items"]
 
@@ -50,12 +58,6 @@ def pgd_items(model, variables, x, y, key, *, eps: dict, steps: int,
   """advjax's PGD-k beside Foolbox's on the same jitted JAX model, per norm
   (`eps`: norm -> radius) and batch (the first images of `x`), as
   `throughput.Item`s with Foolbox as the peer (time them `together`)."""
-  import functools  # pylint: disable=import-outside-toplevel
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from advjax import models  # pylint: disable=import-outside-toplevel
-  from advjax.attacks import gradient  # pylint: disable=import-outside-toplevel
-  from advjax.evaluation import throughput  # pylint: disable=import-outside-toplevel
   model_fn = jax.jit(models.model_fn(model, variables))
   ours = lambda v, x, y, eps, key, norm: gradient.pgd(
       models.model_fn(model, v), x, y, eps=eps, key=key, norm=norm,

@@ -23,6 +23,8 @@ from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
+from advjax.evaluation import throughput
+
 __all__ = ["REFERENCE_RULE", "TIGHT_RULE", "load", "reference_call",
            "projection_reference"]
 
@@ -170,7 +172,6 @@ def projection_reference(directory: Optional[str], x: np.ndarray,
   Returns:
     `(reference or None, status)`.
   """
-  from advjax.evaluation import throughput  # pylint: disable=import-outside-toplevel
   if directory is None:
     return None, "reference: off (no --sinkhorn-reference)"
   ref, why = load(directory)

@@ -16,6 +16,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from advjax.evaluation import throughput
+
 __all__ = [
     "unavailable_reason",
     "versions",
@@ -220,7 +222,6 @@ def torchattacks_peers(net: Any, x, y, *, batch: int, steps: int,
   `steps` of 2.5 eps / k, random start), each a `throughput.Peer`."""
   import torch  # pylint: disable=import-outside-toplevel
   import torchattacks  # pylint: disable=import-outside-toplevel
-  from advjax.evaluation import throughput  # pylint: disable=import-outside-toplevel
   pgd = lambda cls, eps: cls(net, eps=eps, alpha=2.5 * eps / steps,
                              steps=steps, random_start=True)
 
@@ -248,7 +249,6 @@ def minimal_peers(net: Any, x, y, attacks: dict) -> dict:
   label + 1 itself). Rows naming the same (class, keywords) share one
   attack object."""
   import torchattacks  # pylint: disable=import-outside-toplevel
-  from advjax.evaluation import throughput  # pylint: disable=import-outside-toplevel
   made = {}
   out = {}
   for row, (cls, kwargs, n) in attacks.items():
