@@ -26,6 +26,12 @@ are unchanged, so an interrupted run resumes after its last finished one
 `main(benchmark, argv)` is the command line: one flag per config field
 (`--train-steps 10`, `--eps 8/255`, `--no-autoattack`), generated from the
 dataclass, so a setting is written once.
+
+A timing benchmark (`benchmarks.speed`, `train_speed`, `data_loading`)
+trains nothing: a `Timing` holds its `TimingConfig`, `measure(cfg) ->
+results` and its `report.Report`; `run_timing` checks, measures and
+writes, `timing_main` is its command line (`--report-only` rewrites a
+finished run's report, `rewrite_timing_report`).
 """
 import argparse
 import dataclasses
@@ -46,7 +52,9 @@ import optax
 from advjax import (checkpoint, data, evaluation, models, report, sharding,
                     training, zoo)
 
-__all__ = ["Config", "TimingConfig", "field", "FieldCheck", "ConfigError",
+__all__ = ["Config", "TimingConfig", "Timing", "run_timing",
+           "rewrite_timing_report", "check_timing_config", "timing_main",
+           "field_help", "field", "FieldCheck", "ConfigError",
            "check_config", "TrainSpec", "Load", "LoadTorch", "Env", "Benchmark",
            "TRAINING_SETTINGS",
            "resolve", "fill_preset", "make_optimizer", "setup", "spec_env", "train",
@@ -88,6 +96,8 @@ class FieldCheck(NamedTuple):
     """Whether one value meets the check (NaN never does a bound)."""
     if self.choices is not None:
       return value in tuple(self.choices)
+    if self == FieldCheck():  # a field with help only
+      return True
     try:
       v = float(value)
     except (TypeError, ValueError):
@@ -203,7 +213,7 @@ class Config:
 class TimingConfig:
   """The settings every timing benchmark shares (`benchmarks.speed`,
   `train_speed`, `data_loading`), each extending it; run with
-  `timing_main`.
+  `run_timing` / `timing_main` (a `Timing`).
 
   Attributes:
     workdir: where results.json and results.md go (default
@@ -219,25 +229,123 @@ class TimingConfig:
   progress: bool = True
 
 
-def timing_main(name: str, config: type, run_fn: Callable[[Any], Dict],
-                doc: str = "", argv: Optional[Sequence[str]] = None):
-  """The command line of a timing benchmark: one flag per field of
-  `config` (a `TimingConfig`), the default workdir `runs/<name>`, the
-  field checks enforced, `run_fn(cfg) -> results` (which writes its
-  report into `cfg.workdir`); prints results['table'] and the paths
-  written."""
-  cfg = parse_config(config, argv, prog=f"python -m benchmarks.{name}",
-                     doc=doc)
+class Timing(NamedTuple):
+  """A timing benchmark's pieces (`benchmarks.speed`, `train_speed`,
+  `data_loading`): no model is trained, `measure` times what it times.
+
+  Attributes:
+    name: the module name (`python -m benchmarks.<name>`, `runs/<name>`).
+    config: a `TimingConfig` subclass.
+    measure: `cfg -> results` (a dict with no 'table' or 'written').
+    report: a `report.Report` rendered from the results alone, so a
+      finished run's report can be rewritten (`--report-only`).
+    doc: the module docstring (the command line's description).
+    requires: checks across fields (or of the machine against them),
+      `(cfg -> bool, message or cfg -> message)`, each met before anything
+      is measured (a `ConfigError` with the message otherwise); a single
+      field's checks are its `field`'s.
+  """
+  name: str
+  config: type
+  measure: Callable[[Any], Dict[str, Any]]
+  report: Any
+  doc: str = ""
+  requires: Sequence[Any] = ()
+
+
+def check_timing_config(benchmark: Timing, cfg) -> None:
+  """Enforces the config's field checks and the benchmark's `requires`.
+
+  Raises:
+    ConfigError: the first check the config fails.
+  """
+  check_config(cfg)
+  for ok, message in benchmark.requires:
+    if not ok(cfg):
+      message = message(cfg) if callable(message) else message
+      raise ConfigError(f"{type(cfg).__name__}: {message}")
+
+
+def _finish_timing(benchmark: Timing, cfg, results: Dict[str, Any]):
+  results = {"benchmark": benchmark.name, **results}
+  rendered = report.render(benchmark.report, cfg, report.jsonable(results))
+  results["written"] = report.write(cfg.workdir, results, rendered)
+  results["table"] = rendered.markdown
+  results["claims"] = rendered.claims
+  return results
+
+
+def run_timing(benchmark: Timing, cfg) -> Dict[str, Any]:
+  """Checks `cfg` (`check_timing_config`), measures, and writes
+  results.json and results.md (with the figures) into `cfg.workdir`
+  (None: `runs/<name>`). Returns the results with the seconds measuring
+  took ('seconds'), the markdown ('table'),
+  the verdicts ('claims') and the paths written ('written').
+
+  Raises:
+    ConfigError: the config fails a check (nothing is measured).
+  """
   if cfg.workdir is None:
-    cfg = dataclasses.replace(cfg, workdir=os.path.join("runs", name))
+    cfg = dataclasses.replace(cfg, workdir=os.path.join("runs",
+                                                        benchmark.name))
+  check_timing_config(benchmark, cfg)
+  start = time.time()
+  results = benchmark.measure(cfg)
+  results["seconds"] = time.time() - start
+  return _finish_timing(benchmark, cfg, results)
+
+
+def rewrite_timing_report(benchmark: Timing, workdir: str) -> Dict[str, Any]:
+  """Rewrites results.md (and the figures) of a finished timing run from
+  its results.json, measuring nothing. Config fields the results name that
+  the config no longer has (a renamed `out_dir`) are ignored.
+
+  Raises:
+    FileNotFoundError: no results.json in `workdir`.
+    ValueError: it holds another benchmark's run.
+  """
+  path = os.path.join(workdir, "results.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No {path}: run the benchmark into {workdir} "
+                            "first; --report-only rewrites an existing "
+                            "run's report.")
+  with open(path) as f:
+    results = json.load(f)
+  if results.get("benchmark", benchmark.name) != benchmark.name:
+    raise ValueError(f"{path} holds a {results['benchmark']!r} run, not "
+                     f"{benchmark.name!r}.")
+  for key in ("claims", "written", "benchmark"):
+    results.pop(key, None)
+  cfg = benchmark.config(**_tuples(benchmark.config, {
+      **results["config"], "workdir": workdir}))
+  return _finish_timing(benchmark, cfg, results)
+
+
+def timing_main(benchmark: Timing, argv: Optional[Sequence[str]] = None):
+  """`python -m benchmarks.<name> [--field value ...]`: one flag per field
+  of the benchmark's `TimingConfig`; runs it (`run_timing`) and prints its
+  report (`--report-only`: rewrites the report of the run in `--workdir`
+  from its results.json, `rewrite_timing_report`)."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  report_only = "--report-only" in argv
+  if report_only:
+    argv.remove("--report-only")
+  if "--out-dir" in argv or any(a.startswith("--out-dir=") for a in argv):
+    raise SystemExit("error: --out-dir is now --workdir (every benchmark "
+                     "writes its results into --workdir).")
+  cfg = parse_config(benchmark.config, argv,
+                     prog=f"python -m benchmarks.{benchmark.name}",
+                     doc=benchmark.doc)
   try:
-    check_config(cfg)
-  except ConfigError as e:
+    if report_only:
+      res = rewrite_timing_report(benchmark, cfg.workdir or os.path.join(
+          "runs", benchmark.name))
+    else:
+      res = run_timing(benchmark, cfg)
+  except (ConfigError, FileNotFoundError) as e:
     raise SystemExit(f"error: {e}") from None
-  res = run_fn(cfg)
-  print(res.get("table", ""))
-  if res.get("written"):
-    print("\nwrote " + ", ".join(res["written"]))
+  print(res["table"])
+  print("\nwrote " + ", ".join(res["written"]))
   return res
 
 
@@ -626,7 +734,7 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
 # --------------------------------------------------------------------------
 # The command line, generated from the config's fields.
 # --------------------------------------------------------------------------
-def _field_help(cls) -> Dict[str, str]:
+def field_help(cls) -> Dict[str, str]:
   """Each field's help: its `field(help=...)`, else its `name: text` line
   in the dataclass's (and its bases') Attributes docstring."""
   out = {}
@@ -645,6 +753,9 @@ def _field_help(cls) -> Dict[str, str]:
     if f.metadata.get("help"):
       out[f.name] = " ".join(f.metadata["help"].split())
   return out
+
+
+_field_help = field_help  # the name tests used before it was public
 
 
 def _parse_value(kind):
@@ -686,7 +797,7 @@ def config_parser(config: type, prog: str, doc: str = "",
   p = argparse.ArgumentParser(
       prog=prog,
       description=doc.strip().splitlines()[0] if doc.strip() else None)
-  helps = _field_help(config)
+  helps = field_help(config)
   hints = typing.get_type_hints(config)
   for f in dataclasses.fields(config):
     flag = "--" + f.name.replace("_", "-")

@@ -1018,3 +1018,25 @@ def test_gtsrb_missing_data_says_how_to_get_it(tmp_path):
    "GT-00002.csv").write_text("Filename;ClassId\n")
   with pytest.raises(ValueError, match="ground-truth csv"):
     data.load("gtsrb", "train", data_dir=tmp_path)
+
+
+def test_epoch_host_bytes_known_answers():
+  # In memory: dataset + this process's rows of a batch + the permutation.
+  assert data.epoch_host_bytes(10, 100, 8, 2, lazy=False) == (
+      100 * 10 + 4 * 10 + 8 * 100)
+  # Lazily: (prefetch + 2) batches of its rows + the permutation.
+  assert data.epoch_host_bytes(10, 100, 8, 2, lazy=True) == 4 * 4 * 10 + 800
+  assert data.epoch_host_bytes(10, 100, 8, 2, lazy=True,
+                               prefetch_size=4) == 6 * 4 * 10 + 800
+
+
+def test_write_random_cifar10_is_read_back(tmp_path):
+  data.write_random_cifar10(str(tmp_path), 23, seed=1)
+  ds = data.load("cifar10", "train", data_dir=str(tmp_path))
+  assert ds.size == 23 and ds.images.shape == (23, 32, 32, 3)
+  assert ds.labels.min() >= 0 and ds.labels.max() < 10
+  again = tmp_path / "again"
+  again.mkdir()
+  data.write_random_cifar10(str(again), 23, seed=1)
+  for name in data.DATASETS["cifar10"].raw_files["train"]:
+    assert (tmp_path / name).read_bytes() == (again / name).read_bytes()

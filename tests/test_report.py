@@ -203,6 +203,17 @@ def test_records_and_curve_tables():
       "| 0.1 | 50.0 % | 25.0 % |"]
 
 
+def test_rows_table_one_row_per_record():
+  rows = [{"a": "x", "v": 0.25, "n": {"k": 3}}, {"a": "y", "v": None}]
+  t = report.rows_table(rows, [("a", "a", ""), ("v", "v", ".2f"),
+                               ("k", "n.k", ""), ("twice", lambda r: (
+                                   "-" if r["v"] is None else 2 * r["v"]),
+                                                 "%")], align="lrrr")
+  assert t.markdown().splitlines() == [
+      "| a | v | k | twice |", "|---|---:|---:|---:|",
+      "| x | 0.25 | 3 | 50.0 % |", "| y | - | - | - |"]
+
+
 def test_present_leaves_out_a_claim_on_what_the_run_lacks():
   """`report.present`: a measure reading a model the run did not train
   (a KeyError) leaves its claim out; present ones are judged as before."""

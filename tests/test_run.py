@@ -315,23 +315,53 @@ class ToyTiming(run.TimingConfig):
     size: the size.
   """
   size: int = run.field(4, ge=1)
+  note: str = run.field("", "a field with help and no check")
 
 
-def test_timing_main_fills_the_workdir_and_checks_fields(tmp_path, capsys):
-  seen = []
-
-  def run_fn(cfg):
+def _toy_timing(seen):
+  def measure(cfg):
     seen.append(cfg)
-    return {"table": "timed", "written": [os.path.join(cfg.workdir, "x")]}
+    return {"config": dataclasses.asdict(cfg), "size": cfg.size}
 
-  run.timing_main("toy_timing", ToyTiming, run_fn, argv=["--size", "2"])
+  return run.Timing(
+      "toy_timing", ToyTiming, measure, report.Report(
+          title="toy", body=lambda cfg, res: [f"size {res['size']}"]),
+      requires=[(lambda cfg: cfg.size != 3, "size 3 is unlucky")])
+
+
+def test_timing_main_fills_the_workdir_and_checks_fields(
+    tmp_path, capsys, monkeypatch):
+  seen = []
+  bench = _toy_timing(seen)
+  monkeypatch.chdir(tmp_path)
+  run.timing_main(bench, argv=["--size", "2"])
   assert seen[0].workdir == os.path.join("runs", "toy_timing")
-  assert "timed" in capsys.readouterr().out
-  run.timing_main("toy_timing", ToyTiming, run_fn,
-                  argv=["--workdir", str(tmp_path)])
-  assert seen[1].workdir == str(tmp_path) and seen[1].size == 4
+  assert "size 2" in capsys.readouterr().out
+  res = run.timing_main(bench, argv=["--workdir", str(tmp_path / "w")])
+  assert seen[1].workdir == str(tmp_path / "w") and seen[1].size == 4
+  assert res["benchmark"] == "toy_timing"
+  assert "size 4" in (tmp_path / "w" / "results.md").read_text()
   with pytest.raises(SystemExit, match="repeats"):
-    run.timing_main("toy_timing", ToyTiming, run_fn, argv=["--repeats", "0"])
+    run.timing_main(bench, argv=["--repeats", "0"])
+  with pytest.raises(SystemExit, match="unlucky"):
+    run.timing_main(bench, argv=["--size", "3"])
+  with pytest.raises(SystemExit, match="--workdir"):
+    run.timing_main(bench, argv=["--out-dir", "x"])
+  assert len(seen) == 2  # a failed check measures nothing
+
+
+def test_timing_report_only_rewrites_without_measuring(tmp_path):
+  seen = []
+  bench = _toy_timing(seen)
+  workdir = tmp_path / "w"
+  with pytest.raises(SystemExit, match="No .*results.json"):
+    run.timing_main(bench, argv=["--workdir", str(workdir), "--report-only"])
+  run.run_timing(bench, ToyTiming(workdir=str(workdir), size=5))
+  (workdir / "results.md").write_text("stale")
+  again = run.timing_main(bench, argv=["--workdir", str(workdir),
+                                       "--report-only"])
+  assert len(seen) == 1 and again["size"] == 5
+  assert "size 5" in (workdir / "results.md").read_text()
 
 
 def test_every_field_of_the_config_benchmarks_is_documented():

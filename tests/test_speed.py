@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from advjax import data, models, run
+from advjax import data, models, report, run
 from advjax.evaluation import throughput
 from benchmarks import speed
 from benchmarks.peers import projected_sinkhorn, torch_peers
@@ -31,7 +31,8 @@ MINIMAL_ATTACKS = ["DeepFool", "CW-L2 1x5", "CW-L2 1x5 abort", "JSMA",
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory):
   out_dir = tmp_path_factory.mktemp("speed")
-  return speed.run(speed.SpeedConfig(out_dir=str(out_dir), **TINY)), out_dir
+  return run.run_timing(speed.BENCHMARK, speed.SpeedConfig(
+      workdir=str(out_dir), **TINY)), out_dir
 
 
 @pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
@@ -78,16 +79,23 @@ def test_files_written(tiny_results):
   assert "PGD-2x2" in md and "off" in md
 
 
-def test_bad_config_raises(tmp_path):
-  with pytest.raises(ValueError, match="steps"):
-    speed.run(speed.SpeedConfig(out_dir=str(tmp_path), **{**TINY, "steps": 0}))
-  with pytest.raises(ValueError, match="cw_paper_search_steps"):
-    speed.run(speed.SpeedConfig(out_dir=str(tmp_path),
-                                **{**TINY, "cw_paper_search_steps": 0}))
-  with pytest.raises(ValueError, match="must differ"):
-    speed.run(speed.SpeedConfig(out_dir=str(tmp_path), **{
-        **TINY, "cw_paper_search_steps": 1,
-        "cw_paper_steps": TINY["cw_steps"]}))
+@pytest.mark.parametrize("change, match", [
+    ({"steps": 0}, "steps"), ({"cw_paper_search_steps": 0},
+                              "cw_paper_search_steps"),
+    ({"cw_paper_search_steps": 1, "cw_paper_steps": TINY["cw_steps"]},
+     "must differ"), ({"sinkhorn_relaxations": (1.5, 2.)}, "relaxations"),
+    ({"sinkhorn_tols": (1e-4,)}, "as long"), ({"jsma_gamma": 1.5}, "gamma"),
+    ({"image_shape": (8, 8)}, "image_shape")])
+def test_bad_config_raises_before_measuring(tmp_path, change, match):
+  cfg = speed.SpeedConfig(workdir=str(tmp_path), **{**TINY, **change})
+  with pytest.raises(run.ConfigError, match=match):
+    run.run_timing(speed.BENCHMARK, cfg)
+  assert not list(tmp_path.iterdir())
+
+
+def test_out_dir_is_now_workdir():
+  with pytest.raises(SystemExit, match="--workdir"):
+    run.timing_main(speed.BENCHMARK, ["--out-dir", "x"])
 
 
 def _check_minimal_rows(rows):
@@ -131,38 +139,16 @@ def test_minimal_rows(tiny_results):
   assert len(lines) == 1 and "off" in lines[0]
 
 
-def test_minimal_off():
-  cfg = speed.SpeedConfig(**{**TINY, "minimal": False})
-  off = speed._minimal_section(cfg, None, None, None, None, None)  # pylint: disable=protected-access
-  assert off == {"status": "off (minimal=False)", "rows": []}
-
-
-def test_quality_scores_with_the_model():
-  x = np.zeros((3, 2, 2, 1), np.float32)
-  x_adv = x + np.array([0.5, 1., 0.])[:, None, None, None]
-  # A "model" that predicts class 1 where the image moved, else 0.
-  predict = lambda a: (np.abs(a).sum(axis=(1, 2, 3)) > 0).astype(int)
-  q = speed._quality(predict, x_adv, x, np.zeros(3, int), prefix="p_")  # pylint: disable=protected-access
-  assert q["p_success_rate"] == pytest.approx(2 / 3)
-  assert q["p_mean_l2"] == pytest.approx((1. + 2.) / 2)  # successful only
-  assert q["p_mean_l0"] == pytest.approx(4.)  # all 4 features moved
-  none = speed._quality(predict, x, x, np.zeros(3, int))  # pylint: disable=protected-access
-  assert none == {"success_rate": 0., "mean_l2": None, "mean_l0": None}
-  hit = speed._quality(predict, x_adv, x, np.zeros(3, int),  # pylint: disable=protected-access
-                       targets=np.array([1, 0, 0]))
-  assert hit["success_rate"] == pytest.approx(2 / 3)  # rows 0 and 2
-
-
-def test_time_calls_interleaves_repeats():
-  order, seen = [], []
-  timings = throughput.time_calls([lambda: order.append("a"),
-                                   lambda: order.append("b")], repeats=3,
-                                  on_call=seen.append)
-  assert order == ["a", "b"] * 4  # warm-up round + 3 timed rounds
-  assert seen == [0, 1] * 4
-  for timing in timings:
-    assert len(timing.times) == 3
-    assert timing.min <= timing.median <= timing.max
+@pytest.mark.slow  # an end-to-end benchmark run (tiny); CI runs it (README)
+def test_sections_off_say_so(tiny_results):
+  results, _ = tiny_results
+  cfg = speed.SpeedConfig(**TINY)
+  off = {**results, "minimal": {"status": "off (minimal=False)", "rows": []},
+         "foolbox": {"status": "off (foolbox=False)", "rows": []},
+         "sinkhorn": {"status": "off (sinkhorn=False)"}}
+  md = report.render(speed.REPORT, cfg, report.jsonable(off)).markdown
+  assert "Minimal-perturbation attacks: off (minimal=False)" in md
+  assert "Foolbox: off" in md and "Wasserstein projection: off" in md
 
 
 @pytest.mark.parametrize("image_shape", [(28, 28, 1), (9, 7, 3)])
@@ -178,6 +164,17 @@ def test_torch_replica_matches_flax_logits(image_shape):
   np.testing.assert_allclose(torch_logits, flax_logits, atol=1e-4, rtol=0)
 
 
+def test_replica_says_why_it_is_missing():
+  x = np.zeros((1, 8, 8, 1), np.float32)
+  off, net = torch_peers.replica_if_available(False, "wong_mnist", {},
+                                              (8, 8, 1), x, x)
+  assert off == {"status": "off (peers=False)"} and net is None
+  other, _ = torch_peers.replica_if_available(True, "madry_mnist", {},
+                                              (8, 8, 1), x, x)
+  assert ("no PyTorch replica" in other["status"]
+          or "not installed" in other["status"])
+
+
 def test_torch_replica_rejects_wrong_shape():
   pytest.importorskip("torch")
   model = models.get_model("wong_mnist", num_classes=10)
@@ -190,11 +187,12 @@ def test_torch_replica_rejects_wrong_shape():
 def test_run_with_peers(tmp_path):
   pytest.importorskip("torch")
   pytest.importorskip("torchattacks")
-  config = speed.SpeedConfig(out_dir=str(tmp_path),
+  config = speed.SpeedConfig(workdir=str(tmp_path),
                              **{**TINY, "peers": True, "restarts": 1})
-  results = speed.run(config)
+  results = run.run_timing(speed.BENCHMARK, config)
   assert results["peers"]["status"] == "ok"
-  assert results["peers"]["logit_max_abs_diff"] <= speed.LOGIT_TOLERANCE
+  assert (results["peers"]["logit_max_abs_diff"]
+          <= torch_peers.LOGIT_TOLERANCE)
   timed = {(r["attack"], r["norm"]): r for r in results["rows"]
            if r["peer"] is not None}
   assert {("fwd+bwd", "-"), ("FGSM", "linf"), ("PGD-2", "linf"),
@@ -234,7 +232,8 @@ def test_table_says_when_peers_are_missing(tiny_results):
   results, _ = tiny_results
   missing = {k: v for k, v in results.items() if k != "table"}
   missing["peers"] = {"status": "peers not installed: torch (ImportError)."}
-  table = speed.format_table(missing)
+  table = report.render(speed.REPORT, speed.SpeedConfig(**TINY),
+                        report.jsonable(missing)).markdown
   assert "peers not installed" in table
   rows = [line for line in table.splitlines()
           if line.startswith(("| PGD", "| DeepFool", "| CW-L2", "| JSMA"))
@@ -264,23 +263,22 @@ def test_sinkhorn_section_tiny(tiny_results):
   for row in sk["rows"]:
     assert 0 <= row["max_abs_error"] < 1, row
   md = (out_dir / "results.md").read_text()
-  assert "Wasserstein projection" in md and "skipped" in md
+  assert "Wasserstein projection" in md and "off" in md
+  # The report is rewritten from results.json alone, measuring nothing.
+  (out_dir / "results.md").write_text("")
+  run.rewrite_timing_report(speed.BENCHMARK, str(out_dir))
+  assert (out_dir / "results.md").read_text() == md
 
 
-def test_sinkhorn_section_off_and_bad_reference(tmp_path):
-  # The section alone (the attack timings are tested elsewhere).
-  key = jax.random.key(0)
-  off = speed._sinkhorn_section(  # pylint: disable=protected-access
-      speed.SpeedConfig(**{**TINY, "sinkhorn": False}), key)
-  assert off["status"].startswith("off")
-  cfg = speed.SpeedConfig(**{**TINY, "sinkhorn_reference": str(tmp_path / "no")})
-  bad = speed._sinkhorn_section(cfg, key)  # pylint: disable=protected-access
-  assert bad["status"] == "ok"
-  assert bad["reference"]["status"].startswith("reference: no")
-  # The report says why the comparison is missing.
-  table = "\n".join(speed._sinkhorn_table(  # pylint: disable=protected-access
-      {"sinkhorn": bad, "config": dataclasses.asdict(cfg)}))
-  assert "skipped: reference: no" in table
+def test_missing_reference_is_reported(tmp_path):
+  x = data.mnist_like_images(2, (8, 8, 1))
+  ref, why = projected_sinkhorn.projection_reference(
+      str(tmp_path / "no"), x, x, eps=0.5, lam=100., kernel_size=3,
+      maxiters=9)
+  assert ref is None and why.startswith("reference: no directory")
+  off, why = projected_sinkhorn.projection_reference(
+      None, x, x, eps=0.5, lam=100., kernel_size=3, maxiters=9)
+  assert off is None and why.startswith("reference: off")
 
 
 def test_reference_stopping_rule_tightened_at_run_time(tmp_path):
@@ -345,7 +343,7 @@ def test_reference_loads_without_touching_sys_path(tmp_path, monkeypatch):
 
 
 def test_every_config_field_has_a_documented_flag():
-  helps = run._field_help(speed.SpeedConfig)  # pylint: disable=protected-access
+  helps = run.field_help(speed.SpeedConfig)
   missing = [f.name for f in dataclasses.fields(speed.SpeedConfig)
              if f.name not in helps]
   assert not missing, missing
@@ -368,14 +366,16 @@ def test_documented_commands_parse():
   assert ["--no-minimal"] in commands
   for argv in commands:
     config = run.parse_config(speed.SpeedConfig, argv, prog="speed")
-    speed._check_config(config)  # pylint: disable=protected-access
+    run.check_timing_config(speed.BENCHMARK, config)
   config = run.parse_config(speed.SpeedConfig, [
       "--image-shape", "8,8,1", "--no-peers", "--no-sinkhorn", "--batch", "8",
       "--sinkhorn-tols", "1e-4,1e-5", "--sinkhorn-relaxations", "1.5,1"],
                             prog="speed")
   assert config.image_shape == (8, 8, 1) and config.batch == 8
   assert not config.peers and not config.sinkhorn and config.minimal
-  got = speed._sinkhorn_settings(config)  # pylint: disable=protected-access
+  got = throughput.sinkhorn_settings(
+      config.sinkhorn_tol, config.sinkhorn_relaxation, config.sinkhorn_tols,
+      config.sinkhorn_relaxations)
   assert got == [(1e-6, 1.5), (1e-4, 1.5), (1e-5, 1.)]
 
 
@@ -397,7 +397,3 @@ def test_foolbox_section(tiny_results):
         r["images_per_s"] / r["peer_images_per_s"])
     assert 0 <= r["success_rate"] <= 1 and 0 <= r["peer_success_rate"] <= 1
   assert "## Foolbox" in (out_dir / "results.md").read_text()
-  off = speed._foolbox_section(  # pylint: disable=protected-access
-      speed.SpeedConfig(**{**TINY, "foolbox": False}), None, None, None,
-      None, None)
-  assert off == {"status": "off (foolbox=False)", "rows": []}

@@ -22,8 +22,8 @@ TINY = dict(batch=16, image_shape=(8, 8, 1), pgd_steps=2, repeats=1,
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory):
   out_dir = tmp_path_factory.mktemp("train_speed")
-  config = train_speed.TrainSpeedConfig(out_dir=str(out_dir), **TINY)
-  return train_speed.run(config), out_dir
+  config = train_speed.TrainSpeedConfig(workdir=str(out_dir), **TINY)
+  return run.run_timing(train_speed.BENCHMARK, config), out_dir
 
 
 def _positive(value):
@@ -34,7 +34,7 @@ def _positive(value):
 def test_run_structure(tiny_results):
   results, _ = tiny_results
   for key in ("config", "machine", "one_device", "multi_device", "digits",
-              "notes", "seconds", "table"):
+              "seconds", "table", "claims"):
     assert key in results
   assert results["machine"]["cpu_count"] >= 1
   assert isinstance(results["machine"]["gpu_used"], bool)
@@ -98,28 +98,39 @@ def test_files_written(tiny_results):
   assert md.strip() == results["table"].strip()
   assert "| method | gradient passes | images/s |" in md
   assert "madry (PGD-2)" in md and "2 simulated CPU devices" in md
+  assert [c["verdict"] for c in saved["claims"]] == ["holds"]
+  # The report is rewritten from results.json alone, measuring nothing.
+  (out_dir / "results.md").write_text("")
+  run.rewrite_timing_report(train_speed.BENCHMARK, str(out_dir))
+  assert (out_dir / "results.md").read_text() == md
 
 
 @pytest.mark.parametrize("change, match", [
     (dict(batch=15), "divisible"),
     (dict(digits_epochs=1), "digits_epochs"),
     (dict(pgd_steps=0), "pgd_steps"),
+    (dict(image_shape=(8, 8)), "image_shape"),
+    (dict(image_shape=(8, 0, 1)), "image_shape"),
 ])
 def test_bad_config_raises(tmp_path, change, match):
-  config = train_speed.TrainSpeedConfig(out_dir=str(tmp_path),
+  config = train_speed.TrainSpeedConfig(workdir=str(tmp_path),
                                         **{**TINY, **change})
-  with pytest.raises(ValueError, match=match):
-    train_speed.run(config)
+  with pytest.raises(run.ConfigError, match=match):
+    run.run_timing(train_speed.BENCHMARK, config)
 
 
 def test_too_few_devices_fail_before_measuring(tmp_path):
   n = len(jax.devices("cpu")) * 2
-  config = train_speed.TrainSpeedConfig(out_dir=str(tmp_path), **{
+  config = train_speed.TrainSpeedConfig(workdir=str(tmp_path), **{
       **TINY, "devices": n, "batch": 2 * n})
   flag = f"XLA_FLAGS=--xla_force_host_platform_device_count={n} python -m"
-  with pytest.raises(RuntimeError, match=flag):
-    train_speed.run(config)
+  with pytest.raises(run.ConfigError, match=flag):
+    run.run_timing(train_speed.BENCHMARK, config)
   assert not list(tmp_path.iterdir())
+  with pytest.raises(SystemExit, match=flag):
+    run.timing_main(train_speed.BENCHMARK, [
+        "--workdir", str(tmp_path), "--devices", str(n), "--batch",
+        str(2 * n)])
 
 
 def test_module_sets_the_device_count_when_imported_first():
@@ -143,7 +154,7 @@ def test_module_sets_the_device_count_when_imported_first():
 
 def test_every_config_field_has_a_documented_flag():
   cls = train_speed.TrainSpeedConfig
-  helps = run._field_help(cls)  # pylint: disable=protected-access
+  helps = run.field_help(cls)
   missing = [f.name for f in dataclasses.fields(cls) if f.name not in helps]
   assert not missing, missing
   config = run.parse_config(train_speed.TrainSpeedConfig, [

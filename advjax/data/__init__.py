@@ -54,17 +54,19 @@ in the table:
 | `subsets` | `hold_out` (the last rows held out), `select_classes` (some classes, relabelled) |
 | `loading` | `load`: a name dispatched to its source, its arguments checked |
 """
-from advjax.data.batches import iterate_batches, prefetch
+from advjax.data.batches import epoch_host_bytes, iterate_batches, prefetch
 from advjax.data.core import (DATASETS, Dataset, DatasetNotFoundError,
                               DatasetSpec, list_datasets)
 from advjax.data.embedded import mnist_like_images
 from advjax.data.loading import load
 from advjax.data.records import Records, as_array
+from advjax.data.raw import write_random_cifar10
 from advjax.data.subsets import hold_out, select_classes
 
 __all__ = [
     "mnist_like_images",
     "Dataset", "DatasetSpec", "DatasetNotFoundError", "DATASETS",
     "list_datasets", "load", "iterate_batches", "prefetch", "Records",
-    "as_array", "hold_out", "select_classes",
+    "as_array", "hold_out", "select_classes", "write_random_cifar10",
+    "epoch_host_bytes",
 ]

@@ -13,7 +13,7 @@ import numpy as np
 from advjax.data.core import Dataset
 from advjax.data.records import as_array
 
-__all__ = ["iterate_batches", "prefetch"]
+__all__ = ["iterate_batches", "prefetch", "epoch_host_bytes"]
 
 
 def iterate_batches(
@@ -126,3 +126,32 @@ def prefetch(iterator: Iterator[Any], size: int = 2) -> Iterator[Any]:
       yield item
   finally:
     stop.set()
+
+
+def epoch_host_bytes(example_bytes: int, n: int, batch_size: int,
+                     processes: int, lazy: bool, prefetch_size: int = 2
+                     ) -> int:
+  """Host bytes one of `processes` processes holds for a shuffled epoch of
+  `n` examples of `example_bytes` each (its rows of every global batch).
+
+  In memory, the whole dataset, the batch at hand and the epoch's
+  permutation (int64 per example); lazily (`data.Records` read through
+  `prefetch`), the batch in use, the `prefetch_size` batches queued and
+  the one being read, plus the permutation.
+
+  Args:
+    example_bytes: bytes of one decoded example (float32 HxWxC: 4 H W C).
+    n: examples in the dataset.
+    batch_size: the global batch size (each process holds
+      `batch_size // processes` rows of it).
+    processes: processes sharing every batch.
+    lazy: read record by record instead of into memory.
+    prefetch_size: `prefetch`'s `size`.
+
+  Returns:
+    The bytes, an accounting (not a measurement).
+  """
+  rows = batch_size // processes
+  if not lazy:
+    return n * example_bytes + rows * example_bytes + 8 * n
+  return (prefetch_size + 2) * rows * example_bytes + 8 * n

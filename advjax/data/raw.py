@@ -11,10 +11,11 @@ from typing import NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
-from advjax.data.core import _RAW_SUBDIRS, DatasetNotFoundError, DatasetSpec
+from advjax.data.core import (_RAW_SUBDIRS, DATASETS, DatasetNotFoundError,
+                              DatasetSpec)
 from advjax.data.records import _check_labels, _file_stamp, _pread_rows, _Reader
 
-__all__ = []
+__all__ = ["write_random_cifar10"]
 
 
 class _CifarReader(_Reader):
@@ -174,3 +175,23 @@ def _open_idx(path: str, ndim: int) -> Union[np.ndarray, _IdxFile]:
   if gz:
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
   return _IdxFile(path, header, dims)
+
+
+def write_random_cifar10(directory: str, records: int, seed: int = 0) -> None:
+  """Writes `records` uniform random records in CIFAR-10's binary format
+  into `directory`, spread over the five training files as the real ones
+  (`data_batch_1.bin`, ...): a stand-in for timing the readers.
+
+  Args:
+    directory: an existing directory.
+    records: records in all, >= 1.
+    seed: seeds numpy's generator (labels in [0, 10), pixels in [0, 256)).
+  """
+  rng = np.random.default_rng(seed)
+  names = DATASETS["cifar10"].raw_files["train"]
+  per = -(-records // len(names))
+  for i, name in enumerate(names):
+    n = max(0, min(per, records - i * per))
+    rows = rng.integers(0, 256, (n, 3073), dtype=np.uint8)
+    rows[:, 0] %= 10
+    rows.tofile(os.path.join(directory, name))

@@ -16,7 +16,7 @@ evaluators built on it.
 | `confidence` | `error_confidence`: per example right or wrong and the top softmax probability, on clean or attacked inputs (Goodfellow et al.'s error and confidence) |
 | `early_stopping` | `early_stopping`: the kept epoch of lowest score (a validation error), read without an optimizer |
 | `curves` | `eps_at_accuracy`: the smallest eps of a sweep at which the accuracy falls to a level |
-| `throughput` | `time_calls`: interleaved timed calls (medians, min, max), `machine()`; the speed benchmarks' protocol |
+| `throughput` | `time_calls`: interleaved timed calls (medians, min, max), `machine()`; `jit_call`/`attack_call`, `time_items` (peers side by side, ratios), `adversarial_quality`/`score_adversarials`, `time_projections`, `StepCall`, `epoch_fields` and the timing tables: the timing benchmarks' protocol |
 
 Every evaluator's per-example result depends only on the example, its
 global index, the key and `device_batch_size`: it is bit-identical for

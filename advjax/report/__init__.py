@@ -34,7 +34,8 @@ from advjax.report.figures import (Bar, Binned, Box, Figure, Heatmap,
                                    draw, image_grid, perturbation, pyplot)
 from advjax.report.markdown import (Block, Table, cell, curve_table,
                                     fields_table, get_path, percent,
-                                    records_table, render_blocks, table)
+                                    records_table, render_blocks, rows_table,
+                                    table)
 from advjax.report.published import (STAND_INS, Published, comparable,
                                      published_table)
 from advjax.report import legacy
@@ -42,7 +43,8 @@ from advjax.report import legacy
 __all__ = [
     "Report", "Rendered", "render", "write", "jsonable", "claims_section",
     "Table", "table", "cell", "percent", "render_blocks", "Block",
-    "get_path", "records_table", "curve_table", "fields_table",
+    "get_path", "records_table", "rows_table", "curve_table",
+    "fields_table",
     "Claim", "Verdict", "Measured", "Threshold", "at_least", "at_most",
     "above", "below", "between", "judge_all", "lookup", "value_of",
     "difference", "ratio", "present", "HOLDS", "PARTLY", "FAILS",

@@ -11,7 +11,8 @@ from typing import (Any, Callable, Mapping, NamedTuple, Optional, Sequence,
 import numpy as np
 
 __all__ = ["Table", "table", "percent", "cell", "render_blocks", "Block",
-           "get_path", "records_table", "curve_table", "fields_table"]
+           "get_path", "records_table", "rows_table", "curve_table",
+           "fields_table"]
 
 
 def percent(v: Optional[float], digits: int = 1) -> str:
@@ -127,6 +128,22 @@ def records_table(records: Mapping[str, Any], columns: Sequence[Column], *,
       row.append(v if isinstance(v, str) else cell(v, unit))
     rows.append(row)
   return Table((first, *(c[0] for c in columns)), rows, None, caption)
+
+
+def rows_table(rows: Sequence[Any], columns: Sequence[Column], *,
+               align: Optional[str] = None, caption: str = "") -> Table:
+  """One table row per record of a list (a timing's rows), one column per
+  `(header, path or function of the record, unit)`, as in
+  `records_table` but without the name column: a function's string is
+  the cell, other values go through `cell` with the unit ('.1f', '%')."""
+  out = []
+  for rec in rows:
+    row = []
+    for _, source, unit in columns:
+      v = source(rec) if callable(source) else get_path(rec, source, None)
+      row.append(v if isinstance(v, str) else cell(v, unit))
+    out.append(row)
+  return Table(tuple(c[0] for c in columns), out, align, caption)
 
 
 def curve_table(x: Sequence[Any], series: Mapping[str, Sequence[Any]], *,

@@ -6,10 +6,18 @@ the same XLA kernels advjax compiles, so a comparison on one model and one
 batch measures only the attack machinery (one compiled loop against a
 Python loop of dispatched steps). Optional: `pip install foolbox`.
 """
+import functools
 import importlib
 from typing import Callable, Optional
 
-__all__ = ["unavailable_reason", "version", "pgd"]
+import jax
+import jax.numpy as jnp
+
+from advjax import models
+from advjax.attacks import gradient
+from advjax.evaluation import throughput
+
+__all__ = ["unavailable_reason", "version", "pgd", "pgd_items"]
 
 
 def unavailable_reason() -> Optional[str]:
@@ -43,3 +51,28 @@ def pgd(model_fn: Callable, norm: str, eps: float, steps: int,
     return clipped
 
   return run
+
+
+def pgd_items(model, variables, x, y, key, *, eps: dict, steps: int,
+              batches) -> list:
+  """advjax's PGD-k beside Foolbox's on the same jitted JAX model, per norm
+  (`eps`: norm -> radius) and batch (the first images of `x`), as
+  `throughput.Item`s with Foolbox as the peer (time them `together`)."""
+  model_fn = jax.jit(models.model_fn(model, variables))
+  ours = lambda v, x, y, eps, key, norm: gradient.pgd(
+      models.model_fn(model, v), x, y, eps=eps, key=key, norm=norm,
+      steps=steps)
+  items = []
+  for norm, e in eps.items():
+    theirs = pgd(model_fn, norm, e, steps)
+    for b in batches:
+      xb, yb = x[:b], y[:b]
+      items.append(throughput.Item(
+          {"attack": f"PGD-{steps}", "norm": norm, "batch": b, "eps": e}, b,
+          throughput.jit_call(functools.partial(ours, norm=norm), variables,
+                              xb, yb, jnp.float32(e), key),
+          throughput.Peer(
+              f"foolbox {'LinfPGD' if norm == 'linf' else 'L2PGD'}", b,
+              lambda f=theirs, xb=xb, yb=yb: jax.block_until_ready(
+                  f(xb, yb)))))
+  return items

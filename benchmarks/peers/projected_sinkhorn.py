@@ -23,7 +23,10 @@ from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["REFERENCE_RULE", "TIGHT_RULE", "load", "reference_call"]
+from advjax.evaluation import throughput
+
+__all__ = ["REFERENCE_RULE", "TIGHT_RULE", "load", "reference_call",
+           "projection_reference"]
 
 # The reference's stopping rule, and the tight one `load(..., tight=True)`
 # puts in its place (for the converged comparison only).
@@ -157,3 +160,30 @@ def reference_call(ref: Any, x: np.ndarray, w: np.ndarray, *, eps: float,
     return z.numpy().transpose(0, 2, 3, 1) * mass, iters
 
   return call, run_once
+
+
+def projection_reference(directory: Optional[str], x: np.ndarray,
+                         w: np.ndarray, *, eps: float, lam: float,
+                         kernel_size: int, maxiters: int):
+  """The reference in `directory` as a `throughput.ProjectionReference`
+  (float32, timed; and run to convergence in float64 with `TIGHT_RULE`),
+  or `(None, why not)`.
+
+  Returns:
+    `(reference or None, status)`.
+  """
+  if directory is None:
+    return None, "reference: off (no --sinkhorn-reference)"
+  ref, why = load(directory)
+  if ref is None:
+    return None, why
+  import torch  # pylint: disable=import-outside-toplevel
+  torch.set_num_threads(os.cpu_count() or 1)
+  kw = dict(x=x, w=w, eps=eps, lam=lam, kernel_size=kernel_size)
+  call, once = reference_call(ref, dtype=np.float32, maxiters=maxiters, **kw)
+  tight, why = load(directory, tight=True)
+  converged = None if tight is None else (lambda: reference_call(
+      tight, dtype=np.float64, maxiters=5000, **kw)[1]())
+  return throughput.ProjectionReference(
+      call, once, maxiters, converged, why or "ok",
+      {"directory": directory}), "ok"

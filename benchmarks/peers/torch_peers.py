@@ -16,12 +16,22 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from advjax.evaluation import throughput
+
 __all__ = [
     "unavailable_reason",
     "versions",
     "conv_out_size",
     "wong_cnn_from_flax",
     "to_nchw",
+    "torch_call",
+    "replica",
+    "replica_if_available",
+    "count_forward_calls",
+    "torchattacks_peers",
+    "minimal_peers",
+    "run_counted",
+    "LOGIT_TOLERANCE",
     "autoattack_unavailable_reason",
     "reference_autoattack",
     "torchattacks_autoattack",
@@ -128,6 +138,125 @@ def to_nchw(x) -> Any:
   import torch  # pylint: disable=import-outside-toplevel
   nchw = np.asarray(x, np.float32).transpose(0, 3, 1, 2)
   return torch.from_numpy(np.array(nchw, order="C", copy=True))
+
+
+LOGIT_TOLERANCE = 1e-4  # Flax vs PyTorch replica, max |logit difference|
+
+
+def torch_call(fn, x_nhwc, y, n: int):
+  """`fn(x, y)` on the first `n` images as torch tensors (x NCHW float32,
+  y int64), converted once, as a call (a `throughput.Peer`'s)."""
+  import torch  # pylint: disable=import-outside-toplevel
+  xt = to_nchw(x_nhwc[:n])
+  yt = torch.from_numpy(np.asarray(y[:n]).astype(np.int64))
+  return lambda: fn(xt, yt)
+
+
+def replica(params: Mapping[str, Any], image_shape: Sequence[int], x, logits,
+            seed: int = 0) -> tuple:
+  """The weight-exact torch replica of Wong's CNN, checked on `x` against
+  the Flax `logits`, with torch on every core.
+
+  Returns:
+    `(status, net)`: status {'status': 'ok', 'logit_max_abs_diff', and
+    `versions()`}.
+
+  Raises:
+    RuntimeError: the logits differ by more than `LOGIT_TOLERANCE` (the
+      conversion is wrong; timings would compare different networks).
+  """
+  import torch  # pylint: disable=import-outside-toplevel
+  torch.set_num_threads(os.cpu_count() or 1)
+  torch.manual_seed(seed)
+  net = wong_cnn_from_flax(params, image_shape)
+  with torch.no_grad():
+    torch_logits = net(to_nchw(x)).numpy()
+  diff = float(np.max(np.abs(torch_logits - np.asarray(logits))))
+  if not diff <= LOGIT_TOLERANCE:
+    raise RuntimeError(
+        f"The PyTorch replica's logits differ from Flax's by {diff:.3g} > "
+        f"{LOGIT_TOLERANCE}; the weight conversion is wrong, timings would "
+        "compare different networks.")
+  return {"status": "ok", "logit_max_abs_diff": diff, **versions()}, net
+
+
+def replica_if_available(enabled: bool, model_name: str,
+                         params: Mapping[str, Any], image_shape, x, logits,
+                         seed: int = 0) -> tuple:
+  """`replica(...)` when the peers are `enabled`, torch and torchattacks
+  import and the model is Wong's CNN ('wong_mnist'); else `({'status':
+  why not}, None)`."""
+  why = ("off (peers=False)" if not enabled else unavailable_reason() or (
+      model_name != "wong_mnist" and f"no PyTorch replica of {model_name!r}"))
+  if why:
+    return {"status": why}, None
+  return replica(params, image_shape, x, logits, seed)
+
+
+def count_forward_calls(net: Any, call) -> tuple:
+  """`(call(), how often it called `net`'s forward)`."""
+  calls = []
+  handle = net.register_forward_pre_hook(lambda *_: calls.append(1))
+  try:
+    out = call()
+  finally:
+    handle.remove()
+  return out, len(calls)
+
+
+def run_counted(net: Any):
+  """`peer -> (x_adv NHWC numpy, {'peer_forward_calls': n})`: a torch
+  peer's adversarials and how often it called `net`
+  (`throughput.score_adversarials`' `run_peer`)."""
+  def run(peer):
+    adv, calls = count_forward_calls(net, peer.call)
+    return adv.detach().numpy().transpose(0, 2, 3, 1), {
+        "peer_forward_calls": calls}
+  return run
+
+
+def torchattacks_peers(net: Any, x, y, *, batch: int, steps: int,
+                       eps_linf: float, eps_l2: float) -> dict:
+  """torch equivalents of the speed rows on `net`, keyed by (attack, norm):
+  autograd's forward+backward, torchattacks' FGSM, PGD and PGDL2 (k
+  `steps` of 2.5 eps / k, random start), each a `throughput.Peer`."""
+  import torch  # pylint: disable=import-outside-toplevel
+  import torchattacks  # pylint: disable=import-outside-toplevel
+  pgd = lambda cls, eps: cls(net, eps=eps, alpha=2.5 * eps / steps,
+                             steps=steps, random_start=True)
+
+  def forward_backward(x, y):
+    z = x.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(net(z), y, reduction="sum")
+    return torch.autograd.grad(loss, z)[0]
+
+  calls = {("fwd+bwd", "-"): ("torch autograd", forward_backward),
+           ("FGSM", "linf"): ("torchattacks.FGSM",
+                              torchattacks.FGSM(net, eps=eps_linf)),
+           (f"PGD-{steps}", "linf"): ("torchattacks.PGD",
+                                      pgd(torchattacks.PGD, eps_linf)),
+           (f"PGD-{steps}", "l2"): ("torchattacks.PGDL2",
+                                    pgd(torchattacks.PGDL2, eps_l2))}
+  return {k: throughput.Peer(name, batch, torch_call(fn, x, y, batch))
+          for k, (name, fn) in calls.items()}
+
+
+def minimal_peers(net: Any, x, y, attacks: dict) -> dict:
+  """torchattacks' minimal-perturbation attacks on `net` as
+  `throughput.Peer`s: `attacks` maps a row name to (class name, keywords,
+  images), e.g. {'DeepFool': ('DeepFool', {'steps': 50}, 16)}; each runs on
+  the first images of `x` with labels `y` (torchattacks.JSMA targets
+  label + 1 itself). Rows naming the same (class, keywords) share one
+  attack object."""
+  import torchattacks  # pylint: disable=import-outside-toplevel
+  made = {}
+  out = {}
+  for row, (cls, kwargs, n) in attacks.items():
+    key = (cls, tuple(sorted(kwargs.items())))
+    atk = made.setdefault(key, getattr(torchattacks, cls)(net, **kwargs))
+    out[row] = throughput.Peer(f"torchattacks.{cls}", n,
+                               torch_call(atk, x, y, n))
+  return out
 
 
 def autoattack_unavailable_reason() -> Optional[str]:
