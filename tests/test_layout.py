@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # README's layout table, top to bottom: the first part of an advjax module
 # name (`advjax.<part>...`) -> its row.
 ROWS = (
+    ("report",),  # formats only: imports no other advjax module
     ("types", "checks"),
     ("losses", "projections", "rng", "special", "sinkhorn", "transforms"),
     ("attacks",),
@@ -22,7 +23,7 @@ ROWS = (
     ("training",),
     ("evaluation",),
     ("analysis",),
-    ("run", "report"),
+    ("run",),
 )
 ROW = {part: i for i, parts in enumerate(ROWS) for part in parts}
 
