@@ -234,20 +234,19 @@ def body(cfg, results):
 
 
 def success_of(attacks, model, reduce):
-  """A measure: `reduce` of the headline success of `attacks` on `model`
+  """A measure: `reduce` of the `headline` success of `attacks` on `model`
   (None where none ran)."""
   def measure(cfg, res):
-    ms = res["extra"]["models"]
-    s = {a: headline(ms[model][a])["success"] for a in attacks
-         if a in ms.get(model, {})}
+    ms = res["extra"]["models"].get(model, {})
+    s = {a: headline(ms[a])["success"] for a in attacks if a in ms}
     return s and report.Measured(reduce(s.values()), ", ".join(
         f"{LABEL[a]} {report.cell(v, '%')}" for a, v in s.items())) or None
   return measure
 
 
 def smaller(a, b, case):
-  """A measure: the mean distortion of attack `a` over `b`'s on the
-  standard model (no success: inf; None where either did not run)."""
+  """A measure: attack `a`'s mean distortion over `b`'s on the standard
+  model (no success: inf; None where either did not run)."""
   def measure(cfg, res):
     std = res["extra"]["models"]["standard"]
     d = [(std[x][case] or std[x]["best"])["distortion"] or np.inf
