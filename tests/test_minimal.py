@@ -42,7 +42,9 @@ def affine():
 def test_every_target_pairs_and_grid(affine):
   apply_fn, v, x, y = affine
   fgsm = functools.partial(gradient.fgsm_search, grid=32, targeted=True)
-  ev = evaluation.EveryTargetEvaluator(fgsm, "linf", 3, batch_size=4)
+  ev = evaluation.from_config("every_target", attack=fgsm, norm="linf",
+                              num_classes=3, batch_size=4)
+  assert isinstance(ev, evaluation.EveryTargetEvaluator)
   res = ev.run(apply_fn, v, (x, y))
   assert res.distance.shape == res.success.shape == (6, 2)
   assert res.x_adv.shape == (6, 2, 4)
