@@ -26,7 +26,7 @@ from advjax.evaluation.robust_accuracy import describe_attack
 
 __all__ = ["MinimalDistance", "minimal_distance", "MinimalDistanceEvaluator",
            "DISTANCES", "pixels_changed", "target_cases", "EveryTarget",
-           "every_target", "EveryTargetEvaluator"]
+           "every_target", "EveryTargetEvaluator", "CASES"]
 
 
 class MinimalDistance(NamedTuple):
