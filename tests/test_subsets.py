@@ -28,3 +28,19 @@ def test_hold_out_and_select_classes():
                      ((42,), "no rows")):
     with pytest.raises(ValueError, match=match):
       data.select_classes(train, bad)
+
+
+def test_select_examples_puts_one_of_each_class_first():
+  labels = np.array([1, 1, 0, 2, 0, 2])
+  correct = np.array([True, True, False, True, True, True])
+  pick = data.select_examples(labels, 5, where=correct)
+  assert pick.tolist() == [4, 0, 3, 1, 5]  # classes 0, 1, 2, then in order
+  assert data.select_examples(labels, 2, where=correct).tolist() == [4, 0]
+  assert data.select_examples(labels, 9).tolist() == [2, 0, 3, 1, 4, 5]
+  assert data.select_examples(labels, 3, where=np.zeros(6, bool)).size == 0
+  # Invariants: distinct, allowed rows only; the classes present come first.
+  rng = np.random.default_rng(0)
+  labels, where = rng.integers(0, 5, 200), rng.random(200) < 0.7
+  pick = data.select_examples(labels, 50, where=where)
+  assert len(set(pick.tolist())) == 50 and where[pick].all()
+  assert labels[pick[:5]].tolist() == [0, 1, 2, 3, 4]

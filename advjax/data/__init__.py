@@ -51,7 +51,7 @@ in the table:
 | `folder` | `folder`: images in ImageFolder layout, an optional class index |
 | `gtsrb` | `gtsrb`: GTSRB's raw folders and ground-truth csv files |
 | `batches` | `iterate_batches`, `prefetch` |
-| `subsets` | `hold_out` (the last rows held out), `select_classes` (some classes, relabelled) |
+| `subsets` | `hold_out` (the last rows held out), `select_classes` (some classes, relabelled), `select_examples` (n rows, one of each class first) |
 | `loading` | `load`: a name dispatched to its source, its arguments checked |
 """
 from advjax.data.batches import epoch_host_bytes, iterate_batches, prefetch
@@ -61,12 +61,12 @@ from advjax.data.embedded import mnist_like_images
 from advjax.data.loading import load
 from advjax.data.records import Records, as_array
 from advjax.data.raw import write_random_cifar10
-from advjax.data.subsets import hold_out, select_classes
+from advjax.data.subsets import hold_out, select_classes, select_examples
 
 __all__ = [
     "mnist_like_images",
     "Dataset", "DatasetSpec", "DatasetNotFoundError", "DATASETS",
     "list_datasets", "load", "iterate_batches", "prefetch", "Records",
-    "as_array", "hold_out", "select_classes", "write_random_cifar10",
-    "epoch_host_bytes",
+    "as_array", "hold_out", "select_classes", "select_examples",
+    "write_random_cifar10", "epoch_host_bytes",
 ]

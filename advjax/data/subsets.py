@@ -3,7 +3,9 @@
 `hold_out(dataset, n)` cuts the last `n` rows off (a validation split held
 out of a training split for early stopping); `select_classes(dataset,
 classes)` keeps the rows of some classes, relabelled `0 .. k-1` in the
-order given (Goodfellow et al.'s logistic regression on 3s and 7s).
+order given (Goodfellow et al.'s logistic regression on 3s and 7s);
+`select_examples(labels, n, where=)` picks `n` rows, one of each class
+first (the sources of a per-class figure, Carlini & Wagner's).
 """
 from typing import Sequence, Tuple
 
@@ -11,7 +13,7 @@ import numpy as np
 
 from advjax.data.core import Dataset
 
-__all__ = ["hold_out", "select_classes"]
+__all__ = ["hold_out", "select_classes", "select_examples"]
 
 
 def hold_out(dataset: Dataset, n: int) -> Tuple[Dataset, Dataset]:
@@ -52,3 +54,27 @@ def select_classes(dataset: Dataset, classes: Sequence[int]) -> Dataset:
   return dataset._replace(images=np.asarray(dataset.images)[keep],
                           labels=relabel[labels[keep]],
                           num_classes=len(classes), class_names=names)
+
+
+def select_examples(labels, n: int, *, where=None) -> np.ndarray:
+  """Indices of `n` rows where `where` holds: the first such row of each
+  class (in class order) first, then the others in order.
+
+  Args:
+    labels: `[N]` int class labels.
+    n: how many to pick (fewer when fewer rows qualify).
+    where: `[N]` bool, the rows that may be picked (e.g. those every model
+      classifies correctly); None: all.
+
+  Returns:
+    `[min(n, qualifying rows)]` int64 indices; its first entries are one
+    row per class present, so `labels[idx[:k]]` is `0, 1, ...` when each
+    of the k classes qualifies.
+  """
+  labels = np.asarray(labels)
+  ok = np.flatnonzero(np.ones(labels.shape, bool) if where is None
+                      else np.asarray(where, bool))
+  firsts = [int(ok[labels[ok] == c][0]) for c in np.unique(labels[ok])]
+  chosen = set(firsts)
+  rest = [int(i) for i in ok if i not in chosen]
+  return np.asarray((firsts + rest)[:n], np.int64)

@@ -8,7 +8,7 @@ evaluators built on it.
 | `adversarial` | `adversarial_examples`: an attack's adversarial image of every input |
 | `robust_accuracy` | `robust_accuracy`: accuracy under an attack over an eps sweep |
 | `autoattack` | `autoattack`: Croce & Hein's cascade (APGD-CE, APGD-T, FAB-T, Square), per example the worst case |
-| `minimal` | `minimal_distance`: the smallest adversarial perturbation a minimal-norm attack finds, per example |
+| `minimal` | `minimal_distance`: the smallest adversarial perturbation a minimal-norm attack finds, per example; `every_target` (towards every other class) and `target_cases` (best, average, worst target; Carlini & Wagner) |
 | `spatial` | `spatial_robustness`: accuracy under rotations and translations (natural, random, worst-of-k, first-order, grid; Engstrom et al. 2019); `SpatialRanges` at several ranges |
 | `outcomes` | `to_bits`, `from_bits`: per-example outcomes kept in a run's results |
 | `loss_landscape` | `attack_convergence` (PGD's loss per iteration for sign, SGD and Adam steps), `loss_concentration` (the final losses of many random restarts per input; Madry et al.) |
@@ -40,9 +40,10 @@ from advjax.evaluation.loss_landscape import (AttackConvergence,
                                               LossConcentrationEvaluator,
                                               attack_convergence,
                                               loss_concentration)
-from advjax.evaluation.minimal import (MinimalDistance,
-                                       MinimalDistanceEvaluator,
-                                       minimal_distance)
+from advjax.evaluation.minimal import (EveryTarget, EveryTargetEvaluator,
+                                       MinimalDistance,
+                                       MinimalDistanceEvaluator, every_target,
+                                       minimal_distance, target_cases)
 from advjax.evaluation.robust_accuracy import (RobustAccuracy,
                                                RobustAccuracyEvaluator,
                                                make_robust_accuracy_fn,
@@ -61,6 +62,7 @@ EVALUATORS = {
     "robust_accuracy": RobustAccuracyEvaluator,
     "autoattack": AutoAttackEvaluator,
     "minimal_distance": MinimalDistanceEvaluator,
+    "every_target": EveryTargetEvaluator,
     "spatial_robustness": SpatialRobustnessEvaluator,
     "spatial_ranges": SpatialRanges,
     "attack_convergence": AttackConvergenceEvaluator,
@@ -86,6 +88,7 @@ __all__ = [
     "ATTACKS", "VERSIONS", "AutoAttackEvaluator", "AutoAttackResult",
     "autoattack", "autoattack_stages",
     "MinimalDistance", "MinimalDistanceEvaluator", "minimal_distance",
+    "EveryTarget", "EveryTargetEvaluator", "every_target", "target_cases",
     "SpatialRobustness", "SpatialRobustnessEvaluator", "spatial_robustness",
     "Diagnostics", "diagnostics", "predict", "accuracy",
     "adversarial_examples",

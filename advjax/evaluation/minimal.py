@@ -7,8 +7,12 @@ found none, 0 where the clean input is already misclassified). Robust
 accuracy at any eps follows from it without rerunning the attack. Runs on
 the shared iterator (`batching.map_examples`): sharded, deterministic per
 example, resumable.
+
+`every_target` runs a targeted attack from each input towards every other
+class; `target_cases` reduces those distances to Carlini & Wagner's best,
+average and worst case (their Table IV).
 """
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +25,8 @@ from advjax.evaluation import batching
 from advjax.evaluation.robust_accuracy import describe_attack
 
 __all__ = ["MinimalDistance", "minimal_distance", "MinimalDistanceEvaluator",
-           "DISTANCES", "pixels_changed"]
+           "DISTANCES", "pixels_changed", "target_cases", "EveryTarget",
+           "every_target", "EveryTargetEvaluator", "CASES"]
 
 
 class MinimalDistance(NamedTuple):
@@ -208,3 +213,148 @@ class MinimalDistanceEvaluator(NamedTuple):
                             batch_size=self.batch_size,
                             device_batch_size=self.device_batch_size,
                             workdir=self.workdir, progress=self.progress)
+
+
+CASES = ("best", "average", "worst")
+
+
+def target_cases(distance, success) -> Dict[str, Dict[str, Any]]:
+  """Best, average and worst case of distances to several targets per input.
+
+  Carlini & Wagner's Table IV: best = each input's easiest reached target,
+  worst = its hardest (a success only if every target was reached),
+  average = every (input, target) pair.
+
+  Args:
+    distance: `[N, T]` distances (any value where not a success).
+    success: `[N, T]` bool, the target was reached.
+
+  Returns:
+    `{case: {'success': fraction, 'distortion': mean over the successes,
+    None where there are none}}` for the cases 'best', 'average', 'worst'.
+  """
+  distance = np.asarray(distance)
+  success = np.asarray(success, bool)
+  any_ok, all_ok = success.any(1), success.all(1)
+  best = np.where(success, distance, np.inf).min(1)
+  worst = np.where(success, distance, -np.inf).max(1)
+
+  def case(values, ok):
+    return {"success": float(np.mean(ok)) if ok.size else float("nan"),
+            "distortion": float(np.mean(values[ok])) if ok.any() else None}
+
+  return {"best": case(best, any_ok), "average": case(distance, success),
+          "worst": case(worst, all_ok)}
+
+
+class EveryTarget(NamedTuple):
+  """Minimal distances from each input to every target (`every_target`).
+
+  Attributes:
+    distance: `[N, T]` distance to each target (inf: not reached).
+    success: `[N, T]` bool, the target was reached.
+    x_adv: `[N, T, ...]` the adversarial example found per target (x where
+      none was).
+    targets: `[N, T]` int, the targets: `(label + 1 .. label + K - 1) mod
+      K`; untargeted, one column, the label.
+    norm: the norm of `distance`.
+    targeted: whether the attack was targeted.
+  """
+  distance: np.ndarray
+  success: np.ndarray
+  x_adv: np.ndarray
+  targets: np.ndarray
+  norm: str
+  targeted: bool
+
+  def cases(self) -> Dict[str, Any]:
+    """`target_cases`; untargeted, the best case only (average and worst
+    None: there is no target to average over)."""
+    out = target_cases(self.distance, self.success)
+    return out if self.targeted else {**out, "average": None, "worst": None}
+
+  def summary(self) -> Dict[str, Any]:
+    """The norm and the best, average and worst cases (`cases`)."""
+    return {"norm": self.norm, **self.cases()}
+
+  def by_target(self, x, num_classes: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The examples in target order: `[N, K, ...]` images, column `t` the
+    example reaching class `t` and the input itself at its own label, and
+    `[N, K]` success (True at the label): a source x target grid (Carlini
+    & Wagner's Figures 3-5).
+
+    Args:
+      x: `[N, ...]` the inputs attacked.
+      num_classes: K.
+    """
+    if not self.targeted:
+      raise ValueError("EveryTarget.by_target: an untargeted attack has no "
+                       "target columns.")
+    n = self.x_adv.shape[0]
+    images = np.repeat(np.asarray(x)[:, None], num_classes, axis=1)
+    success = np.ones((n, num_classes), bool)
+    rows = np.arange(n)[:, None]
+    images[rows, self.targets] = self.x_adv
+    success[rows, self.targets] = self.success
+    return images, success
+
+
+def every_target(apply_fn: Callable, variables, x, y, *, attack: Callable,
+                 norm: str, num_classes: int, targeted: bool = True,
+                 **kwargs) -> EveryTarget:
+  """The minimal distance from each input to every other class.
+
+  Each input is attacked towards each class but its label (targeted), the
+  `N x (K - 1)` pairs on `minimal_distance` (so per pair deterministic and
+  independent of the batch size); untargeted, once per input.
+
+  Args:
+    apply_fn, variables: the model (`minimal_distance`).
+    x: `[N, ...]` inputs; y: `[N]` int labels.
+    attack: a targeted minimal-norm attack `attack(model_fn, x, targets)`
+      (untargeted: `attack(model_fn, x, y)`).
+    norm: `minimal_distance`'s norm ('l0' counts pixels changed).
+    num_classes: K.
+    targeted: every target, or one untargeted run per input.
+    **kwargs: `minimal_distance`'s key, batch_size, mesh,
+      device_batch_size, workdir, progress.
+
+  Returns:
+    `EveryTarget`.
+  """
+  x, y = np.asarray(x), np.asarray(y).astype(np.int32)
+  n = x.shape[0]
+  if targeted:
+    targets = ((y[:, None] + np.arange(1, num_classes)[None, :])
+               % num_classes).astype(np.int32)
+    xs = np.repeat(x, num_classes - 1, axis=0)
+  else:
+    targets, xs = y[:, None], x
+  md = minimal_distance(apply_fn, variables, xs, targets.reshape(-1),
+                        attack=attack, norm=norm, targeted=targeted, **kwargs)
+  t = targets.shape[1]
+  return EveryTarget(md.distance.reshape(n, t), md.success.reshape(n, t),
+                     md.x_adv.reshape((n, t) + x.shape[1:]), targets, norm,
+                     targeted)
+
+
+class EveryTargetEvaluator(NamedTuple):
+  """`every_target` as an evaluator: settings now, `run` on a model."""
+  attack: Callable
+  norm: str
+  num_classes: int
+  targeted: bool = True
+  key: Any = None
+  batch_size: int = 256
+  device_batch_size: Optional[int] = None
+  progress: bool = False
+
+  def run(self, apply_fn: Callable, variables, data) -> EveryTarget:
+    """Evaluates `apply_fn(variables, .)` on `data` (a Dataset or (x, y))."""
+    x, y = batching.as_data(data)
+    return every_target(apply_fn, variables, x, y, attack=self.attack,
+                        norm=self.norm, num_classes=self.num_classes,
+                        targeted=self.targeted, key=self.key,
+                        batch_size=self.batch_size,
+                        device_batch_size=self.device_batch_size,
+                        progress=self.progress)
