@@ -50,8 +50,9 @@ def test_published_tables_iv_and_v_render():
 
 @pytest.mark.slow  # end-to-end; CI runs it (README)
 def test_run_writes_tables_and_figures(tmp_path):
-  cfg = C.CarliniConfig(dataset="synthetic", epochs=1, n_images=3,
-                        train_limit=96,
+  cfg = C.CarliniConfig(dataset="digits", epochs=1, batch_size=32,
+                        n_images=3, train_limit=96, temperature=20.,
+                        cw_l2_steps=10, cw_l2_search_steps=2,
                         attacks=("cw_l2", "fgsm_untargeted"),
                         fgsm_grid=16, eval_batch_size=32,
                         workdir=str(tmp_path), progress=False)
