@@ -1,17 +1,13 @@
 """Attack throughput of advjax (images/s) vs gradient passes and peers.
 
     python -m benchmarks.speed --sinkhorn-reference DIR   # ~2.5 min, 2 cores
-    python -m benchmarks.speed            # no reference comparison, ~2.5 min
     python -m benchmarks.speed --no-minimal   # no DeepFool / CW / JSMA
 
 A random model and batch: forward+backward (the unit), FGSM / FGM, PGD-k
-and PGD-k x R (overhead = time / (gradient passes x time(fwd+bwd))), beside
-torchattacks on the same weights (`torch_peers.replica`); `minimal`:
-DeepFool, CW-L2, JSMA, with the quality of every library's adversarials;
-`foolbox`: Foolbox's PGD on the same JAX model; `sinkhorn`:
-`project_wasserstein` at several tolerances (and Wong et al.'s reference),
-scored against the converged projection. Protocol:
-`throughput.time_calls`. Results: benchmarks/results/speed.
+and PGD-k x R (overhead: time / (gradient passes x fwd+bwd)) beside
+torchattacks; DeepFool, CW-L2, JSMA and each library's success; Foolbox's
+PGD; `project_wasserstein` at several tolerances (and Wong et al.'s
+reference) against the converged point (benchmarks/results/speed).
 """
 import dataclasses
 from typing import Optional, Tuple
@@ -26,10 +22,10 @@ from advjax.evaluation import throughput as tp
 from benchmarks.peers import foolbox_peer, projected_sinkhorn, torch_peers
 
 OVERHEAD_TARGET = 1.15  # time(PGD-k) / (k * time(forward+backward)), CPU
-SINKHORN_SPEEDUP_TARGET = 5.  # advjax / reference projected_sinkhorn, images/s
-SINKHORN_AGREEMENT_TARGET = 1e-4  # max |reference - advjax|, both converged
-Ints, Floats = Tuple[int, ...], Tuple[float, ...]
-f = run.field
+# advjax / reference projected_sinkhorn (images/s); max |reference - z*|.
+SINKHORN_SPEEDUP_TARGET, SINKHORN_AGREEMENT_TARGET = 5., 1e-4
+REF = "sinkhorn.reference"  # its results
+Ints, Floats, f = Tuple[int, ...], Tuple[float, ...], run.field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +81,8 @@ REQUIRES = [
      "image_shape and sinkhorn_shape must be (H, W, C)"),
     (lambda c: len(c.sinkhorn_tols) == len(c.sinkhorn_relaxations),
      "sinkhorn_tols and sinkhorn_relaxations must be as long"),
-    (lambda c: (c.cw_paper_search_steps, c.cw_paper_steps) != (
-        1, c.cw_steps), "the paper-setting CW-L2 row (cw_paper_search_steps "
-     "x cw_paper_steps) must differ from the fixed-c row (1 x cw_steps)")]
+    (lambda c: (c.cw_paper_search_steps, c.cw_paper_steps) != (1, c.cw_steps),
+     "the paper's CW-L2 row must differ from the fixed-c row (1 x cw_steps)")]
 
 
 def _attacks(cfg, model, variables, x, y, key, net):
@@ -112,7 +107,7 @@ def _attacks(cfg, model, variables, x, y, key, net):
   return items
 
 
-def _minimal(cfg, model, variables, x, y, net):
+def _minimal(cfg, model, variables, x, y, net, predict):
   """DeepFool, CW-L2 and JSMA (and torchattacks') on the first images; `y`:
   the model's predictions, so every input starts correctly classified."""
   if not cfg.minimal:
@@ -160,14 +155,12 @@ def _minimal(cfg, model, variables, x, y, net):
            f"steps, lr {lr:g}, early abort", kp, s, c.cw_paper_batch,
            **cw_l2(1e-3, kp, s, True))]  # the paper's initial c
   measured = tp.time_items(items, c.minimal_repeats, "minimal", c.progress)
-  predict = jax.jit(lambda x: jnp.argmax(models.model_fn(model, variables)(
-      x), axis=-1))
   return {"status": "ok", "rows": tp.score_adversarials(
       items, measured, predict, x, y, targets,
       None if net is None else torch_peers.run_counted(net))}
 
 
-def _foolbox(cfg, model, variables, x, y, key):
+def _foolbox(cfg, model, variables, x, y, key, predict):
   why = ("off (foolbox=False)" if not cfg.foolbox
          else foolbox_peer.unavailable_reason())
   if why:
@@ -177,8 +170,6 @@ def _foolbox(cfg, model, variables, x, y, key):
                                         cfg.eps_l2}, steps=cfg.steps,
       batches=[min(b, cfg.batch) for b in cfg.foolbox_batches])
   measured = tp.time_items(items, cfg.repeats, "foolbox", cfg.progress, True)
-  predict = jax.jit(lambda x: jnp.argmax(models.model_fn(model, variables)(
-      x), -1))
   return {"status": "ok", "version": foolbox_peer.version(),
           "rows": tp.success_rates(items, measured, predict, y)}
 
@@ -215,17 +206,19 @@ def measure(cfg):
       cfg.seed)
   measured = tp.time_items(_attacks(cfg, model, variables, x, y, key, net),
                            cfg.repeats, "speed", cfg.progress)
-  minimal = _minimal(cfg, model, variables, x, jnp.argmax(logits, -1), net)
+  predict = jax.jit(lambda x: jnp.argmax(models.model_fn(model, variables)(
+      x), -1))
+  minimal = _minimal(cfg, model, variables, x, jnp.argmax(logits, -1), net,
+                     predict)
   t_unit = measured[0][1].median  # the forward+backward pass
   rows = [{**row, "overhead": t.median / (row["gradient_passes"] * t_unit)}
           for row, t, _ in measured]
   pgd = {r["norm"]: r for r in rows if r["attack"] == f"PGD-{cfg.steps}"}
   return {"config": dataclasses.asdict(cfg), "machine": tp.machine(),
-          "peers": peers, "rows": rows, "overhead": {
-              n: r["overhead"] for n, r in pgd.items()},
-          "overhead_target": OVERHEAD_TARGET, "peer_ratio": {
-              n: r["peer_ratio"] for n, r in pgd.items()}, "minimal": minimal,
-          "foolbox": _foolbox(cfg, model, variables, x, y, key),
+          "peers": peers, "rows": rows, "overhead_target": OVERHEAD_TARGET,
+          **{k: {n: r[k] for n, r in pgd.items()} for k in (
+              "overhead", "peer_ratio")}, "minimal": minimal,
+          "foolbox": _foolbox(cfg, model, variables, x, y, key, predict),
           "sinkhorn": _sinkhorn(cfg)}
 
 
@@ -243,30 +236,26 @@ def body(cfg, res):
       tp.items_table(res["rows"], peers["status"], extra=[(
           "overhead", lambda r: "1 (ref)" if r["attack"] == "fwd+bwd" else
           f"{r['overhead']:.2f}", "")]),
-      "overhead = time(attack) / (gradient passes x time(fwd+bwd)); torch "
-      "rows: plain autograd for fwd+bwd; torchattacks has no L2 FGM and no "
-      "PGD restarts (n/a)."]
+      "overhead = time / (gradient passes x time(fwd+bwd)); torch fwd+bwd: "
+      "plain autograd; torchattacks has no L2 FGM, no PGD restarts (n/a)."]
   out += ["Minimal-perturbation attacks: " + mn["status"]] if mn[
       "status"] != "ok" else [
           "## Minimal-perturbation attacks (DeepFool, Carlini-Wagner L2, "
-          "JSMA)", "Labels: the model's predictions at x; batches: the "
-          "first images. Both libraries' adversarials scored by the Flax "
-          "model: success rate (JSMA: reached its target), mean L2 (JSMA: "
-          f"L0) of the successful ones; median of {cfg.minimal_repeats} "
-          "calls; iterations: advjax's median per example.",
+          "JSMA)", "Labels: the model's predictions; the first images. "
+          "Every library's adversarials scored by the Flax model: success "
+          "(JSMA: its target), mean L2 (JSMA: L0) of the successes; median "
+          f"of {cfg.minimal_repeats} calls; iterations: advjax's median.",
           tp.scored_table(mn["rows"], peers["status"], peer_extra=[(
               "torch forward calls", "peer_forward_calls", "")]),
-          "torchattacks.DeepFool and JSMA loop over images in Python; CW-L2 "
-          "1xk is torchattacks.CW's fixed-c algorithm ('abort': advjax's "
-          "per-example early abort; torchattacks.CW stops the whole batch); "
-          f"CW-L2 {cfg.cw_paper_search_steps}x{cfg.cw_paper_steps} is the "
-          "paper's binary search (n/a in torchattacks). Random weights: "
-          "boundaries lie near the inputs, so attacks stop early."]
+          "torchattacks' DeepFool and JSMA loop over images in Python; CW-L2 "
+          "1xk: torchattacks.CW's fixed c ('abort': per example in advjax, "
+          f"per batch in torchattacks); {cfg.cw_paper_search_steps}x"
+          f"{cfg.cw_paper_steps}: the paper's binary search. Random weights: "
+          "boundaries near the inputs, attacks stop early."]
   out += ["Foolbox: " + fb["status"]] if fb["status"] != "ok" else [
       f"## Foolbox {fb['version']} on the same JAX model", "Foolbox's "
-      "LinfPGD / L2PGD on `foolbox.JAXModel` of the jitted model and "
-      "advjax's PGD, interleaved: the same XLA kernels, so the ratio is a "
-      "compiled loop against Python-dispatched steps.",
+      "Linf/L2 PGD on `foolbox.JAXModel` of the jitted model vs advjax's, "
+      "interleaved: a compiled loop against Python-dispatched steps.",
       tp.pairs_table(fb["rows"], "foolbox")]
   if sk["status"] != "ok":
     return out + [f"Wasserstein projection: {sk['status']}"]
@@ -274,19 +263,17 @@ def body(cfg, res):
   return out + [
       "## Wasserstein projection (projected Sinkhorn), "
       f"{'x'.join(map(str, sk['image_shape']))}, batch {sk['batch']}",
-      f"MNIST-like inputs ({report.percent(sk['zero_pixel_fraction'], 0)}% "
-      f"zero pixels), w = x + N(0, {cfg.sinkhorn_noise}^2); eps "
-      f"{cfg.sinkhorn_eps} per unit mass, lam {cfg.sinkhorn_lam:g}, kernel "
-      f"{cfg.sinkhorn_kernel}, float32. Error: max abs(z - z*), z* the "
-      f"converged projection (advjax float64, tol {star['tol']:g}: median "
-      f"{star['median_iters']:.0f} iterations, {star['converged']}/"
+      f"MNIST-like x ({report.percent(sk['zero_pixel_fraction'], 0)}% zero"
+      f"), w = x + N(0, {cfg.sinkhorn_noise}^2); eps {cfg.sinkhorn_eps} per "
+      f"unit mass, lam {cfg.sinkhorn_lam:g}, kernel {cfg.sinkhorn_kernel}. "
+      f"Error: max abs(z - z*), z* converged (float64, tol {star['tol']:g}:"
+      f" {star['median_iters']:.0f} iterations, {star['converged']}/"
       f"{sk['batch']} converged).",
       tp.projection_table(sk, cfg.sinkhorn_max_iterations),
       "" if ref["status"] != "ok" else "each at its default stopping rule: "
       f"advjax / reference {ref['speed_ratio']:.1f}x images/s"]
 
 
-_ref = lambda path: report.present("sinkhorn.reference." + path)
 REPORT = report.Report(
     title=lambda c: f"advjax attack throughput: {c.model}, "
     f"{'x'.join(map(str, c.image_shape))}, batch {c.batch}", body=body,
@@ -299,11 +286,11 @@ REPORT = report.Report(
                      "peer_ratio", report.at_least(1.), quantity="advjax / "
                      "torchattacks images/s"),
         report.Claim("the projection beats the reference at matched "
-                     "accuracy", _ref("matched.speed_ratio"),
+                     "accuracy", report.present(f"{REF}.matched.speed_ratio"),
                      report.at_least(SINKHORN_SPEEDUP_TARGET),
                      quantity="advjax / reference images/s"),
         report.Claim("both projections converge to the same point",
-                     _ref("converged_agreement.max_abs_diff"),
+                     report.present(f"{REF}.converged_agreement.max_abs_diff"),
                      report.at_most(SINKHORN_AGREEMENT_TARGET),
                      quantity="max abs(reference - z*)")])
 BENCHMARK = run.Timing("speed", SpeedConfig, measure, REPORT, doc=__doc__,
