@@ -1,0 +1,395 @@
+"""Adversarial perturbations across the epochs of a training run.
+
+Metzen (2018, "Universality, robustness, and detectability of adversarial
+perturbations under adversarial training") keeps every epoch of an
+adversarial training and asks, per epoch and across epochs, how the
+remaining perturbations behave. `EpochStudy` is that study as an evaluator
+over a run's kept epochs (`training.epoch_variables`):
+
+- per epoch (`EpochStudy.epoch`): accuracy clean, under each attack (test
+  inputs, and the main attack on training inputs), under a universal
+  perturbation fitted on the training and on the test inputs; the
+  sharedness and cost change of the main attack's perturbations
+  (`batched_transfer`); their destruction rate under a transform grid and
+  a sweep of Gaussian noise (`analysis.destruction_grid`); noise and flip
+  stability; at chosen epochs, a detector per attack and the universal
+  perturbation that most activates the main attack's detector;
+- across epochs (`EpochStudy.across`): the temporal stability profile
+  `P[t1, t2] = p(y | x + xi_t1; theta_t2)` of the profile inputs, the
+  error rate of each epoch's examples on every model, the universal
+  perturbations of source epochs on every model, and the cost change of
+  the first epoch's perturbations on training inputs (sharedness) against
+  that on later models (stability) with their log-log correlation;
+- `detectability`: each detector on every detector epoch's examples.
+
+Every map over examples goes through `evaluation.map_batched` (attacks by
+`evaluation.adversarial_examples`, predictions by `evaluation.predict`),
+so no number depends on the batch size.
+"""
+import functools
+from typing import (Any, Callable, Dict, Mapping, NamedTuple, Optional,
+                    Sequence, Tuple)
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from advjax import losses, transforms
+from advjax.analysis import destruction, detection, stability
+from advjax.analysis import transfer as tr
+from advjax.attacks.universal import apply_universal, universal
+from advjax.evaluation import batching
+from advjax.evaluation.adversarial import adversarial_examples
+from advjax.evaluation.predict import predict
+from advjax.types import Bounds
+
+__all__ = ["batched_transfer", "mean_cost_change", "fit_universal",
+           "detectability", "EpochStudy"]
+
+
+@functools.lru_cache(maxsize=32)
+def _transfer_fn(apply_fn: Callable, bounds: Bounds):
+  def fn(consts, batch):
+    variables, delta = consts
+    res = tr.perturbation_transfer(lambda z: apply_fn(variables, z),
+                                   batch["x"], batch["y"], delta,
+                                   bounds=bounds)
+    return {"fooled": res.fooled.T, "cost_change": res.cost_change.T}
+  return fn
+
+
+def batched_transfer(apply_fn: Callable, variables, x, y, delta, *,
+                     bounds: Bounds = (0., 1.),
+                     **map_kwargs) -> tr.TransferResult:
+  """`analysis.perturbation_transfer` on `map_batched`: every
+  perturbation `delta [P, ...]` added to every input of `x [N, ...]`,
+  the inputs in batches (the perturbations replicated).
+
+  Returns:
+    `TransferResult` of `[P, N]` host arrays.
+  """
+  out = batching.map_batched(
+      _transfer_fn(apply_fn, tuple(bounds)),
+      {"x": np.asarray(x), "y": np.asarray(y, np.int32)},
+      (variables, jnp.asarray(delta)), **map_kwargs)
+  return tr.TransferResult(out["fooled"].T, out["cost_change"].T)
+
+
+def mean_cost_change(apply_fn: Callable, variables, x, y, delta,
+                     **map_kwargs) -> np.ndarray:
+  """`[P]`: each perturbation's mean cross-entropy change over the inputs
+  `x` (Metzen's Figure 2 x axis, his sharedness on training inputs)."""
+  return batched_transfer(apply_fn, variables, x, y, delta,
+                          **map_kwargs).cost_change.mean(1)
+
+
+@functools.lru_cache(maxsize=32)
+def _universal_fn(apply_fn: Callable, settings: Tuple):
+  kw = dict(settings)
+
+  def fit(variables, x, y, key, targeted):
+    return universal(lambda z: apply_fn(variables, z), x, y, key=key,
+                     targeted=targeted, return_result=True,
+                     **{**kw, "batch_size": min(kw.get("batch_size", 128),
+                                                x.shape[0])})
+  return jax.jit(fit, static_argnames="targeted")
+
+
+def fit_universal(apply_fn: Callable, variables, x, y, *, key,
+                  targeted: bool = False, **settings):
+  """`attacks.universal` of the model `(apply_fn, variables)` on `(x, y)`
+  (its `UniversalResult`), compiled once per `apply_fn` and settings (the
+  variables traced: every epoch of a run shares a compilation); the
+  minibatch size is capped at `len(x)`."""
+  return _universal_fn(apply_fn, tuple(sorted(settings.items())))(
+      variables, jnp.asarray(x), jnp.asarray(y, jnp.int32), key,
+      targeted=targeted)
+
+
+def detectability(detectors: Mapping[int, detection.Detector], x,
+                  x_adv: Mapping[int, Any]) -> np.ndarray:
+  """`[E, E]`: the balanced accuracy of the detector of epoch `e1` (row,
+  in `detectors`' order) on the clean inputs `x` and the adversarial
+  examples of epoch `e2` (column)."""
+  return np.asarray([[detection.detector_accuracy(d, x, x_adv[t2])
+                      for t2 in detectors] for d in detectors.values()])
+
+
+@functools.lru_cache(maxsize=8)
+def _detector_apply(features: Tuple[int, ...]):
+  from advjax.models import MetzenDetector  # pylint: disable=g-import-not-at-top
+  model = MetzenDetector(num_classes=2, features=features)
+  return lambda v, z: model.apply(v, z, train=False)
+
+
+def _acc(pred, y) -> float:
+  return float(np.mean(np.asarray(pred) == np.asarray(y)))
+
+
+def _summary(values: np.ndarray) -> Dict[str, Any]:
+  if not values.size:
+    return {"mean": None, "min": None, "max": None, "quantiles": None,
+            "values": []}
+  return {"mean": float(values.mean()), "min": float(values.min()),
+          "max": float(values.max()),
+          "quantiles": np.quantile(values, [0.5, 0.9, 0.99]).tolist(),
+          "values": values.tolist()}
+
+
+class EpochStudy(NamedTuple):
+  """Metzen's study of perturbations over the epochs of a run.
+
+  Attributes:
+    eps: the attacks' radius.
+    attacks: `(name, attack)` pairs (`attack(model_fn, x, y, *, eps)`,
+      e.g. `functools.partial(gradient.bim, steps=10, step_size=...)`);
+      the first is the main one (sharedness, profiles, detector
+      perturbation).
+    universal: `attacks.universal`'s settings (eps, step_size,
+      iterations, batch_size, batches_per_update).
+    grid: `transforms.Transform`s of the destruction rates.
+    noise_sweep: Gaussian noise stds of the main attack's crossover.
+    noise_magnitudes: uniform noise of `analysis.noise_stability`.
+    train_examples: training inputs of the training-set accuracies (0:
+      all).
+    profile_examples: the first test inputs of the stability profiles.
+    cost_change_examples: training inputs of Figure 2's sharedness (0:
+      all).
+    detector_epochs, detector_features, detector_batch: the detectors
+      (`analysis.train_detector`'s epochs, features, batch size).
+    seed: the detectors' seeds (`seed + 7 epoch + attack index`).
+    key: `jax.random.key` of every draw (folded with the epoch).
+    batch_size, device_batch_size: `map_batched`'s (never change a
+      result).
+  """
+  eps: float
+  attacks: Tuple[Tuple[str, Callable], ...]
+  universal: Mapping[str, Any]
+  grid: Sequence[transforms.Transform] = ()
+  noise_sweep: Sequence[float] = ()
+  noise_magnitudes: Sequence[float] = ()
+  train_examples: int = 0
+  profile_examples: int = 256
+  cost_change_examples: int = 0
+  detector_epochs: int = 20
+  detector_features: Tuple[int, ...] = (96, 192, 192)
+  detector_batch: int = 64
+  seed: int = 0
+  key: Any = None
+  batch_size: int = 256
+  device_batch_size: Optional[int] = None
+
+  @property
+  def _map(self) -> Dict[str, Any]:
+    return dict(batch_size=self.batch_size,
+                device_batch_size=self.device_batch_size)
+
+  def _keys(self, t: int):
+    key = jax.random.key(0) if self.key is None else self.key
+    return jax.random.split(jax.random.fold_in(key, t), 6)
+
+  def _adv(self, apply_fn, v, x, y, attack):
+    return adversarial_examples(apply_fn, v, x, y, attack=attack,
+                                eps=self.eps, **self._map)
+
+  def epoch(self, apply_fn: Callable, variables, t: int, test, train,
+            detectors: bool = False) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Everything measured on the model of epoch `t` alone.
+
+    Args:
+      apply_fn: `(variables, x) -> logits`; variables: epoch t's.
+      t: the epoch (folded into the key).
+      test, train: `(images, labels)` pairs of numpy arrays.
+      detectors: train the detectors at this epoch.
+
+    Returns:
+      `(row, arrays)`: the numbers (JSON-able) and the arrays the
+      analyses across epochs need: 'x_adv' (the main attack's test
+      examples), 'xi' and 'xi_test' (the universal perturbations), and
+      with detectors 'detectors', 'adversarials', 'xi_detector'.
+    """
+    k_uni, k_uni_test, k_noise, k_tf, k_sweep, k_det = self._keys(t)
+    x, y = np.asarray(test[0]), np.asarray(test[1])
+    x_tr, y_tr = np.asarray(train[0]), np.asarray(train[1])
+    n_tr = min(self.train_examples or len(x_tr), len(x_tr))
+    kw = self._map
+    pred = lambda z: predict(apply_fn, variables, z, **kw)
+    clean = pred(x)
+    correct = clean == y
+    advs = {n: self._adv(apply_fn, variables, x, y, a)
+            for n, a in self.attacks}
+    main, attack = self.attacks[0]
+    x_adv = advs[main]
+    uni = fit_universal(apply_fn, variables, x_tr, y_tr, key=k_uni,
+                        **self.universal)
+    uni_test = fit_universal(apply_fn, variables, x, y, key=k_uni_test,
+                             **self.universal)
+    tf = batched_transfer(apply_fn, variables, x, y, x_adv - x, **kw)
+    fooled_own = np.diagonal(tf.fooled) & correct
+    own, others = tr.cost_change_own_vs_others(tf.cost_change)
+    grid = lambda xa, g, key: destruction.destruction_grid(
+        apply_fn, variables, x, xa, y, g, key=key, **kw)
+    model_fn = jax.jit(lambda z: apply_fn(variables, z))
+    row = {
+        "epoch": t, "clean_accuracy": _acc(clean, y),
+        "attack_accuracy": _acc(pred(x_adv), y),
+        "train_clean_accuracy": _acc(pred(x_tr[:n_tr]), y_tr[:n_tr]),
+        "train_attack_accuracy": _acc(pred(self._adv(
+            apply_fn, variables, x_tr[:n_tr], y_tr[:n_tr], attack)),
+                                  y_tr[:n_tr]),
+        "universal_accuracy": _acc(pred(np.asarray(apply_universal(
+            x, uni.perturbation))), y),
+        "universal_test_accuracy": _acc(pred(np.asarray(apply_universal(
+            x, uni_test.perturbation))), y),
+        "universal_loss_history": np.asarray(uni.loss_history).tolist(),
+        "sharedness": _summary(tr.sharedness(tf.fooled, correct)[fooled_own]),
+        "cost_change": {"own": own.tolist(), "others": others.tolist()},
+        "adversarial_accuracy": {n: _acc(pred(xa), y)
+                                 for n, xa in advs.items()},
+        "noise_stability": stability.noise_stability(
+            model_fn, x, x_adv, y, key=k_noise,
+            magnitudes=self.noise_magnitudes),
+        "flip_stability": stability.flip_stability(model_fn, x, x_adv, y)}
+    row["destruction_rate"] = {n: grid(xa, self.grid, k_tf)
+                               for n, xa in advs.items()}
+    row["noise_sweep"] = list(grid(x_adv, transforms.transform_grid(
+        noise=self.noise_sweep), k_sweep).values())
+    arrays = {"x_adv": x_adv, "xi": np.asarray(uni.perturbation),
+              "xi_test": np.asarray(uni_test.perturbation)}
+    if detectors:
+      arrays.update(self._detectors(apply_fn, variables, t, x_tr, x, advs,
+                                    k_det))
+      row["detector_universal"] = arrays.pop("detector_universal")
+    return row, arrays
+
+  def _detectors(self, apply_fn, v, t, x_tr, x, advs, key):
+    """A detector per attack on the training inputs and their examples
+    (from the predicted labels); the universal perturbation that most
+    activates the main attack's detector (Figure 7)."""
+    y_pred = predict(apply_fn, v, x_tr, **self._map)
+    dets = {}
+    for i, (name, attack) in enumerate(self.attacks):
+      dets[name] = detection.train_detector(
+          x_tr, self._adv(apply_fn, v, x_tr, y_pred, attack),
+          seed=self.seed + 7 * t + i, epochs=self.detector_epochs,
+          features=self.detector_features, batch_size=min(
+              self.detector_batch, (len(x_tr) // 8) * 8))
+    main = self.attacks[0][0]
+    det_apply = _detector_apply(tuple(self.detector_features))
+    dv = dets[main].variables
+    xi = np.asarray(fit_universal(
+        det_apply, dv, x_tr, np.ones(len(x_tr), np.int32), key=key,
+        targeted=True, **self.universal).perturbation)
+    prob = lambda z: float(np.mean(predict(
+        det_apply, dv, z, output="probs", **self._map)[:, 1]))
+    return {"detectors": dets, "adversarials": advs, "xi_detector": xi,
+            "detector_universal": {
+                "perturbed": prob(np.asarray(apply_universal(x, xi))),
+                "clean": prob(x), "attack": prob(advs[main])}}
+
+  def across(self, apply_fn: Callable, variables_of: Callable[[int], Any],
+             epochs: Sequence[int], test, train,
+             x_adv: Mapping[int, Any], xi: Mapping[int, Any],
+             sources: Sequence[int]) -> Dict[str, Any]:
+    """The analyses that pair one epoch's perturbations with another's
+    model, each model loaded once (`variables_of(t)`).
+
+    Args:
+      epochs: the epochs, in order (the first is Figure 2's source).
+      test, train: `(images, labels)`.
+      x_adv: epoch -> the main attack's test examples (`epoch`'s).
+      xi: epoch -> the universal perturbation fitted on training inputs.
+      sources: epochs whose universal perturbations meet every model.
+    """
+    x, y = np.asarray(test[0]), np.asarray(test[1])
+    n_p = min(self.profile_examples, len(x))
+    t_n, kw = len(epochs), self._map
+    stacked = np.concatenate([np.asarray(x_adv[t])[:n_p] for t in epochs])
+    y_all = np.tile(y[:n_p], t_n)
+    probs = np.zeros((t_n, t_n, n_p))
+    fooled = np.zeros((t_n, t_n, n_p), bool)
+    uni = np.zeros((len(sources), t_n))
+    future = np.zeros((t_n, len(x)))
+    x0 = np.asarray(x_adv[epochs[0]])
+    m = min(self.cost_change_examples or len(train[0]), len(train[0]))
+    current = None
+    for j, t in enumerate(epochs):
+      v = variables_of(t)
+      p = predict(apply_fn, v, stacked, output="probs", **kw)
+      probs[:, j] = p[np.arange(len(y_all)), y_all].reshape(t_n, n_p)
+      fooled[:, j] = (p.argmax(-1) != y_all).reshape(t_n, n_p)
+      for i, s in enumerate(sources):
+        uni[i, j] = _acc(predict(apply_fn, v, np.asarray(apply_universal(
+            x, jnp.asarray(xi[s]))), **kw), y)
+      ce = lambda z: np.asarray(losses.cross_entropy(jnp.asarray(predict(
+          apply_fn, v, z, output="logits", **kw)), jnp.asarray(y)))
+      future[j] = ce(x0) - ce(x)
+      if j == 0:
+        current = mean_cost_change(apply_fn, v, np.asarray(train[0])[:m],
+                                   np.asarray(train[1])[:m], x0 - x, **kw)
+    prof = tr.temporal_profile(probs)
+    future_mean = future[1:].mean(0) if t_n > 1 else future[0]
+    corr = tr.log_log_pearson(current, future_mean)
+    return {
+        "temporal_stability": {
+            "inputs": int(n_p), "mean_profile": prof.mean,
+            "max_min": prof.max_min, "min_max": prof.min_max,
+            "mean_max_min": float(prof.max_min.mean()),
+            "mean_min_max": float(prof.min_max.mean()),
+            "fractions": prof.fractions(),
+            "examples": {k: {"index": i, "profile": probs[:, :, i]}
+                         for k, i in prof.examples().items()},
+            "transfer_error": fooled.mean(-1)},
+        "cost_change_transfer": {
+            "current_train": current, "future_test": future_mean,
+            "train_inputs": int(m), "pearson_r": corr.r,
+            "p_value": corr.p, "pairs": corr.n, "dropped": corr.dropped},
+        "universal_transfer": {"sources": list(sources), "accuracy": uni}}
+
+  def run(self, apply_fn: Callable, variables_of: Callable[[int], Any],
+          epochs: Sequence[int], test, train, *,
+          detector_epochs: Sequence[int] = (), sources: Sequence[int] = (),
+          cache: Optional[Callable[[int, Any, Callable], Any]] = None,
+          progress: bool = False) -> Dict[str, Any]:
+    """The whole study over the kept `epochs` of a run.
+
+    Args:
+      apply_fn: `(variables, x) -> logits`.
+      variables_of: epoch -> variables (`run.epoch_variables`).
+      epochs: the epochs, ascending (the first: the model before the
+        studied training).
+      test, train: `(images, labels)`.
+      detector_epochs: epochs with detectors.
+      sources: epochs whose universal perturbations meet every model.
+      cache: `cache(t, variables, compute) -> compute()` or a saved
+        result (e.g. `run.cached`), per epoch.
+      progress: a progress bar over the epochs.
+
+    Returns:
+      'epochs' (the rows of `epoch`), `across`'s entries, 'detectability'
+      (epochs and, per attack, `detectability`'s matrix) and the arrays
+      'universal' (epoch -> xi, xi_test) and 'detector_perturbations'
+      (epoch -> xi_detector).
+    """
+    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+    cache = cache or (lambda t, v, compute: compute())
+    rows, x_adv, xis, kept = [], {}, {}, {}
+    for t in tqdm(epochs, desc="epochs", disable=not progress):
+      v = variables_of(t)
+      row, arrays = cache(t, v, lambda v=v, t=t: self.epoch(
+          apply_fn, v, t, test, train, t in detector_epochs))
+      rows.append(row)
+      x_adv[t] = arrays["x_adv"]
+      xis[t] = {k: arrays[k] for k in ("xi", "xi_test", "xi_detector")
+                if k in arrays}
+      if "detectors" in arrays:
+        kept[t] = arrays
+    out = self.across(apply_fn, variables_of, epochs, test, train, x_adv,
+                      {t: d["xi"] for t, d in xis.items()}, sources)
+    x = np.asarray(test[0])
+    out["detectability"] = {"epochs": list(kept), "accuracy": {
+        n: detectability({t: a["detectors"][n] for t, a in kept.items()}, x,
+                         {t: a["adversarials"][n] for t, a in kept.items()})
+        for n, _ in self.attacks}}
+    out["universal"] = xis
+    return {"test_examples": len(x), "epochs": rows, **out}
