@@ -73,9 +73,9 @@ __all__ += ["EpsSweep", "eps_sweep", "Cliff", "epsilon_cliff",
             "cliff_study", "reused_perturbation"]
 
 # Perturbations across the epochs of a run (epochs.py).
-from advjax.analysis.epochs import (EpochStudy, batched_transfer,
-                                    detectability, fit_universal,
-                                    mean_cost_change)
+from advjax.analysis.epochs import (EpochStudy, Unbounded,
+                                    batched_transfer, detectability,
+                                    fit_universal, mean_cost_change)
 
-__all__ += ["EpochStudy", "batched_transfer", "mean_cost_change",
-            "fit_universal", "detectability"]
+__all__ += ["EpochStudy", "Unbounded", "batched_transfer",
+            "mean_cost_change", "fit_universal", "detectability"]

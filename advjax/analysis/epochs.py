@@ -44,7 +44,17 @@ from advjax.evaluation.predict import predict
 from advjax.types import Bounds
 
 __all__ = ["batched_transfer", "mean_cost_change", "fit_universal",
-           "detectability", "EpochStudy"]
+           "detectability", "Unbounded", "EpochStudy"]
+
+
+class Unbounded(NamedTuple):
+  """A minimal-perturbation attack (DeepFool) in the bounded attacks'
+  contract: `eps` is accepted and ignored."""
+  attack: Callable
+
+  def __call__(self, model_fn, x, y, *, eps=None, **kwargs):
+    del eps
+    return self.attack(model_fn, x, y, **kwargs)
 
 
 @functools.lru_cache(maxsize=32)
