@@ -26,6 +26,7 @@ import numpy as np
 
 from advjax import analysis, data, evaluation, report, run, training
 from advjax import transforms
+from advjax.training import recipes
 from advjax.attacks import deepfool, gradient
 
 F = run.field
@@ -76,60 +77,9 @@ class UniversalityConfig(run.Config):
                          ge=1)
 
 
-SWEEP_255 = (1., 2., 3., 4., 5., 6., 7., 8., 10., 12., 15., 20.)
-PAPER_EPOCHS, PAPER_EPS, CROSSOVER = 250, 4 / 255, (5 / 255, 7 / 255)
-KURAKIN_255 = dict(brightness=(-30 / 255, -15 / 255, 15 / 255, 30 / 255),
-                   contrast=(0.7, 0.85, 1.15, 1.3), blur=(0.5, 1.0),
-                   noise=(5 / 255, 10 / 255, 20 / 255), jpeg=(75., 50., 20.),
-                   noise_sweep=tuple(v / 255 for v in SWEEP_255))
-CIFAR = dict(  # Metzen's section 3 and Appendix D
-    model="preact_resnet18", epochs=200, batch_size=128, optimizer="sgd",
-    learning_rate=0.1, weight_decay=5e-4, schedule="piecewise",
-    adv_epochs=PAPER_EPOCHS, adv_learning_rate=1e-4, eps=4 / 255,
-    bi_steps=10, bi_step_size=1 / 255, uni_eps=10 / 255,
-    uni_step_size=2.5 / 255, uni_iterations=200, uni_batch_size=128,
-    uni_batches_per_update=10, analysis_examples=1000, profile_examples=256,
-    cost_change_examples=10000, detector_epochs=20,
-    detector_features=(96, 192, 192), detector_every=10, holdout=0,
-    noise_magnitudes=(2 / 255, 4 / 255, 8 / 255, 16 / 255), **KURAKIN_255)
-SMALL = dict(model="wong_mnist", optimizer="adam", weight_decay=0.,
-             eps=0.1, bi_steps=10, bi_step_size=0.025, uni_eps=0.2,
-             uni_step_size=0.05, uni_iterations=200, uni_batch_size=128,
-             uni_batches_per_update=10, holdout=0,
-             noise_magnitudes=(0.05, 0.1, 0.2, 0.3))
-PRESETS = {
-    # 8x8 digits: radii scaled up (eps 0.1 fools about half the standard
-    # model's digits); 20 epochs stand for Metzen's 250; Kurakin's
-    # transforms and the noise sweep times eps / (4/255) = 6.4.
-    "digits": {**SMALL, **dict(
-        epochs=30, batch_size=64, learning_rate=5e-3, schedule="cosine",
-        adv_epochs=20, adv_learning_rate=1e-3, analysis_examples=0,
-        profile_examples=256, cost_change_examples=0, detector_epochs=6,
-        detector_features=(32, 64, 64), detector_every=4,
-        brightness=(-0.2, -0.1, 0.1, 0.2), contrast=(0.7, 0.85, 1.15, 1.3),
-        blur=(0.5, 1.0), noise=(0.05, 0.1, 0.2), jpeg=(75., 50., 20.),
-        noise_sweep=(0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25,
-                     0.3))},
-    "synthetic": {**SMALL, **dict(  # seconds: a smoke test
-        epochs=1, batch_size=32, learning_rate=2e-3, schedule="constant",
-        adv_epochs=2, adv_learning_rate=1e-3, bi_steps=2, bi_step_size=0.05,
-        uni_iterations=3, uni_batch_size=16, uni_batches_per_update=1,
-        analysis_examples=48, profile_examples=16, cost_change_examples=64,
-        detector_epochs=1, detector_features=(4, 8, 8), detector_every=1,
-        noise_magnitudes=(0.1,), brightness=(0.1,), contrast=(0.8,),
-        blur=(1.0,), noise=(0.1,), jpeg=(50.,), noise_sweep=(0.05, 0.3),
-        deepfool_steps=3)},
-    "mnist": {**SMALL, **KURAKIN_255, **dict(
-        model="madry_mnist", epochs=20, learning_rate=1e-3,
-        schedule="cosine", batch_size=128, adv_epochs=20,
-        adv_learning_rate=1e-4, analysis_examples=1000,
-        profile_examples=256, cost_change_examples=10000, detector_epochs=10,
-        detector_features=(96, 192, 192), detector_every=2,
-        noise_sweep=tuple(v * 0.1 / PAPER_EPS / 255 for v in SWEEP_255))},
-    "cifar10": CIFAR,
-    "gtsrb": {**CIFAR, **dict(epochs=25, adv_epochs=175, eps=8 / 255,
-                              uni_eps=20 / 255, holdout=4209)},  # App. H
-}
+PRESETS = recipes.METZEN
+PAPER_EPOCHS, PAPER_EPS = recipes.METZEN_EPOCHS, recipes.METZEN_EPS
+CROSSOVER = (5 / 255, 7 / 255)  # Metzen's noise thresholds at 4/255
 ADVERSARIES = ("bi", "fgsm", "deepfool")
 
 
@@ -172,20 +122,16 @@ def few_epochs(cfg):
 
 
 def load_splits(cfg):
-  """With `holdout`: that many training images (seeded) as the test set
-  (Metzen's GTSRB split), the rest for training; else None."""
+  """With `holdout`: that many training images (a sample seeded by
+  `cfg.seed`) as the test set (Metzen's GTSRB split); else None."""
   if not cfg.holdout:
     return None
-  full = data.load(cfg.dataset, "train", data_dir=cfg.data_dir, lazy=False)
-  if cfg.holdout >= full.size:
-    raise ValueError(f"holdout = {cfg.holdout} leaves no training images of"
-                     f" {full.size}.")
-  order = np.random.default_rng(cfg.seed).permutation(full.size)
-  part = lambda idx, limit, split: full._replace(
-      images=full.images[idx[:limit or None]],
-      labels=full.labels[idx[:limit or None]], split=split)
-  return (part(np.sort(order[cfg.holdout:]), cfg.train_limit, "train"),
-          part(np.sort(order[:cfg.holdout]), cfg.eval_limit, "holdout"))
+  lim = lambda d, n: d._replace(images=d.images[:n or None],
+                               labels=d.labels[:n or None])
+  train, test = data.hold_out(data.load(
+      cfg.dataset, "train", data_dir=cfg.data_dir, lazy=False),
+                              cfg.holdout, seed=cfg.seed)
+  return lim(train, cfg.train_limit), lim(test, cfg.eval_limit)
 
 
 def models(cfg, env):

@@ -71,7 +71,7 @@ def test_holdout_splits_the_training_set():
   assert key(test) <= key(full)
   np.testing.assert_array_equal(U.load_splits(cfg)[1].labels, test.labels)
   assert U.load_splits(run.resolve(U.BENCHMARK, U.UniversalityConfig())) is None
-  with pytest.raises(ValueError, match="holdout"):
+  with pytest.raises(ValueError, match="hold_out"):
     U.load_splits(run.resolve(U.BENCHMARK, U.UniversalityConfig(holdout=5000)))
 
 
