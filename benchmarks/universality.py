@@ -30,51 +30,43 @@ from advjax.training import recipes
 from advjax.attacks import deepfool, gradient
 
 F = run.field
+I, R, T = Optional[int], Optional[float], Optional[Tuple[float, ...]]
 
 
 @dataclasses.dataclass(frozen=True)
 class UniversalityConfig(run.Config):
   """Settings (the standard model's training from `run.Config`); None
-  fields take the dataset's preset."""
-  adv_epochs: Optional[int] = F(None, "epochs of adversarial training (each"
-                                " kept)", ge=1)
-  adv_learning_rate: Optional[float] = F(None, "its Adam rate", gt=0)
-  sigma: float = F(0., "clean-loss weight of adversarial training (Metzen:"
-                   " 0)", ge=0, le=1)
-  eps: Optional[float] = F(None, "BI radius (Metzen: 4/255)", gt=0)
-  bi_steps: Optional[int] = F(None, "BI iterations", ge=1)
-  bi_step_size: Optional[float] = F(None, "BI step", gt=0)
-  uni_eps: Optional[float] = F(None, "universal radius (10/255)", gt=0)
-  uni_step_size: Optional[float] = F(None, "universal step", gt=0)
-  uni_iterations: Optional[int] = F(None, "universal updates", ge=1)
-  uni_batch_size: Optional[int] = F(None, "universal m", ge=1)
-  uni_batches_per_update: Optional[int] = F(None, "universal K", ge=1)
-  analysis_examples: Optional[int] = F(None, "test (and training) inputs "
-                                       "analysed (0: all)", ge=0)
-  profile_examples: Optional[int] = F(None, "inputs of the stability "
-                                      "profiles (256)", ge=1)
-  cost_change_examples: Optional[int] = F(None, "training inputs of "
-                                          "Figure 2 (0: all)", ge=0)
-  transfer_epochs: Optional[Tuple[int, ...]] = F(None, "epochs of Figure "
-                                                 "3's perturbations", ge=0)
-  brightness: Optional[Tuple[float, ...]] = F(None, "brightness deltas")
-  contrast: Optional[Tuple[float, ...]] = F(None, "contrast factors", gt=0)
-  blur: Optional[Tuple[float, ...]] = F(None, "blur sigmas (px)", gt=0)
-  noise: Optional[Tuple[float, ...]] = F(None, "noise stds", gt=0)
-  jpeg: Optional[Tuple[float, ...]] = F(None, "JPEG qualities", gt=0)
-  noise_sweep: Optional[Tuple[float, ...]] = F(None, "noise stds of the "
-                                               "crossover", gt=0)
+  fields take the dataset's preset (Metzen's values in brackets)."""
+  adv_epochs: I = F(None, "adversarial epochs, each kept (250)", ge=1)
+  adv_learning_rate: R = F(None, "their Adam rate (1e-4)", gt=0)
+  sigma: float = F(0., "clean-loss weight (0)", ge=0, le=1)
+  eps: R = F(None, "BI radius (4/255)", gt=0)
+  bi_steps: I = F(None, "BI iterations (10)", ge=1)
+  bi_step_size: R = F(None, "BI step (1/255)", gt=0)
+  uni_eps: R = F(None, "universal radius (10/255)", gt=0)
+  uni_step_size: R = F(None, "universal step (2.5/255)", gt=0)
+  uni_iterations: I = F(None, "universal updates (200)", ge=1)
+  uni_batch_size: I = F(None, "universal m (128)", ge=1)
+  uni_batches_per_update: I = F(None, "universal K (10)", ge=1)
+  analysis_examples: I = F(None, "inputs analysed (0: all)", ge=0)
+  profile_examples: I = F(None, "inputs of the profiles (256)", ge=1)
+  cost_change_examples: I = F(None, "Figure 2's training inputs", ge=0)
+  transfer_epochs: Optional[Tuple[int, ...]] = F(None, "Figure 3's epochs",
+                                                 ge=0)
+  brightness: T = F(None, "brightness deltas")
+  contrast: T = F(None, "contrast factors", gt=0)
+  blur: T = F(None, "blur sigmas (px)", gt=0)
+  noise: T = F(None, "noise stds", gt=0)
+  jpeg: T = F(None, "JPEG qualities", gt=0)
+  noise_sweep: T = F(None, "noise stds of the crossover", gt=0)
   deepfool_steps: int = F(50, "DeepFool iterations", ge=1)
-  detector_epochs: Optional[int] = F(None, "detector training epochs", ge=1)
+  detector_epochs: I = F(None, "detector training epochs (20)", ge=1)
   detector_features: Optional[Tuple[int, int, int]] = F(None, "detector "
                                                         "widths", ge=1)
-  detector_every: Optional[int] = F(None, "a detector every n epochs", ge=1)
-  noise_magnitudes: Optional[Tuple[float, ...]] = F(None, "uniform noise "
-                                                    "of the stability check")
-  holdout: Optional[int] = F(None, "training images held out as the test "
-                             "set (0: the test split)", ge=0)
-  figure_epochs: int = F(6, "epochs shown in the perturbation figures",
-                         ge=1)
+  detector_every: I = F(None, "a detector every n epochs", ge=1)
+  noise_magnitudes: T = F(None, "uniform noise of the stability check")
+  holdout: I = F(None, "training images held out as the test set", ge=0)
+  figure_epochs: int = F(6, "epochs in the perturbation figures", ge=1)
 
 
 PRESETS = recipes.METZEN
@@ -200,55 +192,21 @@ def evaluate(cfg, env, name, variables):
 
 # The report: numbers read from the study (results.models.adversarial).
 S = lambda r: r["models"]["adversarial"]
+V = lambda r: analysis.summarize(S(r))
 pct = functools.partial(report.cell, unit="%")
-
-
-def late(r):
-  """The last third of the adversarial epochs (single epochs are noisy)."""
-  adv = S(r)["epochs"][1:] or S(r)["epochs"]
-  return adv[-max(1, len(adv) // 3):]
-
-
-def late_mean(r, f):
-  return float(np.nanmean([f(x) for x in late(r)]))
-
-
-def span(r):
-  return f"epochs {late(r)[0]['epoch']}-{late(r)[-1]['epoch']}"
-
-
-def at(cfg, r, t):
-  """The row of Metzen's epoch t (scaled)."""
-  return S(r)["epochs"][paper_epoch(t, cfg.adv_epochs)]
-
-
-def shared(x, what="mean"):
-  v = x["sharedness"][what]
-  return float("nan") if v is None else v
-
-
-def rate(x, adv, kinds=("brightness", "contrast", "blur")):
-  """Mean destruction rate of `adv`'s examples under the `kinds`."""
-  v = [d for k, d in x["destruction_rate"][adv].items()
-       if d == d and k.split()[0].lower() in kinds]
-  return float(np.mean(v)) if v else float("nan")
-
-
-def det(r, adv, t=None):
-  """Detector accuracies: the diagonal, or detector t on the others."""
-  e, m = S(r)["detectability"]["epochs"], np.asarray(
-      S(r)["detectability"]["accuracy"][adv])
-  if t is None:
-    return np.diag(m)
-  return np.delete(m[e.index(t)], e.index(t)) if len(e) > 1 else m[0]
+late = lambda k: lambda c, r: V(r)["late"][k]
+first = lambda k: lambda c, r: V(r)["first"][k]
+last = lambda k: lambda c, r: S(r)["epochs"][-1][k]
+span = lambda r: "epochs {}-{}".format(*V(r)["late_epochs"])
+at = lambda t, k="mean": lambda c, r: S(r)["epochs"][paper_epoch(
+    t, c.adv_epochs)]["sharedness"][k]
 
 
 def crossover(cfg, r):
   """Epoch 0 minus late BI destruction rate below and above Metzen's noise
   thresholds (scaled by eps / (4/255))."""
-  s = np.asarray(cfg.noise_sweep)
-  diff = np.asarray(S(r)["epochs"][0]["noise_sweep"], float) - np.nanmean(
-      [x["noise_sweep"] for x in late(r)], 0)
+  s, (d0, dl) = np.asarray(cfg.noise_sweep), V(r)["noise_sweep"]
+  diff = np.asarray(d0, float) - np.asarray(dl, float)
   lo, hi = (c * cfg.eps / PAPER_EPS for c in CROSSOVER)
   m = lambda k: float(np.nanmean(diff[k])) if k.any() else float("nan")
   return m(s < lo), m(s > hi), lo, hi
@@ -260,15 +218,15 @@ def score(evidence, full, part=False):
 
 
 def _universal(cfg, r):
-  first, rows = S(r)["epochs"][0], late(r)
-  loss = lambda k: lambda x: x["clean_accuracy"] - x[k]
-  u0, b0 = loss("universal_accuracy")(first), loss("attack_accuracy")(first)
+  v, ut = V(r), S(r)["universal_transfer"]
+  loss = lambda w, k: v[w]["clean_accuracy"] - v[w][k]
   div = lambda a, b: a / b if b > 0 else float("nan")
-  ru = div(late_mean(r, loss("universal_accuracy")), u0)
-  rb = div(late_mean(r, loss("attack_accuracy")), b0)
-  ut = S(r)["universal_transfer"]
-  other = (np.mean([x["clean_accuracy"] for x in rows]) - np.asarray(
-      ut["accuracy"])[:, [x["epoch"] for x in rows]].mean(1).min())
+  u0 = loss("first", "universal_accuracy")
+  ru = div(loss("late", "universal_accuracy"), u0)
+  rb = div(loss("late", "attack_accuracy"), loss("first", "attack_accuracy"))
+  lo, hi = v["late_epochs"]
+  other = v["late"]["clean_accuracy"] - np.asarray(ut["accuracy"])[
+      :, lo:hi + 1].mean(1).min()
   return score(f"universal loss x{ru:.2f}, BI loss x{rb:.2f}; epochs "
                f"{ut['sources']}' perturbations cost {pct(other)} (epoch 0 "
                f"own {pct(u0)})", ru < 0.7 and ru < rb - 0.1 and other <= u0,
@@ -283,46 +241,44 @@ def _crossing(cfg, r):
 
 
 def _detectable(cfg, r):
-  own, fixed = det(r, "bi"), [t for t in (1, cfg.adv_epochs)
-                             if t in S(r)["detectability"]["epochs"]]
-  other = np.nanmin(np.concatenate([det(r, "bi", t) for t in fixed]))
-  return score(f"own epoch min {pct(own.min())}; detectors of {fixed} on the "
-               f"others min {pct(other)}", own.min() > 0.9 and other > 0.9,
-               own.min() > 0.8 and other > 0.7)
+  own, fixed = min(V(r)["detector_own"]["bi"]), [
+      t for t in (1, cfg.adv_epochs) if t in V(r)["detector_from"]["bi"]]
+  other = min(V(r)["detector_from"]["bi"][t] for t in fixed)
+  return score(f"own epoch min {pct(own)}; detectors of {fixed} on the "
+               f"others min {pct(other)}", own > 0.9 and other > 0.9,
+               own > 0.8 and other > 0.7)
 
 
 def _attacks(cfg, r):
-  own = {a: float(det(r, a).mean()) for a in ADVERSARIES}
+  own = {a: float(np.mean(V(r)["detector_own"][a])) for a in ADVERSARIES}
   return score(", ".join(f"{a} {pct(v)}" for a, v in own.items()),
                own["fgsm"] >= own["bi"] >= own["deepfool"]
                and min(own.values()) > 0.8, min(own.values()) > 0.8)
 
 
 def _pattern(cfg, r):
-  du = {x["epoch"]: x["detector_universal"]["perturbed"]
-        for x in S(r)["epochs"] if "detector_universal" in x}
+  du = V(r)["detector_universal"]
   worst = max(v for t, v in du.items() if t >= 1)
   return report.Measured(worst, f"epoch 0 {pct(du[0])}, epochs >= 1 at most "
                          f"{pct(worst)}")
 
 
 def _overfit(cfg, r):
-  tb, te = (late_mean(r, lambda x, k=k: x[k]) for k in (
-      "train_attack_accuracy", "attack_accuracy"))
+  tb, te = (V(r)["late"][k] for k in ("train_attack_accuracy",
+                                      "attack_accuracy"))
   return score(f"{span(r)}: training {pct(tb)}, test {pct(te)}",
                tb > 0.9 and tb - te > 0.1, tb - te > 0.1)
 
 
 def _singular(cfg, r):
   st = S(r)["temporal_stability"]["fractions"]["stable"]
-  gap = late_mean(r, lambda x: x["clean_accuracy"] - x["attack_accuracy"])
+  gap = V(r)["late"]["clean_accuracy"] - V(r)["late"]["attack_accuracy"]
   return score(f"stable {pct(st)}; {span(r)}: BI {pct(gap)} below clean",
                st > 0.05 and gap > 0.1)
 
 
 def _destruction(cfg, r):
-  d = {a: (rate(S(r)["epochs"][0], a), late_mean(r, lambda x, a=a: rate(
-      x, a))) for a in ADVERSARIES}
+  d = V(r)["destruction"]
   return report.Measured(sum(b - a >= 0.02 for a, b in d.values()), ", ".join(
       f"{k} {pct(a)} -> {pct(b)}" for k, (a, b) in d.items()))
 
@@ -348,8 +304,7 @@ COUNT = lambda n, q: dict(holds=report.at_least(n),
 CLAIMS = [
     report.Claim("Adversarial training makes the remaining perturbations "
                  "less shared: each fools fewer other inputs (Appendix C)",
-                 report.ratio(lambda c, r: late_mean(r, shared),
-                              lambda c, r: shared(S(r)["epochs"][0])),
+                 report.ratio(late("sharedness"), first("sharedness")),
                  report.below(0.8), quantity="late / epoch-0 sharedness"),
     report.Claim("A perturbation's sharedness and stability are anti-"
                  "correlated, log-log (Figure 2: r = -0.293, p < 1e-18)",
@@ -361,8 +316,8 @@ CLAIMS = [
                      "worse than epoch 0's; 0.5: < 0.7x")),
     report.Claim("Universal perturbations fitted on test data are no more "
                  "effective than those fitted on training data (Appendix E)",
-                 lambda c, r: report.Measured(late_mean(r, lambda x: x[
-                     "universal_accuracy"] - x["universal_test_accuracy"])),
+                 report.difference(late("universal_accuracy"), late(
+                     "universal_test_accuracy"), "%"),
                  report.at_most(0.05), quantity="accuracy gap"),
     report.Claim("Adversarial training does not remove singular "
                  "perturbations on unseen inputs", _singular, **SCORE(
@@ -396,8 +351,7 @@ CLAIMS = [
 ]
 
 C10, GT = "Metzen 2018, CIFAR-10", "Metzen 2018, GTSRB"
-first, last = (lambda k, i=i: lambda c, r: S(r)["epochs"][i][k]
-               for i in (0, -1))
+e3 = lambda c: max(paper_epoch(3, c.adv_epochs), 1)
 PUBLISHED = [report.Published(C10, s, v, q, ours=f, dataset="cifar10")
              for s, v, q, f in (
     ("standard model", 94.1, "clean accuracy", first("clean_accuracy")),
@@ -409,32 +363,26 @@ PUBLISHED = [report.Published(C10, s, v, q, ours=f, dataset="cifar10")
     ("after training", 97.7, "BI accuracy, training inputs",
      last("train_attack_accuracy")),
     ("250 epochs", "~25", "epoch test BI accuracy stops improving",
-     lambda c, r: str(next(x["epoch"] for x in S(r)["epochs"] if x[
-         "attack_accuracy"] >= max(y["attack_accuracy"] for y in S(r)[
-             "epochs"]) - 0.01))),
+     lambda c, r: str(V(r)["plateau_epoch"])),
     ("1000 inputs", "-0.293, p < 1e-18", "Figure 2's log-log Pearson r",
      lambda c, r: "{pearson_r:+.3f}, p = {p_value:.2g}".format(**S(r)[
          "cost_change_transfer"])),
     ("epoch 0", 12., "universal accuracy", first("universal_accuracy")),
     ("epochs >= 3", ">= 80 %", "universal accuracy, min", lambda c, r: min(
-        x["universal_accuracy"] for x in S(r)["epochs"][max(
-            paper_epoch(3, c.adv_epochs), 1):])),
+        x["universal_accuracy"] for x in S(r)["epochs"][e3(c):])),
     ("epochs >= 3", ">= 80 %", "universal accuracy under epochs 0, 5, 51's "
      "perturbations, min", lambda c, r: np.min(np.asarray(S(r)[
-         "universal_transfer"]["accuracy"])[:, max(paper_epoch(
-             3, c.adv_epochs), 1):])),
+         "universal_transfer"]["accuracy"])[:, e3(c):])),
     ("late epochs", "nearly identical", "universal accuracy, test- vs "
-     "training-fitted", lambda c, r: " vs ".join(pct(late_mean(
-         r, lambda x, k=k: x[k])) for k in ("universal_test_accuracy",
-                                            "universal_accuracy"))),
-    ("epoch 0", 6.3, "mean sharedness", lambda c, r: shared(at(c, r, 0))),
-    ("epoch 0", 3.3, "min sharedness", lambda c, r: shared(at(c, r, 0),
-                                                           "min")),
-    ("epoch 1", 1.1, "mean sharedness", lambda c, r: shared(at(c, r, 1))),
-    ("epoch 15", 0.8, "mean sharedness", lambda c, r: shared(at(c, r, 15))),
-    ("epoch 251", 0.5, "mean sharedness", lambda c, r: shared(at(c, r, 251))),
-    ("epoch 251", "< 1 %", "max sharedness", lambda c, r: shared(
-        at(c, r, 251), "max")),
+     "training-fitted", lambda c, r: report.difference(late(
+         "universal_test_accuracy"), late("universal_accuracy"), "%")(
+             c, r).evidence),
+    ("epoch 0", 6.3, "mean sharedness", at(0)),
+    ("epoch 0", 3.3, "min sharedness", at(0, "min")),
+    ("epoch 1", 1.1, "mean sharedness", at(1)),
+    ("epoch 15", 0.8, "mean sharedness", at(15)),
+    ("epoch 251", 0.5, "mean sharedness", at(251)),
+    ("epoch 251", "< 1 %", "max sharedness", at(251, "max")),
     ("epochs 5, 15 on later models", ">= 20 %", "BI error rate, min",
      lambda c, r: min(np.min(np.asarray(S(r)["temporal_stability"][
          "transfer_error"])[s, s:]) for s in (paper_epoch(5, c.adv_epochs),
@@ -443,21 +391,19 @@ PUBLISHED = [report.Published(C10, s, v, q, ours=f, dataset="cifar10")
      lambda c, r: " / ".join(pct(v) for v in S(r)["temporal_stability"][
          "fractions"].values())),
     ("BI, FGSM, DeepFool", "rises", "destruction rate (brightness, "
-     "contrast, blur), epoch 0 -> late", lambda c, r: ", ".join(
-         f"{pct(rate(S(r)['epochs'][0], a))} -> "
-         f"{pct(late_mean(r, lambda x: rate(x, a)))}" for a in ADVERSARIES)),
+     "contrast, blur), epoch 0 -> late", lambda c, r: _destruction(
+         c, r).evidence),
     ("noise sigma 5/255, 7/255", "crossover", "destruction rate epoch 0 - "
-     "late, below / above", lambda c, r: "{:+.1%} / {:+.1%}".format(
-         *crossover(c, r)[:2])),
-    ("every epoch", "> 90 %", "BI detector accuracy, min", lambda c, r: det(
-        r, "bi").min()),
+     "late, below / above", lambda c, r: _crossing(c, r).evidence),
+    ("every epoch", "> 90 %", "BI detector accuracy, min", lambda c, r: min(
+        V(r)["detector_own"]["bi"])),
     ("epochs 1, 251 on the others", "> 90 %", "BI detector accuracy, min",
-     lambda c, r: min(np.nanmin(det(r, "bi", t)) for t in (1, c.adv_epochs))),
+     lambda c, r: min(V(r)["detector_from"]["bi"][t]
+                      for t in (1, c.adv_epochs))),
     ("epoch 0 on the others", "not reliable", "BI detector accuracy, min",
-     lambda c, r: np.nanmin(det(r, "bi", 0))),
+     lambda c, r: V(r)["detector_from"]["bi"][0]),
     ("FGSM / BI / DeepFool", "FGSM easier, DeepFool harder", "detector "
-     "accuracy", lambda c, r: " / ".join(pct(det(r, a).mean()) for a in (
-         "fgsm", "bi", "deepfool"))),
+     "accuracy", lambda c, r: _attacks(c, r).evidence),
     ("epochs >= 1", "<= 12 %", "p(adversarial) of the detector's "
      "perturbation, max", lambda c, r: _pattern(c, r).value))] + [
     report.Published(GT, f"{arch} (App. {app}), eps 8/255", v, q,
@@ -499,8 +445,8 @@ def body(cfg, r):
           ("FGSM", "adversarial_accuracy.fgsm", "%"),
           ("DeepFool", "adversarial_accuracy.deepfool", "%"),
           ("sharedness", "sharedness.mean", "%"),
-          *((f"destruction {a}", lambda x, a=a: rate(x, a, (
-              "brightness", "contrast", "blur", "noise", "jpeg")), "%")
+          *((f"destruction {a}", lambda x, a=a: analysis.mean_destruction(
+              x, a, transforms.PHOTOMETRIC_KINDS), "%")
             for a in ADVERSARIES)], first="epoch", caption="Per epoch "
           "(destruction: mean over every transform):"),
       f"Temporal stability: mean MaxMin {ts['mean_max_min']:.3f}, MinMax "
@@ -510,8 +456,8 @@ def body(cfg, r):
                          "of each epoch's BI examples on other models "
                          "(Figure 9):"),
       report.curve_table(cfg.noise_sweep, {
-          "epoch 0": rows["0"]["noise_sweep"], "late": np.nanmean(
-              [x["noise_sweep"] for x in late(r)], 0)}, first="noise std",
+          "epoch 0": V(r)["noise_sweep"][0], "late": V(r)["noise_sweep"][1]},
+          first="noise std",
           caption="BI destruction rate under Gaussian noise:"),
       report.records_table(du, [(k, k, "%") for k in (
           "perturbed", "clean", "attack")], first="epoch", caption="Mean "
@@ -586,7 +532,7 @@ def figures(cfg, r):
           percent=True, marker=".", title="BI examples across epochs "
           "(Figure 9)"),
       "destruction_rate.png": report.Panels([curves(
-          lambda x, k, a=a: rate(x, a, (k,)), kinds, ylabel="destruction "
+          lambda x, k, a=a: analysis.mean_destruction(x, a, (k,)), kinds, ylabel="destruction "
           "rate (%)", title=a, ylim=(0, 1)) for a in ADVERSARIES],
           sharey=True),
       "noise_crossover.png": report.Line(
@@ -597,7 +543,7 @@ def figures(cfg, r):
               CROSSOVER[0] * cfg.eps / PAPER_EPS, "Metzen's 5/255, scaled")],
           title="BI examples under noise: the crossover"),
       "detectability.png": report.Panels([report.Line(
-          {"respective epoch": det(r, a), **{
+          {"respective epoch": V(r)["detector_own"][a], **{
               f"detector of epoch {e}": np.asarray(S(r)["detectability"][
                   "accuracy"][a])[dp["epochs"].index(e)] for e in sorted(
                       {0, min(1, cfg.adv_epochs), cfg.adv_epochs})}},

@@ -201,3 +201,41 @@ def test_study_invariants_and_batch_size_independence(tiny_run):
                              atol=1e-6)
   np.testing.assert_array_equal(a["universal"][1]["xi"],
                                 b["universal"][1]["xi"])
+
+
+def _row(t, attack, sharedness, rates):
+  return {"epoch": t, "clean_accuracy": 0.9, "attack_accuracy": attack,
+          "train_attack_accuracy": attack + 0.1, "universal_accuracy": 0.5,
+          "universal_test_accuracy": 0.4,
+          "adversarial_accuracy": {"bi": attack},
+          "sharedness": {"mean": sharedness, "max": sharedness},
+          "destruction_rate": {"bi": {"brightness +0.1": rates[0],
+                                      "blur sigma 1": rates[1],
+                                      "noise std 0.1": 0.9}},
+          "noise_sweep": [rates[0], rates[1]]}
+
+
+def test_summarize_by_hand():
+  rows = [_row(0, 0.1, 0.06, (0.2, 0.4)), _row(1, 0.5, None, (0.5, np.nan)),
+          _row(2, 0.6, 0.02, (0.4, 0.6)), _row(3, 0.595, 0.01, (0.6, 0.8))]
+  rows[2]["detector_universal"] = {"perturbed": 0.3}
+  det = {"epochs": [0, 2], "accuracy": {"bi": [[0.9, 0.6], [0.7, 0.95]]}}
+  s = analysis.summarize({"epochs": rows, "detectability": det},
+                         kinds=("brightness", "blur"))
+  # Three epochs after the first: the last one is late.
+  assert s["late_epochs"] == (3, 3)
+  assert s["first"]["sharedness"] == 0.06 and s["late"]["sharedness"] == 0.01
+  assert s["first"]["bi_accuracy"] == 0.1
+  assert s["destruction"]["bi"] == pytest.approx((0.3, 0.7))
+  assert s["noise_sweep"] == ([0.2, 0.4], [0.6, 0.8])
+  assert s["detector_own"]["bi"] == [0.9, 0.95]
+  assert s["detector_from"]["bi"] == {0: 0.6, 2: 0.7}
+  assert s["detector_universal"] == {2: 0.3}
+  assert s["plateau_epoch"] == 2  # 0.6 best; 0.595 within 0.01 later
+  two = analysis.summarize({"epochs": rows, "detectability": det},
+                           late_divisor=1)
+  assert two["late_epochs"] == (1, 3)
+  assert two["late"]["attack_accuracy"] == pytest.approx(0.565)
+  # A None sharedness (nothing fooled) is left out of the mean.
+  assert two["late"]["sharedness"] == pytest.approx(0.015)
+  assert np.isnan(analysis.mean_destruction(rows[1], "bi", ("blur",)))

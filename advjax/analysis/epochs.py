@@ -20,7 +20,8 @@ over a run's kept epochs (`training.epoch_variables`):
   perturbations of source epochs on every model, and the cost change of
   the first epoch's perturbations on training inputs (sharedness) against
   that on later models (stability) with their log-log correlation;
-- `detectability`: each detector on every detector epoch's examples.
+- `detectability`: each detector on every detector epoch's examples;
+- `summarize`: the numbers a report reads (first and late epochs).
 
 Every map over examples goes through `evaluation.map_batched` (attacks by
 `evaluation.adversarial_examples`, predictions by `evaluation.predict`),
@@ -44,7 +45,8 @@ from advjax.evaluation.predict import predict
 from advjax.types import Bounds
 
 __all__ = ["batched_transfer", "mean_cost_change", "fit_universal",
-           "detectability", "Unbounded", "EpochStudy"]
+           "detectability", "Unbounded", "EpochStudy", "summarize",
+           "mean_destruction"]
 
 
 class Unbounded(NamedTuple):
@@ -403,3 +405,75 @@ class EpochStudy(NamedTuple):
         for n, _ in self.attacks}}
     out["universal"] = xis
     return {"test_examples": len(x), "epochs": rows, **out}
+
+
+def _scalars(row: Mapping[str, Any]) -> Dict[str, float]:
+  nan = lambda v: float("nan") if v is None else float(v)
+  out = {k: float(row[k]) for k in (
+      "clean_accuracy", "attack_accuracy", "train_attack_accuracy",
+      "universal_accuracy", "universal_test_accuracy")}
+  out.update({f"{k}_accuracy": float(v)
+              for k, v in row["adversarial_accuracy"].items()})
+  out.update(sharedness=nan(row["sharedness"]["mean"]),
+             sharedness_max=nan(row["sharedness"]["max"]))
+  return out
+
+
+def mean_destruction(row: Mapping[str, Any], attack: str,
+                     kinds: Sequence[str]) -> float:
+  """The mean destruction rate of `attack`'s examples in an `EpochStudy`
+  row over the transforms of `kinds` (NaN rates left out)."""
+  v = [d for name, d in row["destruction_rate"][attack].items()
+       if d == d and name.split()[0].lower() in kinds]
+  return float(np.mean(v)) if v else float("nan")
+
+
+def summarize(results: Mapping[str, Any], late_divisor: int = 3,
+              kinds: Sequence[str] = ("brightness", "contrast", "blur")
+              ) -> Dict[str, Any]:
+  """The numbers a report of `EpochStudy.run` reads: each epoch's scalars
+  at the first epoch and averaged over the late ones (the last
+  `1 / late_divisor` of the epochs after the first, at least one: single
+  epochs are noisy), and the summaries of the destruction rates,
+  detectors and learning curve.
+
+  Returns:
+    'late_epochs' `(first, last)`; 'first' and 'late': name -> value
+    (accuracies clean / attack / train_attack / universal /
+    universal_test / `<attack>_accuracy`, mean and max sharedness);
+    'destruction': attack -> `(first, late)` mean rate under `kinds`;
+    'noise_sweep': `(first, late)` rates per std; 'detector_own': attack
+    -> each detector's accuracy on its own epoch; 'detector_from': attack
+    -> epoch -> the detector's worst accuracy on the other epochs;
+    'detector_universal': epoch -> mean p(adversarial) under its
+    perturbation; 'plateau_epoch': the first epoch whose attack accuracy
+    is within 0.01 of the best.
+  """
+  rows = list(results["epochs"])
+  later = rows[1:] or rows
+  late = later[-max(1, len(later) // late_divisor):]
+  mean = lambda f: float(np.nanmean([f(r) for r in late]))
+  first = _scalars(rows[0])
+  det = results["detectability"]
+  e = list(det["epochs"])
+  own, worst = {}, {}
+  for a, m in det["accuracy"].items():
+    m = np.asarray(m, float)
+    own[a] = np.diag(m).tolist()
+    worst[a] = {t: float(np.nanmin(np.delete(m[i], i))) if len(e) > 1
+                else float(m[i, i]) for i, t in enumerate(e)}
+  best = max(r["attack_accuracy"] for r in rows)
+  return {
+      "late_epochs": (late[0]["epoch"], late[-1]["epoch"]),
+      "first": first,
+      "late": {k: mean(lambda r, k=k: _scalars(r)[k]) for k in first},
+      "destruction": {a: (mean_destruction(rows[0], a, kinds), mean(
+          lambda r, a=a: mean_destruction(r, a, kinds)))
+                      for a in rows[0]["destruction_rate"]},
+      "noise_sweep": (list(rows[0]["noise_sweep"]), np.nanmean(
+          [r["noise_sweep"] for r in late], 0).tolist()),
+      "detector_own": own, "detector_from": worst,
+      "detector_universal": {r["epoch"]: r["detector_universal"]["perturbed"]
+                             for r in rows if "detector_universal" in r},
+      "plateau_epoch": next(r["epoch"] for r in rows
+                            if r["attack_accuracy"] >= best - 0.01)}
