@@ -474,95 +474,23 @@ def body(cfg, r):
 
 
 def figures(cfg, r):
-  rows, ts = S(r)["epochs"], S(r)["temporal_stability"]
-  t, series = [x["epoch"] for x in rows], lambda f: [f(x) for x in rows]
-  cc, ut = S(r)["cost_change_transfer"], S(r)["universal_transfer"]
   dp, p = S(r)["detector_perturbations"], S(r)["perturbations"]
-  curves = lambda f, keys, **kw: report.Line(
-      {k: series(lambda x, k=k: f(x, k)) for k in keys}, x=t,
-      xlabel="epoch", percent=True, marker=".", **kw)
-  a, b = np.asarray(cc["current_train"]), np.asarray(cc["future_test"])
-  keep, err = (a > 0) & (b > 0), np.asarray(ts["transfer_error"])
-  heat = lambda m, title: report.Heatmap(
-      m, xlabel="model of epoch t2", ylabel="perturbation of epoch t1",
-      title=title, annotate=False, cmap="gray", vmin=0, vmax=1,
-      origin="lower")
-  kinds = transforms.PHOTOMETRIC_KINDS
-  return {
-      "accuracy.png": curves(lambda x, k: x[k], (
-          "clean_accuracy", "attack_accuracy", "train_attack_accuracy",
-          "universal_accuracy"), ylabel="accuracy (%)",
-          title="Learning curve (Figure 8)"),
-      "universal_perturbations.png": report.image_grid(
-          [report.perturbation(d, f"epoch {e} ({k})") for k in ("xi",
-                                                               "xi_test")
-           for e, d in zip(p["epochs"], p[k])] + [
-               np.clip(np.asarray(r["models"]["adversarial"][
-                   "figure_image"]) + d, 0, 1) for d in p["xi"]],
-          ncols=len(p["epochs"]), title="Universal perturbations fitted on "
-          "training / test data, and a test image with the first (Figures "
-          "4, 13)"),
-      "universal_transfer.png": report.Line({
-          "respective epoch": series(lambda x: x["universal_accuracy"]),
-          **{f"perturbation of epoch {s}": v for s, v in zip(
-              ut["sources"], ut["accuracy"])}}, x=t, xlabel="epoch of the "
-          "model", ylabel="accuracy (%)", percent=True, marker=".",
-          title="Universal perturbations across epochs (Figure 3)"),
-      "sharedness.png": report.Box([x["sharedness"]["values"] or [np.nan]
-                                    for x in rows], t, "epoch", "fraction "
-                                   "of other inputs fooled", "Sharedness "
-                                   "(Figure 11)"),
-      "cost_change.png": report.Scatter(
-          {"epoch-0 BI perturbations": (a[keep], b[keep])}, "mean cost "
-          "change on training inputs", "mean cost change on later models",
-          f"Figure 2: r = {cc['pearson_r']:+.3f}", logx=True, logy=True),
-      "temporal_stability.png": report.Panels(
-          [heat(ts["mean_profile"], "mean profile")] + [heat(
-              e["profile"], f"{k} (input {e['index']})")
-              for k, e in ts["examples"].items()],
-          title="Temporal stability profiles P[t1, t2] (Figure 1)"),
-      "maxmin_minmax.png": report.Scatter(
-          {"inputs": (ts["min_max"], ts["max_min"])}, "MinMax", "MaxMin",
-          f"{ts['inputs']} test inputs (Figure 10)", diagonal=True,
-          xlim=(-0.02, 1.02), ylim=(-0.02, 1.02)),
-      "bi_transfer.png": report.Line(
-          {"respective epoch": np.diag(err), **{
-              f"BI examples of epoch {s}": err[s] for s in few_epochs(cfg)}},
-          x=t, xlabel="epoch of the model", ylabel="error rate (%)",
-          percent=True, marker=".", title="BI examples across epochs "
-          "(Figure 9)"),
-      "destruction_rate.png": report.Panels([curves(
-          lambda x, k, a=a: analysis.mean_destruction(x, a, (k,)), kinds, ylabel="destruction "
-          "rate (%)", title=a, ylim=(0, 1)) for a in ADVERSARIES],
-          sharey=True),
-      "noise_crossover.png": report.Line(
-          {f"epoch {x['epoch']}": x["noise_sweep"] for x in rows
-           if x["epoch"] in few_epochs(cfg)}, x=cfg.noise_sweep,
-          xlabel="Gaussian noise std", ylabel="destruction rate (%)",
-          percent=True, marker="o", vlines=[(
-              CROSSOVER[0] * cfg.eps / PAPER_EPS, "Metzen's 5/255, scaled")],
-          title="BI examples under noise: the crossover"),
-      "detectability.png": report.Panels([report.Line(
-          {"respective epoch": V(r)["detector_own"][a], **{
-              f"detector of epoch {e}": np.asarray(S(r)["detectability"][
-                  "accuracy"][a])[dp["epochs"].index(e)] for e in sorted(
-                      {0, min(1, cfg.adv_epochs), cfg.adv_epochs})}},
-          x=dp["epochs"], xlabel="epoch of the perturbations", title=a,
-          ylabel="detector accuracy (%)", percent=True, marker=".")
-          for a in ADVERSARIES], sharey=True),
-      "detector_perturbations.png": report.image_grid(
-          [report.perturbation(d, f"epoch {e}") for e, d in zip(
-              dp["epochs"], dp["xi"])], title="Perturbations maximising "
-          "the BI detector (Figure 7)"),
-      "stability.png": report.Line({
-          f"{k}, epoch {x['epoch']}": (x["noise_stability"]["magnitude"],
-                                       f(x["noise_stability"]))
-          for x in (rows[0], rows[-1]) for k, f in (
-              ("adversarial still fooled", lambda n: n["still_fooled"]),
-              ("clean misclassified", lambda n: 1 - np.asarray(
-                  n["clean_accuracy"])))}, xlabel="uniform noise a",
-          ylabel="%", percent=True, marker="o",
-          title="Perturbations under noise (D'Costa & Sriramanan)")}
+  return {**analysis.epoch_figures(
+      S(r), few=few_epochs(cfg), noise_sweep=cfg.noise_sweep,
+      noise_mark=(CROSSOVER[0] * cfg.eps / PAPER_EPS, "Metzen's 5/255, "
+                  "scaled"), detectors=(0, min(1, cfg.adv_epochs),
+                                        cfg.adv_epochs)),
+          "universal_perturbations.png": report.image_grid(
+              [report.perturbation(d, f"epoch {e} ({k})")
+               for k in ("xi", "xi_test") for e, d in zip(p["epochs"], p[k])]
+              + [np.clip(np.asarray(S(r)["figure_image"]) + d, 0, 1)
+                 for d in p["xi"]], ncols=len(p["epochs"]),
+              title="Universal perturbations fitted on training / test "
+              "data, and a test image with the first (Figures 4, 13)"),
+          "detector_perturbations.png": report.image_grid(
+              [report.perturbation(d, f"epoch {e}") for e, d in zip(
+                  dp["epochs"], dp["xi"])], title="Perturbations "
+              "maximising the BI detector (Figure 7)")}
 
 
 REPORT = report.Report(

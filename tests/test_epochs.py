@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from advjax import analysis, transforms
+from advjax import analysis, report, transforms
 from advjax.analysis import transfer as tr
 from advjax.attacks import gradient
 
@@ -164,7 +164,7 @@ def _run(tiny_run, **kw):
 
 
 @pytest.mark.slow  # ~20 s: a whole study, twice
-def test_study_invariants_and_batch_size_independence(tiny_run):
+def test_study_invariants_and_batch_size_independence(tiny_run, tmp_path):
   a = _run(tiny_run)
   assert [r["epoch"] for r in a["epochs"]] == [0, 1, 2]
   for r in a["epochs"]:
@@ -201,6 +201,11 @@ def test_study_invariants_and_batch_size_independence(tiny_run):
                              atol=1e-6)
   np.testing.assert_array_equal(a["universal"][1]["xi"],
                                 b["universal"][1]["xi"])
+  figs = analysis.epoch_figures(a, few=(0, 2), noise_sweep=(0.05, 0.2),
+                                noise_mark=(0.1, "mark"), detectors=(0, 2))
+  assert len(figs) == 11
+  report.draw(figs["destruction_rate.png"], str(tmp_path / "d.png"))
+  report.draw(figs["temporal_stability.png"], str(tmp_path / "t.png"))
 
 
 def _row(t, attack, sharedness, rates):

@@ -46,7 +46,7 @@ from advjax.types import Bounds
 
 __all__ = ["batched_transfer", "mean_cost_change", "fit_universal",
            "detectability", "Unbounded", "EpochStudy", "summarize",
-           "mean_destruction"]
+           "mean_destruction", "epoch_figures"]
 
 
 class Unbounded(NamedTuple):
@@ -477,3 +477,94 @@ def summarize(results: Mapping[str, Any], late_divisor: int = 3,
                              for r in rows if "detector_universal" in r},
       "plateau_epoch": next(r["epoch"] for r in rows
                             if r["attack_accuracy"] >= best - 0.01)}
+
+
+def epoch_figures(results: Mapping[str, Any], *, few: Sequence[int] = (),
+                  noise_sweep: Sequence[float] = (),
+                  noise_mark: Optional[Tuple[float, str]] = None,
+                  detectors: Sequence[int] = ()) -> Dict[str, Any]:
+  """The figures of an `EpochStudy.run` result (Metzen's Figures 1, 2, 3,
+  8, 9, 10, 11, 6; `advjax.report` figures by kind), file name -> figure.
+
+  Args:
+    results: `EpochStudy.run`'s result.
+    few: epochs whose examples (Figure 9) and noise curves are drawn.
+    noise_sweep: the stds of the noise crossover (`EpochStudy`'s).
+    noise_mark: `(std, label)` a reference line on the crossover.
+    detectors: epochs whose detectors are drawn across epochs.
+  """
+  from advjax import report  # pylint: disable=g-import-not-at-top
+  rows, ts = results["epochs"], results["temporal_stability"]
+  t, series = [x["epoch"] for x in rows], lambda f: [f(x) for x in rows]
+  cc, ut = results["cost_change_transfer"], results["universal_transfer"]
+  det, s = results["detectability"], summarize(results)
+  attacks = list(rows[0]["destruction_rate"])
+  curves = lambda f, keys, **kw: report.Line(
+      {k: series(lambda x, k=k: f(x, k)) for k in keys}, x=t,
+      xlabel="epoch", percent=True, marker=".", **kw)
+  a, b = np.asarray(cc["current_train"]), np.asarray(cc["future_test"])
+  keep, err = (a > 0) & (b > 0), np.asarray(ts["transfer_error"])
+  heat = lambda m, title: report.Heatmap(
+      m, xlabel="model of epoch t2", ylabel="perturbation of epoch t1",
+      title=title, annotate=False, cmap="gray", vmin=0, vmax=1,
+      origin="lower")
+  return {
+      "accuracy.png": curves(lambda x, k: x[k], (
+          "clean_accuracy", "attack_accuracy", "train_attack_accuracy",
+          "universal_accuracy"), ylabel="accuracy (%)",
+          title="Learning curve (Figure 8)"),
+      "universal_transfer.png": report.Line({
+          "respective epoch": series(lambda x: x["universal_accuracy"]),
+          **{f"perturbation of epoch {e}": v for e, v in zip(
+              ut["sources"], ut["accuracy"])}}, x=t, xlabel="epoch of the "
+          "model", ylabel="accuracy (%)", percent=True, marker=".",
+          title="Universal perturbations across epochs (Figure 3)"),
+      "sharedness.png": report.Box(
+          [x["sharedness"]["values"] or [np.nan] for x in rows], t, "epoch",
+          "fraction of other inputs fooled", "Sharedness (Figure 11)"),
+      "cost_change.png": report.Scatter(
+          {"first epoch's perturbations": (a[keep], b[keep])}, "mean cost "
+          "change on training inputs", "mean cost change on later models",
+          f"Figure 2: r = {cc['pearson_r']:+.3f}", logx=True, logy=True),
+      "temporal_stability.png": report.Panels(
+          [heat(ts["mean_profile"], "mean profile")] + [heat(
+              e["profile"], f"{k} (input {e['index']})")
+              for k, e in ts["examples"].items()],
+          title="Temporal stability profiles P[t1, t2] (Figure 1)"),
+      "maxmin_minmax.png": report.Scatter(
+          {"inputs": (ts["min_max"], ts["max_min"])}, "MinMax", "MaxMin",
+          f"{ts['inputs']} test inputs (Figure 10)", diagonal=True,
+          xlim=(-0.02, 1.02), ylim=(-0.02, 1.02)),
+      "bi_transfer.png": report.Line(
+          {"respective epoch": np.diag(err), **{
+              f"examples of epoch {e}": err[e] for e in few}},
+          x=t, xlabel="epoch of the model", ylabel="error rate (%)",
+          percent=True, marker=".", title="Examples across epochs "
+          "(Figure 9)"),
+      "destruction_rate.png": report.Panels([curves(
+          lambda x, k, a=a: mean_destruction(x, a, (k,)),
+          transforms.PHOTOMETRIC_KINDS, ylabel="destruction rate (%)",
+          title=a, ylim=(0, 100)) for a in attacks], sharey=True),
+      "noise_crossover.png": report.Line(
+          {f"epoch {x['epoch']}": x["noise_sweep"] for x in rows
+           if x["epoch"] in few}, x=noise_sweep,
+          xlabel="Gaussian noise std", ylabel="destruction rate (%)",
+          percent=True, marker="o", vlines=[noise_mark] if noise_mark
+          else (), title="Examples under noise: the crossover"),
+      "detectability.png": report.Panels([report.Line(
+          {"respective epoch": s["detector_own"][a], **{
+              f"detector of epoch {e}": np.asarray(det["accuracy"][a])[
+                  det["epochs"].index(e)] for e in sorted(set(detectors))
+              if e in det["epochs"]}}, x=det["epochs"],
+          xlabel="epoch of the perturbations", title=a,
+          ylabel="detector accuracy (%)", percent=True, marker=".")
+          for a in attacks], sharey=True),
+      "stability.png": report.Line({
+          f"{k}, epoch {x['epoch']}": (x["noise_stability"]["magnitude"],
+                                       f(x["noise_stability"]))
+          for x in (rows[0], rows[-1]) for k, f in (
+              ("adversarial still fooled", lambda n: n["still_fooled"]),
+              ("clean misclassified", lambda n: 1 - np.asarray(
+                  n["clean_accuracy"])))}, xlabel="uniform noise a",
+          ylabel="%", percent=True, marker="o",
+          title="Perturbations under noise (D'Costa & Sriramanan)")}
