@@ -423,11 +423,6 @@ PUBLISHED = [report.Published(C10, s, v, q, ours=f, dataset="cifar10")
 
 
 def body(cfg, r):
-  rows = {str(x["epoch"]): x for x in S(r)["epochs"]}
-  ts, few = S(r)["temporal_stability"], few_epochs(cfg)
-  err = np.asarray(ts["transfer_error"])
-  du = {t: x["detector_universal"] for t, x in rows.items()
-        if "detector_universal" in x}
   return [
       f"Epoch 0: the standard model ({cfg.epochs} epochs); then "
       f"{cfg.adv_epochs} epochs of adversarial training (BI eps "
@@ -435,42 +430,9 @@ def body(cfg, r):
       f"{cfg.sigma:g}); universal eps {cfg.uni_eps:.4g}. Metzen's epochs 1,"
       f" 5, 15, 51, 251 (of 250) are here "
       f"{[paper_epoch(t, cfg.adv_epochs) for t in (1, 5, 15, 51, 251)]}. "
-      f"{S(r)['test_examples']} test inputs, profiles on {ts['inputs']}; "
-      f"late = {span(r)}. DeepFool is unbounded.",
-      report.records_table(rows, [
-          ("clean", "clean_accuracy", "%"), ("BI", "attack_accuracy", "%"),
-          ("BI (train)", "train_attack_accuracy", "%"),
-          ("universal", "universal_accuracy", "%"),
-          ("universal (test-fitted)", "universal_test_accuracy", "%"),
-          ("FGSM", "adversarial_accuracy.fgsm", "%"),
-          ("DeepFool", "adversarial_accuracy.deepfool", "%"),
-          ("sharedness", "sharedness.mean", "%"),
-          *((f"destruction {a}", lambda x, a=a: analysis.mean_destruction(
-              x, a, transforms.PHOTOMETRIC_KINDS), "%")
-            for a in ADVERSARIES)], first="epoch", caption="Per epoch "
-          "(destruction: mean over every transform):"),
-      f"Temporal stability: mean MaxMin {ts['mean_max_min']:.3f}, MinMax "
-      f"{ts['mean_min_max']:.3f}.",
-      report.curve_table(few, {f"model {t}": err[few, t] for t in few},
-                         first="BI examples of epoch", caption="Error rate "
-                         "of each epoch's BI examples on other models "
-                         "(Figure 9):"),
-      report.curve_table(cfg.noise_sweep, {
-          "epoch 0": V(r)["noise_sweep"][0], "late": V(r)["noise_sweep"][1]},
-          first="noise std",
-          caption="BI destruction rate under Gaussian noise:"),
-      report.records_table(du, [(k, k, "%") for k in (
-          "perturbed", "clean", "attack")], first="epoch", caption="Mean "
-          "p(adversarial) of the BI detector (Figure 7):"),
-      report.records_table({t: rows[t] for t in ("0", str(cfg.adv_epochs))},
-                           [(f"still fooled, noise {a:g}", lambda x, i=i: x[
-                               "noise_stability"]["still_fooled"][i], "%")
-                            for i, a in enumerate(cfg.noise_magnitudes)] + [
-                               (k, f"flip_stability.{k}", "%") for k in (
-                                   "flipped_adversarial",
-                                   "perturbation_on_flipped")],
-                           first="epoch", caption="Stability (D'Costa & "
-                           "Sriramanan):")]
+      f"Late = {span(r)}. DeepFool is unbounded.",
+      *analysis.epoch_tables(S(r), few=few_epochs(cfg),
+                             noise_sweep=cfg.noise_sweep)]
 
 
 def figures(cfg, r):

@@ -206,6 +206,10 @@ def test_study_invariants_and_batch_size_independence(tiny_run, tmp_path):
   assert len(figs) == 11
   report.draw(figs["destruction_rate.png"], str(tmp_path / "d.png"))
   report.draw(figs["temporal_stability.png"], str(tmp_path / "t.png"))
+  md = report.render_blocks(analysis.epoch_tables(a, few=(0, 2),
+                                                  noise_sweep=(0.05, 0.2)))
+  assert "| epoch | clean | bim | bim (train) |" in md
+  assert "| 0.05 |" in md and "examples of epoch" in md
 
 
 def _row(t, attack, sharedness, rates):

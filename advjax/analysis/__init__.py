@@ -75,9 +75,11 @@ __all__ += ["EpsSweep", "eps_sweep", "Cliff", "epsilon_cliff",
 # Perturbations across the epochs of a run (epochs.py).
 from advjax.analysis.epochs import (EpochStudy, Unbounded,
                                     batched_transfer, detectability,
-                                    epoch_figures, fit_universal, mean_cost_change,
+                                    epoch_figures, epoch_tables,
+                                    fit_universal, mean_cost_change,
                                     mean_destruction, summarize)
 
 __all__ += ["EpochStudy", "Unbounded", "batched_transfer",
             "mean_cost_change", "fit_universal", "detectability",
-            "summarize", "mean_destruction", "epoch_figures"]
+            "summarize", "mean_destruction", "epoch_figures",
+            "epoch_tables"]

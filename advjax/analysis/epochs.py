@@ -46,7 +46,7 @@ from advjax.types import Bounds
 
 __all__ = ["batched_transfer", "mean_cost_change", "fit_universal",
            "detectability", "Unbounded", "EpochStudy", "summarize",
-           "mean_destruction", "epoch_figures"]
+           "mean_destruction", "epoch_figures", "epoch_tables"]
 
 
 class Unbounded(NamedTuple):
@@ -568,3 +568,54 @@ def epoch_figures(results: Mapping[str, Any], *, few: Sequence[int] = (),
                   n["clean_accuracy"])))}, xlabel="uniform noise a",
           ylabel="%", percent=True, marker="o",
           title="Perturbations under noise (D'Costa & Sriramanan)")}
+
+
+def epoch_tables(results: Mapping[str, Any], *, few: Sequence[int] = (),
+                 noise_sweep: Sequence[float] = ()) -> list:
+  """The tables of an `EpochStudy.run` result (`advjax.report` blocks):
+  per epoch, the examples of the `few` epochs on each other's models, the
+  noise crossover (first vs late epochs), Figure 7's detector
+  probabilities and the stability checks of the first and last epochs."""
+  from advjax import report  # pylint: disable=g-import-not-at-top
+  rows = {str(x["epoch"]): x for x in results["epochs"]}
+  ts, s = results["temporal_stability"], summarize(results)
+  err = np.asarray(ts["transfer_error"])
+  first, last = results["epochs"][0], results["epochs"][-1]
+  attacks = list(first["adversarial_accuracy"])
+  return [
+      report.records_table(rows, [
+          ("clean", "clean_accuracy", "%"),
+          (attacks[0], "attack_accuracy", "%"),
+          (f"{attacks[0]} (train)", "train_attack_accuracy", "%"),
+          ("universal", "universal_accuracy", "%"),
+          ("universal (test-fitted)", "universal_test_accuracy", "%"),
+          *((a, f"adversarial_accuracy.{a}", "%") for a in attacks[1:]),
+          ("sharedness", "sharedness.mean", "%"),
+          *((f"destruction {a}", lambda x, a=a: mean_destruction(
+              x, a, transforms.PHOTOMETRIC_KINDS), "%") for a in attacks)],
+          first="epoch", caption=f"Per epoch ({results['test_examples']} "
+          "test inputs; destruction: mean over every transform):"),
+      f"Temporal stability ({ts['inputs']} inputs): mean MaxMin "
+      f"{ts['mean_max_min']:.3f}, MinMax {ts['mean_min_max']:.3f}.",
+      report.curve_table(list(few), {f"model {t}": err[list(few), t]
+                                     for t in few},
+                         first="examples of epoch", caption="Error rate "
+                         "of each epoch's examples on other models "
+                         "(Figure 9):"),
+      report.curve_table(list(noise_sweep), dict(zip(
+          ("first epoch", "late"), s["noise_sweep"])), first="noise std",
+                         caption="Destruction rate under Gaussian noise:"),
+      report.records_table(
+          {t: x["detector_universal"] for t, x in rows.items()
+           if "detector_universal" in x},
+          [(k, k, "%") for k in ("perturbed", "clean", "attack")],
+          first="epoch", caption="Mean p(adversarial) of the main attack's "
+          "detector (Figure 7):"),
+      report.records_table(
+          {str(x["epoch"]): x for x in (first, last)},
+          [(f"still fooled, noise {a:g}", lambda x, i=i: x[
+              "noise_stability"]["still_fooled"][i], "%")
+           for i, a in enumerate(first["noise_stability"]["magnitude"])] + [
+               (k, f"flip_stability.{k}", "%") for k in (
+                   "flipped_adversarial", "perturbation_on_flipped")],
+          first="epoch", caption="Stability (D'Costa & Sriramanan):")]
