@@ -9,8 +9,12 @@ every epoch kept, studied per epoch and across epochs by
 universal, sharedness, destruction rates, noise crossover, detectors and
 Figure 7's detector perturbation; temporal stability profiles, MaxMin and
 MinMax, Figure 2's cost-change correlation, Figure 3's universal transfer,
-detectors across epochs). Results on digits:
-benchmarks/results/universality-digits. Presets: digits, synthetic, mnist,
+detectors across epochs). Measured on digits
+(benchmarks/results/universality-digits): over 20 epochs the mean
+sharedness falls 3.7 % -> 1.4 %, BI accuracy rises 52.8 % -> 76.1 %;
+MaxMin 0.775, MinMax 0.767; Figure 2's r = +0.107 (published -0.293); BI /
+FGSM / DeepFool detectors 97.1 / 95.6 / 73.4 %; six of twelve claims hold,
+two partly, four fail. Presets: digits, synthetic, mnist,
 cifar10 (Metzen's setting), gtsrb (Appendix H; --model gtsrb_cnn for
 Appendix I). Writes results.json, results.md and figures to --workdir
 (default runs/universality-<dataset>); each epoch's analysis is cached
@@ -430,7 +434,11 @@ def body(cfg, r):
       f"{cfg.sigma:g}); universal eps {cfg.uni_eps:.4g}. Metzen's epochs 1,"
       f" 5, 15, 51, 251 (of 250) are here "
       f"{[paper_epoch(t, cfg.adv_epochs) for t in (1, 5, 15, 51, 251)]}. "
-      f"Late = {span(r)}. DeepFool is unbounded.",
+      f"Late = {span(r)}. DeepFool is unbounded." + (
+          " Digits caveat: the images take 17 grey levels; a perturbation "
+          "leaves that grid, a cue any detector learns (an upper bound of "
+          "the paper's detectability, and why one universal perturbation "
+          "activates it on every input)." if cfg.dataset == "digits" else ""),
       *analysis.epoch_tables(S(r), few=few_epochs(cfg),
                              noise_sweep=cfg.noise_sweep)]
 
