@@ -10,8 +10,12 @@ from advjax import data, run
 from benchmarks import universality as U
 
 
+def resolve(cfg):
+  return run.resolve(U.BENCHMARK, cfg)
+
+
 def test_presets_follow_the_paper():
-  cifar = run.resolve(U.BENCHMARK, U.UniversalityConfig(dataset="cifar10"))
+  cifar = resolve(U.UniversalityConfig(dataset="cifar10"))
   # Metzen's universal perturbation and BI adversary (of 255), sigma 0,
   # 200 + 250 epochs.
   assert (round(cifar.uni_eps * 255, 6), round(cifar.uni_step_size * 255, 6),
@@ -23,15 +27,15 @@ def test_presets_follow_the_paper():
   assert cifar.profile_examples == 256 and cifar.cost_change_examples == 10000
   assert U.transfer_epochs(cifar) == (0, 5, 51)
   # Appendix H: GTSRB, eps 8, universal 20, 25 + 175 epochs, 4209 held out.
-  gtsrb = run.resolve(U.BENCHMARK, U.UniversalityConfig(dataset="gtsrb"))
+  gtsrb = resolve(U.UniversalityConfig(dataset="gtsrb"))
   assert (round(gtsrb.eps * 255, 6), round(gtsrb.uni_eps * 255, 6),
           gtsrb.epochs, gtsrb.adv_epochs, gtsrb.holdout,
           gtsrb.model) == (8., 20., 25, 175, 4209, "preact_resnet18")
-  assert run.resolve(U.BENCHMARK, U.UniversalityConfig(dataset="gtsrb",
+  assert resolve(U.UniversalityConfig(dataset="gtsrb",
                                         model="gtsrb_cnn")).model == "gtsrb_cnn"
-  assert run.resolve(U.BENCHMARK, U.UniversalityConfig(eps=0.3)).eps == 0.3  # flag wins
+  assert resolve(U.UniversalityConfig(eps=0.3)).eps == 0.3  # flag wins
   # Metzen's epochs scaled to 20 epochs of adversarial training.
-  digits = run.resolve(U.BENCHMARK, U.UniversalityConfig())
+  digits = resolve(U.UniversalityConfig())
   assert U.transfer_epochs(digits) == (0, 1, 4)
   assert [U.paper_epoch(t, 20) for t in (0, 1, 15, 51, 251)] == [0, 1, 1, 4,
                                                                  20]
@@ -45,7 +49,7 @@ def test_presets_follow_the_paper():
     ("noise_sweep", (0., 0.1), "noise_sweep"), ("holdout", -1, "holdout")])
 def test_bad_settings_raise(field, value, match):
   with pytest.raises(ValueError, match=match):
-    run.resolve(U.BENCHMARK, U.UniversalityConfig(**{field: value}))
+    resolve(U.UniversalityConfig(**{field: value}))
 
 
 def test_missing_dataset_says_what_to_do(tmp_path):
@@ -60,7 +64,7 @@ def test_missing_dataset_says_what_to_do(tmp_path):
 
 
 def test_holdout_splits_the_training_set():
-  cfg = run.resolve(U.BENCHMARK, U.UniversalityConfig(dataset="digits", holdout=100,
+  cfg = resolve(U.UniversalityConfig(dataset="digits", holdout=100,
                                        train_limit=500))
   train, test = U.load_splits(cfg)
   full = data.load("digits", "train")
@@ -70,9 +74,9 @@ def test_holdout_splits_the_training_set():
   assert not key(train) & key(test)
   assert key(test) <= key(full)
   np.testing.assert_array_equal(U.load_splits(cfg)[1].labels, test.labels)
-  assert U.load_splits(run.resolve(U.BENCHMARK, U.UniversalityConfig())) is None
+  assert U.load_splits(resolve(U.UniversalityConfig())) is None
   with pytest.raises(ValueError, match="hold_out"):
-    U.load_splits(run.resolve(U.BENCHMARK, U.UniversalityConfig(holdout=5000)))
+    U.load_splits(resolve(U.UniversalityConfig(holdout=5000)))
 
 
 def test_gtsrb_preset_reads_the_raw_folders_and_holds_out(tmp_path):
@@ -86,7 +90,7 @@ def test_gtsrb_preset_reads_the_raw_folders_and_holds_out(tmp_path):
           images / f"{c:05d}" / f"00000_0000{i}.ppm")
       rows.append(f"00000_0000{i}.ppm;20;18;2;2;17;15;{c}")
     (images / f"{c:05d}" / f"GT-{c:05d}.csv").write_text("\n".join(rows))
-  cfg = run.resolve(U.BENCHMARK, U.UniversalityConfig(dataset="gtsrb", holdout=2,
+  cfg = resolve(U.UniversalityConfig(dataset="gtsrb", holdout=2,
                                        data_dir=str(tmp_path)))
   train, test = U.load_splits(cfg)
   assert (train.size, test.size, train.num_classes) == (4, 2, 43)
@@ -102,7 +106,7 @@ def test_run_writes_every_figure_and_a_verdict_per_claim(tmp_path):
                              workdir=str(tmp_path), progress=False)
   res = run.run(U.BENCHMARK, cfg)
   saved = json.load(open(tmp_path / "results.json"))
-  resolved = run.resolve(U.BENCHMARK, cfg)
+  resolved = resolve(cfg)
   figures = U.figures(resolved, saved)
   for name in ("results.json", "results.md", *figures):
     assert os.path.getsize(tmp_path / name) > 0, name

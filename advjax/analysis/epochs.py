@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advjax import losses, transforms
+from advjax import losses, models, transforms
 from advjax.analysis import destruction, detection, stability
 from advjax.analysis import transfer as tr
 from advjax.attacks.universal import apply_universal, universal
@@ -129,8 +129,7 @@ def detectability(detectors: Mapping[int, detection.Detector], x,
 
 @functools.lru_cache(maxsize=8)
 def _detector_apply(features: Tuple[int, ...]):
-  from advjax.models import MetzenDetector  # pylint: disable=g-import-not-at-top
-  model = MetzenDetector(num_classes=2, features=features)
+  model = models.MetzenDetector(num_classes=2, features=features)
   return lambda v, z: model.apply(v, z, train=False)
 
 
