@@ -44,3 +44,20 @@ def test_select_examples_puts_one_of_each_class_first():
   pick = data.select_examples(labels, 50, where=where)
   assert len(set(pick.tolist())) == 50 and where[pick].all()
   assert labels[pick[:5]].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_hold_out_a_seeded_sample():
+  train = data.load("digits", "train")
+  rest, held = data.hold_out(train, 100, seed=3)
+  assert (rest.size, held.size) == (train.size - 100, 100)
+  key = lambda d: [a.tobytes() + bytes([int(l)])
+                   for a, l in zip(d.images, d.labels)]
+  # A partition of the rows, each part in the dataset's order, the same
+  # sample for the same seed and another for another seed.
+  rows = {k: i for i, k in enumerate(key(train))}
+  assert sorted(rows[k] for k in key(rest) + key(held)) == list(
+      range(train.size))
+  assert [rows[k] for k in key(held)] == sorted(rows[k] for k in key(held))
+  np.testing.assert_array_equal(
+      data.hold_out(train, 100, seed=3)[1].images, held.images)
+  assert key(data.hold_out(train, 100, seed=4)[1]) != key(held)

@@ -18,6 +18,9 @@
   builds one from its settings (`Construction`), cached.
 - `linear`: Goodfellow et al.'s linear explanation: FGSM on logistic
   regression in closed form.
+- `epochs`: Metzen's study of perturbations across the kept epochs of a
+  training run (`EpochStudy`: per epoch, across epochs, detectability),
+  and `batched_transfer`, `mean_cost_change`, `fit_universal`.
 - `agreement`: where two models' per-example outcomes differ (right under
   one, wrong under the other), from arrays or `evaluation.to_bits`
   strings.
@@ -68,3 +71,15 @@ from advjax.analysis.stability import (Cliff, EpsSweep, cliff_study,
 __all__ += ["EpsSweep", "eps_sweep", "Cliff", "epsilon_cliff",
             "perturbed_probs", "first_reaching", "perturbation_checks",
             "cliff_study", "reused_perturbation"]
+
+# Perturbations across the epochs of a run (epochs.py).
+from advjax.analysis.epochs import (EpochStudy, Unbounded,
+                                    batched_transfer, detectability,
+                                    epoch_figures, epoch_tables,
+                                    fit_universal, mean_cost_change,
+                                    mean_destruction, summarize)
+
+__all__ += ["EpochStudy", "Unbounded", "batched_transfer",
+            "mean_cost_change", "fit_universal", "detectability",
+            "summarize", "mean_destruction", "epoch_figures",
+            "epoch_tables"]

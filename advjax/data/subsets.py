@@ -7,7 +7,7 @@ order given (Goodfellow et al.'s logistic regression on 3s and 7s);
 `select_examples(labels, n, where=)` picks `n` rows, one of each class
 first (the sources of a per-class figure, Carlini & Wagner's).
 """
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -16,8 +16,11 @@ from advjax.data.core import Dataset
 __all__ = ["hold_out", "select_classes", "select_examples"]
 
 
-def hold_out(dataset: Dataset, n: int) -> Tuple[Dataset, Dataset]:
-  """`(rest, held)`: the dataset without its last `n` rows, and those rows.
+def hold_out(dataset: Dataset, n: int,
+             seed: Optional[int] = None) -> Tuple[Dataset, Dataset]:
+  """`(rest, held)`: the dataset without `n` of its rows, and those rows:
+  the last `n`, or with `seed` a random sample of `n`
+  (`np.random.default_rng(seed).permutation`); both keep the rows' order.
 
   Raises:
     ValueError: `n` outside `[1, N)`.
@@ -28,7 +31,10 @@ def hold_out(dataset: Dataset, n: int) -> Tuple[Dataset, Dataset]:
                      f"dataset ({size} rows).")
   images, labels = np.asarray(dataset.images), np.asarray(dataset.labels)
   cut = lambda s: dataset._replace(images=images[s], labels=labels[s])
-  return cut(slice(0, size - n)), cut(slice(size - n, None))
+  if seed is None:
+    return cut(slice(0, size - n)), cut(slice(size - n, None))
+  order = np.random.default_rng(seed).permutation(size)
+  return cut(np.sort(order[n:])), cut(np.sort(order[:n]))
 
 
 def select_classes(dataset: Dataset, classes: Sequence[int]) -> Dataset:

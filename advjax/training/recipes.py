@@ -12,6 +12,8 @@ Wasserstein-trained with the adaptive radius), shared by
 `benchmarks.wasserstein` and `benchmarks.spatial`. Spatial: Engstrom et
 al. 2019's spatially trained models (`engstrom_methods`) and the spatial
 study's presets (`ENGSTROM`: Wasserstein's training, Engstrom's attacks).
+Universality: Metzen 2018's study across the epochs of adversarial training
+(`METZEN`, `benchmarks.universality`).
 """
 
 import functools
@@ -22,7 +24,8 @@ from advjax.training import methods
 
 __all__ = ["MADRY", "METHOD_RECIPES", "WASSERSTEIN", "WASSERSTEIN_TRAINING",
            "WASSERSTEIN_METHODS", "wasserstein_methods", "ENGSTROM_METHODS",
-           "engstrom_methods", "ENGSTROM"]
+           "engstrom_methods", "ENGSTROM", "METZEN", "METZEN_EPOCHS",
+           "METZEN_EPS"]
 
 _MNIST = dict(model="madry_mnist", epochs=100, batch_size=50, eps=0.3,
               train_steps=40, train_step_size=0.01, eval_steps=100,
@@ -195,3 +198,66 @@ ENGSTROM = {"digits": _engstrom("digits", 8 / 28, 200),
             "synthetic": _engstrom("synthetic", 8 / 28, 5, (10., 3.)),
             "mnist": _engstrom("mnist", 1., 200),
             "cifar10": _engstrom("cifar10", 1., 200)}
+
+
+# Metzen 2018 (universality across adversarial training): section 3 and
+# Appendix D on CIFAR-10 (BI eps 4/255, 10 steps of 1/255; 200 epochs of
+# SGD, then 250 of adversarial training; universal 10/255, 2.5/255, m 128,
+# K 10, 200 iterations) and Kurakin et al.'s transforms (of 255).
+METZEN_EPOCHS, METZEN_EPS = 250, 4 / 255
+_SWEEP_255 = (1., 2., 3., 4., 5., 6., 7., 8., 10., 12., 15., 20.)
+_KURAKIN = dict(brightness=(-30 / 255, -15 / 255, 15 / 255, 30 / 255),
+                contrast=(0.7, 0.85, 1.15, 1.3), blur=(0.5, 1.0),
+                noise=(5 / 255, 10 / 255, 20 / 255), jpeg=(75., 50., 20.),
+                noise_sweep=tuple(v / 255 for v in _SWEEP_255))
+_METZEN_CIFAR = dict(
+    model="preact_resnet18", epochs=200, batch_size=128, optimizer="sgd",
+    learning_rate=0.1, weight_decay=5e-4, schedule="piecewise",
+    adv_epochs=METZEN_EPOCHS, adv_learning_rate=1e-4, eps=METZEN_EPS,
+    bi_steps=10, bi_step_size=1 / 255, uni_eps=10 / 255,
+    uni_step_size=2.5 / 255, uni_iterations=200, uni_batch_size=128,
+    uni_batches_per_update=10, analysis_examples=1000, profile_examples=256,
+    cost_change_examples=10000, detector_epochs=20,
+    detector_features=(96, 192, 192), detector_every=10, holdout=0,
+    noise_magnitudes=(2 / 255, 4 / 255, 8 / 255, 16 / 255), **_KURAKIN)
+_METZEN_SMALL = dict(model="wong_mnist", optimizer="adam", weight_decay=0.,
+                     eps=0.1, bi_steps=10, bi_step_size=0.025, uni_eps=0.2,
+                     uni_step_size=0.05, uni_iterations=200,
+                     uni_batch_size=128, uni_batches_per_update=10,
+                     holdout=0, noise_magnitudes=(0.05, 0.1, 0.2, 0.3))
+METZEN = {
+    # 8x8 digits: radii scaled up (eps 0.1 fools about half the standard
+    # model's digits); 20 epochs stand for Metzen's 250; Kurakin's
+    # transforms and the noise sweep times eps / (4/255) = 6.4.
+    "digits": {**_METZEN_SMALL, **dict(
+        epochs=30, batch_size=64, learning_rate=5e-3, schedule="cosine",
+        adv_epochs=20, adv_learning_rate=1e-3, analysis_examples=0,
+        profile_examples=256, cost_change_examples=0, detector_epochs=6,
+        detector_features=(32, 64, 64), detector_every=4,
+        brightness=(-0.2, -0.1, 0.1, 0.2), contrast=(0.7, 0.85, 1.15, 1.3),
+        blur=(0.5, 1.0), noise=(0.05, 0.1, 0.2), jpeg=(75., 50., 20.),
+        noise_sweep=(0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25,
+                     0.3))},
+    "synthetic": {**_METZEN_SMALL, **dict(  # seconds: a smoke test
+        epochs=1, batch_size=32, learning_rate=2e-3, schedule="constant",
+        adv_epochs=2, adv_learning_rate=1e-3, bi_steps=2, bi_step_size=0.05,
+        uni_iterations=3, uni_batch_size=16, uni_batches_per_update=1,
+        analysis_examples=48, profile_examples=16, cost_change_examples=64,
+        detector_epochs=1, detector_features=(4, 8, 8), detector_every=1,
+        noise_magnitudes=(0.1,), brightness=(0.1,), contrast=(0.8,),
+        blur=(1.0,), noise=(0.1,), jpeg=(50.,), noise_sweep=(0.05, 0.3),
+        deepfool_steps=3)},
+    "mnist": {**_METZEN_SMALL, **_KURAKIN, **dict(
+        model="madry_mnist", epochs=20, learning_rate=1e-3,
+        schedule="cosine", batch_size=128, adv_epochs=20,
+        adv_learning_rate=1e-4, analysis_examples=1000,
+        profile_examples=256, cost_change_examples=10000, detector_epochs=10,
+        detector_features=(96, 192, 192), detector_every=2,
+        noise_sweep=tuple(v * 0.1 / METZEN_EPS / 255 for v in _SWEEP_255))},
+    "cifar10": _METZEN_CIFAR,
+    # Appendix H: eps 8/255, universal 20/255, 25 + 175 epochs, 4209
+    # training images held out (Appendix I: --model gtsrb_cnn).
+    "gtsrb": {**_METZEN_CIFAR, **dict(epochs=25, adv_epochs=175,
+                                      eps=8 / 255, uni_eps=20 / 255,
+                                      holdout=4209)},
+}
