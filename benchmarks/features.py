@@ -231,7 +231,8 @@ def figures(cfg, results):
 
 
 REPORT = report.Report("{dataset}: robust and non-robust features (Ilyas et "
-                       "al. 2019), {model}", body, PUBLISHED, CLAIMS, figures)
+                       "al. 2019), {model}", body, PUBLISHED, CLAIMS, figures,
+                       stand_ins={"digits": ("cifar10",)})  # Ilyas's CIFAR
 
 BENCHMARK = run.Benchmark("features", FeaturesConfig, PRESETS, models_,
                           evaluate, REPORT, doc=__doc__, extra=extra)

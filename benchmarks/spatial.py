@@ -185,7 +185,8 @@ PUBLISHED = [report.Published(
     f"{name} here), 30 deg / 3 px", " / ".join(f"{v:.2f}" for v in pub),
     "natural / worst-of-10 / first-order / grid %", ours=lambda cfg, r,
     n=name: " / ".join(report.percent(report.get_path(r, _at(n))[a])
-                       for a in ATTACKS if a != "random"), dataset=d.lower())
+                       for a in ATTACKS if a != "random"),
+    dataset=d.lower().replace("-", ""))  # cifar10, imagenet
              for d, row, name, *pub in ENGSTROM] + [report.Published(
     "D'Costa & Sriramanan, Table 2", f"MNIST, {tm} (deg:px), {who}", pub,
     "grid accuracy", ours=report.value_of(_at(n, tm) + ".grid"),
@@ -250,7 +251,7 @@ def figures(cfg, results):
 
 REPORT = report.Report(
     "{dataset}: spatial robustness (Engstrom et al. 2019), {model}", body,
-    PUBLISHED, CLAIMS, figures)
+    PUBLISHED, CLAIMS, figures, stand_ins={"digits": ("mnist", "cifar10")})
 BENCHMARK = run.Benchmark("spatial", SpatialConfig, PRESETS, models, None,
                           REPORT, doc=__doc__, refine=refine, extra=extra,
                           evals=evals)

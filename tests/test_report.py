@@ -109,6 +109,12 @@ def test_published_rows_beside_ours():
   assert report.comparable(None, "digits") and report.comparable("mnist", None)
   assert not report.comparable("cifar10", "digits")
   assert not report.comparable("digits", "mnist")
+  cifar_study = {"digits": ("cifar10",)}  # a report's own stand-ins
+  assert report.comparable("cifar10", "digits", cifar_study)
+  assert not report.comparable("mnist", "digits", cifar_study)
+  md = report.published_table([cifar], Cfg(), RESULTS,
+                              stand_ins=cifar_study).markdown()
+  assert md.endswith("| 89.6 % | 59.0 % |")
 
 
 @pytest.mark.parametrize("figure", [

@@ -1,5 +1,6 @@
-"""Tests for benchmarks/universality.py (Metzen's study): the real config,
-shrunk, through the runner."""
+"""Tests for benchmarks/universality.py (Metzen's study) and its report's
+readers (benchmarks/proj/universality.py): the real config, shrunk, through
+the runner."""
 import json
 import os
 
@@ -8,6 +9,7 @@ import pytest
 
 from advjax import data, run
 from benchmarks import universality as U
+from benchmarks.proj import universality as metzen
 
 
 def resolve(cfg):
@@ -37,7 +39,7 @@ def test_presets_follow_the_paper():
   # Metzen's epochs scaled to 20 epochs of adversarial training.
   digits = resolve(U.UniversalityConfig())
   assert U.transfer_epochs(digits) == (0, 1, 4)
-  assert [U.paper_epoch(t, 20) for t in (0, 1, 15, 51, 251)] == [0, 1, 1, 4,
+  assert [metzen.paper_epoch(t, 20) for t in (0, 1, 15, 51, 251)] == [0, 1, 1, 4,
                                                                  20]
   assert U.detector_epochs(digits) == (0, 1, 4, 8, 12, 16, 20)
 
@@ -120,7 +122,7 @@ def test_run_writes_every_figure_and_a_verdict_per_claim(tmp_path):
   assert [r["epoch"] for r in rows] == [0, 1, 2]
   for r in rows:
     assert r["attack_accuracy"] <= r["clean_accuracy"]
-    assert set(r["destruction_rate"]) == set(U.ADVERSARIES)
+    assert set(r["destruction_rate"]) == set(metzen.ADVERSARIES)
     assert len(r["cost_change"]["own"]) == 32 and len(r["noise_sweep"]) == 2
   ts = study["temporal_stability"]
   assert ts["inputs"] == 16 and np.shape(ts["mean_profile"]) == (3, 3)
@@ -129,7 +131,7 @@ def test_run_writes_every_figure_and_a_verdict_per_claim(tmp_path):
   assert study["universal_transfer"]["sources"] == [0, 1]
   assert study["detectability"]["epochs"] == [0, 1, 2]
   # One verdict per claim, each holds / partly / fails with its rule.
-  assert [c["text"] for c in saved["claims"]] == [c.text for c in U.CLAIMS]
+  assert [c["text"] for c in saved["claims"]] == [c.text for c in metzen.CLAIMS]
   assert {c["verdict"] for c in saved["claims"]} <= {"holds", "partly",
                                                      "fails"}
   md = (tmp_path / "results.md").read_text()

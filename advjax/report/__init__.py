@@ -65,6 +65,10 @@ class Report(NamedTuple):
     published: `Published` rows (or `cfg -> rows`), printed beside ours.
     claims: `Claim`s judged on the results (or `cfg -> claims`).
     figures: `(cfg, results) -> {file name: figure}`.
+    stand_ins: `{run dataset: (published datasets, ...)}`, the published
+      rows a run's numbers are printed beside (None: `STAND_INS`, digits
+      beside MNIST); e.g. `{'digits': ('cifar10',)}` for a CIFAR-10 study
+      reproduced on the digits.
   """
   title: Union[str, Callable[[Any], str]] = ""
   body: Optional[Callable[[Any, Dict[str, Any]], Sequence[Block]]] = None
@@ -72,6 +76,7 @@ class Report(NamedTuple):
   claims: Union[Sequence[Claim], Callable] = ()
   figures: Optional[Callable[[Any, Dict[str, Any]],
                              Mapping[str, Figure]]] = None
+  stand_ins: Optional[Mapping[str, Sequence[str]]] = None
 
 
 class Rendered(NamedTuple):
@@ -131,7 +136,8 @@ def render(rep: Report, cfg, results: Dict[str, Any]) -> Rendered:
   published = _resolve(rep.published, cfg)
   if published:
     blocks += ["## Published numbers",
-               published_table(published, cfg, results)]
+               published_table(published, cfg, results,
+                               stand_ins=rep.stand_ins)]
   verdicts = judge_all(_resolve(rep.claims, cfg), cfg, results)
   if verdicts:
     blocks.append(claims_section(verdicts))

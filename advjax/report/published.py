@@ -7,9 +7,11 @@ run measures the same quantity, how to read ours from the results.
 `published_table` renders them; a row of another dataset than the run's
 is still shown (the reader sees what the MNIST preset would compare to),
 with this run's cell left '-': a digits number is not printed beside a
-CIFAR-10 one. The embedded digits stand in for MNIST (`STAND_INS`).
+CIFAR-10 one. The embedded digits stand in for MNIST (`STAND_INS`), or
+for what a report's `stand_ins` says (a CIFAR-10 study run on digits).
 """
-from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence
+from typing import (Any, Callable, Dict, Mapping, NamedTuple, Optional,
+                    Sequence)
 
 from advjax.report.markdown import Table, cell
 
@@ -45,18 +47,21 @@ class Published(NamedTuple):
   dataset: Optional[str] = None
 
 
-def comparable(published_on: Optional[str], run_on: Optional[str]) -> bool:
+def comparable(published_on: Optional[str], run_on: Optional[str],
+               stand_ins: Optional[Mapping[str, Sequence[str]]] = None
+               ) -> bool:
   """Whether a run on `run_on` is printed beside a number published on
-  `published_on` (either None: yes; the same dataset or a stand-in for it,
-  `STAND_INS`: yes)."""
+  `published_on`: either None, the same dataset, or one the run stands in
+  for (`stand_ins`, default `STAND_INS`)."""
   if published_on is None or run_on is None:
     return True
-  return published_on in (run_on, *STAND_INS.get(run_on, ()))
+  stand_ins = STAND_INS if stand_ins is None else stand_ins
+  return published_on in (run_on, *stand_ins.get(run_on, ()))
 
 
-def _ours(row: Published, cfg, results) -> str:
-  if row.ours is None or not comparable(row.dataset,
-                                        getattr(cfg, "dataset", None)):
+def _ours(row: Published, cfg, results, stand_ins=None) -> str:
+  if row.ours is None or not comparable(
+      row.dataset, getattr(cfg, "dataset", None), stand_ins):
     return "-"
   try:
     v = row.ours(cfg, results)
@@ -71,7 +76,8 @@ def _ours(row: Published, cfg, results) -> str:
 
 def published_table(rows: Sequence[Published], cfg=None,
                     results: Optional[Dict[str, Any]] = None,
-                    caption: str = "Published numbers beside this run's"
+                    caption: str = "Published numbers beside this run's",
+                    stand_ins: Optional[Mapping[str, Sequence[str]]] = None
                     ) -> Table:
   """The rows as a table: source, setting, quantity, published value and
   this run's value (on `cfg.dataset`) where the row says how to read it
@@ -89,6 +95,7 @@ def published_table(rows: Sequence[Published], cfg=None,
           1, len(decimals) if decimals.isdigit() else 1))
     else:
       published = cell(r.value, r.unit, scale=False)
-    ours = _ours(r, cfg, results) if results is not None else "-"
+    ours = (_ours(r, cfg, results, stand_ins) if results is not None
+            else "-")
     out.append((r.source, r.setting, r.quantity, published, ours))
   return Table(header, out, "lllrr", caption)
