@@ -14,21 +14,39 @@
 - `cost_change_across`, `log_log_pearson`: a perturbation's cost change
   under later models (its stability) against its mean cost change on other
   inputs (its sharedness), and their correlation (Figure 2).
+
+Transfer between models on the batched map (`evaluation.map_batched`:
+per-example keys `fold_in(key, global_index)`, so no result depends on the
+batch size); a model is `(apply_fn, variables)`:
+
+- `transfer_examples`: an attack's adversarial examples made on each
+  source model; `transfer_matrix`: every target's error on every row of
+  inputs (Szegedy et al. 2014's Tables 2 and 4), `off_diagonal_mean`;
+- `rms` (Szegedy's distortion), `mean_distortion`, and the controls:
+  `amplified` (each perturbation scaled to a distortion) and
+  `gaussian_noise`; `error_rate`.
 """
-from typing import Dict, NamedTuple, Sequence
+import functools
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Sequence
+from typing import Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from advjax import losses
+from advjax.evaluation import batching
+from advjax.evaluation.adversarial import adversarial_examples
+from advjax.evaluation.predict import predict
 from advjax.types import Array, Bounds, ModelFn
 
 __all__ = ["TransferResult", "perturbation_transfer", "sharedness",
            "cost_change_own_vs_others", "misclassified", "fooled_across",
            "true_class_probability", "probability_across",
            "cost_change_across", "LogCorrelation", "log_log_pearson",
-           "StabilityProfile", "temporal_profile"]
+           "StabilityProfile", "temporal_profile", "Model", "rms",
+           "mean_distortion", "amplified", "gaussian_noise", "error_rate",
+           "transfer_examples", "transfer_matrix", "off_diagonal_mean"]
 
 
 class TransferResult(NamedTuple):
@@ -251,3 +269,122 @@ def temporal_profile(probabilities: Array) -> StabilityProfile:
                      "[0, 1] (p(y | x + xi_t1; theta_t2)); got "
                      f"{p.dtype} in [{p.min()}, {p.max()}].")
   return StabilityProfile(p.astype(np.float64))
+
+
+# --------------------------------------------------------------------------
+# Transfer between models, on the batched map.
+# --------------------------------------------------------------------------
+# A model: `(apply_fn, variables)`, `apply_fn(variables, x [B, ...]) ->
+# logits [B, K]` (the runner's `env.apply_fns[name]`, `trained[name]`).
+Model = Tuple[Callable, Any]
+
+
+def rms(delta: Array) -> np.ndarray:
+  """`[N]` Szegedy et al.'s distortion of each perturbation of `delta [N,
+  ...]`: `sqrt(sum r^2 / n)` over its n values."""
+  d = np.asarray(delta, np.float64)
+  d = d.reshape(d.shape[0], -1)
+  return np.sqrt(np.mean(d * d, axis=1))
+
+
+def mean_distortion(x: Array, inputs: Mapping[str, Array],
+                    norm: str = "rms") -> Dict[str, float]:
+  """row -> the mean over examples of `inputs[row] - x`'s size: `rms` or
+  its 'l2' norm."""
+  if norm not in ("rms", "l2"):
+    raise ValueError(f"mean_distortion: norm must be 'rms' or 'l2', got "
+                     f"{norm!r}.")
+  x = np.asarray(x)
+  scale = 1. if norm == "rms" else np.sqrt(x[0].size)
+  return {row: float(np.mean(rms(np.asarray(v) - x)) * scale)
+          for row, v in inputs.items()}
+
+
+def amplified(x: Array, delta: Array, stddev: float, *,
+              bounds: Bounds = (0., 1.)) -> np.ndarray:
+  """`clip(x + delta * stddev / rms(delta))`: each perturbation scaled to
+  distortion `stddev` (Szegedy's amplified rows, Table 4); an input whose
+  perturbation is 0 stays unchanged. float32."""
+  x = np.asarray(x)
+  r = rms(delta)
+  scale = np.where(r > 0, stddev / np.maximum(r, 1e-12), 0.)
+  return np.clip(x + np.asarray(delta) * scale.reshape(
+      (-1,) + (1,) * (x.ndim - 1)), *bounds).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _noise_fn(bounds: Tuple[float, float]):
+  def fn(stddev, example):
+    x = example["x"]
+    return jnp.clip(x + stddev * jax.random.normal(example["key"], x.shape,
+                                                   x.dtype), *bounds)
+  return fn
+
+
+def gaussian_noise(x: Array, stddev: float, *, key,
+                   bounds: Bounds = (0., 1.), **map_kwargs) -> np.ndarray:
+  """`clip(x + N(0, stddev^2))` of every input, the noise of input i drawn
+  from `fold_in(key, i)` (`map_batched`: it does not depend on the batch
+  size); Szegedy's noise rows. float32.
+
+  Args:
+    x: `[N, ...]` inputs.
+    stddev: the noise's standard deviation (traced).
+    key: `jax.random.key`.
+    bounds: the box the noisy inputs are clipped into.
+    **map_kwargs: `map_batched`'s batch_size, mesh, device_batch_size,
+      progress, desc.
+  """
+  return batching.map_batched(
+      _noise_fn(tuple(float(b) for b in bounds)),
+      {"x": np.asarray(x, np.float32)}, np.float32(stddev), key=key,
+      per_example=True, **map_kwargs)
+
+
+def error_rate(model: Model, x: Array, y: Array, **map_kwargs) -> float:
+  """The fraction of `x` the model misclassifies (`evaluation.predict`)."""
+  apply_fn, variables = model
+  return float(np.mean(predict(apply_fn, variables, x, **map_kwargs)
+                       != np.asarray(y)))
+
+
+def transfer_examples(models: Mapping[str, Model], x: Array, y: Array, *,
+                      attack: Callable, eps=None, key=None,
+                      **map_kwargs) -> Dict[str, np.ndarray]:
+  """source -> `attack`'s adversarial examples of `x` made on that model
+  (`evaluation.adversarial_examples`: each example's randomness from
+  `fold_in(key, index)`).
+
+  Args:
+    models: name -> `(apply_fn, variables)`, the sources.
+    x: `[N, ...]` inputs; y: `[N]` labels (targets of a targeted attack).
+    attack: `attack(model_fn, x, y, *, [eps], [key])`, its settings fixed;
+      build it once (compiled programs are cached per attack object).
+    eps: the budget; None for a minimal-norm attack (L-BFGS, CW-L2).
+    key: `jax.random.key` (default `key(0)`).
+    **map_kwargs: `map_batched`'s batch_size, device_batch_size, progress.
+  """
+  return {name: adversarial_examples(apply_fn, variables, x, y,
+                                     attack=attack, eps=eps, key=key,
+                                     desc=name, **map_kwargs)
+          for name, (apply_fn, variables) in models.items()}
+
+
+def transfer_matrix(models: Mapping[str, Model], inputs: Mapping[str, Array],
+                    y: Array, **map_kwargs) -> Dict[str, List[float]]:
+  """row -> the error of each target model (in `models`' order) on the
+  inputs `inputs[row]` (labels `y`): the transfer matrix when the rows are
+  each source's adversarial examples (its diagonal: a model's error on its
+  own), with control rows (noise) beside them (Szegedy's Tables 2 and 4).
+  """
+  return {row: [error_rate(m, xs, y, **map_kwargs) for m in models.values()]
+          for row, xs in inputs.items()}
+
+
+def off_diagonal_mean(matrix: Mapping[str, Sequence[float]],
+                      names: Sequence[str], prefix: str = "") -> float:
+  """The mean error of the other models on each source's examples: over
+  rows `prefix + s` for s in `names`, the columns of the other models
+  (`transfer_matrix`'s columns in `names`' order)."""
+  return float(np.mean([matrix[prefix + s][j] for s in names
+                        for j, t in enumerate(names) if t != s]))

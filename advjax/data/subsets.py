@@ -1,7 +1,9 @@
 """Parts of a dataset: held-out rows, a subset of classes.
 
 `hold_out(dataset, n)` cuts the last `n` rows off (a validation split held
-out of a training split for early stopping); `select_classes(dataset,
+out of a training split for early stopping); `random_split(dataset, n,
+seed)` cuts `n` rows drawn at random from the others (Szegedy et al.'s
+disjoint halves P1 and P2 of a training split); `select_classes(dataset,
 classes)` keeps the rows of some classes, relabelled `0 .. k-1` in the
 order given (Goodfellow et al.'s logistic regression on 3s and 7s).
 """
@@ -11,7 +13,7 @@ import numpy as np
 
 from advjax.data.core import Dataset
 
-__all__ = ["hold_out", "select_classes"]
+__all__ = ["hold_out", "random_split", "select_classes"]
 
 
 def hold_out(dataset: Dataset, n: int) -> Tuple[Dataset, Dataset]:
@@ -27,6 +29,25 @@ def hold_out(dataset: Dataset, n: int) -> Tuple[Dataset, Dataset]:
   images, labels = np.asarray(dataset.images), np.asarray(dataset.labels)
   cut = lambda s: dataset._replace(images=images[s], labels=labels[s])
   return cut(slice(0, size - n)), cut(slice(size - n, None))
+
+
+def random_split(dataset: Dataset, n: int,
+                 seed: int) -> Tuple[Dataset, Dataset]:
+  """`(drawn, rest)`: `n` rows drawn at random (a permutation of `seed`)
+  and the other rows, each in the dataset's order; disjoint.
+
+  Raises:
+    ValueError: `n` outside `[1, N)`.
+  """
+  size = int(np.shape(dataset.labels)[0])
+  if not 1 <= n < size:
+    raise ValueError(f"random_split: n ({n}) must be >= 1 and smaller than "
+                     f"the dataset ({size} rows).")
+  order = np.random.default_rng(seed).permutation(size)
+  images, labels = np.asarray(dataset.images), np.asarray(dataset.labels)
+  cut = lambda rows: dataset._replace(images=images[np.sort(rows)],
+                                      labels=labels[np.sort(rows)])
+  return cut(order[:n]), cut(order[n:])
 
 
 def select_classes(dataset: Dataset, classes: Sequence[int]) -> Dataset:
