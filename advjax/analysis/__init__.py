@@ -46,7 +46,8 @@ from advjax.analysis.transfer import (LogCorrelation, StabilityProfile,
                                       sharedness, temporal_profile)
 from advjax.analysis.transfer import (amplified, error_rate, gaussian_noise,
                                       mean_distortion, off_diagonal_mean, rms,
-                                      transfer_examples, transfer_matrix)
+                                      transfer_examples, transfer_matrix,
+                                      transfer_study)
 
 __all__ = ["destruction_rate", "destruction_rates", "correct_under",
            "destruction_grid", "prefilter", "PhysicalWorld",
@@ -62,7 +63,8 @@ __all__ = ["destruction_rate", "destruction_rates", "correct_under",
            "log_log_pearson", "Disagreement", "disagreement", "Construction",
            "construct", "median_l2", "logistic_fgsm", "rms",
            "mean_distortion", "amplified", "gaussian_noise", "error_rate",
-           "transfer_examples", "transfer_matrix", "off_diagonal_mean"]
+           "transfer_examples", "transfer_matrix", "off_diagonal_mean",
+           "transfer_study"]
 
 # D'Costa & Sriramanan's directed-perturbation studies (stability.py).
 from advjax.analysis.stability import (Cliff, EpsSweep, cliff_study,

@@ -19,16 +19,19 @@ Transfer between models on the batched map (`evaluation.map_batched`:
 per-example keys `fold_in(key, global_index)`, so no result depends on the
 batch size); a model is `(apply_fn, variables)`:
 
+- `transfer_study`: Szegedy et al. 2014's protocol (Tables 2 and 4): an
+  attack's examples made on each model judged by every model, beside
+  Gaussian-noise and amplified controls;
 - `transfer_examples`: an attack's adversarial examples made on each
   source model; `transfer_matrix`: every target's error on every row of
-  inputs (Szegedy et al. 2014's Tables 2 and 4), `off_diagonal_mean`;
+  inputs, `off_diagonal_mean`;
 - `rms` (Szegedy's distortion), `mean_distortion`, and the controls:
   `amplified` (each perturbation scaled to a distortion) and
   `gaussian_noise`; `error_rate`.
 """
 import functools
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Sequence
-from typing import Tuple
+from typing import (Any, Callable, Dict, List, Mapping, NamedTuple, Optional,
+                    Sequence, Tuple)
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +49,8 @@ __all__ = ["TransferResult", "perturbation_transfer", "sharedness",
            "cost_change_across", "LogCorrelation", "log_log_pearson",
            "StabilityProfile", "temporal_profile", "Model", "rms",
            "mean_distortion", "amplified", "gaussian_noise", "error_rate",
-           "transfer_examples", "transfer_matrix", "off_diagonal_mean"]
+           "transfer_examples", "transfer_matrix", "off_diagonal_mean",
+           "transfer_study"]
 
 
 class TransferResult(NamedTuple):
@@ -388,3 +392,63 @@ def off_diagonal_mean(matrix: Mapping[str, Sequence[float]],
   (`transfer_matrix`'s columns in `names`' order)."""
   return float(np.mean([matrix[prefix + s][j] for s in names
                         for j, t in enumerate(names) if t != s]))
+
+
+def transfer_study(models: Mapping[str, Model], x: Array, y: Array, *,
+                   attack: Callable, eps=None, key=None,
+                   noise: Sequence[float] = (), matched_noise: bool = False,
+                   amplify: Optional[float] = None, noise_key=None,
+                   norm: str = "rms", **map_kwargs) -> Dict[str, Any]:
+  """Szegedy et al.'s transfer protocol: `attack`'s examples of `x` made on
+  each model, judged by every model, beside controls.
+
+  Rows (each a `transfer_matrix` row, with its mean distortion): one per
+  source model (its examples); 'noise {s:g}' per `noise` stddev;
+  'noise' (with `matched_noise`): noise of the sources' mean `rms`
+  distortion; with `amplify`: 'amplified {source}' (its perturbations
+  scaled to distortion `amplify`, `amplified`) and 'amplified noise'.
+  Every noise row draws input i's noise from `fold_in(noise_key, i)` (the
+  same draws, scaled).
+
+  Args:
+    models: name -> `(apply_fn, variables)`: the sources and the targets.
+    x: `[N, ...]` inputs; y: `[N]` labels.
+    attack, eps, key: as `transfer_examples`.
+    noise: stddevs of the Gaussian-noise rows.
+    matched_noise: add the 'noise' row at the sources' mean distortion.
+    amplify: the distortion of the amplified rows (None: none).
+    noise_key: the noise's `jax.random.key` (default `key(0)`).
+    norm: the distortion reported, 'rms' or 'l2' (`mean_distortion`).
+    **map_kwargs: `map_batched`'s batch_size, device_batch_size, progress.
+
+  Returns:
+    `{'models': names, 'n': N, 'error': {row: [T]}, 'distortion': {row:
+    mean}, 'controls': [{'row', 'stddev', 'error'}] the noise rows (their
+    mean error over the targets), 'own': [S] each model's error on its own
+    examples, 'off_diagonal': the others' mean error on them, and with
+    `amplify` 'amplified_off_diagonal'}`.
+  """
+  names = list(models)
+  rows = transfer_examples(models, x, y, attack=attack, eps=eps, key=key,
+                           **map_kwargs)
+  stddev = {f"noise {s:g}": float(s) for s in noise}
+  if matched_noise:
+    stddev["noise"] = float(np.mean(list(mean_distortion(x, rows).values())))
+  if amplify is not None:
+    rows.update({f"amplified {m}": amplified(x, rows[m] - x, amplify)
+                 for m in names})
+    stddev["amplified noise"] = float(amplify)
+  noise_key = jax.random.key(0) if noise_key is None else noise_key
+  rows.update({r: gaussian_noise(x, s, key=noise_key, **map_kwargs)
+               for r, s in stddev.items()})
+  error = transfer_matrix(models, rows, y, **map_kwargs)
+  out = {"models": names, "n": int(np.shape(y)[0]), "error": error,
+         "distortion": mean_distortion(x, rows, norm),
+         "controls": [{"row": r, "stddev": v, "error": float(np.mean(
+             error[r]))} for r, v in stddev.items()],
+         "own": [error[m][i] for i, m in enumerate(names)],
+         "off_diagonal": off_diagonal_mean(error, names)}
+  if amplify is not None:
+    out["amplified_off_diagonal"] = off_diagonal_mean(error, names,
+                                                      "amplified ")
+  return out
