@@ -1,18 +1,14 @@
 """Szegedy et al. 2014's transfer tables, and transfer across CNNs.
 
-    python -m benchmarks.transfer --dataset digits   # ~12 minutes, 2 CPU cores
+    python -m benchmarks.transfer --dataset digits   # ~15 minutes, 2 CPU cores
 
-Cross-model (Table 2): FC10(lambda) (weight decay 1e-4, 1e-2, 1),
-FC100-100-10, FC200-200-10 and AE400-10 (a softmax on 400 pretrained,
-frozen autoencoder features); L-BFGS examples made on each, judged by all,
-beside Gaussian noise. Cross-training-set (Tables 3-4): two nets on half
-P1 of the training split, one on P2; their examples as made and amplified,
-beside noise. Across CNNs (D'Costa & Sriramanan; Kurakin et al.): Wong's,
-Madry's, Carlini's CNNs and a PreAct ResNet-18 under FGSM, PGD and CW-L2.
-Each example and noise draw is keyed by its index (`analysis.
-transfer_study`): no number depends on the batch size. Presets: digits,
-synthetic, mnist, cifar10. Writes results.json, results.md and two
-heatmaps to --workdir (default runs/transfer-<dataset>).
+Table 2: L-BFGS examples made on FC10(lambda) (weight decay 1e-4, 1e-2, 1),
+FC100-100-10, FC200-200-10 and AE400-10, judged by all, beside noise.
+Tables 3-4: two nets on half P1 of the training split, one on P2; their
+examples as made and amplified, beside noise. Across CNNs (D'Costa &
+Sriramanan; Kurakin et al.): FGSM, PGD and CW-L2 on four. Examples and
+noise are keyed by index (`analysis.transfer_study`), independent of the
+batch size. Writes results.json, results.md and two heatmaps to --workdir.
 """
 import dataclasses
 import functools
