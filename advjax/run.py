@@ -35,6 +35,7 @@ finished run's report, `rewrite_timing_report`).
 """
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -415,12 +416,15 @@ class LoadTorch(NamedTuple):
 
 
 class Env(NamedTuple):
-  """What a run starts from (see `setup`)."""
+  """What a run starts from (see `setup`); `apply_fns`: name -> `(variables,
+  x) -> logits` of each model of the run, with its own architecture
+  (filled by `run` before `extra`: a study across the models)."""
   train: Any
   test: Any
   model: Any
   apply_fn: Callable
   mesh: Any
+  apply_fns: Dict[str, Callable] = {}
 
 
 class Benchmark(NamedTuple):
@@ -544,9 +548,23 @@ def spec_env(env: Env, spec: TrainSpec) -> Env:
     model = spec.model
     if isinstance(model, str):
       model = models.get_model(model, num_classes=env.test.num_classes)
-    env = env._replace(model=model, apply_fn=lambda v, x, m=model: m.apply(
-        v, x, train=False))
+    env = env._replace(model=model, apply_fn=_inference(model))
   return env
+
+
+@functools.lru_cache(maxsize=None)
+def _module_inference(model) -> Callable:
+  return lambda v, x: model.apply(v, x, train=False)
+
+
+def _inference(model) -> Callable:
+  """`(variables, x) -> logits` of a module in inference mode: one function
+  per architecture (equal modules share it, and so the programs compiled
+  for it, e.g. by `evaluation.map_batched`)."""
+  try:
+    return _module_inference(model)
+  except TypeError:  # an unhashable module
+    return lambda v, x: model.apply(v, x, train=False)
 
 
 def train(cfg, env: Env, name: str, spec: TrainSpec):
@@ -696,7 +714,7 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
   env = setup(cfg, benchmark.data)
   results = {"benchmark": benchmark.name, "config": dataclasses.asdict(cfg),
              "devices": [str(d) for d in jax.devices()], "models": {}}
-  trained = {}
+  trained, apply_fns = {}, {}
   for name, spec in benchmark.models(cfg, env).items():
     if callable(spec):
       spec = spec(dict(trained))
@@ -722,12 +740,14 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
                "resumed_from": fit.resumed_from,
                "history": record["history"]}
     trained[name] = variables
+    apply_fns[name] = model_env.apply_fn
     results["models"][name] = {**entry, **_evaluate_model(
         benchmark, cfg, model_env, name, variables)}
   if benchmark.extra is not None:
     results["extra"] = cached(
         cfg, os.path.join(cfg.workdir, "extra.pkl"), trained,
-        lambda: benchmark.extra(cfg, env, trained))
+        lambda: benchmark.extra(cfg, env._replace(apply_fns=apply_fns),
+                                trained))
   return _finish(benchmark, cfg, cfg.workdir, results)
 
 

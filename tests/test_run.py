@@ -159,11 +159,18 @@ def test_a_model_can_have_its_own_architecture_training_set_and_optimizer(
     seen["train"] = env.train.images.shape[0]
     return {"params": sorted(variables["params"])}
 
-  toy = TOY._replace(models=models_, evaluate=evaluate, evals=None)
+  def extra(cfg, env, trained):  # each model's own inference function
+    del cfg
+    return {"logits": env.apply_fns["fc"](trained["fc"],
+                                          env.test.images[:2]).shape}
+
+  toy = TOY._replace(models=models_, evaluate=evaluate, evals=None,
+                     extra=extra)
   cfg = ToyConfig(dataset="synthetic", train_limit=64, eval_limit=16,
                   workdir=str(tmp_path), progress=False)
   res = run.run(toy, cfg)
   assert seen == {"model": "FC10", "train": 64}  # evaluated on the run's
+  assert res["extra"] == {"logits": (2, 10)}
   assert res["models"]["fc"]["params"] == ["Dense_0"]
   assert len(res["models"]["fc"]["history"]) == 1
   again = run.run(toy, cfg)
@@ -175,6 +182,15 @@ def test_a_model_can_have_its_own_architecture_training_set_and_optimizer(
         images=env.train.images[32:64], labels=env.train.labels[32:64]))}
   with pytest.raises(Exception, match="train_data"):
     run.run(toy._replace(models=other), cfg)
+
+
+def test_equal_architectures_share_one_inference_function():
+  env = run.Env(None, None, None, None, None)
+  fns = [run.spec_env(env._replace(test=type("T", (), {"num_classes": 10})),
+                      run.TrainSpec(training.methods.standard(),
+                                    model=m)).apply_fn
+         for m in ("fc10", "fc10", "fc100_100_10")]
+  assert fns[0] is fns[1] and fns[0] is not fns[2]  # one compilation each
 
 
 def test_report_only_rewrites_the_report_from_results_json(tmp_path, capsys):

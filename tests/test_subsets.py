@@ -61,3 +61,24 @@ def test_hold_out_a_seeded_sample():
   np.testing.assert_array_equal(
       data.hold_out(train, 100, seed=3)[1].images, held.images)
   assert key(data.hold_out(train, 100, seed=4)[1]) != key(held)
+
+
+def test_hold_out_with_a_seed_draws_the_seeds_permutation():
+  ds = data.load("synthetic", "train", limit=64)
+  ids = np.arange(64, dtype=np.float32).reshape(64, 1, 1, 1)
+  ds = ds._replace(images=np.broadcast_to(ids, (64,) + ds.images.shape[1:]))
+  rest, first = data.hold_out(ds, 20, seed=3)
+  a, b = first.images[:, 0, 0, 0], rest.images[:, 0, 0, 0]
+  assert len(a) == 20 and len(b) == 44
+  assert np.all(np.diff(a) > 0) and np.all(np.diff(b) > 0)  # kept in order
+  assert set(a) | set(b) == set(range(64)) and not set(a) & set(b)
+  np.testing.assert_array_equal(first.labels, ds.labels[a.astype(int)])
+  _, again = data.hold_out(ds, 20, seed=3)
+  _, other = data.hold_out(ds, 20, seed=4)
+  np.testing.assert_array_equal(again.images, first.images)
+  assert not np.array_equal(other.images, first.images)
+  # The same rows as numpy's permutation of the seed, sorted.
+  want = np.sort(np.random.default_rng(3).permutation(64)[:20])
+  np.testing.assert_array_equal(a, want)
+  with pytest.raises(ValueError, match="smaller than"):
+    data.hold_out(ds, 64, seed=0)

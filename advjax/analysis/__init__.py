@@ -47,6 +47,10 @@ from advjax.analysis.transfer import (LogCorrelation, StabilityProfile,
                                       cost_change_own_vs_others,
                                       fooled_across, perturbation_transfer,
                                       sharedness, temporal_profile)
+from advjax.analysis.transfer import (amplified, error_rate, gaussian_noise,
+                                      mean_distortion, off_diagonal_mean, rms,
+                                      transfer_examples, transfer_matrix,
+                                      transfer_study)
 
 __all__ = ["destruction_rate", "destruction_rates", "correct_under",
            "destruction_grid", "prefilter", "PhysicalWorld",
@@ -60,7 +64,10 @@ __all__ = ["destruction_rate", "destruction_rates", "correct_under",
            "target_labels", "robust_feature_toy", "true_class_probability",
            "probability_across", "cost_change_across", "LogCorrelation",
            "log_log_pearson", "Disagreement", "disagreement", "Construction",
-           "construct", "median_l2", "logistic_fgsm"]
+           "construct", "median_l2", "logistic_fgsm", "rms",
+           "mean_distortion", "amplified", "gaussian_noise", "error_rate",
+           "transfer_examples", "transfer_matrix", "off_diagonal_mean",
+           "transfer_study"]
 
 # D'Costa & Sriramanan's directed-perturbation studies (stability.py).
 from advjax.analysis.stability import (Cliff, EpsSweep, cliff_study,

@@ -14,21 +14,43 @@
 - `cost_change_across`, `log_log_pearson`: a perturbation's cost change
   under later models (its stability) against its mean cost change on other
   inputs (its sharedness), and their correlation (Figure 2).
+
+Transfer between models on the batched map (`evaluation.map_batched`:
+per-example keys `fold_in(key, global_index)`, so no result depends on the
+batch size); a model is `(apply_fn, variables)`:
+
+- `transfer_study`: Szegedy et al. 2014's protocol (Tables 2 and 4): an
+  attack's examples made on each model judged by every model, beside
+  Gaussian-noise and amplified controls;
+- `transfer_examples`: an attack's adversarial examples made on each
+  source model; `transfer_matrix`: every target's error on every row of
+  inputs, `off_diagonal_mean`;
+- `rms` (Szegedy's distortion), `mean_distortion`, and the controls:
+  `amplified` (each perturbation scaled to a distortion) and
+  `gaussian_noise`; `error_rate`.
 """
-from typing import Dict, NamedTuple, Sequence
+import functools
+from typing import (Any, Callable, Dict, List, Mapping, NamedTuple, Optional,
+                    Sequence, Tuple)
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from advjax import losses
+from advjax.evaluation import batching
+from advjax.evaluation.adversarial import adversarial_examples
+from advjax.evaluation.predict import predict
 from advjax.types import Array, Bounds, ModelFn
 
 __all__ = ["TransferResult", "perturbation_transfer", "sharedness",
            "cost_change_own_vs_others", "misclassified", "fooled_across",
            "true_class_probability", "probability_across",
            "cost_change_across", "LogCorrelation", "log_log_pearson",
-           "StabilityProfile", "temporal_profile"]
+           "StabilityProfile", "temporal_profile", "Model", "rms",
+           "mean_distortion", "amplified", "gaussian_noise", "error_rate",
+           "transfer_examples", "transfer_matrix", "off_diagonal_mean",
+           "transfer_study"]
 
 
 class TransferResult(NamedTuple):
@@ -251,3 +273,182 @@ def temporal_profile(probabilities: Array) -> StabilityProfile:
                      "[0, 1] (p(y | x + xi_t1; theta_t2)); got "
                      f"{p.dtype} in [{p.min()}, {p.max()}].")
   return StabilityProfile(p.astype(np.float64))
+
+
+# --------------------------------------------------------------------------
+# Transfer between models, on the batched map.
+# --------------------------------------------------------------------------
+# A model: `(apply_fn, variables)`, `apply_fn(variables, x [B, ...]) ->
+# logits [B, K]` (the runner's `env.apply_fns[name]`, `trained[name]`).
+Model = Tuple[Callable, Any]
+
+
+def rms(delta: Array) -> np.ndarray:
+  """`[N]` Szegedy et al.'s distortion of each perturbation of `delta [N,
+  ...]`: `sqrt(sum r^2 / n)` over its n values."""
+  d = np.asarray(delta, np.float64)
+  d = d.reshape(d.shape[0], -1)
+  return np.sqrt(np.mean(d * d, axis=1))
+
+
+def mean_distortion(x: Array, inputs: Mapping[str, Array],
+                    norm: str = "rms") -> Dict[str, float]:
+  """row -> the mean over examples of `inputs[row] - x`'s size: `rms` or
+  its 'l2' norm."""
+  if norm not in ("rms", "l2"):
+    raise ValueError(f"mean_distortion: norm must be 'rms' or 'l2', got "
+                     f"{norm!r}.")
+  x = np.asarray(x)
+  scale = 1. if norm == "rms" else np.sqrt(x[0].size)
+  return {row: float(np.mean(rms(np.asarray(v) - x)) * scale)
+          for row, v in inputs.items()}
+
+
+def amplified(x: Array, delta: Array, stddev: float, *,
+              bounds: Bounds = (0., 1.)) -> np.ndarray:
+  """`clip(x + delta * stddev / rms(delta))`: each perturbation scaled to
+  distortion `stddev` (Szegedy's amplified rows, Table 4); an input whose
+  perturbation is 0 stays unchanged. float32."""
+  x = np.asarray(x)
+  r = rms(delta)
+  scale = np.where(r > 0, stddev / np.maximum(r, 1e-12), 0.)
+  return np.clip(x + np.asarray(delta) * scale.reshape(
+      (-1,) + (1,) * (x.ndim - 1)), *bounds).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _noise_fn(bounds: Tuple[float, float]):
+  def fn(stddev, example):
+    x = example["x"]
+    return jnp.clip(x + stddev * jax.random.normal(example["key"], x.shape,
+                                                   x.dtype), *bounds)
+  return fn
+
+
+def gaussian_noise(x: Array, stddev: float, *, key,
+                   bounds: Bounds = (0., 1.), **map_kwargs) -> np.ndarray:
+  """`clip(x + N(0, stddev^2))` of every input, the noise of input i drawn
+  from `fold_in(key, i)` (`map_batched`: it does not depend on the batch
+  size); Szegedy's noise rows. float32.
+
+  Args:
+    x: `[N, ...]` inputs.
+    stddev: the noise's standard deviation (traced).
+    key: `jax.random.key`.
+    bounds: the box the noisy inputs are clipped into.
+    **map_kwargs: `map_batched`'s batch_size, mesh, device_batch_size,
+      progress, desc.
+  """
+  return batching.map_batched(
+      _noise_fn(tuple(float(b) for b in bounds)),
+      {"x": np.asarray(x, np.float32)}, np.float32(stddev), key=key,
+      per_example=True, **map_kwargs)
+
+
+def error_rate(model: Model, x: Array, y: Array, **map_kwargs) -> float:
+  """The fraction of `x` the model misclassifies (`evaluation.predict`)."""
+  apply_fn, variables = model
+  return float(np.mean(predict(apply_fn, variables, x, **map_kwargs)
+                       != np.asarray(y)))
+
+
+def transfer_examples(models: Mapping[str, Model], x: Array, y: Array, *,
+                      attack: Callable, eps=None, key=None,
+                      **map_kwargs) -> Dict[str, np.ndarray]:
+  """source -> `attack`'s adversarial examples of `x` made on that model
+  (`evaluation.adversarial_examples`: each example's randomness from
+  `fold_in(key, index)`).
+
+  Args:
+    models: name -> `(apply_fn, variables)`, the sources.
+    x: `[N, ...]` inputs; y: `[N]` labels (targets of a targeted attack).
+    attack: `attack(model_fn, x, y, *, [eps], [key])`, its settings fixed;
+      build it once (compiled programs are cached per attack object).
+    eps: the budget; None for a minimal-norm attack (L-BFGS, CW-L2).
+    key: `jax.random.key` (default `key(0)`).
+    **map_kwargs: `map_batched`'s batch_size, device_batch_size, progress.
+  """
+  return {name: adversarial_examples(apply_fn, variables, x, y,
+                                     attack=attack, eps=eps, key=key,
+                                     desc=name, **map_kwargs)
+          for name, (apply_fn, variables) in models.items()}
+
+
+def transfer_matrix(models: Mapping[str, Model], inputs: Mapping[str, Array],
+                    y: Array, **map_kwargs) -> Dict[str, List[float]]:
+  """row -> the error of each target model (in `models`' order) on the
+  inputs `inputs[row]` (labels `y`): the transfer matrix when the rows are
+  each source's adversarial examples (its diagonal: a model's error on its
+  own), with control rows (noise) beside them (Szegedy's Tables 2 and 4).
+  """
+  return {row: [error_rate(m, xs, y, **map_kwargs) for m in models.values()]
+          for row, xs in inputs.items()}
+
+
+def off_diagonal_mean(matrix: Mapping[str, Sequence[float]],
+                      names: Sequence[str], prefix: str = "") -> float:
+  """The mean error of the other models on each source's examples: over
+  rows `prefix + s` for s in `names`, the columns of the other models
+  (`transfer_matrix`'s columns in `names`' order)."""
+  return float(np.mean([matrix[prefix + s][j] for s in names
+                        for j, t in enumerate(names) if t != s]))
+
+
+def transfer_study(models: Mapping[str, Model], x: Array, y: Array, *,
+                   attack: Callable, eps=None, key=None,
+                   noise: Sequence[float] = (), matched_noise: bool = False,
+                   amplify: Optional[float] = None, noise_key=None,
+                   norm: str = "rms", **map_kwargs) -> Dict[str, Any]:
+  """Szegedy et al.'s transfer protocol: `attack`'s examples of `x` made on
+  each model, judged by every model, beside controls.
+
+  Rows (each a `transfer_matrix` row, with its mean distortion): one per
+  source model (its examples); 'noise {s:g}' per `noise` stddev;
+  'noise' (with `matched_noise`): noise of the sources' mean `rms`
+  distortion; with `amplify`: 'amplified {source}' (its perturbations
+  scaled to distortion `amplify`, `amplified`) and 'amplified noise'.
+  Every noise row draws input i's noise from `fold_in(noise_key, i)` (the
+  same draws, scaled).
+
+  Args:
+    models: name -> `(apply_fn, variables)`: the sources and the targets.
+    x: `[N, ...]` inputs; y: `[N]` labels.
+    attack, eps, key: as `transfer_examples`.
+    noise: stddevs of the Gaussian-noise rows.
+    matched_noise: add the 'noise' row at the sources' mean distortion.
+    amplify: the distortion of the amplified rows (None: none).
+    noise_key: the noise's `jax.random.key` (default `key(0)`).
+    norm: the distortion reported, 'rms' or 'l2' (`mean_distortion`).
+    **map_kwargs: `map_batched`'s batch_size, device_batch_size, progress.
+
+  Returns:
+    `{'models': names, 'n': N, 'error': {row: [T]}, 'distortion': {row:
+    mean}, 'controls': [{'row', 'stddev', 'error'}] the noise rows (their
+    mean error over the targets), 'own': [S] each model's error on its own
+    examples, 'off_diagonal': the others' mean error on them, and with
+    `amplify` 'amplified_off_diagonal'}`.
+  """
+  names = list(models)
+  rows = transfer_examples(models, x, y, attack=attack, eps=eps, key=key,
+                           **map_kwargs)
+  stddev = {f"noise {s:g}": float(s) for s in noise}
+  if matched_noise:
+    stddev["noise"] = float(np.mean(list(mean_distortion(x, rows).values())))
+  if amplify is not None:
+    rows.update({f"amplified {m}": amplified(x, rows[m] - x, amplify)
+                 for m in names})
+    stddev["amplified noise"] = float(amplify)
+  noise_key = jax.random.key(0) if noise_key is None else noise_key
+  rows.update({r: gaussian_noise(x, s, key=noise_key, **map_kwargs)
+               for r, s in stddev.items()})
+  error = transfer_matrix(models, rows, y, **map_kwargs)
+  out = {"models": names, "n": int(np.shape(y)[0]), "error": error,
+         "distortion": mean_distortion(x, rows, norm),
+         "controls": [{"row": r, "stddev": v, "error": float(np.mean(
+             error[r]))} for r, v in stddev.items()],
+         "own": [error[m][i] for i, m in enumerate(names)],
+         "off_diagonal": off_diagonal_mean(error, names)}
+  if amplify is not None:
+    out["amplified_off_diagonal"] = off_diagonal_mean(error, names,
+                                                      "amplified ")
+  return out

@@ -24,13 +24,17 @@ __all__ = ["adversarial_examples"]
 def _fn(apply_fn: Callable, attack: Callable):
   def fn(consts, batch):
     variables, eps = consts
-    return base.call_attack(attack, lambda z: apply_fn(variables, z),
-                            batch["x"], batch["y"], eps=eps, key=batch["key"])
+    model_fn = lambda z: apply_fn(variables, z)
+    if eps is None:  # a minimal-norm attack: no budget
+      kw = {"key": batch["key"]} if base.takes_key(attack) else {}
+      return attack(model_fn, batch["x"], batch["y"], **kw)
+    return base.call_attack(attack, model_fn, batch["x"], batch["y"],
+                            eps=eps, key=batch["key"])
   return fn
 
 
 def adversarial_examples(apply_fn: Callable, variables, x, y, *,
-                         attack: Callable, eps,
+                         attack: Callable, eps=None,
                          key: Optional[PRNGKey] = None,
                          **map_kwargs) -> np.ndarray:
   """`attack`'s adversarial image of every input of `x`.
@@ -42,8 +46,11 @@ def adversarial_examples(apply_fn: Callable, variables, x, y, *,
       attack).
     attack: `attack(model_fn, x, y, *, eps, [key])` with its other
       hyperparameters fixed (`functools.partial`); it gets `[B]`
-      per-example keys when it takes a key.
-    eps: the budget (traced: a new eps does not recompile).
+      per-example keys when it takes a key. It must return the
+      adversarial images (not a result tuple).
+    eps: the budget (traced: a new eps does not recompile); None for a
+      minimal-norm attack that takes none (`lbfgs`, `carlini_wagner_l2`:
+      called as `attack(model_fn, x, y, [key])`).
     key: `jax.random.key` (default `key(0)`), folded with each example's
       global index.
     **map_kwargs: `map_batched`'s batch_size, mesh, device_batch_size,
@@ -55,4 +62,5 @@ def adversarial_examples(apply_fn: Callable, variables, x, y, *,
   key = jax.random.key(0) if key is None else key
   return batching.map_batched(
       _fn(apply_fn, attack), {"x": x, "y": np.asarray(y, np.int32)},
-      (variables, np.float32(eps)), key=key, **map_kwargs)
+      (variables, None if eps is None else np.float32(eps)), key=key,
+      **map_kwargs)
