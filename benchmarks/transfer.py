@@ -2,13 +2,11 @@
 
     python -m benchmarks.transfer --dataset digits   # ~15 minutes, 2 CPU cores
 
-Table 2: L-BFGS examples made on FC10(lambda) (weight decay 1e-4, 1e-2, 1),
-FC100-100-10, FC200-200-10 and AE400-10, judged by all, beside noise.
-Tables 3-4: two nets on half P1 of the training split, one on P2; their
-examples as made and amplified, beside noise. Across CNNs (D'Costa &
-Sriramanan; Kurakin et al.): FGSM, PGD and CW-L2 on four. Examples and
-noise are keyed by index (`analysis.transfer_study`), independent of the
-batch size. Writes results.json, results.md and two heatmaps to --workdir.
+Table 2: L-BFGS examples made on FC10(lambda), FC100-100-10, FC200-200-10
+and AE400-10, judged by all, beside noise. Tables 3-4: two nets on half P1
+of the training split, one on P2; their examples as made and amplified.
+Across CNNs (D'Costa & Sriramanan; Kurakin et al.): FGSM, PGD and CW-L2 on
+four (`analysis.transfer_study`: keyed by index, not by batch).
 """
 import dataclasses
 import functools
@@ -101,13 +99,11 @@ def label(name: str) -> str:
   name = name.removeprefix("cnn-")
   if name.startswith("amplified "):
     return f"{label(name[10:])}, amplified"
-  return f"FC10({name[5:]})" if name.startswith("fc10-") else LABEL.get(
-      name, name)
+  return f"FC10({name[5:]})" if name[:5] == "fc10-" else LABEL.get(name, name)
 
 
-# Szegedy's P1, P2: disjoint random halves of the training split.
-halves = lambda cfg, train: data.hold_out(train, train.size // 2,
-                                          seed=cfg.seed)[::-1]
+halves = lambda cfg, train: data.hold_out(  # Szegedy's P1, P2
+    train, train.size // 2, seed=cfg.seed)[::-1]
 
 
 def models_to_train(cfg, env):
@@ -199,9 +195,8 @@ def body(cfg, results):
                                   for s, r in ex.items() if s in SECTIONS]
 
 
-# Szegedy et al. 2014 on MNIST. Table 2: row -> (error % of FC10(1e-4) ..
-# AE400-10 on its examples, distortion); Table 3: model -> (error % on P1,
-# P2, test; distortion); Table 4: row -> error % of the P1, P1, P2 nets.
+# Szegedy et al. 2014 on MNIST: Table 2 row -> (errors of its 6 models,
+# distortion); 3: model -> (error on P1 / P2 / test, distortion); 4: errors.
 TABLE2 = {"fc10-1e-4": ("100 / 11.7 / 22.7 / 2 / 3.9 / 2.7", 0.062),
           "fc10-1e-2": ("87.1 / 100 / 35.2 / 35.9 / 27.3 / 9.8", 0.1),
           "fc10-1": ("71.9 / 76.2 / 100 / 48.1 / 47 / 34.4", 0.14),
@@ -222,8 +217,7 @@ TABLE4 = {"p1-fc100_100_10": "100 / 26.2 / 5.9",
           "amplified noise": "2.6 / 2.8 / 2.7"}
 
 
-def _ours(study, key, row):
-  """Our row of a study's table ('12.5 / 3.1 / ...'), or one number."""
+def _ours(study, key, row):  # our row ('12.5 / 3.1 / ...') or one number
   def ours(cfg, results):
     v = results["extra"][study][key][row]
     return v if isinstance(v, float) else " / ".join(map(report.percent, v))
@@ -242,15 +236,13 @@ PUBLISHED = [report.Published(
              for row, v in table.items()]
 
 
-def _weight_decay(cfg, results):
-  """The smallest increase of FC10's distortion with its weight decay."""
+def _weight_decay(cfg, results):  # FC10's least distortion increase
   d = results["extra"]["cross_model"]["distortion"]
   dist = [d[fc10_name(w)] for w in sorted(cfg.weight_decays)]
   return report.Measured(float(np.min(np.diff(dist))), " < ".join(
       f"{v:.3f}" for v in dist))
 
 
-# Claims judged by a difference a - b of two results (under "extra").
 GAPS = (("Adversarial examples generalise across models: the others' error "
          "exceeds that of Gaussian noise (of the first, larger, stddev)",
          "cross_model.off_diagonal", "cross_model.controls.0.error", 0),
@@ -269,7 +261,7 @@ GAPS = (("Adversarial examples generalise across models: the others' error "
              f"cnn_{a}.off_diagonal", "cnn_clean_error", 0.1),
             (f"Minimal CW-L2 examples transfer less than {a.upper()}'s",
              f"cnn_{a}.off_diagonal", "cnn_cw_l2.off_diagonal", 0))))
-CLAIMS = [
+CLAIMS = [  # GAPS: claims on a difference a - b of two results (extra.*)
     report.Claim("Every model's own L-BFGS examples are all misclassified",
                  report.present(lambda cfg, results: min(
                      results["extra"]["cross_model"]["own"])),
@@ -293,10 +285,8 @@ def figures(cfg, results):
       "L-BFGS (Table 2)")
   cnn = [s for s in SECTIONS if s.startswith("cnn_") and s in ex]
   out = {"cross_model.png": heat("cross_model")} if "cross_model" in ex else {}
-  if cnn:
-    out["cnn_transfer.png"] = report.Panels([heat(s) for s in cnn],
-                                            title="Error % across CNNs")
-  return out
+  return {**out, **({"cnn_transfer.png": report.Panels(
+      [heat(s) for s in cnn], title="Error % across CNNs")} if cnn else {})}
 
 
 REPORT = report.Report("Transfer of adversarial examples ({dataset})", body,
