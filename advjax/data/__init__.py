@@ -51,7 +51,7 @@ in the table:
 | `folder` | `folder`: images in ImageFolder layout, an optional class index |
 | `gtsrb` | `gtsrb`: GTSRB's raw folders and ground-truth csv files |
 | `batches` | `iterate_batches`, `prefetch` |
-| `subsets` | `hold_out` (the last rows held out), `select_classes` (some classes, relabelled) |
+| `subsets` | `hold_out` (the last rows held out), `select_classes` (some classes, relabelled), `first_per_class` (the first n eligible rows of each class) |
 | `loading` | `load`: a name dispatched to its source, its arguments checked |
 """
 from advjax.data.batches import iterate_batches, prefetch
@@ -60,11 +60,11 @@ from advjax.data.core import (DATASETS, Dataset, DatasetNotFoundError,
 from advjax.data.embedded import mnist_like_images
 from advjax.data.loading import load
 from advjax.data.records import Records, as_array
-from advjax.data.subsets import hold_out, select_classes
+from advjax.data.subsets import first_per_class, hold_out, select_classes
 
 __all__ = [
     "mnist_like_images",
     "Dataset", "DatasetSpec", "DatasetNotFoundError", "DATASETS",
     "list_datasets", "load", "iterate_batches", "prefetch", "Records",
-    "as_array", "hold_out", "select_classes",
+    "as_array", "hold_out", "select_classes", "first_per_class",
 ]
