@@ -8,7 +8,7 @@ order given (Goodfellow et al.'s logistic regression on 3s and 7s);
 correctly classified) rows of each class, as studies on "5 images per
 class the model gets right" do.
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
