@@ -267,9 +267,10 @@ REPORT = report.Report(
             **({"reference": [ref["stages_mean"].get(s, np.nan) for s in c[
                 "autoattack"]["stages"]]} if (ref := reference(c)) else {})},
             ylabel="robust accuracy after the stage (%)", percent=True,
-            title=f"{name} (eps {c['eps']:.3g})", hlines=[(
-                c["pgd"]["accuracy"][0], f"PGD-{cfg.eval_steps} x "
-                f"{cfg.eval_restarts}")] if "pgd" in c else [])
+            title=f"{name} (eps {c['eps']:.3g})" + (
+                f"; dotted: PGD-{cfg.eval_steps} x {cfg.eval_restarts}"
+                if "pgd" in c else ""), hlines=[(c["pgd"]["accuracy"][0], "")]
+            if "pgd" in c else [])
         for name, c in cases(results).items()])})
 
 BENCHMARK = run.Benchmark("autoattack", AutoAttackConfig, PRESETS,
