@@ -94,7 +94,10 @@ class FieldCheck(NamedTuple):
     return ", ".join(parts)
 
   def allows(self, value) -> bool:
-    """Whether one value meets the check (NaN never does a bound)."""
+    """Whether one value meets the check (NaN never does a bound); any
+    value meets a check of none (a field declared for its help only)."""
+    if all(c is None for c in self):
+      return True
     if self.choices is not None:
       return value in tuple(self.choices)
     if self == FieldCheck():  # a field with help only

@@ -7,6 +7,8 @@ runs (TPU pods, GPU clusters) call `initialize_distributed()` first; each
 process then loads only its slice of every global batch (`process_slice`),
 and `shard_batch` assembles the global array. No `pmap`.
 """
+import os
+import sys
 from typing import Any, Callable, Optional, Sequence
 
 import jax
@@ -16,7 +18,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 __all__ = [
     "DATA_AXIS", "make_mesh", "batch_sharding", "replicated", "shard_batch",
     "replicate", "jit_sharded", "initialize_distributed", "process_slice",
-    "check_batch_size",
+    "check_batch_size", "split_host_cpu",
 ]
 
 DATA_AXIS = "data"
@@ -103,6 +105,33 @@ def jit_sharded(step: Callable, mesh: Mesh, *, donate_state: bool = True,
   return jax.jit(step, in_shardings=(rep,) + (data,) * num_batch_args,
                  out_shardings=(rep, rep),
                  donate_argnums=(0,) if donate_state else ())
+
+
+def split_host_cpu(argv: Optional[Sequence[str]] = None,
+                   skip_flag: str = "--no-split-cpu") -> bool:
+  """Splits a CPU-only host into one XLA device per core, so a benchmark
+  runs on every core the way it runs on every GPU of a multi-GPU host.
+
+  Adds `--xla_force_host_platform_device_count=<cores>` to XLA_FLAGS. It
+  only takes effect before JAX starts its backend (the first array or
+  device query), so call it at the top of a benchmark module; results of
+  `map_batched` and the evaluators do not depend on the device count.
+
+  Args:
+    argv: the command line (default `sys.argv`).
+    skip_flag: leave XLA_FLAGS alone when this flag is in `argv`.
+
+  Returns:
+    Whether XLA_FLAGS was changed (not when it sets a count already or
+    `skip_flag` is given).
+  """
+  argv = sys.argv if argv is None else argv
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_force_host_platform_device_count" in flags or skip_flag in argv:
+    return False
+  os.environ["XLA_FLAGS"] = (f"{flags} --xla_force_host_platform_device_"
+                             f"count={os.cpu_count() or 1}").strip()
+  return True
 
 
 def initialize_distributed(enabled: bool, **kwargs) -> None:

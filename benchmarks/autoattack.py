@@ -1,137 +1,71 @@
 """AutoAttack in JAX: per-stage robust accuracy and time, diagnostics, peers.
 
-    python -m benchmarks.autoattack --dataset digits   # ~6 minutes on 2 CPU cores
+    python -m benchmarks.autoattack --dataset digits   # ~6 min, 2 CPU cores
 
 Trains (or reloads) a standard and a Madry PGD-trained model with
-`benchmarks.madry`'s recipe (digits: Wong's CNN, eps 0.2), or evaluates the
-model of an advjax training workdir (--checkpoint DIR), and reports for each
-the robust accuracy after every AutoAttack stage, the time per stage, PGD
-beside it, the gradient-masking diagnostics, and, with the peers installed
-(pip install 'advjax[peers]' && pip install --no-deps pyautoattack
-torchattacks), the reference AutoAttack and torchattacks' AutoAttack on the
-same weights with the speed ratio; plus a synthetic 28x28 parity case.
-Expected on digits: AutoAttack below PGD-20 x 4, the same robust accuracy as
-the reference within a seed's spread, about 3x its speed once compiled.
-Writes results.json, results.md and autoattack.png to --workdir (default
-runs/autoattack-<dataset>).
-
-A released PyTorch model (a RobustBench download; nothing is downloaded
-here) is evaluated with its architecture from `advjax.zoo`:
-
-    python -m benchmarks.autoattack --zoo-arch Wong2020Fast \
-        --checkpoint models/cifar10/Linf/Wong2020Fast.pt --dataset cifar10 \
-        --data-dir DIR --norm linf --eps 8/255
-
-(`--zoo-arch` a RobustBench entry of `zoo.robustbench.ENTRIES`, with its
-published numbers in the report, or an architecture with `--zoo-kwargs
-depth=28,widen_factor=10`).
-
-On a CPU-only host the process is split into one XLA device per core (as
-`XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`, unless XLA_FLAGS
-already sets it), so the evaluation runs on every core the way it runs on
-every GPU of a multi-GPU host; results do not depend on it.
+`benchmarks.madry`'s recipe (digits: Wong's CNN, eps 0.2), or evaluates a
+training workdir's model (--checkpoint DIR) or a released PyTorch model
+(--zoo-arch: a RobustBench entry, or an `advjax.zoo` architecture with
+--zoo-kwargs depth=28,widen_factor=10; --checkpoint FILE), and reports per
+AutoAttack stage the robust accuracy and time, PGD beside it, the
+gradient-masking diagnostics and, with the peers installed (pip install
+'advjax[peers]' && pip install --no-deps pyautoattack torchattacks), the
+reference AutoAttack and torchattacks' on the same weights; plus a 28x28
+parity case. Expected on digits: AutoAttack below PGD-20 x 4, the
+reference's accuracy within a seed's spread, ~3x its speed once compiled.
 """
-import os
-import sys
+import dataclasses
+import functools
+from typing import Optional
 
-if "xla_force_host_platform_device_count" not in os.environ.get(
-    "XLA_FLAGS", "") and "--no-split-cpu" not in sys.argv:
-  os.environ["XLA_FLAGS"] = (
-      os.environ.get("XLA_FLAGS", "") +
-      f" --xla_force_host_platform_device_count={os.cpu_count() or 1}"
-  ).strip()
+import jax
+import numpy as np
 
-import ast  # noqa: E402
-import dataclasses  # noqa: E402
-import functools  # noqa: E402
-import time  # noqa: E402
-from typing import Optional  # noqa: E402
+from advjax import (analysis, checkpoint, data, evaluation, models, report,
+                    run, sharding, training, zoo)
+from advjax.attacks import gradient
+from benchmarks.peers import torch_peers
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from advjax.report import legacy
-from advjax import checkpoint, data, evaluation, models, report  # noqa: E402
-from advjax import run  # noqa: E402
-from advjax import zoo  # noqa: E402
-from advjax import training  # noqa: E402
-from advjax.attacks import gradient  # noqa: E402
-from benchmarks.peers import torch_peers  # noqa: E402
-
-# DESIGN.md section 5 (RobustBench / fra31 README): clean %, AutoAttack %.
-PUBLISHED = {
-    "mnist": [("Madry et al. 2018", 98.53, 88.50),
-              ("Wong et al. 2020 (FGSM-RS)", 98.50, 82.93),
-              ("TRADES (Zhang et al. 2019)", 99.48, 92.81)],
-    "cifar10": [("Madry et al. 2018, WRN-34-10", 87.14, 44.04),
-                ("Wong et al. 2020 fast, PreAct ResNet-18", 83.34, 43.21),
-                ("Carmon et al. 2019", 89.69, 59.53),
-                ("standard training, WRN-28-10", 94.78, 0.00)],
-}
+sharding.split_host_cpu()  # before JAX starts: one device per CPU core
 
 
 @dataclasses.dataclass(frozen=True)
 class AutoAttackConfig(run.Config):
-  """Settings; None fields take the dataset's preset (`PRESETS`: the
-  training of `benchmarks.madry`).
-
-  Attributes (beyond `advjax.run.Config`'s training ones):
-    method: 'madry' (PGD training) or 'standard' (the standard model only).
-    eps: the radius of training and evaluation.
-    train_steps, train_step_size: the PGD of Madry training.
-    eval_steps, eval_restarts: the PGD evaluation beside AutoAttack.
-    autoattack_steps, autoattack_queries: APGD/FAB iterations, Square's
-      queries.
-    norm, version: AutoAttack's threat model and version.
-    checkpoint: a `training.fit` workdir whose model is evaluated instead of
-      training the two models (its run.json names the model, or `model`);
-      with `zoo_arch`, a PyTorch checkpoint file (a RobustBench download).
-    zoo_arch: evaluate the PyTorch checkpoint `checkpoint` converted by
-      `advjax.zoo.load_torch`: an architecture name (`WideResNet`,
-      `PreActResNet18`, `DMWideResNet`, `resnet50`, ...; keywords in
-      `zoo_kwargs`), or a RobustBench entry of `zoo.robustbench.ENTRIES`
-      (`Wong2020Fast`, `Carmon2019Unlabeled`, ...: its architecture,
-      keywords, eps and published numbers filled in).
-    zoo_kwargs: the architecture's keywords, comma-separated `key=value`
-      (`depth=28,widen_factor=10,sub_block1=True`; Python literals), added
-      to an entry's.
-    eval_batch_size: examples per evaluation step.
-    device_batch_size: examples per device per call (the compiled shape).
-    seeds: AutoAttack runs with keys (and reference seeds) 0..seeds-1.
-    peers: run the reference and torchattacks when installed.
-    compare_masking: also time survivors='mask'.
-    diagnostics_examples: examples the masking diagnostics look at.
-    synthetic_examples, synthetic_eps: the 28x28 parity case (0: skip).
-    split_cpu: on a CPU-only host, one XLA device per core (read before
-      JAX starts; --no-split-cpu keeps one).
-  """
-  method: str = "madry"
-  eps: Optional[float] = None
-  train_steps: Optional[int] = None
-  train_step_size: Optional[float] = None
-  eval_steps: Optional[int] = None
-  eval_restarts: Optional[int] = None
-  autoattack_steps: int = 100
-  autoattack_queries: int = 5000
-  norm: str = "linf"
-  version: str = "standard"
-  checkpoint: Optional[str] = None
-  zoo_arch: Optional[str] = None
-  zoo_kwargs: str = ""
-  eval_batch_size: int = 512
-  device_batch_size: Optional[int] = None
-  seeds: int = 3
-  peers: bool = True
-  compare_masking: bool = True
-  diagnostics_examples: int = 256
-  synthetic_examples: int = 256
-  synthetic_eps: float = 0.005
-  split_cpu: bool = True
+  """Settings; None fields take the dataset's preset (`benchmarks.madry`'s
+  training)."""
+  method: str = run.field("madry", "'standard': the standard model only",
+                          choices=("madry", "standard"))
+  eps: Optional[float] = run.field(None, "the radius (training, attacks)",
+                                   ge=0)
+  train_steps: Optional[int] = run.field(None, "PGD steps of training", ge=1)
+  train_step_size: Optional[float] = run.field(None, "their size", ge=0)
+  eval_steps: Optional[int] = run.field(None, "PGD steps (evaluation)", ge=1)
+  eval_restarts: Optional[int] = run.field(None, "its restarts", ge=1)
+  autoattack_steps: int = run.field(100, "APGD/FAB iterations", ge=1)
+  autoattack_queries: int = run.field(5000, "Square's queries", ge=1)
+  norm: str = run.field("linf", "the threat model", choices=("linf", "l2"))
+  version: str = run.field("standard", "AutoAttack's version",
+                           choices=("standard", "plus", "rand"))
+  checkpoint: Optional[str] = run.field(None, "a training workdir; with "
+                                        "--zoo-arch a PyTorch file")
+  zoo_arch: Optional[str] = run.field(None, "a RobustBench entry or an "
+                                      "advjax.zoo architecture")
+  zoo_kwargs: str = run.field("", "its keywords, 'depth=28,widen_factor=10'")
+  eval_batch_size: int = run.field(512, "examples per evaluation step", ge=1)
+  device_batch_size: Optional[int] = run.field(None, "per device, per call",
+                                               ge=1)
+  seeds: int = run.field(3, "AutoAttack keys, reference seeds 0..seeds-1",
+                         ge=1)
+  peers: bool = run.field(True, "run the reference and torchattacks")
+  compare_masking: bool = run.field(True, "also time survivors='mask'")
+  diagnostics_examples: int = run.field(256, "of the diagnostics", ge=1)
+  synthetic_examples: int = run.field(256, "of the 28x28 parity case", ge=0)
+  synthetic_eps: float = run.field(0.005, "its eps", ge=0)
+  split_cpu: bool = run.field(True, "one XLA device per CPU core")
 
 
-# The image sets of varying size have no training recipe here: only a
-# converted checkpoint is evaluated on them (--zoo-arch), on the validation
-# split (RobustBench's ImageNet threat model: Linf 4/255).
+# Image sets of varying size: a converted checkpoint on the validation
+# split only (RobustBench's ImageNet threat model: Linf 4/255).
 _EVAL_ONLY = dict(model=None, eps=4 / 255, eval_steps=10, eval_restarts=1,
                   epochs=0, batch_size=1, optimizer="sgd", learning_rate=0.,
                   weight_decay=0., schedule="constant")
@@ -139,376 +73,210 @@ IMAGE_SETS = ("imagenet2012", "imagenette", "folder")
 PRESETS = {**training.recipes.MADRY, **{d: _EVAL_ONLY for d in IMAGE_SETS}}
 
 
-def _refine(cfg, preset):
-  if cfg.norm not in ("linf", "l2"):
-    raise ValueError(f"norm must be 'linf' or 'l2', got {cfg.norm!r}.")
-  if cfg.seeds < 1:
-    raise ValueError(f"seeds must be >= 1, got {cfg.seeds}.")
-  if cfg.method not in ("madry", "standard"):
-    raise ValueError(f"method must be 'madry' or 'standard', got "
-                     f"{cfg.method!r}.")
+def refine(cfg, preset):
   if cfg.dataset in IMAGE_SETS and not cfg.zoo_arch:
-    raise ValueError(f"On {cfg.dataset}, benchmarks.autoattack evaluates a "
-                     "converted checkpoint only: pass --zoo-arch and "
-                     "--checkpoint.")
+    raise run.ConfigError(f"{cfg.dataset}: a converted checkpoint only "
+                          "(--zoo-arch and --checkpoint).")
   if cfg.zoo_arch:
     if not cfg.checkpoint:
-      raise ValueError("--zoo-arch needs --checkpoint FILE, the PyTorch "
-                       "checkpoint to evaluate.")
-    _zoo_spec(cfg)  # Validates the name and keywords before any work.
-    entry = zoo.robustbench.ENTRIES.get(cfg.zoo_arch)
-    # Only the test split is evaluated: leave the training split on disk.
-    preset = {**preset, "lazy_data": True}
-    if entry is not None:
-      preset["eps"] = entry.eps
-    return preset
+      raise run.ConfigError("--zoo-arch needs --checkpoint FILE.")
+    zoo.resolve(cfg.zoo_arch, cfg.zoo_kwargs)  # fails early on bad names
+    entry = zoo.robustbench.ENTRIES.get(cfg.zoo_arch)  # its eps below
+    return {**preset, "lazy_data": True, **({"eps": entry.eps} if entry
+                                             else {})}
   if cfg.checkpoint and cfg.model is None:  # the workdir names its model
-    preset = {**preset, "model": checkpoint.run_settings(cfg.checkpoint).get(
+    return {**preset, "model": checkpoint.run_settings(cfg.checkpoint).get(
         "model", preset["model"])}
   return preset
 
 
-def _zoo_spec(cfg) -> run.LoadTorch:
-  """The `LoadTorch` of `--zoo-arch` (an architecture or a RobustBench
-  entry) and `--zoo-kwargs`."""
-  kwargs = {}
-  for item in filter(None, (p.strip() for p in cfg.zoo_kwargs.split(","))):
-    key, sep, value = item.partition("=")
-    if not sep:
-      raise ValueError(f"--zoo-kwargs takes key=value pairs separated by "
-                       f"commas; got {item!r}.")
-    try:
-      kwargs[key.strip()] = ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError):
-      kwargs[key.strip()] = value.strip()  # a bare word: a string
-  entry = zoo.robustbench.ENTRIES.get(cfg.zoo_arch)
-  if entry is not None:
-    return run.LoadTorch(entry.arch, cfg.checkpoint,
-                         {**entry.kwargs, **kwargs})
-  zoo.build(cfg.zoo_arch, **kwargs)  # Unknown names and keywords fail here.
-  return run.LoadTorch(cfg.zoo_arch, cfg.checkpoint, kwargs)
-
-
 def load_data(cfg):
-  """The validation split of an image set (`eval_limit` images, decoded as
-  RobustBench's 'Res256Crop224'); None (the runner's train and test) for
-  the other datasets."""
-  if cfg.dataset not in IMAGE_SETS:
-    return None
-  test = data.load(cfg.dataset, "validation", data_dir=cfg.data_dir,
-                   limit=cfg.eval_limit or None, lazy=False)
-  return None, test
+  """An image set's validation split (`eval_limit` images); None (the
+  runner's splits) for the other datasets."""
+  if cfg.dataset in IMAGE_SETS:
+    return None, data.load(cfg.dataset, "validation", data_dir=cfg.data_dir,
+                           limit=cfg.eval_limit or None, lazy=False)
 
 
 def models_to_evaluate(cfg, env):
-  """The checkpoint's model, or a standard and a Madry-trained model."""
-  del env
   if cfg.zoo_arch:
-    return {cfg.zoo_arch: _zoo_spec(cfg)}
+    arch, kwargs = zoo.resolve(cfg.zoo_arch, cfg.zoo_kwargs)
+    return {cfg.zoo_arch: run.LoadTorch(arch, cfg.checkpoint, kwargs)}
   if cfg.checkpoint:
     return {"checkpoint": run.Load(cfg.checkpoint)}
-  settings = {k: getattr(cfg, k) for k in ("eps", "train_steps",
-                                           "train_step_size")}
   specs = {"standard": run.TrainSpec(training.methods.standard())}
   if cfg.method == "madry":
     specs["madry"] = run.TrainSpec(training.methods.madry(
-        cfg.eps, steps=cfg.train_steps, step_size=cfg.train_step_size),
-                                   settings)
+        cfg.eps, steps=cfg.train_steps, step_size=cfg.train_step_size), {
+            k: getattr(cfg, k) for k in ("eps", "train_steps",
+                                         "train_step_size")})
   return specs
 
 
-def evaluate(cfg, env, name, variables):
-  """Diagnostics, PGD, advjax's AutoAttack and the peers on one model."""
-  del name
-  x, y, eps = env.test.images, env.test.labels, float(cfg.eps)
-  diag = evaluation.diagnostics(
-      env.apply_fn, variables, x, y, norm=cfg.norm, eps=eps,
-      n=cfg.diagnostics_examples, steps=cfg.autoattack_steps,
-      square_queries=min(1000, cfg.autoattack_queries),
-      batch_size=cfg.eval_batch_size, device_batch_size=cfg.device_batch_size)
-  case = _case(cfg, env.apply_fn, variables, x, y, eps, env.test.image_shape,
-               env.test.num_classes, cfg.model == "wong_mnist")
-  case["diagnostics"] = {**diag._asdict(), "flags": list(diag.flags()),
-                         "table": diag.table()}
-  return case
+def _case(cfg, apply_fn, variables, x, y, eps, wong, pgd=True):
+  """advjax's AutoAttack over `seeds` keys, timed; PGD; the peers."""
+  out = {"eps": float(eps), "n": len(y), "autoattack": evaluation.
+         autoattack_repeats(apply_fn, variables, x, y, keys=[
+             jax.random.key(s) for s in range(cfg.seeds)],
+             compare_masking=cfg.compare_masking, norm=cfg.norm, eps=eps,
+             version=cfg.version, steps=cfg.autoattack_steps,
+             queries=cfg.autoattack_queries, batch_size=cfg.eval_batch_size,
+             device_batch_size=cfg.device_batch_size,
+             progress=cfg.progress).summary()}
+  out["peers"] = (torch_peers.autoattack_peers(
+      variables["params"], x.shape[1:], x, y, eps=eps, norm=cfg.norm,
+      version=cfg.version, seeds=cfg.seeds, batch_size=cfg.eval_batch_size,
+      ours=out["autoattack"]) if wong and cfg.peers else {
+          "skipped": "--no-peers" if wong else "the replica is Wong's CNN"})
+  if pgd:
+    r = evaluation.robust_accuracy(
+        apply_fn, variables, x, y, attack=functools.partial(
+            gradient.pgd, steps=cfg.eval_steps, restarts=cfg.eval_restarts),
+        eps=[eps], batch_size=cfg.eval_batch_size, key=jax.random.key(1),
+        device_batch_size=cfg.device_batch_size)
+    out["pgd"] = {**r.summary(), "robust": evaluation.to_bits(r.correct[0])}
+  return out
+
+
+evaluate = lambda cfg, env, name, variables: _case(
+    cfg, env.apply_fn, variables, env.test.images, env.test.labels, cfg.eps,
+    cfg.model == "wong_mnist")
+evals = lambda cfg, env: {"diagnostics": evaluation.DiagnosticsEvaluator(
+    cfg.eps, cfg.norm, n=cfg.diagnostics_examples, steps=cfg.autoattack_steps,
+    square_queries=min(1000, cfg.autoattack_queries),
+    batch_size=cfg.eval_batch_size, device_batch_size=cfg.device_batch_size)}
 
 
 def extra(cfg, env, trained):
+  """Wong's CNN, random weights, uniform images labelled by it: parity."""
   del env, trained
   if not cfg.synthetic_examples:
     return {}
-  return {"synthetic-28x28": _synthetic(cfg)}
+  case = models.random_case("wong_mnist", cfg.synthetic_examples, (28, 28, 1))
+  return {"synthetic-28x28": _case(cfg, *case, cfg.synthetic_eps, True,
+                                   pgd=False)}
 
 
-def _stages(r: evaluation.AutoAttackResult) -> dict:
-  return {n: float(a) for n, a in zip(r.attacks, r.accuracy)}
+cases = lambda results: {**results["models"], **results.get("extra", {})}
+reference = lambda c: c["peers"].get("reference")
 
 
-def _ours(cfg, apply_fn, variables, x, y, eps):
-  """advjax's AutoAttack: timed cold and warm, masked, and over seeds."""
-  kw = dict(norm=cfg.norm, eps=eps, version=cfg.version,
-            steps=cfg.autoattack_steps, queries=cfg.autoattack_queries,
-            batch_size=cfg.eval_batch_size,
-            device_batch_size=cfg.device_batch_size, progress=cfg.progress)
-  t0 = time.perf_counter()
-  cold = evaluation.autoattack(apply_fn, variables, x, y,
-                               key=jax.random.key(0), **kw)
-  cold_s = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  warm = evaluation.autoattack(apply_fn, variables, x, y,
-                               key=jax.random.key(0), **kw)
-  warm_s = time.perf_counter() - t0
-  same = bool(np.array_equal(cold.robust, warm.robust) and
-              np.array_equal(cold.x_adv, warm.x_adv))
-  out = {"robust_accuracy": cold.robust_accuracy,
-         "clean_accuracy": cold.clean_accuracy,
-         "stages": _stages(cold), "table": cold.table(),
-         "seconds_cold": cold_s, "seconds_warm": warm_s,
-         "stage_seconds_cold": dict(zip(cold.attacks, cold.seconds.tolist())),
-         "stage_seconds_warm": dict(zip(warm.attacks, warm.seconds.tolist())),
-         "warm_identical": same,
-         "max_distance": float(cold.distance.max()),
-         "robust": cold.robust}
-  if cfg.compare_masking:
-    t0 = time.perf_counter()
-    masked = evaluation.autoattack(apply_fn, variables, x, y,
-                                   key=jax.random.key(0), survivors="mask",
-                                   **kw)
-    out["seconds_masked"] = time.perf_counter() - t0
-    out["masked_identical"] = bool(np.array_equal(masked.robust, cold.robust)
-                                   and np.array_equal(masked.x_adv,
-                                                      cold.x_adv))
-  seeds = [out["stages"]]
-  for s in range(1, cfg.seeds):
-    seeds.append(_stages(evaluation.autoattack(
-        apply_fn, variables, x, y, key=jax.random.key(s), **kw)))
-  out["stages_per_seed"] = seeds
-  out["stages_mean"] = {k: float(np.mean([d[k] for d in seeds]))
-                        for k in seeds[0]}
-  return out
-
-
-def _peers(cfg, params, image_shape, x, y, eps, num_classes):
-  """The reference (seeds 0..seeds-1) and torchattacks on a replica."""
-  reason = torch_peers.autoattack_unavailable_reason()
-  if reason is not None or not cfg.peers:
-    return {"skipped": reason or "peers=False"}
-  import torch  # pylint: disable=import-outside-toplevel
-  torch.set_num_threads(os.cpu_count() or 1)
-  net = torch_peers.wong_cnn_from_flax(params, image_shape)
-  runs = [torch_peers.reference_autoattack(
-      net, x, y, eps=eps, norm=cfg.norm, version=cfg.version, seed=s,
-      batch_size=cfg.eval_batch_size) for s in range(cfg.seeds)]
-  out = {"reference": {
-      "seconds": [r["seconds"] for r in runs],
-      "stages_per_seed": [r["stages"] for r in runs],
-      "stages_mean": {k: float(np.mean([r["stages"][k] for r in runs]))
-                      for k in runs[0]["stages"]},
-      "stage_seconds": runs[0]["stage_seconds"],
-      "robust_accuracy": float(runs[0]["robust"].mean()),
-      "robust": runs[0]["robust"]}}
-  if cfg.norm in ("linf", "l2") and cfg.version == "standard":
-    try:
-      ta = torch_peers.torchattacks_autoattack(net, x, y, eps=eps,
-                                               norm=cfg.norm,
-                                               num_classes=num_classes)
-      out["torchattacks"] = {"seconds": ta["seconds"],
-                             "robust_accuracy": float(ta["robust"].mean())}
-    except ImportError as e:
-      out["torchattacks"] = {"skipped": str(e)}
-  out["versions"] = {"torch": torch.__version__,
-                     "threads": torch.get_num_threads()}
-  return out
-
-
-def _case(cfg, apply_fn, variables, x, y, eps, image_shape, num_classes,
-          is_wong, pgd=True):
-  res = {"eps": eps, "n": int(x.shape[0])}
-  if pgd:
-    ra = evaluation.robust_accuracy(
-        apply_fn, variables, x, y,
-        attack=functools.partial(gradient.pgd, steps=cfg.eval_steps,
-                                 restarts=cfg.eval_restarts),
-        eps=[eps], batch_size=cfg.eval_batch_size,
-        device_batch_size=cfg.device_batch_size, key=jax.random.key(1))
-    res["pgd"] = {"attack": f"PGD-{cfg.eval_steps} x {cfg.eval_restarts}",
-                  "robust_accuracy": float(ra.accuracy[0]),
-                  "robust": ra.correct[0]}
-  res["advjax"] = _ours(cfg, apply_fn, variables, x, y, eps)
-  if pgd:
-    res["pgd_not_robust_under_aa"] = int(np.sum(
-        res["pgd"]["robust"] & ~res["advjax"]["robust"]))
-    res["aa_not_robust_under_pgd"] = int(np.sum(
-        ~res["pgd"]["robust"] & res["advjax"]["robust"]))
-  res["peers"] = (_peers(cfg, variables["params"], image_shape, x, y, eps,
-                         num_classes) if is_wong else
-                  {"skipped": "the PyTorch replica covers Wong's CNN only"})
-  ref = res["peers"].get("reference")
-  if ref is not None:
-    res["speedup_cold"] = float(np.median(ref["seconds"]) /
-                                res["advjax"]["seconds_cold"])
-    res["speedup_warm"] = float(np.median(ref["seconds"]) /
-                                res["advjax"]["seconds_warm"])
-    res["per_example_agreement"] = float(np.mean(
-        ref["robust"] == res["advjax"]["robust"]))
-  return res
-
-
-def _synthetic(cfg):
-  """Wong's CNN at 28x28 with random weights, uniform images, labels = its
-  predictions."""
-  model = models.get_model("wong_mnist")
-  variables = jax.device_get(models.init_model(model, jax.random.key(0),
-                                               (28, 28, 1)))
-  apply_fn = lambda v, z: model.apply(v, z, train=False)
-  x = np.asarray(jax.random.uniform(jax.random.key(1),
-                                    (cfg.synthetic_examples, 28, 28, 1)))
-  y = np.asarray(apply_fn(variables, x).argmax(-1)).astype(np.int32)
-  return _case(cfg, apply_fn, variables, x, y,
-               cfg.synthetic_eps, (28, 28, 1), 10, True, pgd=False)
-
-
-def _cases(results):
-  return {**results["models"], **results.get("extra", {})}
-
-
-def make_report(cfg, results) -> legacy.Report:
-  return legacy.Report(
-      _table(cfg, results),
-      {"autoattack.png": functools.partial(_plot, results)},
-      claims(results))
-
-
-def claims(results):
-  """AutoAttack's own claims, checked on the trained models."""
-  out = []
-  for name, c in results["models"].items():
-    ours = c["advjax"]
-    if "pgd" in c:
-      out.append(legacy.Claim(
-          f"{name}: AutoAttack is at least as strong as PGD, per example",
-          c["aa_not_robust_under_pgd"] == 0,
-          f"{report.percent(ours['robust_accuracy'], 2)} % vs "
-          f"{report.percent(c['pgd']['robust_accuracy'], 2)} %, "
-          f"{c['pgd_not_robust_under_aa']} PGD-robust examples broken"))
-    ref = c["peers"].get("reference")
-    if ref:
-      gap = abs(ours["stages_mean"]["square"] - ref["stages_mean"]["square"])
-      out.append(legacy.Claim(
-          f"{name}: the same robust accuracy as the reference within 0.5 "
-          "points (seed means)", gap <= 0.005 + 1e-9,
-          f"{100 * gap:.2f} points"))
-  return out
-
-
-def _table(cfg, results) -> str:
-  rows = [f"# AutoAttack ({cfg.version}, {cfg.norm}) on {cfg.dataset}, "
-          f"{cfg.zoo_arch or cfg.model}, {jax.default_backend()} "
-          f"({len(results['devices'])} devices)", ""]
-  for name, c in _cases(results).items():
-    ours = c["advjax"]
-    ref = c["peers"].get("reference")
-    rows += [f"## {name}: eps {c['eps']:.4g}, {c['n']} examples", "",
-             "| stage | advjax (key 0) | advjax mean of "
-             f"{cfg.seeds} keys | reference (seed 0) | reference mean of "
-             f"{cfg.seeds} seeds | advjax s (warm) | reference s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    prev_ref = 0.
-    for stage, acc in ours["stages"].items():
-      ref0 = ref["stages_per_seed"][0].get(stage) if ref else None
-      refm = ref["stages_mean"].get(stage) if ref else None
-      t_ref = None
-      if ref and stage in ref["stage_seconds"]:
-        t_ref = ref["stage_seconds"][stage] - prev_ref
-        prev_ref = ref["stage_seconds"][stage]
-      rows.append(
-          f"| {stage} | {report.percent(acc, 2)} | "
-          f"{report.percent(ours['stages_mean'][stage], 2)} | "
-          f"{report.percent(ref0, 2)} | {report.percent(refm, 2)} | "
-          f"{ours['stage_seconds_warm'][stage]:.2f} | "
-          f"{'-' if t_ref is None else f'{t_ref:.2f}'} |")
-    rows += ["", f"- advjax: {ours['seconds_cold']:.1f} s first call "
-             f"(compilation included), {ours['seconds_warm']:.1f} s second "
-             f"call (results identical: {ours['warm_identical']})"]
-    if "seconds_masked" in ours:
-      rows.append(f"- survivors masked instead of compacted: "
-                  f"{ours['seconds_masked']:.1f} s (results identical: "
-                  f"{ours['masked_identical']})")
-    if ref:
-      rows.append(f"- reference (fra31/auto-attack, pyautoattack): "
-                  f"{np.median(ref['seconds']):.1f} s median of "
-                  f"{len(ref['seconds'])}; advjax is {c['speedup_warm']:.2f}x "
-                  f"faster warm, {c['speedup_cold']:.2f}x cold; per-example "
-                  f"robust bits agree on {100 * c['per_example_agreement']:.1f}"
-                  " % of examples (seed 0 vs key 0)")
-      ta = c["peers"].get("torchattacks", {})
-      if "seconds" in ta:
-        rows.append(f"- torchattacks.AutoAttack: "
-                    f"{100 * ta['robust_accuracy']:.2f} % robust in "
-                    f"{ta['seconds']:.1f} s")
-    else:
-      rows.append(f"- peers: {c['peers'].get('skipped')}")
-    if "pgd" in c:
-      rows.append(f"- {c['pgd']['attack']}: "
-                  f"{100 * c['pgd']['robust_accuracy']:.2f} % robust; "
-                  f"{c['pgd_not_robust_under_aa']} examples PGD calls robust "
-                  f"are broken by AutoAttack, {c['aa_not_robust_under_pgd']} "
-                  "the other way")
+def body(cfg, results):
+  out = [f"Devices: {', '.join(results['devices'])}."]
+  for name, c in cases(results).items():
+    aa, ref, k = c["autoattack"], reference(c), cfg.seeds
+    series = {"advjax (key 0)": aa["stages"], f"advjax, mean of {k} keys":
+              aa["stages_mean"], **({"reference (seed 0)": ref[
+                  "stages_per_seed"][0], f"reference, mean of {k}": ref[
+                      "stages_mean"]} if ref else {})}
+    times = {"advjax (warm)": aa["warm_stage_seconds"], **(
+        {"reference": ref["stage_seconds"]} if ref else {})}
+    out += [f"## {name}: eps {c['eps']:.4g}, {c['n']} examples", *(
+        report.curve_table(list(aa["stages"]), {n: [v.get(s) for s in aa[
+            "stages"]] for n, v in d.items()}, first="stage", unit=u,
+                           caption=t) for d, u, t in (
+            (series, "%", "Robust accuracy after each stage:"),
+            (times, ".2f", "Seconds per stage:")))]
     if "diagnostics" in c:
-      d = c["diagnostics"]
-      rows += ["", f"Gradient-masking diagnostics (flags: "
-               f"{', '.join(d['flags']) or 'none'}):", "", d["table"]]
-    rows.append("")
+      out.append(f"Gradient-masking diagnostics (flags: "
+                 f"{', '.join(c['diagnostics']['flags']) or 'none'}):\n\n"
+                 + c["diagnostics"]["table"])
+  return out + [report.records_table(cases(results), [
+      ("AutoAttack", "autoattack.robust_accuracy", "%"),
+      (f"PGD-{cfg.eval_steps} x {cfg.eval_restarts}", "pgd.accuracy.0", "%"),
+      ("s, 1st call", "autoattack.seconds_cold", ".1f"),
+      ("s, 2nd", "autoattack.seconds_warm", ".1f"),
+      ("same", "autoattack.warm_identical", ""),
+      ("s, masked", "autoattack.seconds_masked", ".1f"),
+      ("same", "autoattack.masked_identical", ""),
+      ("reference s (median)", "peers.reference.median_seconds", ".1f"),
+      ("speed-up warm", "peers.speedup_warm", ".2f"),
+      ("cold", "peers.speedup_cold", ".2f"),
+      ("robust bits agree", "peers.agreement", "%"),
+      ("torchattacks robust", "peers.torchattacks.robust_accuracy", "%"),
+      ("s", "peers.torchattacks.seconds", ".1f"),
+      ("peers skipped", "peers.skipped", "")], first="case",
+      caption="Robust accuracy; advjax's time (the first call compiles), "
+              "the reference (fra31/auto-attack) and torchattacks on the same"
+              " weights:")]
+
+
+def _entry_rows(cfg):
+  """A RobustBench entry's published numbers beside this run's."""
   entry = zoo.robustbench.ENTRIES.get(cfg.zoo_arch or "")
-  if entry is not None:
-    c = results["models"][cfg.zoo_arch]["advjax"]
-    rows += [f"RobustBench's numbers for {cfg.zoo_arch} ({entry.arch}, Linf "
-             f"{entry.eps:.4g}):", "",
-             "| | clean % | AutoAttack % |", "|---|---:|---:|",
-             f"| published (RobustBench leaderboard) | {entry.clean:.2f} | "
-             f"{entry.autoattack:.2f} |",
-             f"| advjax, these {results['models'][cfg.zoo_arch]['n']} test "
-             f"examples | {report.percent(c['clean_accuracy'], 2)} | "
-             f"{report.percent(c['robust_accuracy'], 2)} |", ""]
-  pub = PUBLISHED.get(cfg.dataset)
-  if pub:
-    rows += [f"Published AutoAttack results on {cfg.dataset} (RobustBench / "
-             "fra31 README, clean / AA %):", ""] + [
-                 f"- {n}: {c:.2f} / {a:.2f}" for n, c, a in pub]
-  return "\n".join(rows)
+  return [report.Published(
+      "RobustBench leaderboard", f"{cfg.zoo_arch} ({entry.arch}), Linf "
+      f"{entry.eps:.4g}", value, f"{w} accuracy", ours=lambda cfg, r, w=w: r[
+          "models"][cfg.zoo_arch]["autoattack"][f"{w}_accuracy"])
+          for w, value in (("clean", entry.clean),
+                           ("robust", entry.autoattack))] if entry else []
 
 
-def _plot(results, path):
-  plt = report.pyplot()
-  cases = list(_cases(results).items())
-  fig, axes = plt.subplots(1, len(cases), figsize=(4.6 * len(cases), 3.6),
-                           squeeze=False)
-  for ax, (name, c) in zip(axes[0], cases):
-    stages = list(c["advjax"]["stages"])
-    xs = np.arange(len(stages))
-    ax.plot(xs, [100 * c["advjax"]["stages_mean"][s] for s in stages], "o-",
-            label="advjax")
-    ref = c["peers"].get("reference")
-    if ref:
-      ax.plot(xs, [100 * ref["stages_mean"].get(s, np.nan) for s in stages],
-              "s--", label="reference")
-    if "pgd" in c:
-      ax.axhline(100 * c["pgd"]["robust_accuracy"], color="gray", ls=":",
-                 label=c["pgd"]["attack"])
-    ax.set_xticks(xs, stages, rotation=30)
-    ax.set_ylabel("robust accuracy after the stage (%)")
-    ax.set_title(f"{name} (eps {c['eps']:.3g})")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+# DESIGN.md section 5 (RobustBench / fra31 README): clean %, AutoAttack %.
+PUBLISHED = [
+    report.Published(src, {"mnist": "MNIST, AutoAttack at 0.3", "cifar10":
+                           "CIFAR-10, AutoAttack at 8/255"}[dataset], value,
+                     f"{what} accuracy", dataset=dataset,
+                     ours=model and report.value_of(
+                         f"models.{model}.autoattack.{what}_accuracy"))
+    for dataset, src, model, clean, aa in (
+        ("mnist", "Madry et al. 2018", "madry", 98.53, 88.50),
+        ("mnist", "Wong et al. 2020 (FGSM-RS)", None, 98.50, 82.93),
+        ("mnist", "TRADES (Zhang et al. 2019)", None, 99.48, 92.81),
+        ("cifar10", "Madry et al. 2018, WRN-34-10", None, 87.14, 44.04),
+        ("cifar10", "Wong et al. 2020 fast, PreAct ResNet-18", None, 83.34,
+         43.21),
+        ("cifar10", "Carmon et al. 2019", None, 89.69, 59.53),
+        ("cifar10", "standard training, WRN-28-10", "standard", 94.78, 0.00))
+    for what, value in (("clean", clean), ("robust", aa))]
 
+
+def _stronger_than_pgd(cfg, results):
+  """Per model: examples robust under AutoAttack that PGD breaks."""
+  out = {}
+  for name, c in results["models"].items():
+    d = analysis.disagreement(c["autoattack"]["robust"], c["pgd"]["robust"])
+    out[name] = report.Measured(d.only_a, f"{d.only_b} PGD-robust broken")
+  return out
+
+
+def _reference_gap(cfg, results):
+  """Per case: advjax - the reference, robust accuracy (seed means)."""
+  last = lambda stages: list(stages.values())[-1]
+  return {n: report.difference(
+      lambda *_, c=c: last(c["autoattack"]["stages_mean"]),
+      lambda *_, c=c: last(reference(c)["stages_mean"]), "%")(cfg, results)
+          for n, c in cases(results).items() if reference(c)}
+
+
+REPORT = report.Report(
+    title=lambda cfg: f"AutoAttack ({cfg.version}, {cfg.norm}) on "
+                      f"{cfg.dataset}, {cfg.zoo_arch or cfg.model}",
+    body=body, published=lambda cfg: PUBLISHED + _entry_rows(cfg),
+    claims=[
+        report.Claim("AutoAttack is at least as strong as PGD, per example",
+                     _stronger_than_pgd, report.at_most(0), quantity="examples"
+                     " robust under AutoAttack but not PGD"),
+        report.Claim("the same robust accuracy as the reference within 0.5 "
+                     "points (seed means)", _reference_gap, report.between(
+                         -0.005 - 1e-9, 0.005 + 1e-9),
+                     quantity="advjax - reference")],
+    figures=lambda cfg, results: {"autoattack.png": report.Panels([
+        report.Bar(list(c["autoattack"]["stages"]), {
+            "advjax": list(c["autoattack"]["stages_mean"].values()),
+            **({"reference": [ref["stages_mean"].get(s, np.nan) for s in c[
+                "autoattack"]["stages"]]} if (ref := reference(c)) else {})},
+            ylabel="robust accuracy after the stage (%)", percent=True,
+            title=f"{name} (eps {c['eps']:.3g})" + (
+                f"; dotted: PGD-{cfg.eval_steps} x {cfg.eval_restarts}"
+                if "pgd" in c else ""), hlines=[(c["pgd"]["accuracy"][0], "")]
+            if "pgd" in c else [])
+        for name, c in cases(results).items()])})
 
 BENCHMARK = run.Benchmark("autoattack", AutoAttackConfig, PRESETS,
-                          models_to_evaluate, evaluate, make_report,
-                          doc=__doc__, refine=_refine, extra=extra,
-                          data=load_data)
+                          models_to_evaluate, evaluate, REPORT, doc=__doc__,
+                          refine=refine, extra=extra, data=load_data,
+                          evals=evals)
 
 if __name__ == "__main__":
   run.main(BENCHMARK)

@@ -279,3 +279,21 @@ def test_compacting_while_loop_matches_a_plain_while_loop(batch):
   while expected[-1] // 2 >= 2:
     expected.append(expected[-1] // 2)
   assert sorted(set(sizes_seen), reverse=True) == expected
+
+
+def test_unbounded_ignores_eps_and_passes_the_key_when_taken():
+  seen = {}
+
+  def keyed(model_fn, x, y, *, key):
+    seen["key"] = key
+    return x + 1
+
+  def plain(model_fn, x, y):
+    return x - 1
+
+  x = jnp.zeros((2, 3))
+  np.testing.assert_array_equal(base.Unbounded(keyed)(None, x, None, eps=9.,
+                                                      key="k"), x + 1)
+  assert seen["key"] == "k"
+  np.testing.assert_array_equal(base.call_attack(
+      base.Unbounded(plain), None, x, None, eps=0.3, key=None), x - 1)

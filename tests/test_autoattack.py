@@ -130,6 +130,19 @@ def _diagnose(m, apply_fn, eps=0.1):
 def test_diagnostics_pass_a_well_behaved_model(digits_model):
   d = _diagnose(digits_model, digits_model.apply_fn)
   assert not d.flagged, d.table()
+  s = d.summary()
+  assert s["flags"] == [] and s["n"] == 96 and s["table"] == d.table()
+  assert s["sweep_accuracy"] == d.sweep_accuracy.tolist()
+  import json  # pylint: disable=import-outside-toplevel
+  json.dumps(s)  # JSON-able
+  # The evaluator: the same checks on a Dataset-like pair.
+  m = digits_model
+  e = evaluation.DiagnosticsEvaluator(0.1, n=96, steps=20, square_queries=300,
+                                      device_batch_size=32)
+  r = e.run(m.apply_fn, m.variables, (m.x_test, m.y_test))
+  assert (r.flags(), r.clean_accuracy, r.apgd_accuracy, r.fgsm_accuracy,
+          r.square_accuracy) == ((), d.clean_accuracy, d.apgd_accuracy,
+                                 d.fgsm_accuracy, d.square_accuracy)
   assert d.apgd_accuracy <= d.fgsm_accuracy
   assert d.sweep_accuracy[-1] == 0 and d.eps_sweep[-1] == 1.
 
@@ -176,3 +189,34 @@ def test_minimal_distance_evaluator(digits_model):
       fab, norm="linf", steps=30), norm="linf", device_batch_size=32)
   np.testing.assert_array_equal(ev.run(m.apply_fn, m.variables, (x, y)
                                        ).distance, res.distance)
+
+
+def test_autoattack_repeats_time_and_agree(digits_model, one_device):
+  """Cold and warm calls and masked survivors give the same per-example
+  results; the first key's stages are the first row of the seed table."""
+  m = digits_model
+  x, y = np.asarray(m.x_test[:40]), np.asarray(m.y_test[:40])
+  kw = dict(eps=0.1, steps=5, queries=20, mesh=one_device,
+            device_batch_size=16, batch_size=40)
+  keys = [jax.random.key(0), jax.random.key(5)]
+  r = evaluation.autoattack_repeats(m.apply_fn, m.variables, x, y, keys=keys,
+                                    compare_masking=True, **kw)
+  assert r.warm_identical and r.masked_identical
+  assert r.seconds_cold > 0 and r.seconds_warm > 0 and r.seconds_masked > 0
+  one = evaluation.autoattack(m.apply_fn, m.variables, x, y, key=keys[1],
+                              **kw)
+  assert r.seed_accuracy.shape == (2, 5)
+  np.testing.assert_allclose(r.seed_accuracy[0], r.first.accuracy)
+  np.testing.assert_allclose(r.seed_accuracy[1], one.accuracy)
+  s = r.summary()
+  assert s["robust"] == evaluation.to_bits(r.first.robust)
+  assert s["stages_mean"]["square"] == pytest.approx(
+      r.seed_accuracy[:, -1].mean())
+  assert len(s["stages_per_seed"]) == 2 and s["masked_identical"]
+  assert s["max_distance"] <= 0.1 + 1e-6
+  plain = evaluation.autoattack_repeats(m.apply_fn, m.variables, x, y,
+                                        keys=keys[:1], **kw)
+  assert plain.seconds_masked is None and plain.masked_identical is None
+  with pytest.raises(ValueError, match="at least one key"):
+    evaluation.autoattack_repeats(m.apply_fn, m.variables, x, y, keys=[],
+                                  **kw)

@@ -39,36 +39,40 @@ def test_run_writes_the_report(tmp_path):
   assert set(saved["models"]) == {"standard", "madry"}
   assert set(saved["extra"]) == {"synthetic-28x28"}
   for c in [*saved["models"].values(), *saved["extra"].values()]:
-    ours = c["advjax"]
+    ours = c["autoattack"]
     assert ours["warm_identical"] and ours["masked_identical"]
     assert list(ours["stages"]) == ["clean", "apgd-ce", "apgd-t", "fab-t",
                                     "square"]
     assert len(ours["stages_per_seed"]) == 2
+    assert len(ours["robust"]) == c["n"]
+    assert c["peers"] == {"skipped": "--no-peers"}
+  assert "pgd" not in saved["extra"]["synthetic-28x28"]
   assert saved["models"]["madry"]["diagnostics"]["n"] == 32
-  assert "## madry" in res["table"]
-  assert all(c["holds"] for c in saved["claims"])  # AA <= PGD per example
+  assert "## madry" in res["table"] and "robust bits agree" in res["table"]
+  assert [c["verdict"] for c in saved["claims"]] == ["holds"] * 2  # AA <= PGD
   # A model from a training workdir.
   again = run.run(autoattack.BENCHMARK, autoattack.AutoAttackConfig(
       workdir=str(tmp_path / "ckpt"), checkpoint=str(tmp_path / "madry"),
       **{**kw, "synthetic_examples": 0}))
   assert set(again["models"]) == {"checkpoint"}
-  assert again["models"]["checkpoint"]["advjax"]["clean_accuracy"] == \
-      saved["models"]["madry"]["advjax"]["clean_accuracy"]
+  assert again["models"]["checkpoint"]["autoattack"]["clean_accuracy"] == \
+      saved["models"]["madry"]["autoattack"]["clean_accuracy"]
 
 
 def test_zoo_flags_and_entries():
   """`--zoo-arch` takes an architecture with `--zoo-kwargs`, or a RobustBench
-  entry (its architecture, keywords and eps filled in)."""
+  entry (its architecture, keywords and eps filled in; `zoo.resolve`)."""
   cfg = resolve(autoattack.AutoAttackConfig(
       dataset="cifar10", zoo_arch="Carmon2019Unlabeled", checkpoint="c.pt"))
   assert cfg.eps == pytest.approx(8 / 255) and cfg.lazy_data
-  spec = autoattack._zoo_spec(cfg)  # pylint: disable=protected-access
-  assert spec == run.LoadTorch("WideResNet", "c.pt", dict(
-      depth=28, widen_factor=10, sub_block1=True))
-  spec = autoattack._zoo_spec(autoattack.AutoAttackConfig(  # pylint: disable=protected-access
-      zoo_arch="DMWideResNet", checkpoint="d.pt",
+  assert autoattack.models_to_evaluate(cfg, None) == {
+      "Carmon2019Unlabeled": run.LoadTorch("WideResNet", "c.pt", dict(
+          depth=28, widen_factor=10, sub_block1=True))}
+  cfg = resolve(autoattack.AutoAttackConfig(
+      dataset="cifar10", zoo_arch="DMWideResNet", checkpoint="d.pt",
       zoo_kwargs="depth=70, width=16,activation_fn=swish"))
-  assert spec.kwargs == dict(depth=70, width=16, activation_fn="swish")
+  assert autoattack.models_to_evaluate(cfg, None)["DMWideResNet"].kwargs == \
+      dict(depth=70, width=16, activation_fn="swish")
   with pytest.raises(ValueError, match="needs --checkpoint"):
     resolve(autoattack.AutoAttackConfig(dataset="cifar10",
                                         zoo_arch="Standard"))
@@ -77,8 +81,9 @@ def test_zoo_flags_and_entries():
         dataset="cifar10", zoo_arch="WideResNet", checkpoint="c.pt",
         zoo_kwargs="width=3"))
   with pytest.raises(ValueError, match="key=value"):
-    autoattack._zoo_spec(autoattack.AutoAttackConfig(  # pylint: disable=protected-access
-        zoo_arch="WideResNet", checkpoint="c.pt", zoo_kwargs="depth"))
+    resolve(autoattack.AutoAttackConfig(
+        dataset="cifar10", zoo_arch="WideResNet", checkpoint="c.pt",
+        zoo_kwargs="depth"))
 
 
 def _write_cifar10(directory, n=16, seed=0):
@@ -124,9 +129,10 @@ def test_run_on_a_converted_checkpoint(tmp_path):
   test = data.load("cifar10", "test", str(tmp_path), limit=8)
   logits = model.apply(variables, jnp.asarray(test.images))
   labels = test.labels
-  assert c["advjax"]["clean_accuracy"] == pytest.approx(float(
+  assert c["autoattack"]["clean_accuracy"] == pytest.approx(float(
       (logits.argmax(-1) == labels).mean()))
-  assert c["advjax"]["robust_accuracy"] <= c["advjax"]["clean_accuracy"]
+  assert c["autoattack"]["robust_accuracy"] <= c["autoattack"][
+      "clean_accuracy"]
   assert os.path.getsize(tmp_path / "run" / "results.md") > 0
 
 

@@ -50,12 +50,8 @@ def test_parity_on_a_trained_digits_model(digits_model):
 
 
 def test_parity_on_a_synthetic_28x28_case():
-  model = models.get_model("wong_mnist")
-  variables = jax.device_get(models.init_model(model, jax.random.key(0),
-                                               (28, 28, 1)))
-  apply_fn = lambda v, z: model.apply(v, z, train=False)
-  x = np.asarray(jax.random.uniform(jax.random.key(1), (64, 28, 28, 1)))
-  y = np.asarray(apply_fn(variables, x).argmax(-1)).astype(np.int32)
+  apply_fn, variables, x, y = models.random_case("wong_mnist", 64,
+                                                 (28, 28, 1))
   far = _far_stages(*_compare(apply_fn, variables, x, y, 0.005, (28, 28, 1),
                               seeds=2))
   assert not far, far

@@ -251,6 +251,25 @@ def test_bim_defaults_follow_kurakin():
   np.testing.assert_allclose(jnp.abs(delta), 4. / 255, atol=1e-6)
 
 
+def test_bim_relative_step_adds_up_to_eps():
+  """Steps of eps / steps: on a linear model every step moves each pixel
+  the same way, so `steps` of them land on the corner at eps, as FGSM's one
+  step does; half-size steps reach eps / 2. eps may be traced."""
+  w = jax.random.normal(jax.random.key(7), (1, 4, 4, 1))
+  x = jnp.full((1, 4, 4, 1), 0.5)
+  y = jnp.zeros(1, jnp.int32)
+  f = binary_model(w)
+  fgsm = G.fgsm(f, x, y, eps=0.1)
+  for steps in (1, 3):
+    np.testing.assert_allclose(G.bim(f, x, y, eps=0.1, steps=steps,
+                                     relative_step=1.), fgsm, atol=1e-6)
+  half = jax.jit(lambda e: G.bim(f, x, y, eps=e, steps=4,
+                                 relative_step=0.5))(0.1)
+  np.testing.assert_allclose(jnp.abs(half - x), 0.05, atol=1e-6)
+  with pytest.raises(ValueError, match="not both"):
+    G.bim(f, x, y, eps=0.1, steps=2, step_size=0.1, relative_step=1.)
+
+
 # ------------------------------------------------------- on a trained model
 def test_targeted_attacks_reach_the_target(digits_model):
   f = digits_model.model_fn

@@ -386,3 +386,17 @@ def test_autoencoder_reconstructs_in_the_box_and_classifies_from_its_code():
   np.testing.assert_allclose(
       model.apply(v, x), code @ p["head"]["kernel"] + p["head"]["bias"],
       rtol=1e-5, atol=1e-6)
+
+
+def test_random_case_is_labelled_by_its_own_model():
+  apply_fn, variables, x, y = models.random_case("wong_mnist", 12, (28, 28, 1))
+  assert x.shape == (12, 28, 28, 1) and x.dtype == np.float32
+  assert y.shape == (12,) and y.dtype == np.int32
+  assert 0 <= x.min() and x.max() < 1
+  np.testing.assert_array_equal(
+      np.argmax(apply_fn(variables, x), -1), y)  # clean accuracy 1
+  again = models.random_case("wong_mnist", 12, (28, 28, 1))
+  np.testing.assert_array_equal(again[2], x)  # the same default keys
+  other = models.random_case("wong_mnist", 12, (28, 28, 1),
+                             data_key=jax.random.key(7))
+  assert not np.array_equal(other[2], x)

@@ -306,6 +306,19 @@ def test_field_checks_are_declared_once_and_enforced():
     run.main(bench, ["--dataset", "synthetic", "--steps", "0"])
 
 
+def test_a_field_declared_for_its_help_only_takes_any_value():
+  @dataclasses.dataclass(frozen=True)
+  class Helped(ToyConfig):
+    path: str = run.field("", "a file")
+    kwargs: Optional[str] = run.field(None, "keywords")
+
+  bench = TOY._replace(config=Helped)
+  cfg = run.resolve(bench, Helped(dataset="synthetic", path="c.pt",
+                                  kwargs="depth=28"))
+  assert (cfg.path, cfg.kwargs) == ("c.pt", "depth=28")
+  assert run.FieldCheck().allows("anything")
+
+
 def test_epoch_variables_are_read_without_an_optimizer(tmp_path):
   cfg = run.resolve(TOY, ToyConfig(dataset="synthetic", train_limit=64,
                                    eval_limit=8, workdir=str(tmp_path),

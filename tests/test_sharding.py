@@ -62,3 +62,16 @@ def test_batch_not_divisible_by_devices_is_a_clear_error():
 
 def test_process_slice_single_process():
   assert sharding.process_slice(64) == slice(0, 64)
+
+
+def test_split_host_cpu_sets_one_device_per_core_once(monkeypatch):
+  import os  # pylint: disable=import-outside-toplevel
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_foo")
+  assert sharding.split_host_cpu(argv=["prog"])
+  assert os.environ["XLA_FLAGS"] == (
+      f"--xla_cpu_foo --xla_force_host_platform_device_count="
+      f"{os.cpu_count() or 1}")
+  assert not sharding.split_host_cpu(argv=["prog"])  # a count is set
+  monkeypatch.delenv("XLA_FLAGS")
+  assert not sharding.split_host_cpu(argv=["prog", "--no-split-cpu"])
+  assert "XLA_FLAGS" not in os.environ

@@ -82,3 +82,18 @@ def test_hold_out_with_a_seed_draws_the_seeds_permutation():
   np.testing.assert_array_equal(a, want)
   with pytest.raises(ValueError, match="smaller than"):
     data.hold_out(ds, 64, seed=0)
+
+
+def test_first_per_class_picks_the_first_eligible_rows_in_order():
+  y = np.array([0, 0, 0, 1, 1, 1, 2])
+  pred = np.array([1, 0, 0, 1, 0, 1, 2])
+  rows, short = data.first_per_class(y, 2, pred == y)
+  np.testing.assert_array_equal(rows, [1, 2, 3, 5, 6])
+  assert short == {2: 1}
+  rows, short = data.first_per_class(y, 2)  # all eligible
+  np.testing.assert_array_equal(rows, [0, 1, 3, 4, 6])
+  assert short == {2: 1}
+  rows, short = data.first_per_class(y, 0)
+  assert rows.size == 0 and short == {}
+  with pytest.raises(ValueError, match="shape"):
+    data.first_per_class(y, 1, np.ones(3, bool))

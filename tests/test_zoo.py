@@ -379,3 +379,27 @@ def test_zoo_models_train_mode_updates_batch_stats():
   before = jax.tree.leaves(v["batch_stats"])
   after = jax.tree.leaves(new["batch_stats"])
   assert any(float(jnp.abs(a - b).max()) > 0 for a, b in zip(before, after))
+
+
+def test_parse_kwargs_reads_literals_and_bare_words():
+  assert zoo.parse_kwargs("") == {}
+  assert zoo.parse_kwargs("depth=70, width=16,activation_fn=swish, "
+                          "std=0.5") == dict(depth=70, width=16,
+                                             activation_fn="swish", std=0.5)
+  assert zoo.parse_kwargs("sub_block1=True,")["sub_block1"] is True
+  with pytest.raises(ValueError, match="key=value"):
+    zoo.parse_kwargs("depth")
+
+
+def test_resolve_fills_in_an_entry_and_checks_names():
+  assert zoo.resolve("Carmon2019Unlabeled") == (
+      "WideResNet", dict(depth=28, widen_factor=10, sub_block1=True))
+  arch, kwargs = zoo.resolve("Carmon2019Unlabeled", "depth=34")
+  assert arch == "WideResNet" and kwargs["depth"] == 34
+  assert kwargs["sub_block1"]  # the entry's own keywords kept
+  assert zoo.resolve("DMWideResNet", dict(depth=70, width=16)) == (
+      "DMWideResNet", dict(depth=70, width=16))
+  with pytest.raises(ValueError, match="takes no keyword"):
+    zoo.resolve("WideResNet", "width=3")
+  with pytest.raises(ValueError, match="Unknown architecture"):
+    zoo.resolve("WideResNett")

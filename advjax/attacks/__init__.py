@@ -1,7 +1,7 @@
 """Adversarial attacks, one module per family (see DESIGN.md section 1)."""
 from advjax.attacks.apgd import APGDResult, apgd, apgd_t
-from advjax.attacks.base import (AttackResult, MinimalResult, attack_loop,
-                                 steepest_ascent)
+from advjax.attacks.base import (AttackResult, MinimalResult, Unbounded,
+                                 attack_loop, steepest_ascent)
 from advjax.attacks.cw import (carlini_wagner_l0, carlini_wagner_l2,
                                carlini_wagner_linf)
 from advjax.attacks.deepfool import deepfool
@@ -16,7 +16,8 @@ from advjax.attacks.universal import UniversalResult, universal
 from advjax.attacks.wasserstein import (SearchResult, WassersteinResult,
                                         wasserstein, wasserstein_search)
 
-__all__ = ["AttackResult", "MinimalResult", "attack_loop", "steepest_ascent",
+__all__ = ["AttackResult", "MinimalResult", "Unbounded", "attack_loop",
+           "steepest_ascent",
            "fgm", "fgsm", "pgd", "bim", "illc", "noise", "WassersteinResult",
            "wasserstein", "SearchResult", "wasserstein_search", "deepfool",
            "carlini_wagner_l2", "carlini_wagner_linf", "carlini_wagner_l0",

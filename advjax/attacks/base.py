@@ -30,7 +30,7 @@ from advjax import projections
 from advjax.types import Array, Bounds, ModelFn
 
 __all__ = [
-    "call_attack", "takes_key", "AttackResult", "MinimalResult", "LoopOutput",
+    "call_attack", "takes_key", "Unbounded", "AttackResult", "MinimalResult", "LoopOutput",
     "Tracker", "steepest_direction", "normalized_steepest",
     "scale_per_example", "steepest_ascent", "make_optimizer",
     "mask_box_gradient", "attack_loop", "resolve_unroll",
@@ -436,6 +436,24 @@ def takes_key(attack: Callable) -> bool:
     return True
   return "key" in params or any(
       p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+class Unbounded(NamedTuple):
+  """A minimal-perturbation attack (no radius: Carlini-Wagner, DeepFool) as
+  one of the contract `attack(model_fn, x, y, *, eps, key)`: `eps` is
+  ignored, so `robust_accuracy` and `adversarial_examples` run it (at any
+  one eps: the accuracy is that of the attack's failures).
+
+  Attributes:
+    attack: `attack(model_fn, x, y, [key=])` with its settings fixed
+      (`functools.partial(carlini_wagner_l2, targeted=True)`).
+  """
+  attack: Callable
+
+  def __call__(self, model_fn: ModelFn, x, y, *, eps=None, key=None):
+    del eps  # no radius
+    kwargs = {"key": key} if takes_key(self.attack) else {}
+    return self.attack(model_fn, x, y, **kwargs)
 
 
 def call_attack(attack: Callable, model_fn: ModelFn, x, y, *, eps, key,

@@ -223,13 +223,16 @@ def kurakin_steps(eps, bounds: Bounds = (0., 1.), name: str = "kurakin_steps"
 
 def bim(model_fn: ModelFn, x: Array, y: Array, *, eps, steps: Optional[int] = None,
         step_size=None, loss: Union[str, LossFn] = "ce", targeted: bool = False,
-        bounds: Bounds = (0., 1.)) -> Array:
+        bounds: Bounds = (0., 1.), relative_step: Optional[float] = None
+        ) -> Array:
   """Basic iterative method: FGSM steps of size alpha with Clip_{X,eps}.
 
   `X_{N+1} = Clip_{X,eps}(X_N + alpha sign(grad J(X_N, y)))` from `X_0 = X`.
   Defaults as Kurakin et al.: alpha = one intensity level (1/255 of the
   range), steps = `min(eps*255 + 4, 1.25 eps*255)` (needs a concrete eps; pass
-  `steps` under jit).
+  `steps` under jit). `relative_step` sets the step to `relative_step * eps
+  / steps` instead (1: the steps add up to eps, the iterative FGSM of
+  studies that fix the step count; eps may be traced).
 
   References:
     Kurakin, Goodfellow, Bengio, "Adversarial examples in the physical world",
@@ -237,6 +240,10 @@ def bim(model_fn: ModelFn, x: Array, y: Array, *, eps, steps: Optional[int] = No
   """
   if steps is None:
     steps = kurakin_steps(eps, bounds, "bim")
+  if relative_step is not None:
+    if step_size is not None:
+      raise ValueError("bim: give step_size or relative_step, not both.")
+    step_size = relative_step * eps / max(steps, 1)
   if step_size is None:
     step_size = (bounds[1] - bounds[0]) / 255.
   return pgd(model_fn, x, y, eps=eps, norm="linf", steps=steps,

@@ -51,7 +51,7 @@ in the table:
 | `folder` | `folder`: images in ImageFolder layout, an optional class index |
 | `gtsrb` | `gtsrb`: GTSRB's raw folders and ground-truth csv files |
 | `batches` | `iterate_batches`, `prefetch` |
-| `subsets` | `hold_out` (the last rows held out), `select_classes` (some classes, relabelled), `select_examples` (n rows, one of each class first) |
+| `subsets` | `hold_out` (the last rows held out), `select_classes` (some classes, relabelled), `select_examples` (n rows, one of each class first), `first_per_class` (the first n eligible rows of each class) |
 | `loading` | `load`: a name dispatched to its source, its arguments checked |
 """
 from advjax.data.batches import epoch_host_bytes, iterate_batches, prefetch
@@ -61,12 +61,13 @@ from advjax.data.embedded import mnist_like_images
 from advjax.data.loading import load
 from advjax.data.records import Records, as_array
 from advjax.data.raw import write_random_cifar10
-from advjax.data.subsets import hold_out, select_classes, select_examples
+from advjax.data.subsets import (first_per_class, hold_out, select_classes,
+                                 select_examples)
 
 __all__ = [
     "mnist_like_images",
     "Dataset", "DatasetSpec", "DatasetNotFoundError", "DATASETS",
     "list_datasets", "load", "iterate_batches", "prefetch", "Records",
     "as_array", "hold_out", "select_classes", "select_examples",
-    "write_random_cifar10", "epoch_host_bytes",
+    "first_per_class", "write_random_cifar10", "epoch_host_bytes",
 ]

@@ -5,15 +5,18 @@ out of a training split for early stopping); `select_classes(dataset,
 classes)` keeps the rows of some classes, relabelled `0 .. k-1` in the
 order given (Goodfellow et al.'s logistic regression on 3s and 7s);
 `select_examples(labels, n, where=)` picks `n` rows, one of each class
-first (the sources of a per-class figure, Carlini & Wagner's).
+first (the sources of a per-class figure, Carlini & Wagner's);
+`first_per_class(labels, n, eligible)` picks the first `n` (eligible: say
+correctly classified) rows of each class, as studies on "5 images per
+class the model gets right" do.
 """
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from advjax.data.core import Dataset
 
-__all__ = ["hold_out", "select_classes", "select_examples"]
+__all__ = ["hold_out", "select_classes", "select_examples", "first_per_class"]
 
 
 def hold_out(dataset: Dataset, n: int,
@@ -84,3 +87,38 @@ def select_examples(labels, n: int, *, where=None) -> np.ndarray:
   chosen = set(firsts)
   rest = [int(i) for i in ok if i not in chosen]
   return np.asarray((firsts + rest)[:n], np.int64)
+
+
+def first_per_class(labels, n: int, eligible=None
+                    ) -> Tuple[np.ndarray, Dict[int, int]]:
+  """The rows of the first `n` eligible examples of each class, in order.
+
+  Args:
+    labels: `[N]` int labels.
+    n: rows per class (>= 0).
+    eligible: `[N]` bool, which rows may be picked (e.g. `pred == labels`,
+      the correctly classified); None: all.
+
+  Returns:
+    `(rows, short)`: `rows` the picked indices (int, grouped by class in
+    increasing label order, each group in row order); `short` maps each
+    class that has fewer than `n` eligible rows to how many it has.
+
+  Raises:
+    ValueError: `n` < 0, or `eligible` of another shape than `labels`.
+  """
+  labels = np.asarray(labels)
+  if n < 0:
+    raise ValueError(f"first_per_class: n must be >= 0, got {n}.")
+  eligible = (np.ones(labels.shape, bool) if eligible is None
+              else np.asarray(eligible, bool))
+  if eligible.shape != labels.shape:
+    raise ValueError(f"first_per_class: eligible {eligible.shape} and "
+                     f"labels {labels.shape} differ in shape.")
+  rows, short = [], {}
+  for c in np.unique(labels):
+    idx = np.flatnonzero((labels == c) & eligible)
+    if len(idx) < n:
+      short[int(c)] = int(len(idx))
+    rows.append(idx[:n])
+  return (np.concatenate(rows) if rows else np.zeros(0, np.int64)), short

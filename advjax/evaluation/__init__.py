@@ -26,12 +26,14 @@ by name with `from_config`.
 """
 from advjax.evaluation import batching, minimal, spatial, throughput
 from advjax.evaluation.autoattack import (ATTACKS, VERSIONS, AutoAttackEvaluator,
-                                          AutoAttackResult, autoattack,
+                                          AutoAttackRepeats, AutoAttackResult,
+                                          autoattack, autoattack_repeats,
                                           autoattack_stages)
 from advjax.evaluation.batching import (DEFAULT_DEVICE_BATCH,
                                         EvaluationMismatchError, ResultStore,
                                         make_plan, map_batched, map_examples)
-from advjax.evaluation.diagnostics import Diagnostics, diagnostics
+from advjax.evaluation.diagnostics import (Diagnostics, DiagnosticsEvaluator,
+                                           diagnostics)
 from advjax.evaluation.predict import accuracy, predict
 from advjax.evaluation.adversarial import adversarial_examples
 from advjax.evaluation.loss_landscape import (AttackConvergence,
@@ -86,7 +88,8 @@ __all__ = [
     "RobustAccuracy", "RobustAccuracyEvaluator", "make_robust_accuracy_fn",
     "pad_batch", "robust_accuracy",
     "ATTACKS", "VERSIONS", "AutoAttackEvaluator", "AutoAttackResult",
-    "autoattack", "autoattack_stages",
+    "autoattack", "autoattack_stages", "AutoAttackRepeats",
+    "autoattack_repeats", "DiagnosticsEvaluator",
     "MinimalDistance", "MinimalDistanceEvaluator", "minimal_distance",
     "EveryTarget", "EveryTargetEvaluator", "every_target", "target_cases",
     "SpatialRobustness", "SpatialRobustnessEvaluator", "spatial_robustness",

@@ -41,9 +41,11 @@ from advjax.attacks.apgd import apgd
 from advjax.attacks.fab import fab
 from advjax.attacks.square import square
 from advjax.evaluation import batching
+from advjax.evaluation.outcomes import to_bits
 
 __all__ = ["AutoAttackResult", "Stage", "autoattack_stages", "autoattack",
-           "AutoAttackEvaluator", "VERSIONS", "ATTACKS"]
+           "AutoAttackEvaluator", "AutoAttackRepeats", "autoattack_repeats",
+           "VERSIONS", "ATTACKS"]
 
 VERSIONS = ("standard", "plus", "rand", "custom")
 ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
@@ -496,3 +498,93 @@ class AutoAttackEvaluator(NamedTuple):
                       device_batch_size=self.device_batch_size,
                       progress=self.progress)
 
+
+
+class AutoAttackRepeats(NamedTuple):
+  """`autoattack` run again on the same inputs (see `autoattack_repeats`).
+
+  Attributes:
+    first: the result of the first key's first call.
+    seconds_cold, seconds_warm: wall time of its first call (compilation
+      included) and of the same call repeated.
+    warm_seconds: `[len(attacks)]` per-stage seconds of the repeat.
+    warm_identical: the repeat gave the same per-example results.
+    seconds_masked, masked_identical: with `survivors='mask'` (None when
+      not run): its time and whether its results are the same.
+    seed_accuracy: `[len(keys), len(attacks)]` the robust accuracy after
+      each stage, per key.
+  """
+  first: AutoAttackResult
+  seconds_cold: float
+  seconds_warm: float
+  warm_seconds: np.ndarray
+  warm_identical: bool
+  seconds_masked: Optional[float]
+  masked_identical: Optional[bool]
+  seed_accuracy: np.ndarray
+
+  def summary(self) -> dict:
+    """`first.summary()` with the timings, the identity checks, the stages
+    per key and their mean, the largest distance, and the per-example
+    robust outcomes as bits (`to_bits`)."""
+    attacks = self.first.attacks
+    per_key = [dict(zip(attacks, a)) for a in self.seed_accuracy.tolist()]
+    return {**self.first.summary(),
+            "seconds_cold": self.seconds_cold,
+            "seconds_warm": self.seconds_warm,
+            "warm_stage_seconds": dict(zip(attacks,
+                                           self.warm_seconds.tolist())),
+            "warm_identical": self.warm_identical,
+            "seconds_masked": self.seconds_masked,
+            "masked_identical": self.masked_identical,
+            "stages_per_seed": per_key,
+            "stages_mean": dict(zip(attacks, self.seed_accuracy.mean(
+                0).tolist())),
+            "max_distance": float(np.max(self.first.distance, initial=0.)),
+            "robust": to_bits(self.first.robust)}
+
+
+def _same(a: AutoAttackResult, b: AutoAttackResult) -> bool:
+  return bool(np.array_equal(a.robust, b.robust) and
+              np.array_equal(a.x_adv, b.x_adv))
+
+
+def autoattack_repeats(apply_fn: Callable, variables, x, y, *,
+                       keys: Sequence[Any], compare_masking: bool = False,
+                       **kwargs) -> AutoAttackRepeats:
+  """`autoattack` timed cold and warm, optionally with masked survivors,
+  and over several keys: its speed, determinism and spread over seeds.
+
+  Args:
+    apply_fn, variables, x, y: as in `autoattack`.
+    keys: one `jax.random.key` per run; the first is run twice (cold, then
+      warm: the compiled calls reused) and, with `compare_masking`, once
+      more with `survivors='mask'`.
+    compare_masking: also time `survivors='mask'`.
+    **kwargs: the other keywords of `autoattack` (not `key`, `survivors`).
+
+  Returns:
+    `AutoAttackRepeats`.
+
+  Raises:
+    ValueError: no keys.
+  """
+  if not len(keys):  # pylint: disable=g-explicit-length-test
+    raise ValueError("autoattack_repeats: give at least one key.")
+
+  def timed(key, **kw):
+    t0 = time.perf_counter()
+    r = autoattack(apply_fn, variables, x, y, key=key, **kwargs, **kw)
+    return r, time.perf_counter() - t0
+
+  cold, seconds_cold = timed(keys[0])
+  warm, seconds_warm = timed(keys[0])
+  seconds_masked = masked_identical = None
+  if compare_masking:
+    masked, seconds_masked = timed(keys[0], survivors="mask")
+    masked_identical = _same(masked, cold)
+  accuracy = [cold.accuracy] + [timed(k)[0].accuracy for k in keys[1:]]
+  return AutoAttackRepeats(cold, seconds_cold, seconds_warm,
+                           np.asarray(warm.seconds), _same(cold, warm),
+                           seconds_masked, masked_identical,
+                           np.asarray(accuracy, np.float64))

@@ -19,7 +19,7 @@ numbers behind it:
 The attacks run through `robust_accuracy` (sharded, per-example keys).
 """
 import functools
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -29,9 +29,10 @@ from advjax import checks, losses, rng
 from advjax.attacks import gradient
 from advjax.attacks.apgd import apgd
 from advjax.attacks.square import square
+from advjax.evaluation import batching
 from advjax.evaluation.robust_accuracy import robust_accuracy
 
-__all__ = ["Diagnostics", "diagnostics"]
+__all__ = ["Diagnostics", "DiagnosticsEvaluator", "diagnostics"]
 
 VERDICTS = ("single_step_beats_iterative", "not_monotone_in_eps",
             "large_eps_not_zero", "square_beats_white_box", "zero_gradients",
@@ -81,6 +82,14 @@ class Diagnostics(NamedTuple):
   def flags(self) -> tuple:
     """The names of the verdicts that flag a problem."""
     return tuple(v for v in VERDICTS if getattr(self, v))
+
+  def summary(self) -> dict:
+    """The verdicts and numbers as JSON-able values, with `flags` and the
+    markdown `table`."""
+    out = {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else
+               v.item() if isinstance(v, np.generic) else v)
+           for k, v in self._asdict().items()}
+    return {**out, "flags": list(self.flags()), "table": self.table()}
 
   def table(self) -> str:
     """Markdown: each check, its verdict and its numbers."""
@@ -239,3 +248,28 @@ def diagnostics(apply_fn: Callable, variables, x, y, *, norm: str = "linf",
       output_difference=diff, finite_difference_error=fd_err)
 
 
+
+
+class DiagnosticsEvaluator(NamedTuple):
+  """`diagnostics` as an evaluator: settings now, `run` on a model.
+
+  Attributes: as the keywords of `diagnostics`.
+  """
+  eps: float
+  norm: str = "linf"
+  key: Any = None
+  n: int = 256
+  steps: int = 100
+  square_queries: int = 1000
+  batch_size: int = 256
+  device_batch_size: Optional[int] = None
+
+  def run(self, apply_fn: Callable, variables, data) -> Diagnostics:
+    """Checks `apply_fn(variables, .)` on the first `n` examples of `data`
+    (a Dataset or (x, y))."""
+    x, y = batching.as_data(data)
+    return diagnostics(apply_fn, variables, x, y, norm=self.norm,
+                       eps=self.eps, key=self.key, n=self.n, steps=self.steps,
+                       square_queries=self.square_queries,
+                       batch_size=self.batch_size,
+                       device_batch_size=self.device_batch_size)

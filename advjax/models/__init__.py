@@ -43,6 +43,7 @@ __all__ = [
     "get_model",
     "list_models",
     "init_model",
+    "random_case",
     "compute_dtype",
     "model_fn",
     "has_batch_norm",
@@ -163,6 +164,40 @@ def init_model(
         f"sizes, e.g. (28, 28, 1); got {input_shape}.")
   x = jnp.zeros((1,) + input_shape, jnp.float32)
   return dict(model.init({"params": key}, x, train=False))
+
+
+def random_case(
+    name: str,
+    n: int,
+    input_shape: Sequence[int],
+    *,
+    init_key: jax.Array | None = None,
+    data_key: jax.Array | None = None,
+) -> tuple[Callable[..., jax.Array], dict[str, Any], Any, Any]:
+  """A randomly initialised model on uniform inputs labelled with its own
+  predictions: a test case of clean accuracy 1 by construction, with no
+  data and no training (AutoAttack's parity checks against a reference).
+
+  Args:
+    name: a `MODELS` name.
+    n: the number of inputs.
+    input_shape: `(H, W, C)`.
+    init_key: the parameters' key (default `key(0)`).
+    data_key: the inputs' key (default `key(1)`).
+
+  Returns:
+    `(apply_fn, variables, x, y)`: `apply_fn(variables, x) -> logits` in
+    inference mode, host variables, `[n, H, W, C]` float32 inputs in [0, 1)
+    and `[n]` int32 labels, the argmax of the logits.
+  """
+  model = get_model(name)
+  init_key = jax.random.key(0) if init_key is None else init_key
+  data_key = jax.random.key(1) if data_key is None else data_key
+  variables = jax.device_get(init_model(model, init_key, input_shape))
+  apply_fn = lambda v, z: model.apply(v, z, train=False)
+  x = jax.random.uniform(data_key, (n, *input_shape))
+  y = jnp.argmax(apply_fn(variables, x), -1).astype(jnp.int32)
+  return apply_fn, variables, *jax.device_get((x, y))
 
 
 def model_fn(

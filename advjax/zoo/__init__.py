@@ -17,6 +17,7 @@ architecture and keywords their files fit, with the published numbers
 (`load_entry('Wong2020Fast', path)`).
 """
 
+import ast
 import dataclasses
 import difflib
 import os
@@ -43,6 +44,7 @@ from advjax.zoo.robustbench import load_entry
 
 __all__ = [
     "ARCHITECTURES", "CheckpointError", "load_torch", "build",
+    "parse_kwargs", "resolve",
     "read_state_dict", "convert_state_dict", "load_entry", "architectures",
     "convert", "robustbench",
     "IMAGENET_MEAN", "IMAGENET_STD", "CIFAR10_MEAN", "CIFAR10_STD",
@@ -77,6 +79,56 @@ def build(arch: str, **kwargs: Any) -> nn.Module:
     if kwargs.get(k) is not None:
       kwargs[k] = tuple(float(v) for v in np.ravel(kwargs[k]))
   return cls(**kwargs)
+
+
+def parse_kwargs(text: str) -> dict[str, Any]:
+  """Constructor keywords from a command line: `'depth=28, widen_factor=10,
+  activation_fn=swish'` -> `{'depth': 28, 'widen_factor': 10,
+  'activation_fn': 'swish'}`; values are Python literals without commas,
+  a bare word a string; '' gives {}.
+
+  Raises:
+    ValueError: an item without '='.
+  """
+  kwargs = {}
+  for item in filter(None, (p.strip() for p in text.split(","))):
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise ValueError(f"Keywords are key=value pairs separated by commas; "
+                       f"got {item!r}.")
+    try:
+      kwargs[key.strip()] = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+      kwargs[key.strip()] = value.strip()
+  return kwargs
+
+
+def resolve(name: str, kwargs: Mapping[str, Any] | str = ""
+            ) -> tuple[str, dict[str, Any]]:
+  """The architecture and keywords a model name stands for.
+
+  Args:
+    name: a RobustBench entry of `robustbench.ENTRIES` ('Wong2020Fast') or
+      an architecture of `ARCHITECTURES` ('WideResNet').
+    kwargs: keywords (a dict, or text for `parse_kwargs`), added to an
+      entry's own.
+
+  Returns:
+    `(arch, kwargs)` for `load_torch` (an entry's keywords updated with
+    `kwargs`).
+
+  Raises:
+    ValueError: an unknown name, a keyword the architecture does not take,
+      or malformed text (checked by building the architecture; no weights
+      are read).
+  """
+  if isinstance(kwargs, str):
+    kwargs = parse_kwargs(kwargs)
+  entry = robustbench.ENTRIES.get(name)
+  arch, kwargs = ((entry.arch, {**entry.kwargs, **kwargs}) if entry
+                  else (name, dict(kwargs)))
+  build(arch, **kwargs)
+  return arch, kwargs
 
 
 def load_torch(

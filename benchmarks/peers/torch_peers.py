@@ -35,6 +35,7 @@ __all__ = [
     "autoattack_unavailable_reason",
     "reference_autoattack",
     "torchattacks_autoattack",
+    "autoattack_peers",
 ]
 
 
@@ -362,3 +363,67 @@ def torchattacks_autoattack(net: Any, x, y, *, eps: float,
     robust = (net(x_adv).argmax(1) == yt).numpy() & (
         net(xt).argmax(1) == yt).numpy()
   return {"seconds": seconds, "robust": robust}
+
+
+def autoattack_peers(params: Mapping[str, Any], image_shape: Sequence[int],
+                     x, y, *, eps: float, norm: str = "linf",
+                     version: str = "standard", seeds: int = 1,
+                     batch_size: int = 500, num_classes: int = 10,
+                     ours: Optional[Mapping[str, Any]] = None) -> dict:
+  """The reference AutoAttack (seeds 0..seeds-1) and torchattacks' on the
+  PyTorch replica of Wong's CNN `params` (`wong_cnn_from_flax`).
+
+  Args:
+    ours: advjax's `evaluation.autoattack_repeats(...).summary()` on the
+      same inputs, to compare with (speed, per-example agreement).
+
+  Returns:
+    `{'skipped': why}` when the reference is not installed; else
+    `{'reference': {'seconds' (per seed), 'median_seconds',
+    'stages_per_seed', 'stages_mean', 'stage_seconds' (seed 0, per stage),
+    'robust_accuracy', 'robust' (seed 0's outcomes as bits)},
+    'torchattacks': {'seconds', 'robust_accuracy'} or {'skipped'},
+    'versions'}`, and with `ours` 'speedup_warm' and 'speedup_cold' (the
+    reference's median seconds over advjax's) and 'agreement' (the
+    fraction of examples whose robust bit is the same, seed 0 vs advjax's
+    first key).
+  """
+  from advjax.evaluation import to_bits  # pylint: disable=import-outside-toplevel
+  reason = autoattack_unavailable_reason()
+  if reason is not None:
+    return {"skipped": reason}
+  import torch  # pylint: disable=import-outside-toplevel
+  torch.set_num_threads(os.cpu_count() or 1)
+  net = wong_cnn_from_flax(params, image_shape)
+  runs = [reference_autoattack(net, x, y, eps=eps, norm=norm,
+                               version=version, seed=s,
+                               batch_size=batch_size) for s in range(seeds)]
+  cumulative = list(runs[0]["stage_seconds"].items())
+  out = {"reference": {
+      "seconds": [r["seconds"] for r in runs],
+      "stages_per_seed": [r["stages"] for r in runs],
+      "stages_mean": {k: float(np.mean([r["stages"][k] for r in runs]))
+                      for k in runs[0]["stages"]},
+      "stage_seconds": {k: t - (cumulative[i - 1][1] if i else 0.)
+                        for i, (k, t) in enumerate(cumulative)},
+      "robust_accuracy": float(runs[0]["robust"].mean()),
+      "robust": to_bits(runs[0]["robust"])}}
+  try:
+    if version != "standard":
+      raise ImportError(f"torchattacks has no AutoAttack {version!r}")
+    ta = torchattacks_autoattack(net, x, y, eps=eps, norm=norm,
+                                 num_classes=num_classes)
+    out["torchattacks"] = {"seconds": ta["seconds"],
+                           "robust_accuracy": float(ta["robust"].mean())}
+  except ImportError as e:
+    out["torchattacks"] = {"skipped": str(e)}
+  out["versions"] = {"torch": torch.__version__,
+                     "threads": torch.get_num_threads()}
+  ref = out["reference"]
+  ref["median_seconds"] = float(np.median(ref["seconds"]))
+  if ours is not None:
+    out["speedup_warm"] = ref["median_seconds"] / ours["seconds_warm"]
+    out["speedup_cold"] = ref["median_seconds"] / ours["seconds_cold"]
+    out["agreement"] = float(np.mean(np.asarray(list(ref["robust"])) ==
+                                     np.asarray(list(ours["robust"]))))
+  return out
