@@ -13,8 +13,10 @@ extending `Config`, presets per dataset, and hooks, gathered in a
   student from its teacher, a fine-tuning from its start);
 - `evaluate(cfg, env, name, variables) -> dict`: the numbers of one model
   (built from `advjax.evaluation`'s evaluators);
-- `report(cfg, results) -> report.Report`: the markdown beside the
-  published numbers, the figures, the claim checks.
+- `evals(cfg, env) -> {name: evaluator}`: the evaluators run on every
+  model;
+- `report`: a `report.Report` declaration: the tables beside the published
+  numbers, the claims with their thresholds, the figures by kind.
 
 `run(benchmark, config)` resolves the presets, loads the data, trains each
 model with `training.fit` in `workdir/<name>` (checkpointed; a rerun resumes
@@ -439,8 +441,7 @@ class Benchmark(NamedTuple):
   # `evaluate(cfg, env, name, variables) -> dict`: numbers of one model
   # beyond its `evals` (None: only those).
   evaluate: Optional[Callable[[Any, Env, str, Any], Dict[str, Any]]]
-  # A `report.Report` declaration (or a legacy `(cfg, results) -> report`
-  # hook).
+  # A `report.Report` declaration.
   report: Any
   doc: str = ""
   # `refine(cfg, preset) -> preset`: e.g. a method's own preset on top.
@@ -693,11 +694,15 @@ def _evaluate_model(benchmark: Benchmark, cfg, env: Env, name: str,
 
 def render_report(benchmark: Benchmark, cfg,
                   results: Dict[str, Any]) -> report.Rendered:
-  """The benchmark's report on `results` (a `report.Report` declaration
-  rendered, or a legacy hook's report)."""
-  if isinstance(benchmark.report, report.Report):
-    return report.render(benchmark.report, cfg, results)
-  return report.from_legacy(benchmark.report(cfg, results))
+  """The benchmark's `report.Report` declaration rendered on `results`.
+
+  Raises:
+    TypeError: the benchmark's report is not a `report.Report`.
+  """
+  if not isinstance(benchmark.report, report.Report):
+    raise TypeError(f"{benchmark.name}: its report must be a report.Report "
+                    f"declaration, got {type(benchmark.report).__name__}.")
+  return report.render(benchmark.report, cfg, results)
 
 
 def _finish(benchmark: Benchmark, cfg, workdir: str,

@@ -38,7 +38,6 @@ from advjax.report.markdown import (Block, Table, cell, curve_table,
                                     table)
 from advjax.report.published import (STAND_INS, Published, comparable,
                                      published_table)
-from advjax.report import legacy
 
 __all__ = [
     "Report", "Rendered", "render", "write", "jsonable", "claims_section",
@@ -147,21 +146,10 @@ def render(rep: Report, cfg, results: Dict[str, Any]) -> Rendered:
   return Rendered(render_blocks(blocks), figures, verdicts)
 
 
-def from_legacy(rep: "legacy.Report") -> Rendered:
-  """A legacy hook's report (markdown, figure callables, bool claims) as a
-  `Rendered` one; the claims section appended to its markdown."""
-  verdicts = legacy.to_verdicts(rep.claims)
-  section = claims_section(verdicts)
-  markdown = rep.markdown.rstrip("\n") + ("\n\n" + section if section else "")
-  return Rendered(markdown, dict(rep.figures), verdicts)
-
-
 def write(workdir: str, results: Dict[str, Any],
           rendered: Rendered) -> List[str]:
   """Writes results.json (with the verdicts), results.md and each figure
   into `workdir`; returns the paths written."""
-  if isinstance(rendered, legacy.Report):
-    rendered = from_legacy(rendered)
   os.makedirs(workdir, exist_ok=True)
   out = {**results, "claims": [v.asdict() for v in rendered.claims]}
   out.pop("table", None)
@@ -175,9 +163,6 @@ def write(workdir: str, results: Dict[str, Any],
     f.write(rendered.markdown.rstrip("\n") + "\n")
   for name, figure in rendered.figures.items():
     path = os.path.join(workdir, name)
-    if callable(figure):  # a legacy hook's drawing function
-      figure(path)
-    else:
-      draw(figure, path)
+    draw(figure, path)
     paths.append(path)
   return paths
