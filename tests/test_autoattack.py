@@ -191,6 +191,7 @@ def test_minimal_distance_evaluator(digits_model):
                                        ).distance, res.distance)
 
 
+@pytest.mark.slow  # three AutoAttack runs plus a masked one; CI runs it
 def test_autoattack_repeats_time_and_agree(digits_model, one_device):
   """Cold and warm calls and masked survivors give the same per-example
   results; the first key's stages are the first row of the seed table."""
