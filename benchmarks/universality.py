@@ -187,13 +187,13 @@ def evaluate(cfg, env, name, variables):
 
 
 def body(cfg, r):
+  ours = [metzen.paper_epoch(t, cfg.adv_epochs) for t in (1, 5, 15, 51, 251)]
   return [
       f"Epoch 0: the standard model ({cfg.epochs} epochs); then "
       f"{cfg.adv_epochs} epochs of adversarial training (BI eps "
       f"{cfg.eps:.4g}, {cfg.bi_steps} x {cfg.bi_step_size:.4g}, sigma "
       f"{cfg.sigma:g}); universal eps {cfg.uni_eps:.4g}. Metzen's epochs 1,"
-      f" 5, 15, 51, 251 (of 250) are here "
-      f"{[metzen.paper_epoch(t, cfg.adv_epochs) for t in (1, 5, 15, 51, 251)]}. "
+      f" 5, 15, 51, 251 (of 250) are here {ours}. "
       f"Late = {metzen.span(r)}. DeepFool is unbounded." + (
           " Digits caveat: the images take 17 grey levels; a perturbation "
           "leaves that grid, a cue any detector learns (an upper bound of "
@@ -207,9 +207,9 @@ def figures(cfg, r):
   dp, p = metzen.S(r)["detector_perturbations"], metzen.S(r)["perturbations"]
   return {**analysis.epoch_figures(
       metzen.S(r), few=few_epochs(cfg), noise_sweep=cfg.noise_sweep,
-      noise_mark=(metzen.CROSSOVER[0] * cfg.eps / metzen.PAPER_EPS, "Metzen's 5/255, "
-                  "scaled"), detectors=(0, min(1, cfg.adv_epochs),
-                                        cfg.adv_epochs)),
+      noise_mark=(metzen.CROSSOVER[0] * cfg.eps / metzen.PAPER_EPS,
+                  "Metzen's 5/255, scaled"),
+      detectors=(0, min(1, cfg.adv_epochs), cfg.adv_epochs)),
           "universal_perturbations.png": report.image_grid(
               [report.perturbation(d, f"epoch {e} ({k})")
                for k in ("xi", "xi_test") for e, d in zip(p["epochs"], p[k])]
