@@ -102,8 +102,6 @@ class FieldCheck(NamedTuple):
       return True
     if self.choices is not None:
       return value in tuple(self.choices)
-    if self == FieldCheck():  # a field with help only
-      return True
     try:
       v = float(value)
     except (TypeError, ValueError):
