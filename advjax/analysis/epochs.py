@@ -118,6 +118,13 @@ def fit_universal(apply_fn: Callable, variables, x, y, *, key,
       targeted=targeted)
 
 
+@functools.lru_cache(maxsize=32)
+def _apply_jit(apply_fn: Callable):
+  """`apply_fn` compiled once, the variables traced: every epoch of a run
+  shares its compilations."""
+  return jax.jit(apply_fn)
+
+
 def detectability(detectors: Mapping[int, detection.Detector], x,
                   x_adv: Mapping[int, Any]) -> np.ndarray:
   """`[E, E]`: the balanced accuracy of the detector of epoch `e1` (row,
@@ -240,7 +247,7 @@ class EpochStudy(NamedTuple):
     own, others = tr.cost_change_own_vs_others(tf.cost_change)
     grid = lambda xa, g, key: destruction.destruction_grid(
         apply_fn, variables, x, xa, y, g, key=key, **kw)
-    model_fn = jax.jit(lambda z: apply_fn(variables, z))
+    model_fn = functools.partial(_apply_jit(apply_fn), variables)
     row = {
         "epoch": t, "clean_accuracy": _acc(clean, y),
         "attack_accuracy": _acc(pred(x_adv), y),
