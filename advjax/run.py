@@ -308,20 +308,7 @@ def rewrite_timing_report(benchmark: Timing, workdir: str) -> Dict[str, Any]:
     FileNotFoundError: no results.json in `workdir`.
     ValueError: it holds another benchmark's run.
   """
-  path = os.path.join(workdir, "results.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"No {path}: run the benchmark into {workdir} "
-                            "first; --report-only rewrites an existing "
-                            "run's report.")
-  with open(path) as f:
-    results = json.load(f)
-  if results.get("benchmark", benchmark.name) != benchmark.name:
-    raise ValueError(f"{path} holds a {results['benchmark']!r} run, not "
-                     f"{benchmark.name!r}.")
-  for key in ("claims", "written", "benchmark"):
-    results.pop(key, None)
-  cfg = benchmark.config(**_tuples(benchmark.config, {
-      **results["config"], "workdir": workdir}))
+  cfg, results = _finished_run(benchmark, workdir, unnamed_ok=True)
   return _finish_timing(benchmark, cfg, results)
 
 
@@ -903,6 +890,20 @@ def rewrite_report(benchmark: Benchmark, workdir: str) -> Dict[str, Any]:
   Raises:
     FileNotFoundError: no results.json in `workdir` (run the benchmark).
   """
+  cfg, results = _finished_run(benchmark, workdir)
+  return _finish(benchmark, cfg, workdir, results)
+
+
+def _finished_run(benchmark, workdir: str, unnamed_ok: bool = False):
+  """`(cfg, results)` of the finished run of `benchmark` (a `Benchmark` or
+  a `Timing`) in `workdir`, read from its results.json, without what the
+  report adds (claims, paths written). `unnamed_ok`: results that name no
+  benchmark (older timing runs) are taken as this one's.
+
+  Raises:
+    FileNotFoundError: no results.json in `workdir` (run the benchmark).
+    ValueError: it holds another benchmark's run.
+  """
   path = os.path.join(workdir, "results.json")
   if not os.path.exists(path):
     raise FileNotFoundError(f"No {path}: run the benchmark into {workdir} "
@@ -910,14 +911,15 @@ def rewrite_report(benchmark: Benchmark, workdir: str) -> Dict[str, Any]:
                             "run's report.")
   with open(path) as f:
     results = json.load(f)
-  if results.get("benchmark") != benchmark.name:
-    raise ValueError(f"{path} holds a {results.get('benchmark')!r} run, "
-                     f"not {benchmark.name!r}.")
-  results.pop("claims", None)
-  results.pop("written", None)
+  name = results.get("benchmark", benchmark.name if unnamed_ok else None)
+  if name != benchmark.name:
+    raise ValueError(f"{path} holds a {name!r} run, not "
+                     f"{benchmark.name!r}.")
+  for key in ("claims", "written") + (("benchmark",) if unnamed_ok else ()):
+    results.pop(key, None)
   cfg = benchmark.config(**_tuples(benchmark.config, {
       **results["config"], "workdir": workdir}))
-  return _finish(benchmark, cfg, workdir, results)
+  return cfg, results
 
 
 def main(benchmark: Benchmark, argv: Optional[Sequence[str]] = None):
