@@ -147,9 +147,13 @@ def check_config(cfg) -> None:
     value = getattr(cfg, f.name)
     if check is None or value is None:
       continue
+    flag = "--" + f.name.replace("_", "-")
+    if value == () and check.choices is not None:  # nothing to run
+      raise ConfigError(
+          f"{type(cfg).__name__}.{f.name} ({flag}) must name at least one "
+          f"of {', '.join(map(str, check.choices))}; got none.")
     bad = [v for v in _leaves(value) if v is not None and not check.allows(v)]
     if bad:
-      flag = "--" + f.name.replace("_", "-")
       raise ConfigError(
           f"{type(cfg).__name__}.{f.name} ({flag}) must be {check.rule()}; "
           f"got {value!r}.")

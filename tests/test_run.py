@@ -459,3 +459,8 @@ def test_tuple_fields_with_choices_parse_and_check_each_element():
   assert "[one of a, b, c]" in " ".join(parser.format_help().split())
   with pytest.raises(run.ConfigError, match="picks"):
     run.resolve(bench, Picks(dataset="synthetic", picks=("a", "d")))
+  with pytest.raises(run.ConfigError, match=r"picks \(--picks\) must name "
+                     "at least one of a, b, c; got none"):
+    run.resolve(bench, Picks(dataset="synthetic", picks=()))
+  with pytest.raises(SystemExit, match="at least one"):
+    run.main(bench, ["--dataset", "synthetic", "--picks", ""])
