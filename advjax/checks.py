@@ -2,19 +2,31 @@
 
 Low level: it imports only jax, numpy and `advjax.types`, so transforms,
 Sinkhorn and the attacks above them all validate inputs the same way.
-Shapes, ranks and dtypes are checked at trace time; values only where they
-are concrete (traced values pass unchecked).
+Shapes, ranks and dtypes are checked at trace time. Values are checked in
+Python where they are concrete (a `ValueError` with the offending values),
+and inside the compiled program where they are traced, under a user's
+`jax.jit`, `vmap` or `grad` (`runtime_check`): eps finite and >= 0, labels
+in [0, K), no NaN pixels, pixels inside the bounds. A traced check that
+fails stops the computation with a `JaxRuntimeError` whose message holds
+the same text; it costs a reduction over the inputs and a branch, no host
+round trip unless it fails (equinox's `error_if`; `EQX_ON_ERROR=off`
+removes the checks, `EQX_ON_ERROR=nan` returns NaN instead of raising).
 """
-from typing import Optional
+import contextlib
+from typing import Any, NamedTuple, Optional
 
+import equinox
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from advjax.types import Bounds, ModelFn
+from advjax.types import Array, Bounds, ModelFn
 
-__all__ = ["concrete", "check_nonnegative", "looks_nchw",
+__all__ = ["concrete", "traced", "runtime_check", "without_runtime_checks",
+           "check_nonnegative", "looks_nchw", "Checked",
            "check_attack_inputs"]
+
+_RUNTIME_CHECKS = [True]  # read when a program is traced
 
 
 def concrete(v) -> Optional[np.ndarray]:
@@ -23,6 +35,41 @@ def concrete(v) -> Optional[np.ndarray]:
   if isinstance(v, jax.core.Tracer) or getattr(v, "read_on_access", False):
     return None
   return np.asarray(v)
+
+
+def traced(v) -> bool:
+  """Whether `v` is a tracer (under `jit`, `vmap`, `grad`): its values can
+  only be checked inside the compiled program (`runtime_check`)."""
+  return isinstance(v, jax.core.Tracer)
+
+
+def runtime_check(value, bad, message: str):
+  """`value`, with a check inside the compiled program: where `bad` (a
+  boolean array; any True element) holds at run time, the computation
+  stops with a `JaxRuntimeError` carrying `message`.
+
+  Use the returned value: an unused one is dead code and its check goes
+  with it. Built on `equinox.error_if` (one branch, a host call only on
+  failure; under `vmap` the batch's predicates are reduced first).
+  """
+  if not _RUNTIME_CHECKS[0]:
+    return value
+  return equinox.error_if(value, bad, message)
+
+
+@contextlib.contextmanager
+def without_runtime_checks():
+  """Programs traced inside the block carry no run-time checks (to measure
+  their cost; `EQX_ON_ERROR=off` turns them off for a whole process).
+  JAX's compilation caches are cleared on entry and exit, so a program
+  compiled under one setting is not reused under the other."""
+  jax.clear_caches()
+  _RUNTIME_CHECKS[0] = False
+  try:
+    yield
+  finally:
+    _RUNTIME_CHECKS[0] = True
+    jax.clear_caches()
 
 
 def check_nonnegative(name: str, **values) -> None:
@@ -42,13 +89,29 @@ def looks_nchw(shape) -> bool:
           and shape[2] == shape[3] and shape[3] not in (1, 2, 3, 4))
 
 
+class Checked(NamedTuple):
+  """`check_attack_inputs`' result: the inputs to attack with (traced ones
+  carry their run-time checks: use these, not the originals) and the
+  model's number of classes."""
+  x: Array
+  y: Optional[Array]
+  eps: Any
+  num_classes: int
+
+
 def check_attack_inputs(model_fn: ModelFn, x, y, *, eps=None,
                         bounds: Bounds = (0., 1.), name: str = "attack",
-                        check_labels: bool = True) -> int:
-  """Validates attack inputs with clear errors; returns the number of classes.
+                        check_labels: bool = True) -> Checked:
+  """Validates attack inputs with clear errors.
 
   Shape, rank and dtype are checked always (at trace time under jit); values
-  (eps >= 0, labels in range, NaN, x inside bounds) when they are concrete.
+  (eps finite and >= 0, labels in range, NaN, x inside bounds) in Python
+  when they are concrete, inside the compiled program when they are traced
+  (`runtime_check`).
+
+  Returns:
+    `Checked(x, y, eps, num_classes)`: attack these x, y and eps, so that
+    the run-time checks of traced values stay in the program.
 
   Raises:
     TypeError: non-float images or non-integer labels.
@@ -120,4 +183,36 @@ def check_attack_inputs(model_fn: ModelFn, x, y, *, eps=None,
       raise ValueError(f"{name}: x must lie inside bounds {tuple(bounds)}, got "
                        f"values in [{xc.min():.4g}, {xc.max():.4g}]. Rescale "
                        "the images or pass bounds=(lo, hi).")
-  return num_classes
+  return Checked(*_traced_checks(x, y if check_labels else None, eps, bounds,
+                                 num_classes, name), num_classes)
+
+
+def _traced_checks(x, y, eps, bounds: Bounds, num_classes: int, name: str):
+  """`(x, y, eps)`, x carrying `check_attack_inputs`' value checks of the
+  traced ones (the same rules and words as its concrete checks). Every
+  check rides on x, the one input every attack's output depends on, so
+  none is dropped as dead code where an attack ignores y or eps."""
+  if not (traced(x) or traced(y) or traced(eps)):
+    return x, y, eps
+  lo, hi = bounds
+  where = " (a traced value, checked inside the compiled program)"
+  tests = []
+  if traced(eps):
+    tests.append((~jnp.all(jnp.isfinite(eps) & (eps >= 0)),
+                  f"{name}: eps must be finite and >= 0{where}."))
+  if traced(y):
+    tests.append((jnp.any((y < 0) | (y >= num_classes)),
+                  f"{name}: labels must be in [0, {num_classes}){where}."))
+  if traced(x):
+    tol = 1e-6 * (hi - lo)
+    tests += [(jnp.any(jnp.isnan(x)), f"{name}: x contains NaN{where}; clean "
+               "the input (attacks would return NaN)."),
+              ((jnp.min(x) < lo - tol) | (jnp.max(x) > hi + tol),
+               f"{name}: x must lie inside bounds {tuple(bounds)}{where}. "
+               "Rescale the images or pass bounds=(lo, hi).")]
+  if not _RUNTIME_CHECKS[0]:
+    return x, y, eps
+  bad = jnp.stack([b for b, _ in tests])
+  x = equinox.branched_error_if(jnp.asarray(x), jnp.any(bad),
+                                jnp.argmax(bad), [m for _, m in tests])
+  return x, y, eps

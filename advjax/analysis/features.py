@@ -469,7 +469,7 @@ def non_robust_dataset(apply_fn: Callable[[Any, Array], Array], variables,
   _check_bounds(name, x, bounds)
   projections.check_norm(norm)
   k = checks.check_attack_inputs(lambda z: apply_fn(variables, z), x[:1],
-                                 y[:1], bounds=bounds, name=name)
+                                 y[:1], bounds=bounds, name=name).num_classes
   t = np.asarray(targets)
   if t.shape != y.shape or not np.issubdtype(t.dtype, np.integer):
     raise ValueError(f"{name}: targets must be [N] = [{y.shape[0]}] int "

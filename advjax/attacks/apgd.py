@@ -269,8 +269,8 @@ def apgd(model_fn: Callable, x: Array, y: Array, *, eps,
   model = _as_model(model_fn, stochastic)
   clean_fn = (lambda z: model(z, None)) if not stochastic else (
       lambda z: model(z, rng.fold_in(key, 2 ** 31 - 1)))
-  checks.check_attack_inputs(clean_fn, x, y, eps=eps, bounds=bounds,
-                             name="apgd")
+  x, y, eps, _ = checks.check_attack_inputs(clean_fn, x, y, eps=eps,
+                                            bounds=bounds, name="apgd")
   if restarts < 1:
     raise ValueError(f"apgd: restarts must be >= 1, got {restarts}.")
   key = rng.check_key(key, x.shape[0], "apgd")
@@ -325,10 +325,9 @@ def apgd_t(model_fn: Callable, x: Array, y: Array, *, eps, key: PRNGKey,
   stochastic = kwargs.get("stochastic", False)
   clean_fn = ((lambda z: model_fn(z, rng.fold_in(key, 2 ** 31 - 1)))
               if stochastic else model_fn)
-  num_classes = checks.check_attack_inputs(clean_fn, x, y, eps=eps,
-                                           name="apgd_t",
-                                           bounds=kwargs.get("bounds",
-                                                             (0., 1.)))
+  x, y, eps, num_classes = checks.check_attack_inputs(
+      clean_fn, x, y, eps=eps, name="apgd_t",
+      bounds=kwargs.get("bounds", (0., 1.)))
   if targets is not None:
     return apgd(model_fn, x, y, eps=eps, key=key, loss="dlr_targeted",
                 targets=jnp.asarray(targets, jnp.int32), **kwargs)

@@ -200,8 +200,8 @@ def carlini_wagner_l2(model_fn: ModelFn, x: Array, y: Array, *,
     Networks", IEEE S&P 2017, section V.A and the authors' `l2_attack.py`.
   """
   del key
-  checks.check_attack_inputs(model_fn, x, y, bounds=bounds,
-                             name="carlini_wagner_l2")
+  x, y, _, _ = checks.check_attack_inputs(model_fn, x, y, bounds=bounds,
+                                          name="carlini_wagner_l2")
   if steps < 1 or binary_search_steps < 1:
     raise ValueError("carlini_wagner_l2: steps and binary_search_steps must "
                      f"be >= 1, got {steps}, {binary_search_steps}.")
@@ -290,9 +290,10 @@ def carlini_wagner_l2(model_fn: ModelFn, x: Array, y: Array, *,
 
 
 def _check_schedule(name: str, model_fn, x, y, bounds, steps: int,
-                    const_factor, largest_const, **nonnegative) -> None:
-  """The Linf and L0 attacks' input checks."""
-  checks.check_attack_inputs(model_fn, x, y, bounds=bounds, name=name)
+                    const_factor, largest_const, **nonnegative) -> tuple:
+  """The Linf and L0 attacks' input checks; returns the checked `(x, y)`."""
+  x, y, _, _ = checks.check_attack_inputs(model_fn, x, y, bounds=bounds,
+                                          name=name)
   if steps < 1:
     raise ValueError(f"{name}: steps must be >= 1, got {steps}.")
   checks.check_nonnegative(name, **nonnegative)
@@ -302,6 +303,7 @@ def _check_schedule(name: str, model_fn, x, y, bounds, steps: int,
                      f"largest_const), got {f}.")
   if big is not None and not np.isfinite(big).all():
     raise ValueError(f"{name}: largest_const must be finite, got {big}.")
+  return x, y
 
 
 def _schedule(objective, on_success, w0: Array, c0: Array, extra0, *,
@@ -413,10 +415,10 @@ def carlini_wagner_linf(model_fn: ModelFn, x: Array, y: Array, *,
   """
   del key
   name = "carlini_wagner_linf"
-  _check_schedule(name, model_fn, x, y, bounds, steps, const_factor,
-                  largest_const, confidence=confidence,
-                  initial_const=initial_const, learning_rate=learning_rate,
-                  min_tau=min_tau)
+  x, y = _check_schedule(name, model_fn, x, y, bounds, steps, const_factor,
+                         largest_const, confidence=confidence,
+                         initial_const=initial_const,
+                         learning_rate=learning_rate, min_tau=min_tau)
   d = checks.concrete(tau_decrease)
   if d is not None and ((d <= 0) | (d >= 1)).any():
     raise ValueError(f"{name}: tau_decrease must be in (0, 1), got {d}.")
@@ -525,9 +527,10 @@ def carlini_wagner_l0(model_fn: ModelFn, x: Array, y: Array, *,
   """
   del key
   name = "carlini_wagner_l0"
-  _check_schedule(name, model_fn, x, y, bounds, steps, const_factor,
-                  largest_const, confidence=confidence,
-                  initial_const=initial_const, learning_rate=learning_rate)
+  x, y = _check_schedule(name, model_fn, x, y, bounds, steps, const_factor,
+                         largest_const, confidence=confidence,
+                         initial_const=initial_const,
+                         learning_rate=learning_rate)
   lo, hi = bounds
   dtype = x.dtype
   wdtype = _work_dtype(dtype)

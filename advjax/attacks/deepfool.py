@@ -80,8 +80,8 @@ def deepfool(model_fn: ModelFn, x: Array, y: Array, *,
     Linf variant, section 3.3).
   """
   del key
-  num_classes = checks.check_attack_inputs(model_fn, x, y, bounds=bounds,
-                                           name="deepfool")
+  x, y, _, num_classes = checks.check_attack_inputs(
+      model_fn, x, y, bounds=bounds, name="deepfool")
   if norm not in _NORMS:
     raise ValueError(f"deepfool: norm must be one of {_NORMS}, got {norm!r}.")
   if steps < 1 or num_candidates < 1:

@@ -170,8 +170,8 @@ def fab(model_fn: Callable, x: Array, y: Array, *, key: Optional[PRNGKey] = None
   """
   if norm not in _NORMS:
     raise ValueError(f"fab: norm must be one of {_NORMS}, got {norm!r}.")
-  num_classes = checks.check_attack_inputs(model_fn, x, y, eps=eps,
-                                           bounds=bounds, name="fab")
+  x, y, eps, num_classes = checks.check_attack_inputs(
+      model_fn, x, y, eps=eps, bounds=bounds, name="fab")
   if steps < 1 or restarts < 1:
     raise ValueError(f"fab: need steps >= 1 and restarts >= 1, got {steps}, "
                      f"{restarts}.")

@@ -53,8 +53,8 @@ def fgm(model_fn: ModelFn, x: Array, y: Array, *, eps, norm: str = "linf",
     examples", ICLR 2015.
   """
   projections.check_norm(norm)
-  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
-                             name="fgm")
+  x, y, eps, _ = checks.check_attack_inputs(model_fn, x, y, eps=eps,
+                                            bounds=bounds, name="fgm")
   g = _input_gradient(model_fn, x, y, loss, targeted, bounds)
   direction = base.steepest_direction(g, norm, l1_sparsity)
   delta = direction * projections.per_example(eps, x.ndim).astype(x.dtype)
@@ -136,8 +136,8 @@ def pgd(model_fn: ModelFn, x: Array, y: Array, *, eps,
     D'Costa & Sriramanan, reproducibility report (Adam inner optimizer).
   """
   projections.check_norm(norm)
-  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
-                             name="pgd")
+  x, y, eps, _ = checks.check_attack_inputs(model_fn, x, y, eps=eps,
+                                            bounds=bounds, name="pgd")
   if steps < 0 or restarts < 1:
     raise ValueError(f"pgd: need steps >= 0 and restarts >= 1, got steps="
                      f"{steps}, restarts={restarts}.")
@@ -262,8 +262,8 @@ def illc(model_fn: ModelFn, x: Array, y: Array, *, eps,
   References:
     Kurakin, Goodfellow, Bengio, ICLR workshop 2017.
   """
-  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
-                             name="illc")
+  x, y, eps, _ = checks.check_attack_inputs(model_fn, x, y, eps=eps,
+                                            bounds=bounds, name="illc")
   y_ll = jnp.argmin(model_fn(x), axis=-1).astype(jnp.int32)
   return bim(model_fn, x, y_ll, eps=eps, steps=steps, step_size=step_size,
              loss="ce", targeted=True, bounds=bounds)
@@ -277,8 +277,8 @@ def noise(model_fn: ModelFn, x: Array, y: Array, *, eps, key: PRNGKey,
   norm (random signs for Linf), clipped to the box. Follows the attack
   contract so it sweeps and evaluates like one.
   """
-  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
-                             name="noise")
+  x, y, eps, _ = checks.check_attack_inputs(model_fn, x, y, eps=eps,
+                                            bounds=bounds, name="noise")
   key = rng.check_key(key, x.shape[0], "noise")
   delta = projections.random_sphere(key, x.shape, jnp.asarray(eps, x.dtype),
                                     norm, x.dtype)
@@ -294,8 +294,8 @@ def fgsm_search(model_fn: ModelFn, x: Array, t: Array, *, grid: int,
   first that reaches the target `t` (untargeted: leaves the label `t`);
   `x` itself where none does. Carlini & Wagner's FGSM baseline (Table IV).
   """
-  checks.check_attack_inputs(model_fn, x, t, bounds=bounds,
-                             name="fgsm_search")
+  x, t, _, _ = checks.check_attack_inputs(model_fn, x, t, bounds=bounds,
+                                          name="fgsm_search")
   lo, hi = bounds
   eps_grid = jnp.linspace(0., hi - lo, grid + 1)[1:]
 
@@ -321,8 +321,8 @@ def igs_search(model_fn: ModelFn, x: Array, t: Array, *, steps: int,
   target `t`; `x` itself where even the whole range fails. Carlini &
   Wagner's iterative-gradient-sign baseline (Table IV).
   """
-  checks.check_attack_inputs(model_fn, x, t, bounds=bounds,
-                             name="igs_search")
+  x, t, _, _ = checks.check_attack_inputs(model_fn, x, t, bounds=bounds,
+                                          name="igs_search")
   lo, hi = bounds
 
   def attack(eps):

@@ -139,8 +139,8 @@ def jsma(model_fn: ModelFn, x: Array, y: Array, *,
     3).
   """
   del key
-  num_classes = checks.check_attack_inputs(model_fn, x, y, bounds=bounds,
-                                           name="jsma")
+  x, y, _, num_classes = checks.check_attack_inputs(
+      model_fn, x, y, bounds=bounds, name="jsma")
   if theta == 0:
     raise ValueError("jsma: theta must be nonzero (its sign picks the "
                      "direction; +1 sets features to the box's top).")

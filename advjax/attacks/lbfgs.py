@@ -84,8 +84,8 @@ def lbfgs(model_fn: ModelFn, x: Array, y: Array, *,
     section 4.1.
   """
   del key
-  num_classes = checks.check_attack_inputs(model_fn, x, y, bounds=bounds,
-                                           name="lbfgs")
+  x, y, _, num_classes = checks.check_attack_inputs(
+      model_fn, x, y, bounds=bounds, name="lbfgs")
   if min(steps, search_steps, memory_size) < 1:
     raise ValueError("lbfgs: steps, search_steps and memory_size must be "
                      f">= 1, got {steps}, {search_steps}, {memory_size}.")

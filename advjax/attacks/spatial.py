@@ -46,11 +46,13 @@ class SpatialResult(NamedTuple):
 
 
 def _check(model_fn, x, y, name, max_angle, max_shift):
-  checks.check_attack_inputs(model_fn, x, y, name=name)
+  """The spatial attacks' input checks; returns the checked `(x, y)`."""
+  x, y, _, _ = checks.check_attack_inputs(model_fn, x, y, name=name)
   if x.ndim != 4:
     raise ValueError(f"{name}: images must be [B, H, W, C], got shape "
                      f"{x.shape}.")
   checks.check_nonnegative(name, max_angle=max_angle, max_shift=max_shift)
+  return x, y
 
 
 def _evaluate(model_fn, x, y, loss_fn, angle, tx, ty):
@@ -129,7 +131,7 @@ def spatial_grid(model_fn: ModelFn, x: Array, y: Array, *,
     `x_adv` `[B, H, W, C]` (or a `SpatialResult`).
   """
   del key
-  _check(model_fn, x, y, "spatial_grid", max_angle, max_shift)
+  x, y = _check(model_fn, x, y, "spatial_grid", max_angle, max_shift)
   if angles < 1 or shifts < 1:
     raise ValueError(f"spatial_grid: angles and shifts must be >= 1, got "
                      f"{angles}, {shifts}.")
@@ -162,7 +164,7 @@ def spatial_worst_of_k(model_fn: ModelFn, x: Array, y: Array, *,
   """The worst of `k` uniformly drawn transforms per example (the
   selection rule of the module docstring). Args as `spatial_grid`; `key`
   draws the transforms, `k` is static."""
-  _check(model_fn, x, y, "spatial_worst_of_k", max_angle, max_shift)
+  x, y = _check(model_fn, x, y, "spatial_worst_of_k", max_angle, max_shift)
   if k < 1:
     raise ValueError(f"spatial_worst_of_k: k must be >= 1, got {k}.")
   params = _uniform(key, k, x.shape[0], max_angle, max_shift)
@@ -200,7 +202,7 @@ def spatial_pgd(model_fn: ModelFn, x: Array, y: Array, *, key: PRNGKey,
     steps: ascent steps (static).
     step_angle, step_shift: step sizes (traced).
   """
-  _check(model_fn, x, y, "spatial_pgd", max_angle, max_shift)
+  x, y = _check(model_fn, x, y, "spatial_pgd", max_angle, max_shift)
   if steps < 0:
     raise ValueError(f"spatial_pgd: steps must be >= 0, got {steps}.")
   loss_fn = losses.get_loss(loss)

@@ -160,8 +160,8 @@ def square(model_fn: Callable, x: Array, y: Array, *, eps, key: PRNGKey,
   if queries < 1 or restarts < 1:
     raise ValueError(f"square: need queries >= 1 and restarts >= 1, got "
                      f"{queries}, {restarts}.")
-  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
-                             name="square")
+  x, y, eps, _ = checks.check_attack_inputs(model_fn, x, y, eps=eps,
+                                            bounds=bounds, name="square")
   key = rng.check_key(key, x.shape[0], "square")
   b, h, w, c = x.shape
   lo, hi = bounds

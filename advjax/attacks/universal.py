@@ -118,8 +118,8 @@ def universal(model_fn: ModelFn, x: Array, y: Array, *, key: PRNGKey, eps,
   if jnp.ndim(eps) != 0:
     raise ValueError(f"universal: eps must be a scalar (one perturbation for "
                      f"all examples), got shape {jnp.shape(eps)}.")
-  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
-                             name="universal")
+  x, y, eps, _ = checks.check_attack_inputs(model_fn, x, y, eps=eps,
+                                            bounds=bounds, name="universal")
   n = x.shape[0]
   if iterations < 0 or batches_per_update < 1 or not 1 <= batch_size <= n:
     raise ValueError(

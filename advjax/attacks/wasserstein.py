@@ -140,8 +140,8 @@ def wasserstein(model_fn: ModelFn, x: Array, y: Array, *, eps,
     (`cost <= eps`) whatever its iteration count.
   """
   del key
-  checks.check_attack_inputs(model_fn, x, y, eps=eps, bounds=bounds,
-                             name="wasserstein")
+  x, y, eps, _ = checks.check_attack_inputs(model_fn, x, y, eps=eps,
+                                            bounds=bounds, name="wasserstein")
   if x.ndim != 4:
     raise ValueError(f"wasserstein: x must be images [B, H, W, C], got shape "
                      f"{tuple(x.shape)}.")
@@ -209,8 +209,8 @@ def wasserstein_search(model_fn: ModelFn, x: Array, y: Array, *,
     Wong, Schmidt, Kolter, ICML 2019 (section 5 and the reference code).
   """
   del key
-  checks.check_attack_inputs(model_fn, x, y, eps=eps0, bounds=bounds,
-                             name="wasserstein_search")
+  x, y, eps0, _ = checks.check_attack_inputs(
+      model_fn, x, y, eps=eps0, bounds=bounds, name="wasserstein_search")
   if x.ndim != 4:
     raise ValueError("wasserstein_search: x must be images [B, H, W, C], got "
                      f"shape {tuple(x.shape)}.")

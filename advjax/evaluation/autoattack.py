@@ -328,7 +328,7 @@ def autoattack(apply_fn: Callable, variables, x, y, *, norm: str = "linf",
   else:
     det = lambda z: apply_fn(variables, z)
   num_classes = checks.check_attack_inputs(det, x, y, eps=eps, bounds=bounds,
-                                           name="autoattack")
+                                           name="autoattack").num_classes
   stages = autoattack_stages(version, num_classes, attacks, restarts)
   kinds = {s.kind for s in stages}
   if ("apgd_t" in kinds and num_classes < 4) or num_classes < 3:

@@ -32,6 +32,7 @@ Around them, what every timing benchmark needs:
 Used by `benchmarks.speed`, `benchmarks.train_speed` and
 `benchmarks.data_loading`.
 """
+import contextlib
 import functools
 import os
 import platform
@@ -46,7 +47,7 @@ import jaxlib
 import numpy as np
 from tqdm import tqdm
 
-from advjax import models, sharding, sinkhorn
+from advjax import checks, models, sharding, sinkhorn
 from advjax.report import markdown
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "quality_cell", "projection_table", "items_table", "scored_table",
     "pairs_table", "peer_missing", "peer_columns", "machine_line",
     "StepCall", "step_agreement", "epoch_fields", "max_abs_diff",
+    "check_cost",
 ]
 
 
@@ -116,6 +118,48 @@ def time_calls(calls: Sequence[Callable[[], object]], repeats: int,
       times[i].append(time_once(call))
   return [Timing(statistics.median(t), min(t), max(t), f, tuple(t))
           for t, f in zip(times, first)]
+
+
+def check_cost(calls: Dict[str, Callable[[], Any]], rounds: int,
+               progress: bool = False) -> Dict[str, Dict[str, Any]]:
+  """What advjax's run-time input checks (`checks.runtime_check`) cost.
+
+  Each round runs every call compiled with the checks and compiled without
+  them (`checks.without_runtime_checks`: the caches cleared, so each is
+  traced anew), a warm-up call then a timed one each, alternating, so load
+  changes are shared.
+
+  Args:
+    calls: name -> a call that runs its work to completion (ending with
+      `jax.block_until_ready`); it must trace its programs when called
+      (jit inside, or `evaluation` functions).
+    rounds: timed calls per setting, >= 1.
+
+  Returns:
+    name -> {'checked_s', 'unchecked_s' (medians), 'ratio' (checked /
+    unchecked), 'checked_times', 'unchecked_times'}.
+  """
+  out = {}
+  bar = tqdm(total=2 * rounds * len(calls), desc="input checks' cost",
+             disable=not progress, leave=False)
+  for name, call in calls.items():
+    times = {True: [], False: []}
+    for _ in range(rounds):
+      for on in (True, False):
+        with (contextlib.nullcontext() if on
+              else checks.without_runtime_checks()):
+          if on:
+            jax.clear_caches()  # compiled anew, as the unchecked one
+          call()
+          times[on].append(time_once(call))
+        bar.update()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out[name] = {"checked_s": med[True], "unchecked_s": med[False],
+                 "ratio": med[True] / med[False],
+                 "checked_times": times[True],
+                 "unchecked_times": times[False]}
+  bar.close()
+  return out
 
 
 def timing_fields(t: Timing, batch: int, *, per: str = "batch",
