@@ -45,17 +45,34 @@ def _mnist_like(n, seed):
   return images, labels
 
 
-def _write_mnist_dir(directory, *, gz=False, n_train=6, n_test=4):
+def _write_mnist_dir(directory, *, gz=False, dotted=False, n_train=6,
+                     n_test=4, seed=0):
+  """Writes both splits as IDX files named as tfds and LeCun name them
+  (`train-images-idx3-ubyte`) or, `dotted`, as other mirrors do
+  (`train-images.idx3-ubyte`); returns split -> (images, labels)."""
   os.makedirs(directory, exist_ok=True)
   ext = ".gz" if gz else ""
   arrays = {}
-  for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
-    images, labels = _mnist_like(n, seed)
-    img_name, lbl_name = data.DATASETS["mnist"].raw_files[split]
-    _write_idx(os.path.join(directory, img_name + ext), images, gz=gz)
-    _write_idx(os.path.join(directory, lbl_name + ext), labels, gz=gz)
+  for split, n, s in (("train", n_train, 1), ("test", n_test, 2)):
+    images, labels = _mnist_like(n, s + 10 * seed)
+    for name, array in zip(data.DATASETS["mnist"].raw_files[split],
+                           (images, labels)):
+      if dotted:
+        name = name.replace("-idx", ".idx")
+      _write_idx(os.path.join(directory, name + ext), array, gz=gz)
     arrays[split] = (images, labels)
   return arrays
+
+
+def _listing(directory):
+  """Every path below `directory` with its size and mtime."""
+  found = {}
+  for root, dirs, files in os.walk(directory):
+    for name in dirs + files:
+      path = os.path.join(root, name)
+      st = os.stat(path)
+      found[os.path.relpath(path, directory)] = (st.st_size, st.st_mtime_ns)
+  return found
 
 
 def _cifar_records(n, seed, header=1, num_classes=10):
@@ -328,6 +345,85 @@ def test_mnist_idx_files(tmp_path, gz, subdir):
   assert data.load("mnist", "train", data_dir=str(tmp_path), limit=2).size == 2
 
 
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("name,subdir", [("mnist", ""),
+                                         ("fashion_mnist", ""),
+                                         ("fashion_mnist", "FashionMNIST/raw")])
+def test_dotted_idx_names(tmp_path, gz, name, subdir):
+  arrays = _write_mnist_dir(tmp_path / subdir, gz=gz, dotted=True)
+  assert os.path.isfile(tmp_path / subdir / (
+      "t10k-labels.idx1-ubyte" + (".gz" if gz else "")))
+  for split, (images, labels) in arrays.items():
+    for lazy in (False, True):
+      ds = data.load(name, split, data_dir=tmp_path, lazy=lazy)
+      assert ds.images.shape == (len(labels), 28, 28, 1)
+      np.testing.assert_array_equal(
+          ds.images[:], images[..., None].astype(np.float32) / np.float32(255))
+      np.testing.assert_array_equal(ds.labels[:], labels)
+
+
+def test_idx_spelling_preference(tmp_path):
+  """Uncompressed wins over gzipped, then hyphenated over dotted."""
+  hyphen_gz = _write_mnist_dir(tmp_path, gz=True, seed=1)
+  dotted_gz = _write_mnist_dir(tmp_path, gz=True, dotted=True, seed=2)
+  ds = data.load("mnist", "test", data_dir=tmp_path)
+  np.testing.assert_array_equal(ds.labels, hyphen_gz["test"][1])
+  assert not np.array_equal(hyphen_gz["test"][1], dotted_gz["test"][1])
+  dotted = _write_mnist_dir(tmp_path, dotted=True, seed=3)
+  ds = data.load("mnist", "test", data_dir=tmp_path)
+  np.testing.assert_array_equal(ds.labels, dotted["test"][1])
+  hyphen = _write_mnist_dir(tmp_path, seed=4)
+  ds = data.load("mnist", "test", data_dir=tmp_path)
+  np.testing.assert_array_equal(ds.labels, hyphen["test"][1])
+  # One file per name, spellings mixed: each file found under its own.
+  os.remove(tmp_path / "t10k-labels-idx1-ubyte")
+  os.remove(tmp_path / "t10k-labels-idx1-ubyte.gz")
+  ds = data.load("mnist", "test", data_dir=tmp_path)
+  np.testing.assert_array_equal(
+      ds.images[..., 0], hyphen["test"][0].astype(np.float32) / np.float32(255))
+  np.testing.assert_array_equal(ds.labels, dotted["test"][1])
+
+
+@pytest.mark.parametrize("layout", ["dotted_gz", "mnist_subdir", "cifar10"])
+def test_reading_raw_files_writes_nothing(tmp_path, layout):
+  name = "cifar10" if layout == "cifar10" else "mnist"
+  if layout == "cifar10":
+    _write_cifar10_dir(tmp_path / "cifar-10-batches-bin")
+  else:
+    _write_mnist_dir(tmp_path / ("mnist" if layout == "mnist_subdir" else ""),
+                     gz=layout == "dotted_gz", dotted=layout == "dotted_gz")
+  before = _listing(tmp_path)
+  for split in ("train", "test"):
+    data.load(name, split, data_dir=tmp_path)
+    ds = data.load(name, split, data_dir=tmp_path, lazy=True)
+    ds.images[:], ds.labels[:]  # pylint: disable=pointless-statement
+  assert _listing(tmp_path) == before
+
+
+def test_missing_raw_files_write_nothing(tmp_path):
+  """A folder without the data (tfds consulted, download=False) stays as
+  it was, whether or not tensorflow_datasets is installed."""
+  (tmp_path / "notes.txt").write_text("mine")
+  (tmp_path / "mnist").mkdir()
+  before = _listing(tmp_path)
+  for name in ("mnist", "fashion_mnist", "cifar10"):
+    with pytest.raises(data.DatasetNotFoundError):
+      data.load(name, "test", data_dir=tmp_path)
+  assert _listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_not_found_names_every_accepted_idx_name(tmp_path, name):
+  with pytest.raises(data.DatasetNotFoundError) as info:
+    data.load(name, "train", data_dir=tmp_path)
+  message = str(info.value)
+  for prefix in ("train-images", "train-labels", "t10k-images", "t10k-labels"):
+    idx = "idx3" if "images" in prefix else "idx1"
+    line = (f"       {prefix}-{idx}-ubyte or {prefix}.{idx}-ubyte or "
+            f"{prefix}-{idx}-ubyte.gz or {prefix}.{idx}-ubyte.gz\n")
+    assert line in message + "\n", message
+
+
 def test_raw_files_take_precedence_over_tfds(tmp_path):
   tfds = pytest.importorskip("tensorflow_datasets")
   arrays = _write_mnist_dir(tmp_path)
@@ -388,6 +484,12 @@ def test_incomplete_raw_files(tmp_path):
   with pytest.raises(data.DatasetNotFoundError,
                      match="missing train-labels-idx1-ubyte"):
     data.load("mnist", "train", data_dir=tmp_path)
+  _write_idx(tmp_path / "t10k-labels.idx1-ubyte.gz", [1, 2], gz=True)
+  with pytest.raises(
+      data.DatasetNotFoundError,
+      match=(r"missing t10k-images-idx3-ubyte or t10k-images\.idx3-ubyte or "
+             r"t10k-images-idx3-ubyte\.gz or t10k-images\.idx3-ubyte\.gz\.$")):
+    data.load("mnist", "test", data_dir=tmp_path)
 
 
 @pytest.mark.parametrize("subdir", ["cifar-10-batches-bin", ""])

@@ -66,7 +66,8 @@ class DatasetSpec(NamedTuple):
     source: `'embedded'`, `'generated'`, `'tfds'`, `'folder'` or `'raw'`
       (raw files only: `gtsrb`).
     raw_files: split -> raw file names `load` reads from `data_dir` instead
-      of tfds (empty when there is no raw-file reader).
+      of tfds (empty when there is no raw-file reader); the MNIST IDX names
+      are also accepted dotted and gzipped (`_raw_names`).
     description: one line for CLI listings.
   """
   name: str
@@ -81,6 +82,15 @@ class DatasetSpec(NamedTuple):
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+# The names each MNIST IDX file is accepted under, the first present read:
+# uncompressed before gzipped, the hyphenated names (LeCun's, tfds',
+# torchvision's) before the dotted ones of other mirrors
+# (`train-images.idx3-ubyte`, e.g. Kaggle's).
+_RAW_ALIASES = {
+    name: (name, dotted, name + ".gz", dotted + ".gz")
+    for names in _IDX_FILES.values() for name in names
+    for dotted in [name.replace("-idx", ".idx")]
 }
 _CIFAR10_FILES = {
     "train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
@@ -97,6 +107,12 @@ _RAW_SUBDIRS = {
     "cifar100": ("cifar-100-binary", "cifar100/cifar-100-binary",
                  "cifar100", ""),
 }
+
+
+def _raw_names(name: str) -> Tuple[str, ...]:
+  """The file names raw file `name` (of `DatasetSpec.raw_files`) is accepted
+  under, most preferred first."""
+  return _RAW_ALIASES.get(name, (name,))
 
 
 DATASETS: Mapping[str, DatasetSpec] = {

@@ -44,12 +44,15 @@ def load(name: str,
   """Loads one split of a registered dataset into host memory (or lazily).
 
   For the tfds-backed names, raw files under `data_dir` (see
-  `DATASETS[name].raw_files`; MNIST IDX files may be gzipped) are read first
-  when present; otherwise the tensorflow_datasets copy prepared in `data_dir`
-  (default: `$TFDS_DATA_DIR` or `~/tensorflow_datasets`) is read with
+  `DATASETS[name].raw_files`; MNIST IDX files may also be named with dots,
+  `train-images.idx3-ubyte`, and be gzipped) are read first when present;
+  otherwise the tensorflow_datasets copy prepared in `data_dir` (default:
+  `$TFDS_DATA_DIR` or `~/tensorflow_datasets`) is read with
   `tfds.data_source`, which needs no TensorFlow. Nothing is downloaded unless
   `download=True` is passed (ImageNet never is: tfds builds it from the
-  ILSVRC2012 tars placed by hand in `<data_dir>/downloads/manual/`).
+  ILSVRC2012 tars placed by hand in `<data_dir>/downloads/manual/`), and
+  nothing is written into `data_dir` unless tfds then downloads and
+  prepares the copy there (`downloads/`, `<name>/<version>/`).
 
   `imagenet2012`, `imagenette` (tfds) and `folder` (a directory of image
   files) hold images of varying size: each is decoded when read, converted

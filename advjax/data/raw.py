@@ -1,8 +1,9 @@
-"""Raw files in `data_dir`: MNIST IDX files (`mnist`, `fashion_mnist`; each
-may be gzipped) and CIFAR binary batches (`cifar10`, `cifar100`), found
-below `data_dir` (`_find_raw_files`, the directories of
-`core._RAW_SUBDIRS`) and read record by record (`_IdxReader`,
-`_CifarReader`; a gzipped IDX file is decompressed into memory).
+"""Raw files in `data_dir`: MNIST IDX files (`mnist`, `fashion_mnist`;
+named with hyphens or dots, each may be gzipped) and CIFAR binary batches
+(`cifar10`, `cifar100`), found below `data_dir` (`_find_raw_files`, the
+directories of `core._RAW_SUBDIRS`) and read record by record (`_IdxReader`,
+`_CifarReader`; a gzipped IDX file is decompressed into memory). Reading
+writes nothing into `data_dir`.
 """
 import gzip
 import os
@@ -12,7 +13,7 @@ from typing import NamedTuple, Optional, Tuple, Union
 import numpy as np
 
 from advjax.data.core import (_RAW_SUBDIRS, DATASETS, DatasetNotFoundError,
-                              DatasetSpec)
+                              DatasetSpec, _raw_names)
 from advjax.data.records import _check_labels, _file_stamp, _pread_rows, _Reader
 
 __all__ = ["write_random_cifar10"]
@@ -93,30 +94,36 @@ def _find_raw_files(spec: DatasetSpec, split: str,
                     data_dir: str) -> Optional[Tuple[str, ...]]:
   """Paths of the split's raw files in the first directory holding them.
 
+  Each file is looked for under its accepted names (`core._raw_names`: for
+  MNIST IDX files, hyphenated or dotted, each plain or `.gz`), the first
+  present taken: where a directory holds several, uncompressed wins over
+  gzipped, then hyphenated (`train-images-idx3-ubyte`) over dotted
+  (`train-images.idx3-ubyte`).
+
   Returns `None` when no candidate directory holds any of them; raises
   `DatasetNotFoundError` when one holds only some.
   """
   names = spec.raw_files[split]
-  gz_ok = spec.name in ("mnist", "fashion_mnist")
   for sub in _RAW_SUBDIRS[spec.name]:
     directory = os.path.join(data_dir, sub) if sub else data_dir
-    found = []
-    for fname in names:
-      path = os.path.join(directory, fname)
-      if os.path.isfile(path):
-        found.append(path)
-      elif gz_ok and os.path.isfile(path + ".gz"):
-        found.append(path + ".gz")
-      else:
-        found.append(None)
+    found = [_first_file(directory, _raw_names(name)) for name in names]
     if all(found):
       return tuple(found)
     if any(found):
-      missing = [n for n, f in zip(names, found) if f is None]
+      missing = [" or ".join(_raw_names(n))
+                 for n, f in zip(names, found) if f is None]
       raise DatasetNotFoundError(
           f"Incomplete raw files for {spec.name!r} split {split!r} in "
-          f"{directory}: missing {', '.join(missing)}"
-          f"{' (or .gz)' if gz_ok else ''}.")
+          f"{directory}: missing {'; '.join(missing)}.")
+  return None
+
+
+def _first_file(directory: str, names: Sequence[str]) -> Optional[str]:
+  """The path of the first of `names` that is a file in `directory`."""
+  for name in names:
+    path = os.path.join(directory, name)
+    if os.path.isfile(path):
+      return path
   return None
 
 

@@ -15,7 +15,8 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from advjax.data.core import _RAW_SUBDIRS, DatasetNotFoundError, DatasetSpec
+from advjax.data.core import (_RAW_SUBDIRS, DatasetNotFoundError, DatasetSpec,
+                              _raw_names)
 from advjax.data.images import _crop_geometry, _decode_many, _select
 from advjax.data.records import _check_labels, _Reader
 
@@ -121,11 +122,11 @@ def _not_found(spec: DatasetSpec, split: str, data_dir, reason: str
   ]
   if spec.raw_files:
     subdirs = [s for s in _RAW_SUBDIRS[spec.name] if s]
-    gz = " (each may be .gz)" if spec.name in ("mnist", "fashion_mnist") else ""
-    names = sorted({f for fs in spec.raw_files.values() for f in fs})
+    names = dict.fromkeys(f for fs in spec.raw_files.values() for f in fs)
     lines.append(
-        f"  2. Put the raw files{gz} in data_dir (--data-dir) or in "
-        f"data_dir/{{{','.join(subdirs)}}}/: {', '.join(names)}.")
+        "  2. Put the raw files in data_dir (--data-dir) or in "
+        f"data_dir/{{{','.join(subdirs)}}}/, named:")
+    lines += [f"       {' or '.join(_raw_names(name))}" for name in names]
   return DatasetNotFoundError("\n".join(lines))
 
 
