@@ -89,7 +89,7 @@ def representation(model: nn.Module, variables, x: Array,
   `vmap` (under jit the unused logit layer is removed by XLA).
 
   Args:
-    model: a flax module with `__call__(x, train=False)`.
+    model: a flax module, `__call__(x, train=False)` or `__call__(x)`.
     variables: its variables.
     x: `[B, H, W, C]` float inputs.
     **kwargs: more keywords of the model's `__call__`.

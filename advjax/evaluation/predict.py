@@ -6,8 +6,8 @@ computed like every evaluation (fixed calls padded and masked, sharded over
 every device, `map_batched`), never by slicing arrays on the host.
 
 `probability_rows` tells outputs that look like probabilities from logits
-(AutoAttack's own check, fra31/auto-attack `checks.py`); evaluations that
-see them warn with `probability_warning`.
+(AutoAttack's own check); evaluations that see them warn with
+`probability_warning`.
 """
 import functools
 from typing import Callable, Optional
@@ -69,8 +69,9 @@ class ProbabilityOutputsWarning(UserWarning):
 
 def probability_rows(outputs, atol: float = 1e-3):
   """`[B]` bool: the rows of `outputs [B, K]` that look like probabilities,
-  every entry >= -atol and the row summing to 1 within `atol` (a softmax
-  in float32 sums to 1 within ~1e-6; logits almost never do). Works on
+  every entry >= -atol and the row summing to 1 within `atol`: the test of
+  AutoAttack's `check_range_output` (fra31/auto-attack `checks.py`, with
+  1e-5 there; 1e-3 also catches a softmax computed in bfloat16). Works on
   NumPy arrays and inside jit."""
   o = jnp.asarray(outputs, jnp.float32)
   return jnp.all(o >= -atol, axis=-1) & (jnp.abs(jnp.sum(o, -1) - 1) <= atol)
