@@ -138,6 +138,12 @@ def check_attack_inputs(model_fn: ModelFn, x, y, *, eps=None,
       raise TypeError(f"{name}: labels y must be integer class indices [B], "
                       f"got {getattr(y, 'dtype', type(y).__name__)}.")
     if tuple(y.shape) != (batch,):
+      if x.ndim == 3 and y.ndim <= 1:  # [H, W, C] with its label
+        raise ValueError(
+            f"{name}: x of shape {tuple(x.shape)} looks like a single image "
+            f"[H, W, C] (labels y have shape {tuple(y.shape)}); attacks take "
+            "a batch [B, H, W, C]: add a batch axis with x[None] (and y[None] "
+            "for a scalar label).")
       raise ValueError(f"{name}: labels y must have shape ({batch},) to match "
                        f"x's batch, got {tuple(y.shape)}.")
   if eps is not None:

@@ -528,7 +528,7 @@ def setup(cfg, load_data: Optional[Callable[[Any], Any]] = None) -> Env:
   if cfg.model is not None:
     model = models.get_model(cfg.model, num_classes=test.num_classes,
                              dtype=cfg.dtype)
-    apply_fn = lambda v, x: model.apply(v, x, train=False)
+    apply_fn = models.apply_fn(model)
   return Env(train_split, test, model, apply_fn, sharding.make_mesh())
 
 
@@ -547,7 +547,7 @@ def spec_env(env: Env, spec: TrainSpec) -> Env:
 
 @functools.lru_cache(maxsize=None)
 def _module_inference(model) -> Callable:
-  return lambda v, x: model.apply(v, x, train=False)
+  return models.apply_fn(model)
 
 
 def _inference(model) -> Callable:
@@ -557,7 +557,7 @@ def _inference(model) -> Callable:
   try:
     return _module_inference(model)
   except TypeError:  # an unhashable module
-    return lambda v, x: model.apply(v, x, train=False)
+    return models.apply_fn(model)
 
 
 def train(cfg, env: Env, name: str, spec: TrainSpec):
@@ -721,9 +721,7 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
       entry = {"checkpoint": spec.workdir}
     elif isinstance(spec, LoadTorch):
       model, variables = zoo.load_torch(spec.arch, spec.path, **spec.kwargs)
-      model_env = env._replace(
-          model=model, apply_fn=lambda v, x, m=model: m.apply(v, x,
-                                                              train=False))
+      model_env = env._replace(model=model, apply_fn=models.apply_fn(model))
       entry = {"checkpoint": spec.path, "zoo_arch": spec.arch,
                "zoo_kwargs": {k: v if isinstance(v, (int, float, str, bool))
                               else str(v) for k, v in spec.kwargs.items()}}

@@ -28,7 +28,7 @@ class Detector(NamedTuple):
   variables: Any
 
   def logits(self, x: Array) -> Array:
-    return self.model.apply(self.variables, x, train=False)
+    return models.model_fn(self.model, self.variables)(x)
 
   def predict(self, x: Array) -> Array:
     return jnp.argmax(self.logits(x), -1) == 1

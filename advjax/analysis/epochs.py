@@ -137,7 +137,7 @@ def detectability(detectors: Mapping[int, detection.Detector], x,
 @functools.lru_cache(maxsize=8)
 def _detector_apply(features: Tuple[int, ...]):
   model = models.MetzenDetector(num_classes=2, features=features)
-  return lambda v, z: model.apply(v, z, train=False)
+  return models.apply_fn(model)
 
 
 def _acc(pred, y) -> float:

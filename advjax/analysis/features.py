@@ -89,7 +89,7 @@ def representation(model: nn.Module, variables, x: Array,
   `vmap` (under jit the unused logit layer is removed by XLA).
 
   Args:
-    model: a flax module with `__call__(x, train=False)`.
+    model: a flax module, `__call__(x, train=False)` or `__call__(x)`.
     variables: its variables.
     x: `[B, H, W, C]` float inputs.
     **kwargs: more keywords of the model's `__call__`.
@@ -110,7 +110,8 @@ def representation(model: nn.Module, variables, x: Array,
     return next_fun(*args, **kw)
 
   with nn.intercept_methods(record):
-    model.apply(variables, x, train=False, **kwargs)
+    model.apply(variables, x, **models.apply_kwargs(model, False, variables),
+                **kwargs)
   if not seen:
     raise ValueError(f"representation: {type(model).__name__} calls no "
                      "flax.linen.Dense layer; its penultimate representation "
@@ -594,7 +595,7 @@ def construct(construction: Construction, model: nn.Module, variables, x, y,
                          **map_kwargs)
   else:
     out = non_robust_dataset(
-        lambda v, z: model.apply(v, z, train=False), variables, x, y,
+        models.apply_fn(model), variables, x, y,
         target_labels(y, num_classes, c.kind, key=key), eps=c.eps,
         steps=c.steps, step_size=c.step_size, norm=c.norm, **map_kwargs)
   if path is not None and jax.process_index() == 0:
@@ -782,7 +783,7 @@ class RobustFeatureToy(NamedTuple):
                          batch_size=self.batch_size, seed=seed, mesh=mesh,
                          progress=progress, desc=f"train {name}")
       out[name] = self.evaluate(
-          lambda v, x, m=module: m.apply(v, x, train=False),
+          models.apply_fn(module),
           jax.device_get(fit.state.variables), train, test, key=attack_key,
           steps=steps, mesh=mesh, progress=progress, **map_kwargs)
     return out

@@ -34,7 +34,8 @@ from advjax.evaluation.batching import (DEFAULT_DEVICE_BATCH,
                                         make_plan, map_batched, map_examples)
 from advjax.evaluation.diagnostics import (Diagnostics, DiagnosticsEvaluator,
                                            diagnostics)
-from advjax.evaluation.predict import accuracy, predict
+from advjax.evaluation.predict import (ProbabilityOutputsWarning, accuracy,
+                                      predict, probability_rows)
 from advjax.evaluation.adversarial import adversarial_examples
 from advjax.evaluation.loss_landscape import (AttackConvergence,
                                               AttackConvergenceEvaluator,
@@ -94,6 +95,7 @@ __all__ = [
     "EveryTarget", "EveryTargetEvaluator", "every_target", "target_cases",
     "SpatialRobustness", "SpatialRobustnessEvaluator", "spatial_robustness",
     "Diagnostics", "diagnostics", "predict", "accuracy",
+    "ProbabilityOutputsWarning", "probability_rows",
     "adversarial_examples",
     "AttackConvergence", "AttackConvergenceEvaluator", "attack_convergence",
     "LossConcentration", "LossConcentrationEvaluator", "loss_concentration",

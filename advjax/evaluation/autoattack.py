@@ -28,6 +28,7 @@ With a workdir each stage saves its results every few steps; a restarted
 evaluation skips what is done and ends with the same results.
 """
 import time
+import warnings
 import weakref
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
 
@@ -41,6 +42,8 @@ from advjax.attacks.apgd import apgd
 from advjax.attacks.fab import fab
 from advjax.attacks.square import square
 from advjax.evaluation import batching
+from advjax.evaluation.predict import (ProbabilityOutputsWarning,
+                                      probability_rows, probability_warning)
 from advjax.evaluation.outcomes import to_bits
 
 __all__ = ["AutoAttackResult", "Stage", "autoattack_stages", "autoattack",
@@ -247,7 +250,8 @@ def _clean_fn(apply_fn, stochastic):
     else:
       logits = apply_fn(variables, batch["x"])
     return {"correct": (jnp.argmax(logits, axis=-1) == batch["y"]) &
-                       batch["mask"]}
+                       batch["mask"],
+            "probabilities": probability_rows(logits)}
   return fn
 
 
@@ -298,6 +302,11 @@ def autoattack(apply_fn: Callable, variables, x, y, *, norm: str = "linf",
     ValueError / TypeError: bad inputs (shape, layout, dtype, eps, labels,
       NaN, norm, version); `batching.EvaluationMismatchError` for a workdir
       of another evaluation.
+
+  Warns:
+    ProbabilityOutputsWarning: the model's outputs on the first
+      batch look like probabilities, not logits (checked after the clean
+      pass, before any attack).
 
   References:
     Croce & Hein, "Reliable evaluation of adversarial robustness with an
@@ -397,6 +406,10 @@ def autoattack(apply_fn: Callable, variables, x, y, *, norm: str = "linf",
     clean[saved["index"]] = saved["correct"]
   if todo.size:
     clean[todo] = out["correct"]
+    msg = probability_warning(
+        out["probabilities"][:plan.batch_size], "autoattack")
+    if msg:
+      warnings.warn(msg, ProbabilityOutputsWarning, stacklevel=2)
   seconds[0] += dt
   bar.update()
   robust = clean.copy()

@@ -30,6 +30,7 @@ from advjax.attacks import gradient
 from advjax.attacks.apgd import apgd
 from advjax.attacks.square import square
 from advjax.evaluation import batching
+from advjax.evaluation.predict import probability_rows
 from advjax.evaluation.robust_accuracy import robust_accuracy
 
 __all__ = ["Diagnostics", "DiagnosticsEvaluator", "diagnostics"]
@@ -179,8 +180,7 @@ def diagnostics(apply_fn: Callable, variables, x, y, *, norm: str = "linf",
              for a, b in ((normed[0], normed[1]), (normed[1], normed[2]),
                           (normed[3], normed[4])))
   o = outs[0]
-  probs = bool(o.max() < 1 + 1e-5 and o.min() > -1e-5 and
-               np.all(np.abs(o.sum(-1) - 1) < 1e-5))
+  probs = bool(np.all(probability_rows(o)))
   clean = float(np.mean(np.argmax(o, -1) == y))
 
   # Gradients: exact zeros, and autodiff against finite differences.

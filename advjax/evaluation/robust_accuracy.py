@@ -11,6 +11,7 @@ sweep's j-th eps, so the per-example result does not depend on the batch
 size, the devices or an interruption (with `workdir`).
 """
 import functools
+import warnings
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
@@ -22,6 +23,8 @@ from tqdm import tqdm
 from advjax import checks, rng, sharding
 from advjax.attacks import base
 from advjax.evaluation import batching
+from advjax.evaluation.predict import (ProbabilityOutputsWarning,
+                                      probability_rows, probability_warning)
 from advjax.types import Array, PRNGKey
 
 __all__ = ["RobustAccuracy", "make_robust_accuracy_fn", "robust_accuracy",
@@ -159,9 +162,10 @@ def make_robust_accuracy_fn(apply_fn: ApplyFn, attack: Callable,
   Returns:
     An object whose `.fn(consts, batch)` maps `consts = (variables, eps [E],
     eps_index [E], key)` and a batch (`x`, `y`, [`t`], `index`, `mask`) to
-    `{'clean': [B], 'correct': [B, E]}`, plus `clean_topk` `[B, K]`,
-    `correct_topk` `[B, E, K]` (and `target_topk`) with `top_k` (padding
-    rows False).
+    `{'clean': [B], 'correct': [B, E], 'probabilities': [B]}` (the clean
+    output looks like probabilities: `probability_rows`), plus `clean_topk`
+    `[B, K]`, `correct_topk` `[B, E, K]` (and `target_topk`) with `top_k`
+    (padding rows False).
   """
   top_k = tuple(int(k) for k in top_k)
 
@@ -171,7 +175,8 @@ def make_robust_accuracy_fn(apply_fn: ApplyFn, attack: Callable,
     labels = batch["t"] if targeted else y
     model_fn = lambda z: apply_fn(variables, z)
     logits = model_fn(x)
-    out = {"clean": (jnp.argmax(logits, axis=-1) == y) & mask}
+    out = {"clean": (jnp.argmax(logits, axis=-1) == y) & mask,
+           "probabilities": probability_rows(logits)}
     if top_k:
       out["clean_topk"] = in_top_k(logits, y, top_k) & mask[:, None]
 
@@ -260,6 +265,10 @@ def robust_accuracy(apply_fn: ApplyFn, variables, x, y, *, attack: Callable,
   Raises:
     ValueError / TypeError: bad inputs (see `check_attack_inputs`);
     `batching.EvaluationMismatchError`: a workdir of another evaluation.
+
+  Warns:
+    ProbabilityOutputsWarning: the model's outputs on the first
+      batch look like probabilities, not logits (`probability_rows`).
   """
   x, y = batching.as_data((x, y), lazy=True)  # Records stay unread
   eps = np.asarray(eps, np.float32).reshape(-1)
@@ -323,11 +332,19 @@ def robust_accuracy(apply_fn: ApplyFn, variables, x, y, *, attack: Callable,
       (variables, jnp.asarray(eps), jnp.arange(eps.size, dtype=jnp.int32),
        key), plan.mesh)
   pending = []
+  checked = []
 
   def on_step(index, out):
-    pending.append((index, out))
-    if store is not None and len(pending) >= save_every:
-      flush()
+    if not checked:  # the first batch's clean outputs
+      checked.append(True)
+      msg = probability_warning(out["probabilities"],
+                                        "robust_accuracy")
+      if msg:  # to robust_accuracy's caller (on_step <- map_examples <- it)
+        warnings.warn(msg, ProbabilityOutputsWarning, stacklevel=4)
+    if store is not None:
+      pending.append((index, out))
+      if len(pending) >= save_every:
+        flush()
 
   def flush():
     if pending:
@@ -340,7 +357,7 @@ def robust_accuracy(apply_fn: ApplyFn, variables, x, y, *, attack: Callable,
   bar = tqdm(total=n, initial=n - todo.size, desc="robust accuracy",
              disable=not progress, leave=False)
   out = batching.map_examples(fn, consts, columns, todo, plan,
-                              on_step=on_step if store else None, bar=bar)
+                              on_step=on_step, bar=bar)
   bar.close()
   if store is not None:
     flush()

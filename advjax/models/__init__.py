@@ -9,10 +9,15 @@ one:
   variables = init_model(model, jax.random.key(0), (32, 32, 3))
   logits = model_fn(model, variables)(x)   # inference mode, no mutation
 
-Training steps call `model.apply(variables, x, train=True,
-mutable=["batch_stats"], rngs={"dropout": key})` directly.
+A user's own module may also leave `train` out (`__call__(x)`, called as
+`model.apply(variables, x)`) when it has no batch norm and no dropout to
+switch. `apply_kwargs` is the one place that tells the two apart: training
+steps call `model.apply(variables, x, mutable=["batch_stats"],
+rngs={"dropout": key}, **apply_kwargs(model, True, variables))`.
 """
 
+import functools
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -43,6 +48,8 @@ __all__ = [
     "get_model",
     "list_models",
     "init_model",
+    "apply_kwargs",
+    "apply_fn",
     "random_case",
     "compute_dtype",
     "model_fn",
@@ -146,7 +153,8 @@ def init_model(
   """Initialises a model's variables with a batch of one example.
 
   Args:
-    model: a model from this package (or any module with the same contract).
+    model: a model from this package, or any module with the same
+      contract, with or without `train` (`apply_kwargs`).
     key: a `jax.random.key` for the parameter initialisers.
     input_shape: per-example shape `(H, W, C)`, e.g. `(28, 28, 1)`.
 
@@ -155,7 +163,10 @@ def init_model(
     (running mean 0 and variance 1).
 
   Raises:
-    ValueError: if `input_shape` is not `(H, W, C)` with positive sizes.
+    ValueError: if `input_shape` is not `(H, W, C)` with positive sizes,
+      or the model has batch norm but no `train` argument.
+    TypeError: the model's training switch is not named `train`
+      (`apply_kwargs`).
   """
   input_shape = tuple(int(d) for d in input_shape)
   if len(input_shape) != 3 or min(input_shape) < 1:
@@ -163,7 +174,96 @@ def init_model(
         "input_shape must be the per-example shape (H, W, C) with positive "
         f"sizes, e.g. (28, 28, 1); got {input_shape}.")
   x = jnp.zeros((1,) + input_shape, jnp.float32)
-  return dict(model.init({"params": key}, x, train=False))
+  variables = dict(model.init({"params": key}, x, **apply_kwargs(model)))
+  apply_kwargs(model, False, variables)  # batch norm needs `train`
+  return variables
+
+
+# Names people give the training switch that advjax does not guess at, with
+# how `train` relates to each (`deterministic` and `use_running_average`
+# are its negation, so a guess in the wrong direction would run dropout in
+# evaluation): one argument name everywhere, said at once, is clearer.
+_TRAIN_ALIASES = {"training": "train", "is_training": "train",
+                  "is_train": "train", "deterministic": "not train",
+                  "use_running_average": "not train", "eval": "not train",
+                  "is_eval": "not train", "inference": "not train"}
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_train(cls: type) -> bool:
+  """Whether `cls.__call__` takes `train` (its signature read once)."""
+  params = inspect.signature(cls.__call__).parameters
+  if "train" in params:
+    return True
+  other = [p for p in params if p in _TRAIN_ALIASES]
+  if other:
+    name = other[0]
+    raise TypeError(
+        f"{cls.__name__}.__call__ takes {name!r} but no 'train' argument; "
+        "advjax calls a model as model.apply(variables, x, train=True) to "
+        "train and train=False to evaluate (model.apply(variables, x) for a "
+        f"model with neither). Rename {name!r} to 'train' ({name} = "
+        f"{_TRAIN_ALIASES[name]}), or wrap the module in one whose "
+        f"__call__(self, x, train=False) calls it with "
+        f"{name}={_TRAIN_ALIASES[name]}.")
+  return False
+
+
+def apply_kwargs(model: nn.Module, train: bool = False,
+                 variables: Mapping[str, Any] | None = None
+                 ) -> dict[str, bool]:
+  """The keywords that put `model` in training or inference mode.
+
+  A module whose `__call__` takes `train` gets `{'train': train}`; one
+  without it (no batch norm, no dropout to switch) gets `{}` and is called
+  as `model.apply(variables, x)`. The signature is read once per class.
+
+  Args:
+    model: a Flax module.
+    train: training mode (batch statistics, dropout on) or inference.
+    variables: the model's variables, to check that a module without
+      `train` has no batch norm (which it could not switch to its running
+      averages).
+
+  Returns:
+    `{'train': train}` or `{}`, for `model.apply(variables, x, **kw)`.
+
+  Raises:
+    TypeError: `__call__` names the switch otherwise ('training',
+      'deterministic', 'is_training', 'use_running_average', ...): the
+      message says to rename it to `train`.
+    ValueError: `variables` hold batch-norm statistics and `__call__` takes
+      no `train`.
+  """
+  if _takes_train(type(model)):
+    return {"train": train}
+  if variables is not None and has_batch_norm(variables):
+    raise ValueError(
+        f"{type(model).__name__} has batch norm ('batch_stats') but its "
+        "__call__ takes no 'train' argument, so advjax cannot switch it "
+        "from batch statistics (training) to running averages (evaluation). "
+        "Add `train: bool = False` to __call__ and pass "
+        "nn.BatchNorm(use_running_average=not train).")
+  return {}
+
+
+def apply_fn(model: nn.Module) -> Callable[[Any, jax.Array], jax.Array]:
+  """`model`'s pure inference function, the `apply_fn` evaluations take.
+
+  Args:
+    model: a Flax module, with or without a `train` argument
+      (`apply_kwargs`).
+
+  Returns:
+    `f(variables, x [B, H, W, C]) -> logits [B, K]`, in inference mode,
+    nothing mutated.
+  """
+  apply_kwargs(model)  # a misnamed switch is reported here, not in a trace
+
+  def apply(variables: Mapping[str, Any], x: jax.Array) -> jax.Array:
+    return model.apply(variables, x, **apply_kwargs(model, False, variables))
+
+  return apply
 
 
 def random_case(
@@ -194,10 +294,10 @@ def random_case(
   init_key = jax.random.key(0) if init_key is None else init_key
   data_key = jax.random.key(1) if data_key is None else data_key
   variables = jax.device_get(init_model(model, init_key, input_shape))
-  apply_fn = lambda v, z: model.apply(v, z, train=False)
+  f = apply_fn(model)
   x = jax.random.uniform(data_key, (n, *input_shape))
-  y = jnp.argmax(apply_fn(variables, x), -1).astype(jnp.int32)
-  return apply_fn, variables, *jax.device_get((x, y))
+  y = jnp.argmax(f(variables, x), -1).astype(jnp.int32)
+  return f, variables, *jax.device_get((x, y))
 
 
 def model_fn(
@@ -213,17 +313,14 @@ def model_fn(
   baked in as constants.
 
   Args:
-    model: the module.
-    variables: its variables, e.g. from `init_model` or a train state.
+    model: the module, with or without a `train` argument (`apply_kwargs`).
+    variables: its variables, e.g. from `init_model`, a train state or
+      `training.fit(...).variables`.
 
   Returns:
     `f(x)`: float images `[B, H, W, C]` -> logits `[B, num_classes]`.
   """
-
-  def apply(x: jax.Array) -> jax.Array:
-    return model.apply(variables, x, train=False)
-
-  return apply
+  return functools.partial(apply_fn(model), variables)
 
 
 def has_batch_norm(variables: Mapping[str, Any]) -> bool:

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 from tqdm import tqdm
 
-from advjax import checkpoint, data, sharding
+from advjax import checkpoint, data, models, sharding
 from advjax.training import methods
 from advjax.training.step import TrainState, create_train_state, make_train_step
 
@@ -34,10 +34,19 @@ class FitResult(NamedTuple):
       `adv_accuracy` and `eps`), `seconds`, `images_per_second` and
       `collapsed` (see `collapsed`).
     resumed_from: the step restored from the workdir (None: fresh start).
+    variables (property): the trained model's variables, `{'params': ...,
+      'batch_stats': ...}` (no 'batch_stats' without batch norm), ready for
+      `models.model_fn(model, result.variables)`, `model.apply` or an
+      evaluation's `apply_fn`; `state.variables`.
   """
   state: TrainState
   history: list
   resumed_from: Optional[int]
+
+  @property
+  def variables(self) -> Dict[str, Any]:
+    """The trained variables (`state.variables`)."""
+    return self.state.variables
 
 
 def fit(model: nn.Module, optimizer: optax.GradientTransformation,
@@ -177,8 +186,7 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
 
 
 def _num_classes(model, state, x):
-  out = jax.eval_shape(lambda v, z: model.apply(v, z, train=False),
-                       state.variables, x)
+  out = jax.eval_shape(models.apply_fn(model), state.variables, x)
   return out.shape[-1]
 
 

@@ -37,6 +37,10 @@ class TrainState(NamedTuple):
     step: int32 scalar, number of steps taken.
     rng: raw key data (`jax.random.key_data`), so checkpoints hold plain
       arrays; `state.key` is the typed key.
+    variables (property): `{'params': ..., 'batch_stats': ...}` (no
+      'batch_stats' without batch norm), ready for `model.apply`,
+      `models.model_fn(model, state.variables)` or an evaluation's
+      `apply_fn`.
   """
   params: Any
   batch_stats: Any
@@ -61,7 +65,8 @@ def create_train_state(model: nn.Module, optimizer: optax.GradientTransformation
   """Initialises a model and its optimizer state.
 
   Args:
-    model: a Flax module with `__call__(x, train)`.
+    model: a Flax module with `__call__(x, train)`, or `__call__(x)`
+      without batch norm or dropout (`models.apply_kwargs`).
     optimizer: any optax transformation.
     key: `jax.random.key`; split into the init key and the state key.
     input_shape: per-example `(H, W, C)`.
@@ -82,7 +87,8 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
   """Builds the pure training step of `method`.
 
   Args:
-    model: Flax module, `__call__(x, train)`.
+    model: Flax module, `__call__(x, train)` or `__call__(x)`
+      (`models.apply_kwargs`).
     optimizer: optax transformation (learning-rate schedule inside).
     method: a `training.Method`, or the name of a preset
       (`training.METHODS`) built with `preset_kwargs` (e.g. `'madry', eps=0.3,
@@ -103,15 +109,15 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation,
     variables = {"params": params}
     if batch_stats:
       variables["batch_stats"] = batch_stats
-    logits, updates = model.apply(variables, x, train=True,
-                                  mutable=["batch_stats"],
-                                  rngs={"dropout": key})
+    logits, updates = model.apply(
+        variables, x, mutable=["batch_stats"], rngs={"dropout": key},
+        **models.apply_kwargs(model, True, variables))
     return logits, updates.get("batch_stats", batch_stats)
 
   def step(state: TrainState, x: Array, y: Array):
     key = jax.random.fold_in(state.key, state.step)
     k_attack, k_dropout = jax.random.split(key)
-    model_fn = lambda z: model.apply(state.variables, z, train=False)
+    model_fn = models.model_fn(model, state.variables)
     metrics = {}
     x_adv = None
     if attack is not None:
@@ -177,12 +183,11 @@ def make_eval_step(model: nn.Module, attack: Optional[Callable] = None,
   attacked at `eps` with key `fold_in(state key, 2**30 + step)`), `loss`
   and `count`, with padded rows (mask False) excluded. For full eps sweeps
   with per-example results use `advjax.evaluation.robust_accuracy` with
-  `apply_fn=lambda v, x: model.apply(v, x, train=False)` and
-  `state.variables`.
+  `apply_fn=models.apply_fn(model)` and `state.variables`.
   """
 
   def eval_step(state: TrainState, x: Array, y: Array, mask: Array):
-    model_fn = lambda z: model.apply(state.variables, z, train=False)
+    model_fn = models.model_fn(model, state.variables)
     logits = model_fn(x)
     m = mask.astype(jnp.float32)
     out = {"correct": jnp.sum((jnp.argmax(logits, -1) == y) * m),
