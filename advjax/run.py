@@ -238,7 +238,9 @@ class Config:
       evaluators return something per example of it).
   """
   dataset: str = "digits"
-  model: Optional[str] = None
+  model: Optional[str] = field(help="the architecture, an "
+                               "`advjax.models.get_model` name: " + ", ".join(
+                                   models.list_models()))
   dtype: str = field("float32", choices=("float32", "bfloat16"))
   epochs: Optional[int] = field(ge=0)
   batch_size: Optional[int] = field(ge=1)
