@@ -36,7 +36,8 @@ def _lines(text):
 def _scalars(logdir):
   """{tag: [(step, value)]} read back from the TensorBoard event files in
   `logdir` (TFRecord framing: length, its CRC, an Event proto, its CRC)."""
-  from tensorboardX.proto import event_pb2  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from tensorboardX.proto import event_pb2
   out = {}
   files = glob.glob(os.path.join(logdir, "events.out.tfevents.*"))
   assert files, f"no event file in {logdir}"
@@ -212,7 +213,8 @@ def test_a_workdir_that_cannot_be_written_is_refused_before_any_work(
 
 
 def test_help_shows_the_presets_and_report_only():
-  from benchmarks import madry, quickstart  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from benchmarks import madry, quickstart
   text = " ".join(run.make_parser(madry.BENCHMARK).format_help().split())
   assert ("--epochs EPOCHS passes over the training data. (preset: "
           "digits/mnist/fashion_mnist/cifar10/cifar100 100, synthetic 2, "
@@ -233,7 +235,8 @@ def test_help_shows_the_presets_and_report_only():
 
 
 def test_a_misspelt_choice_or_flag_gets_the_closest_name(capsys):
-  from benchmarks import madry  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from benchmarks import madry
   for argv, hint in ((["--dataset", "mnst"], "did you mean 'mnist'?"),
                      (["--method", "mardy"], "did you mean 'madry'?"),
                      (["--epocs", "3"], "did you mean '--epochs'?")):
@@ -254,7 +257,10 @@ def test_a_misspelt_choice_or_flag_gets_the_closest_name(capsys):
 def test_each_flag_has_its_own_help_sentence():
   """No two flags of a benchmark share one help text (a docstring line
   naming several fields, or two fields' 'its steps')."""
-  for bench in _benchmarks() + [TOY]:
+  # pylint: disable-next=import-outside-toplevel
+  from benchmarks import data_loading, speed, train_speed
+  for bench in _benchmarks() + [TOY, data_loading.BENCHMARK, speed.BENCHMARK,
+                                train_speed.BENCHMARK]:
     helps = run.field_help(bench.config)
     by_text = {}
     for f in dataclasses.fields(bench.config):
