@@ -35,6 +35,7 @@ results` and its `report.Report`; `run_timing` checks, measures and
 writes, `timing_main` is its command line (`--report-only` rewrites a
 finished run's report, `rewrite_timing_report`).
 """
+import _thread
 import argparse
 import contextlib
 import dataclasses
@@ -46,8 +47,10 @@ import logging
 import os
 import pickle
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 import typing
 from typing import (Any, Callable, Dict, NamedTuple, Optional, Sequence,
@@ -435,12 +438,48 @@ def _console_logging():
 
 def _interruptible(work: Callable[[], Any], then: str) -> Any:
   """`work()`; Ctrl-C exits with status 130 and one line saying `then`
-  (what to do), not a traceback."""
+  (what to do), not a traceback.
+
+  Python drops (printing it) a KeyboardInterrupt raised while a garbage
+  collector or `__del__` callback runs (jax has one), so the Ctrl-C is
+  raised again every half second until it lands, and those dropped ones
+  are not printed.
+  """
+  pending = threading.Event()
+
+  def on_sigint(signum, frame):
+    del signum, frame
+    pending.set()
+    again = threading.Timer(0.5, lambda: pending.is_set()
+                            and _thread.interrupt_main())
+    again.daemon = True
+    again.start()
+    raise KeyboardInterrupt
+
+  def unraisable(info):
+    if not isinstance(info.exc_value, KeyboardInterrupt):
+      previous_hook(info)
+
+  previous_hook = sys.unraisablehook
+  previous = signal.getsignal(signal.SIGINT)
+  try:
+    signal.signal(signal.SIGINT, on_sigint)
+    installed = True
+  except ValueError:  # not the main thread: Python's own handler
+    installed = False
+  sys.unraisablehook = unraisable
   try:
     return work()
   except KeyboardInterrupt:
+    pending.clear()
     print(f"\ninterrupted; {then}", file=sys.stderr, flush=True)
     raise SystemExit(130) from None
+  finally:
+    pending.clear()
+    sys.unraisablehook = previous_hook
+    if installed:
+      signal.signal(signal.SIGINT, signal.default_int_handler
+                    if previous is None else previous)
 
 
 def _log_summary(res: Dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 what it says while it works, Ctrl-C, the workdir check, --help, misspelt
 choices, the TensorBoard event files of training."""
 import dataclasses
+import gc
 import glob
 import logging
 import os
@@ -59,8 +60,9 @@ def test_a_run_says_what_it_does_and_a_rerun_what_it_reuses(tmp_path,
   run.main(TOY, argv)
   captured = capsys.readouterr()
   assert "# toy on synthetic" in captured.out  # the report on stdout
+  assert re.search(r"^\d\d:\d\d:\d\d toy on synthetic: workdir ",
+                   captured.err, re.M)  # time-stamped lines
   lines = _lines(captured.err)
-  assert len(lines) == len(captured.err.splitlines())  # all time-stamped
   text = "\n".join(lines)
   for expected in (
       f"toy on synthetic: workdir {tmp_path}",
@@ -181,6 +183,40 @@ def test_ctrl_c_in_process(tmp_path, capsys):
   assert capsys.readouterr().err.splitlines()[-1] == (
       "interrupted; nothing measured was kept: rerun the same command to "
       f"measure again (results go to {tmp_path / 't'})")
+
+
+def test_a_ctrl_c_python_drops_in_a_gc_callback_is_raised_again(tmp_path,
+                                                                capsys):
+  """A KeyboardInterrupt raised while a gc callback runs (jax has one) is
+  dropped by Python; main raises it again until it lands."""
+  fired = []
+
+  def on_gc(phase, info):
+    del info
+    if phase == "start" and not fired:
+      fired.append(time.time())
+      signal.raise_signal(signal.SIGINT)  # handled here, in the callback
+
+  def models(cfg, env):
+    del cfg, env
+    gc.callbacks.append(on_gc)
+    try:
+      gc.collect()
+      for _ in range(200):  # 10 s unless the interrupt comes again
+        time.sleep(0.05)
+    finally:
+      gc.callbacks.remove(on_gc)
+    return {}
+
+  with pytest.raises(SystemExit) as e:
+    run.main(TOY._replace(models=models),
+             TOY_ARGS + ["--workdir", str(tmp_path)])
+  assert e.value.code == 130 and fired
+  assert time.time() - fired[0] < 5
+  err = capsys.readouterr().err
+  assert "Traceback" not in err and "Exception ignored" not in err, err
+  assert err.splitlines()[-1] == _INTERRUPTED.format(tmp_path)
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_workdir_that_cannot_be_written_is_refused_before_any_work(
