@@ -730,6 +730,10 @@ def _inference(model) -> Callable:
     return lambda v, x: model.apply(v, x, train=False)
 
 
+# The training metrics a log line shows (TensorBoard gets them all).
+_SHOWN = ("loss", "accuracy", "adv_accuracy", "eps")
+
+
 def train(cfg, env: Env, name: str, spec: TrainSpec):
   """`training.fit` of one model in `cfg.workdir/name` with the config's
   optimizer, epochs, batch size, seed and checkpoint period (resumed or
@@ -750,8 +754,8 @@ def train(cfg, env: Env, name: str, spec: TrainSpec):
   if spec.optimizer is not None:
     optimizer = spec.optimizer(optimizer)
   workdir = os.path.join(cfg.workdir, name)
-  _log.info("train %s: %s, %d epoch%s of %d steps, batch %d (%s)", name,
-            spec.method.name, cfg.epochs, "s" * (cfg.epochs != 1),
+  _log.info("train %s: method %s, %d epoch%s of %d steps, batch %d (%s)",
+            name, spec.method.name, cfg.epochs, "s" * (cfg.epochs != 1),
             steps_per_epoch, cfg.batch_size, os.path.abspath(workdir))
   writer = TensorBoardWriter(os.path.join(workdir, "tensorboard"),
                              learning_rate_schedule(cfg, steps_per_epoch))
@@ -775,10 +779,6 @@ def train(cfg, env: Env, name: str, spec: TrainSpec):
               ", ".join(f"{k} {100 * last[k]:.1f} %" if "accuracy" in k
                         else f"{k} {last[k]:.4g}" for k in _SHOWN if k in last))
   return res, seconds
-
-
-# The training metrics a log line shows (TensorBoard gets them all).
-_SHOWN = ("loss", "accuracy", "adv_accuracy", "eps")
 
 
 class TensorBoardWriter:
@@ -1156,8 +1156,8 @@ def _shown(value) -> str:
 
 
 def _with_report_only(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-  # SUPPRESS: absent from the parsed flags unless given, so that they stay
-  # the config's fields (and --distributed).
+  """`p` with `--report-only`, absent from the parsed flags unless given
+  (SUPPRESS), so that they stay the config's fields and --distributed."""
   p.add_argument("--report-only", action="store_true",
                  default=argparse.SUPPRESS,
                  help="rewrite results.md, the claims and the figures of "

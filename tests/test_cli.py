@@ -68,7 +68,7 @@ def test_a_run_says_what_it_does_and_a_rerun_what_it_reuses(tmp_path,
       f"toy on synthetic: workdir {tmp_path}",
       "loading synthetic (train_limit 64, eval_limit 16)",
       "loaded synthetic: 64 train and 16 test examples, 10 classes",
-      f"train standard: standard, 1 epoch of 2 steps, batch 32 "
+      f"train standard: method standard, 1 epoch of 2 steps, batch 32 "
       f"({tmp_path / 'standard'})",
       "train madry: 1 epoch in ",
       "computing the evaluation of madry with accuracy on 16 test examples",
@@ -189,7 +189,7 @@ def test_a_ctrl_c_python_drops_in_a_gc_callback_is_raised_again(tmp_path,
                                                                 capsys):
   """A KeyboardInterrupt raised while a gc callback runs (jax has one) is
   dropped by Python; main raises it again until it lands."""
-  fired = []
+  fired, handler = [], signal.getsignal(signal.SIGINT)
 
   def on_gc(phase, info):
     del info
@@ -216,7 +216,7 @@ def test_a_ctrl_c_python_drops_in_a_gc_callback_is_raised_again(tmp_path,
   err = capsys.readouterr().err
   assert "Traceback" not in err and "Exception ignored" not in err, err
   assert err.splitlines()[-1] == _INTERRUPTED.format(tmp_path)
-  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  assert signal.getsignal(signal.SIGINT) is handler  # restored
 
 
 def test_a_workdir_that_cannot_be_written_is_refused_before_any_work(
