@@ -35,15 +35,22 @@ results` and its `report.Report`; `run_timing` checks, measures and
 writes, `timing_main` is its command line (`--report-only` rewrites a
 finished run's report, `rewrite_timing_report`).
 """
+import _thread
 import argparse
+import contextlib
 import dataclasses
+import difflib
 import functools
 import hashlib
 import json
+import logging
 import os
 import pickle
 import re
+import signal
 import sys
+import tempfile
+import threading
 import time
 import typing
 from typing import (Any, Callable, Dict, NamedTuple, Optional, Sequence,
@@ -51,6 +58,7 @@ from typing import (Any, Callable, Dict, NamedTuple, Optional, Sequence,
 
 import jax
 import optax
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from advjax import (checkpoint, data, evaluation, models, report, sharding,
                     training, zoo)
@@ -58,12 +66,18 @@ from advjax import (checkpoint, data, evaluation, models, report, sharding,
 __all__ = ["Config", "TimingConfig", "Timing", "run_timing",
            "rewrite_timing_report", "check_timing_config", "timing_main",
            "field_help", "field", "FieldCheck", "ConfigError",
-           "check_config", "TrainSpec", "Load", "LoadTorch", "Env", "Benchmark",
+           "check_config", "check_workdir", "TrainSpec", "Load", "LoadTorch",
+           "Env", "Benchmark",
            "TRAINING_SETTINGS",
-           "resolve", "fill_preset", "make_optimizer", "setup", "spec_env", "train",
+           "resolve", "fill_preset", "make_optimizer",
+           "learning_rate_schedule", "setup", "spec_env", "train",
+           "TensorBoardWriter",
            "cached", "training_record", "rewrite_report",
            "epoch_variables", "summarize", "describe", "render_report", "run", "main",
-           "make_parser", "config_parser", "parse_config"]
+           "make_parser", "config_parser", "parse_config", "timing_parser"]
+
+
+_log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -159,6 +173,36 @@ def check_config(cfg) -> None:
           f"got {value!r}.")
 
 
+def check_workdir(workdir: str) -> None:
+  """Refuses a workdir that cannot hold a run before any work is done:
+  creates it (with its parents) and writes and deletes a file there.
+
+  Raises:
+    ConfigError: `workdir` is a file, lies under a file, or cannot be
+      created or written (permissions, a read-only file system); the
+      message says which and what to do.
+  """
+  fix = ("Name a directory you can write to with --workdir (it is created "
+         "if missing).")
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ConfigError(f"--workdir {workdir} is a file, not a directory. "
+                      + fix)
+  above = os.path.dirname(os.path.abspath(workdir))
+  while not os.path.exists(above):
+    above = os.path.dirname(above)
+  if not os.path.isdir(above):
+    raise ConfigError(f"--workdir {workdir} cannot be created: {above} is a "
+                      "file, not a directory. " + fix)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as e:
+    raise ConfigError(f"--workdir {workdir} cannot be written: "
+                      f"{e.strerror or e} ({e.filename or workdir}). "
+                      + fix) from None
+
+
 SCHEDULES = ("constant", "piecewise", "cyclic", "cosine")
 
 
@@ -197,7 +241,9 @@ class Config:
       evaluators return something per example of it).
   """
   dataset: str = "digits"
-  model: Optional[str] = None
+  model: Optional[str] = field(help="the architecture, an "
+                               "`advjax.models.get_model` name: " + ", ".join(
+                                   models.list_models()))
   dtype: str = field("float32", choices=("float32", "bfloat16"))
   epochs: Optional[int] = field(ge=0)
   batch_size: Optional[int] = field(ge=1)
@@ -277,30 +323,47 @@ def check_timing_config(benchmark: Timing, cfg) -> None:
 def _finish_timing(benchmark: Timing, cfg, results: Dict[str, Any]):
   results = {"benchmark": benchmark.name, **results}
   rendered = report.render(benchmark.report, cfg, report.jsonable(results))
-  results["written"] = report.write(cfg.workdir, results, rendered)
+  results["written"] = _write_report(cfg.workdir, results, rendered)
   results["table"] = rendered.markdown
   results["claims"] = rendered.claims
   return results
 
 
+def _write_report(workdir: str, results: Dict[str, Any],
+                  rendered: report.Rendered) -> list:
+  """`report.write`, logged (drawing the figures takes a while)."""
+  figures = len(rendered.figures)
+  _log.info("writing the report (results.json, results.md%s) to %s",
+            f", {figures} figure{'s' * (figures != 1)}" if figures else "",
+            os.path.abspath(workdir))
+  return report.write(workdir, results, rendered)
+
+
 def run_timing(benchmark: Timing, cfg) -> Dict[str, Any]:
-  """Checks `cfg` (`check_timing_config`), measures, and writes
-  results.json and results.md (with the figures) into `cfg.workdir`
+  """Checks `cfg` (`check_timing_config`, `check_workdir`), measures, and
+  writes results.json and results.md (with the figures) into `cfg.workdir`
   (None: `runs/<name>`). Returns the results with the seconds measuring
   took ('seconds'), the markdown ('table'),
   the verdicts ('claims') and the paths written ('written').
 
   Raises:
-    ConfigError: the config fails a check (nothing is measured).
+    ConfigError: the config fails a check, or the workdir cannot be
+      written (nothing is measured).
   """
-  if cfg.workdir is None:
-    cfg = dataclasses.replace(cfg, workdir=os.path.join("runs",
-                                                        benchmark.name))
+  cfg = dataclasses.replace(cfg, workdir=_timing_workdir(benchmark, cfg))
   check_timing_config(benchmark, cfg)
+  check_workdir(cfg.workdir)
+  _log.info("%s: measuring (%d repeats; workdir %s)", benchmark.name,
+            cfg.repeats, os.path.abspath(cfg.workdir))
   start = time.time()
   results = benchmark.measure(cfg)
   results["seconds"] = time.time() - start
+  _log.info("%s: measured in %.1f s", benchmark.name, results["seconds"])
   return _finish_timing(benchmark, cfg, results)
+
+
+def _timing_workdir(benchmark: Timing, cfg) -> str:
+  return cfg.workdir or os.path.join("runs", benchmark.name)
 
 
 def rewrite_timing_report(benchmark: Timing, workdir: str) -> Dict[str, Any]:
@@ -316,32 +379,122 @@ def rewrite_timing_report(benchmark: Timing, workdir: str) -> Dict[str, Any]:
   return _finish_timing(benchmark, cfg, results)
 
 
+def timing_parser(benchmark: Timing) -> argparse.ArgumentParser:
+  """`config_parser` of a timing benchmark's config, with
+  `--report-only`."""
+  return _with_report_only(config_parser(
+      benchmark.config, f"python -m benchmarks.{benchmark.name}",
+      benchmark.doc))
+
+
 def timing_main(benchmark: Timing, argv: Optional[Sequence[str]] = None):
   """`python -m benchmarks.<name> [--field value ...]`: one flag per field
   of the benchmark's `TimingConfig`; runs it (`run_timing`) and prints its
   report (`--report-only`: rewrites the report of the run in `--workdir`
-  from its results.json, `rewrite_timing_report`)."""
+  from its results.json, `rewrite_timing_report`), logging each stage on
+  stderr. Ctrl-C exits with status 130 and one line."""
   argv = list(sys.argv[1:] if argv is None else argv)
-  report_only = "--report-only" in argv
-  if report_only:
-    argv.remove("--report-only")
   if "--out-dir" in argv or any(a.startswith("--out-dir=") for a in argv):
     raise SystemExit("error: --out-dir is now --workdir (every benchmark "
                      "writes its results into --workdir).")
-  cfg = parse_config(benchmark.config, argv,
-                     prog=f"python -m benchmarks.{benchmark.name}",
-                     doc=benchmark.doc)
-  try:
-    if report_only:
-      res = rewrite_timing_report(benchmark, cfg.workdir or os.path.join(
-          "runs", benchmark.name))
-    else:
-      res = run_timing(benchmark, cfg)
-  except (ConfigError, FileNotFoundError) as e:
-    raise SystemExit(f"error: {e}") from None
-  print(res["table"])
-  print("\nwrote " + ", ".join(res["written"]))
+  cfg, report_only = _parse(timing_parser(benchmark), benchmark.config, argv)
+  workdir = _timing_workdir(benchmark, cfg)
+  with _console_logging():
+    try:
+      res = _interruptible(
+          lambda: (rewrite_timing_report(benchmark, workdir) if report_only
+                   else run_timing(benchmark, cfg)),
+          f"nothing measured was kept: rerun the same command to measure "
+          f"again (results go to {workdir})")
+    except (ConfigError, FileNotFoundError) as e:
+      raise SystemExit(f"error: {e}") from None
+    print(res["table"])
+    _log_summary(res)
   return res
+
+
+@contextlib.contextmanager
+def _console_logging():
+  """For one command (`main`, `timing_main`): the INFO lines of the
+  'advjax' loggers on stderr with the time ('12:00:01 train standard:
+  ...'), through tqdm so that progress bars stay intact; the logger's
+  settings are restored after. Library code only logs."""
+  logger = logging.getLogger("advjax")
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter("%(asctime)s %(message)s",
+                                         "%H:%M:%S"))
+  saved = logger.level, logger.propagate
+  logger.addHandler(handler)
+  logger.setLevel(logging.INFO)
+  logger.propagate = False  # orbax gives the root logger a handler too
+  try:
+    with logging_redirect_tqdm([logger]):
+      yield
+  finally:
+    logger.removeHandler(handler)
+    logger.setLevel(saved[0])
+    logger.propagate = saved[1]
+
+
+def _interruptible(work: Callable[[], Any], then: str) -> Any:
+  """`work()`; Ctrl-C exits with status 130 and one line saying `then`
+  (what to do), not a traceback.
+
+  Python drops (printing it) a KeyboardInterrupt raised while a garbage
+  collector or `__del__` callback runs (jax has one), so the Ctrl-C is
+  raised again every half second until it lands, and those dropped ones
+  are not printed.
+  """
+  pending = threading.Event()
+
+  def on_sigint(signum, frame):
+    del signum, frame
+    pending.set()
+    again = threading.Timer(0.5, lambda: pending.is_set()
+                            and _thread.interrupt_main())
+    again.daemon = True
+    again.start()
+    raise KeyboardInterrupt
+
+  def unraisable(info):
+    if not isinstance(info.exc_value, KeyboardInterrupt):
+      previous_hook(info)
+
+  previous_hook = sys.unraisablehook
+  previous = signal.getsignal(signal.SIGINT)
+  try:
+    signal.signal(signal.SIGINT, on_sigint)
+    installed = True
+  except ValueError:  # not the main thread: Python's own handler
+    installed = False
+  sys.unraisablehook = unraisable
+  try:
+    return work()
+  except KeyboardInterrupt:
+    pending.clear()
+    print(f"\ninterrupted; {then}", file=sys.stderr, flush=True)
+    raise SystemExit(130) from None
+  finally:
+    pending.clear()
+    sys.unraisablehook = previous_hook
+    if installed:
+      signal.signal(signal.SIGINT, signal.default_int_handler
+                    if previous is None else previous)
+
+
+def _log_summary(res: Dict[str, Any]) -> None:
+  """The last lines of a command: where results.md is, the other files
+  written, the verdict of each claim (`report.claims_summary`)."""
+  written = list(res.get("written") or ())
+  md = [p for p in written if os.path.basename(p) == "results.md"]
+  if md:
+    _log.info("results: %s", os.path.abspath(md[0]))
+  others = [p for p in written if p not in md]
+  if others:
+    _log.info("also wrote in %s: %s", os.path.abspath(os.path.dirname(
+        others[0])), ", ".join(os.path.basename(p) for p in others))
+  for line in report.claims_summary(res.get("claims") or ()):
+    _log.info("%s", line)
 
 
 # The settings every trained model is checked against on reload.
@@ -483,6 +636,21 @@ def make_optimizer(cfg, steps_per_epoch: int) -> optax.GradientTransformation:
   """The optax optimizer of a config: its optimizer, learning_rate,
   weight_decay and schedule ('constant', 'piecewise' /10 at 50 % and 75 %,
   'cyclic' one-cycle peaking at 40 %, 'cosine') over its epochs."""
+  optimizers = {"sgd": lambda s: optax.sgd(s, momentum=0.9),
+                "adam": optax.adam}
+  if cfg.optimizer not in optimizers:
+    raise ValueError(f"Unknown optimizer {cfg.optimizer!r}; use sgd or adam.")
+  opt = optimizers[cfg.optimizer](learning_rate_schedule(cfg,
+                                                         steps_per_epoch))
+  if cfg.weight_decay:
+    opt = optax.chain(optax.add_decayed_weights(cfg.weight_decay), opt)
+  return opt
+
+
+def learning_rate_schedule(cfg, steps_per_epoch: int
+                           ) -> Union[float, optax.Schedule]:
+  """The learning rate of a config's optimizer (`make_optimizer`): a
+  float ('constant') or an optax schedule of the step."""
   total = cfg.epochs * steps_per_epoch
   lr = cfg.learning_rate
   schedules = {
@@ -496,14 +664,7 @@ def make_optimizer(cfg, steps_per_epoch: int) -> optax.GradientTransformation:
   if cfg.schedule not in schedules:
     raise ValueError(f"Unknown schedule {cfg.schedule!r}; use one of "
                      f"{sorted(schedules)}.")
-  optimizers = {"sgd": lambda s: optax.sgd(s, momentum=0.9),
-                "adam": optax.adam}
-  if cfg.optimizer not in optimizers:
-    raise ValueError(f"Unknown optimizer {cfg.optimizer!r}; use sgd or adam.")
-  opt = optimizers[cfg.optimizer](schedules[cfg.schedule]())
-  if cfg.weight_decay:
-    opt = optax.chain(optax.add_decayed_weights(cfg.weight_decay), opt)
-  return opt
+  return schedules[cfg.schedule]()
 
 
 def setup(cfg, load_data: Optional[Callable[[Any], Any]] = None) -> Env:
@@ -513,6 +674,11 @@ def setup(cfg, load_data: Optional[Callable[[Any], Any]] = None) -> Env:
   (none when `cfg.model` is None: every model is loaded with its own
   architecture) and the mesh of every device."""
   os.makedirs(cfg.workdir, exist_ok=True)
+  t0 = time.time()
+  limits = ", ".join(f"{k} {getattr(cfg, k)}" for k in ("train_limit",
+                                                         "eval_limit")
+                     if getattr(cfg, k))
+  _log.info("loading %s%s", cfg.dataset, f" ({limits})" if limits else "")
   splits = None if load_data is None else load_data(cfg)
   if splits is not None:
     train_split, test = splits
@@ -524,6 +690,10 @@ def setup(cfg, load_data: Optional[Callable[[Any], Any]] = None) -> Env:
                             limit=limit(cfg.train_limit), lazy=lazy)
     test = data.load(cfg.dataset, "test", data_dir=cfg.data_dir,
                      limit=limit(cfg.eval_limit))
+  _log.info("loaded %s: %s train and %d test examples, %d classes (%.1f s)",
+            cfg.dataset, "no" if train_split is None else len(
+                train_split.labels), len(test.labels), test.num_classes,
+            time.time() - t0)
   model = apply_fn = None
   if cfg.model is not None:
     model = models.get_model(cfg.model, num_classes=test.num_classes,
@@ -560,6 +730,10 @@ def _inference(model) -> Callable:
     return models.apply_fn(model)
 
 
+# The training metrics a log line shows (TensorBoard gets them all).
+_SHOWN = ("loss", "accuracy", "adv_accuracy", "eps")
+
+
 def train(cfg, env: Env, name: str, spec: TrainSpec):
   """`training.fit` of one model in `cfg.workdir/name` with the config's
   optimizer, epochs, batch size, seed and checkpoint period (resumed or
@@ -579,16 +753,73 @@ def train(cfg, env: Env, name: str, spec: TrainSpec):
   optimizer = make_optimizer(cfg, steps_per_epoch)
   if spec.optimizer is not None:
     optimizer = spec.optimizer(optimizer)
+  workdir = os.path.join(cfg.workdir, name)
+  _log.info("train %s: method %s, %d epoch%s of %d steps, batch %d (%s)",
+            name, spec.method.name, cfg.epochs, "s" * (cfg.epochs != 1),
+            steps_per_epoch, cfg.batch_size, os.path.abspath(workdir))
+  writer = TensorBoardWriter(os.path.join(workdir, "tensorboard"),
+                             learning_rate_schedule(cfg, steps_per_epoch))
   t0 = time.time()
-  res = training.fit(env.model, optimizer,
-                     env.train, method=spec.method, epochs=cfg.epochs,
-                     batch_size=cfg.batch_size, seed=cfg.seed,
-                     workdir=os.path.join(cfg.workdir, name),
-                     save_every=cfg.save_every,
-                     settings={**settings, **spec.settings}, mesh=env.mesh,
-                     progress=cfg.progress, desc=f"train {name}",
-                     **spec.fit_kwargs)
-  return res, time.time() - t0
+  try:
+    res = training.fit(
+        env.model, optimizer, env.train, method=spec.method,
+        epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+        workdir=workdir, save_every=cfg.save_every,
+        settings={**settings, **spec.settings}, mesh=env.mesh,
+        progress=cfg.progress, desc=f"train {name}",
+        on_metrics=writer if jax.process_index() == 0 else None,
+        **spec.fit_kwargs)
+  finally:
+    writer.close()
+  seconds = time.time() - t0
+  if res.history:
+    last = res.history[-1]
+    _log.info("train %s: %d epoch%s in %.1f s; last epoch: %s", name,
+              len(res.history), "s" * (len(res.history) != 1), seconds,
+              ", ".join(f"{k} {100 * last[k]:.1f} %" if "accuracy" in k
+                        else f"{k} {last[k]:.4g}" for k in _SHOWN if k in last))
+  return res, seconds
+
+
+class TensorBoardWriter:
+  """`training.fit`'s metrics (its `on_metrics`) as TensorBoard scalars in
+  `logdir` (tensorboardX; `tensorboard --logdir <workdir>`): 'step/loss',
+  'step/accuracy', 'step/adv_accuracy', 'step/eps', 'step/learning_rate'
+  every logged step and each epoch's means as 'epoch/...'. The event file
+  is opened by the first metrics (a model reloaded trains nothing and
+  writes none).
+
+  Args:
+    logdir: where the event files go.
+    learning_rate: a float or an optax schedule of the step.
+  """
+
+  def __init__(self, logdir: str,
+               learning_rate: Union[float, optax.Schedule, None] = None):
+    self.logdir = logdir
+    self.learning_rate = learning_rate
+    self._writer = None
+
+  def __call__(self, kind: str, step: int, metrics: Dict[str, Any]) -> None:
+    if self._writer is None:
+      # Imported when first used: 1.7 s of protobuf.
+      # pylint: disable-next=import-outside-toplevel
+      from tensorboardX import SummaryWriter
+      self._writer = SummaryWriter(self.logdir)
+    scalars = {k: v for k, v in metrics.items() if k != "epoch"
+               and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if kind == "step" and self.learning_rate is not None:
+      lr = self.learning_rate
+      # The rate of the update that made `step` (optax counts from 0).
+      scalars["learning_rate"] = float(lr(step - 1) if callable(lr) else lr)
+    for k, v in scalars.items():
+      self._writer.add_scalar(f"{kind}/{k}", v, step)
+
+  def close(self) -> None:
+    """Flushes and closes the event file (if one was opened)."""
+    if self._writer is not None:
+      self._writer.close()
+      self._writer = None
 
 
 def training_record(workdir: str, fit, seconds: float) -> Dict[str, Any]:
@@ -615,11 +846,15 @@ def training_record(workdir: str, fit, seconds: float) -> Dict[str, Any]:
   return record
 
 
-def cached(cfg, path: str, inputs: Any, compute: Callable[[], Any]) -> Any:
+def cached(cfg, path: str, inputs: Any, compute: Callable[[], Any],
+           what: Optional[str] = None) -> Any:
   """`compute()`, or the result saved in `path` by an earlier call with
   the same config and `inputs` (variables) when `cfg.reuse_evaluations`.
   Saved atomically (pickle, next to the checkpoints), so an interrupted
-  run resumes after its last finished evaluation."""
+  run resumes after its last finished evaluation. Logs what it does with
+  `what` ('the evaluation of standard with pgd20 on 500 test examples';
+  default: the path): computing, computed in N s, or reusing."""
+  what = what or path
   settings = {k: v for k, v in dataclasses.asdict(cfg).items()
               if k not in ("progress", "reuse_evaluations", "workdir")}
   key = hashlib.sha256(json.dumps(
@@ -630,10 +865,14 @@ def cached(cfg, path: str, inputs: Any, compute: Callable[[], Any]) -> Any:
       with open(path, "rb") as f:
         saved = pickle.load(f)
       if saved["key"] == key:
+        _log.info("reusing %s (%s)", what, path)
         return saved["result"]
     except Exception:  # pylint: disable=broad-except
       pass  # unreadable (cut while writing, another version): recompute
+  _log.info("computing %s", what)
+  t0 = time.time()
   result = compute()
+  _log.info("computed %s in %.1f s", what, time.time() - t0)
   if jax.process_index() == 0:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "wb") as f:
@@ -673,11 +912,14 @@ def _evaluate_model(benchmark: Benchmark, cfg, env: Env, name: str,
       out[label] = cached(
           cfg, os.path.join(cfg.workdir, name, f"eval-{label}.pkl"),
           [variables, describe(evaluator)], lambda e=evaluator: summarize(e.run(
-              env.apply_fn, variables, env.test)))
+              env.apply_fn, variables, env.test)),
+          f"the evaluation of {name} with {label} on {len(env.test.labels)} "
+          "test examples")
   if benchmark.evaluate is not None:
     out.update(cached(
         cfg, os.path.join(cfg.workdir, name, "evaluation.pkl"), variables,
-        lambda: benchmark.evaluate(cfg, env, name, variables)))
+        lambda: benchmark.evaluate(cfg, env, name, variables),
+        f"the evaluation of {name} ({benchmark.name}'s own)"))
   return out
 
 
@@ -698,7 +940,7 @@ def _finish(benchmark: Benchmark, cfg, workdir: str,
             results: Dict[str, Any]) -> Dict[str, Any]:
   rendered = render_report(benchmark, cfg, results)
   if jax.process_index() == 0:  # one writer on a multi-host run
-    results["written"] = report.write(workdir, results, rendered)
+    results["written"] = _write_report(workdir, results, rendered)
   results["table"] = rendered.markdown
   results["claims"] = rendered.claims
   return results
@@ -706,8 +948,16 @@ def _finish(benchmark: Benchmark, cfg, workdir: str,
 
 def run(benchmark: Benchmark, config) -> Dict[str, Any]:
   """Runs a benchmark; returns its results (also written to the workdir:
-  results.json, results.md and the figures)."""
+  results.json, results.md and the figures), logging each stage.
+
+  Raises:
+    ConfigError: a field outside what it allows, or a workdir that cannot
+      be written (checked before any work).
+  """
   cfg = resolve(benchmark, config)
+  check_workdir(cfg.workdir)
+  _log.info("%s on %s: workdir %s", benchmark.name, cfg.dataset,
+            os.path.abspath(cfg.workdir))
   env = setup(cfg, benchmark.data)
   results = {"benchmark": benchmark.name, "config": dataclasses.asdict(cfg),
              "devices": [str(d) for d in jax.devices()], "models": {}}
@@ -716,6 +966,9 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
     if callable(spec):
       spec = spec(dict(trained))
     model_env = env
+    if isinstance(spec, (Load, LoadTorch)):
+      _log.info("load %s from %s", name, os.path.abspath(
+          spec.workdir if isinstance(spec, Load) else spec.path))
     if isinstance(spec, Load):
       variables = checkpoint.load_variables(spec.workdir)
       entry = {"checkpoint": spec.workdir}
@@ -742,7 +995,8 @@ def run(benchmark: Benchmark, config) -> Dict[str, Any]:
     results["extra"] = cached(
         cfg, os.path.join(cfg.workdir, "extra.pkl"), trained,
         lambda: benchmark.extra(cfg, env._replace(apply_fns=apply_fns),
-                                trained))
+                                trained),
+        f"the study across the models ({benchmark.name}'s extra)")
   return _finish(benchmark, cfg, cfg.workdir, results)
 
 
@@ -801,24 +1055,61 @@ def _number(text: str) -> float:
   return float(text)
 
 
+class _Parser(argparse.ArgumentParser):
+  """An `argparse.ArgumentParser` whose usage is one line (`--help` lists
+  the flags) and whose errors name the closest choice or flag to a
+  misspelt one ("did you mean 'mnist'?")."""
+
+  def __init__(self, *args, **kwargs):
+    self._choices = {}  # flag -> its choices (None: any value)
+    super().__init__(*args, usage="%(prog)s [--FLAG VALUE ...] (--help "
+                     "lists the flags)", **kwargs)
+
+  def add_argument(self, *args, **kwargs):
+    action = super().add_argument(*args, **kwargs)
+    for flag in action.option_strings:
+      self._choices[flag] = action.choices
+    return action
+
+  def error(self, message):
+    bad = re.match(r"argument ([^:/ ]+)[^:]*: invalid choice: '?([^' ]*)",
+                   message)
+    if bad and self._choices.get(bad.group(1)):
+      names = [str(c) for c in self._choices[bad.group(1)]]
+      close = difflib.get_close_matches(bad.group(2), names, n=1)
+    else:  # 'unrecognized arguments: --epoch 3'
+      words = (re.findall(r"--[\w-]+", message.split(":", 1)[1])
+               if message.startswith("unrecognized arguments") else [])
+      close = [m for w in words
+               for m in difflib.get_close_matches(w, list(self._choices), 1)]
+    if close:
+      message += f"; did you mean {close[0]!r}?"
+    super().error(message)
+
+
 def config_parser(config: type, prog: str, doc: str = "",
-                  choices: Optional[Dict[str, Sequence[Any]]] = None
+                  choices: Optional[Dict[str, Sequence[Any]]] = None,
+                  presets: Optional[Dict[str, Dict[str, Any]]] = None
                   ) -> argparse.ArgumentParser:
   """One flag per field of the dataclass `config` (`--field-name`, help
   from its Attributes docstring; booleans as `--name/--no-name`; tuples as
   comma lists; floats also as fractions, '8/255'), plus `--distributed`.
-  `choices` restricts fields to given values (e.g. the preset names)."""
+  `choices` restricts fields to given values (e.g. the preset names);
+  `presets` (dataset -> field values) show in the help of the fields they
+  fill ('(preset: digits 30, mnist 100)'). A misspelt choice or flag is
+  answered with the closest one."""
   doc = doc or ""
-  p = argparse.ArgumentParser(
+  p = _Parser(
       prog=prog,
       description=doc.strip().splitlines()[0] if doc.strip() else None)
   helps = field_help(config)
   hints = typing.get_type_hints(config)
   for f in dataclasses.fields(config):
     flag = "--" + f.name.replace("_", "-")
+    default = (f" (default: {f.default})" if f.default is not None
+               else _preset_help(presets or {}, f.name))
     kw = {"default": f.default, "dest": f.name,
-          "help": (helps.get(f.name, "") + (
-              "" if f.default is None else f" (default: {f.default})")
+          "help": (helps.get(f.name, "") + default
                    ).replace("%", "%%")}  # argparse formats help with %
     check = f.metadata.get("check")
     if choices and f.name in choices:
@@ -838,17 +1129,48 @@ def config_parser(config: type, prog: str, doc: str = "",
   return p
 
 
+def _preset_help(presets: Dict[str, Dict[str, Any]], name: str) -> str:
+  """' (preset: digits/synthetic 30, mnist 100)': the values the dataset
+  presets give a field (one value for all: ' (preset: 30)'); '' if
+  none."""
+  groups = {}  # the value shown -> the datasets with it
+  for dataset, preset in presets.items():
+    if preset.get(name) is not None:
+      groups.setdefault(_shown(preset[name]), []).append(dataset)
+  if not groups:
+    return ""
+  if len(groups) == 1 and len(next(iter(groups.values()))) == len(presets):
+    return f" (preset: {next(iter(groups))})"
+  return " (preset: " + ", ".join(f"{'/'.join(d)} {v}"
+                                  for v, d in groups.items()) + ")"
+
+
+def _shown(value) -> str:
+  """A preset value as the command line takes it ('0.3', '30:3,5:1')."""
+  if isinstance(value, tuple):
+    return ",".join(":".join(map(_shown, v)) if isinstance(v, tuple)
+                    else _shown(v) for v in value)
+  return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _with_report_only(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+  """`p` with `--report-only`, absent from the parsed flags unless given
+  (SUPPRESS), so that they stay the config's fields and --distributed."""
+  p.add_argument("--report-only", action="store_true",
+                 default=argparse.SUPPRESS,
+                 help="rewrite results.md, the claims and the figures of "
+                 "the finished run in --workdir from its results.json "
+                 "(nothing is trained, evaluated or measured)")
+  return p
+
+
 def make_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
   """`config_parser` of a benchmark's config (`--dataset` restricted to its
-  presets)."""
-  p = config_parser(benchmark.config,
-                    f"python -m benchmarks.{benchmark.name}",
-                    benchmark.doc,
-                    {"dataset": sorted(benchmark.presets)})
-  p.epilog = ("--report-only: rewrite results.md, the claims and the "
-              "figures of the run in --workdir from its results.json "
-              "(nothing is trained or evaluated).")
-  return p
+  presets, the presets' values in the help) with `--report-only`."""
+  return _with_report_only(config_parser(
+      benchmark.config, f"python -m benchmarks.{benchmark.name}",
+      benchmark.doc, {"dataset": list(benchmark.presets)},
+      benchmark.presets))
 
 
 def parse_config(config: type, argv: Optional[Sequence[str]] = None, *,
@@ -856,9 +1178,17 @@ def parse_config(config: type, argv: Optional[Sequence[str]] = None, *,
                  choices: Optional[Dict[str, Sequence[Any]]] = None):
   """`config(**flags)` from the command line (`config_parser`), after
   `--distributed` (jax.distributed.initialize) is handled."""
-  args = vars(config_parser(config, prog, doc, choices).parse_args(argv))
+  return _parse(config_parser(config, prog, doc, choices), config, argv)[0]
+
+
+def _parse(parser: argparse.ArgumentParser, config: type,
+           argv: Optional[Sequence[str]]):
+  """`(config(**flags), report_only)` from the command line, after
+  `--distributed` (jax.distributed.initialize) is handled."""
+  args = vars(parser.parse_args(argv))
+  report_only = args.pop("report_only", False)
   sharding.initialize_distributed(args.pop("distributed"))
-  return config(**args)
+  return config(**args), report_only
 
 
 def _is_tuple(kind) -> bool:
@@ -927,25 +1257,24 @@ def _finished_run(benchmark, workdir: str, unnamed_ok: bool = False):
 def main(benchmark: Benchmark, argv: Optional[Sequence[str]] = None):
   """`python -m benchmarks.<name> [--field value ...]`: runs the benchmark
   and prints its report (`--report-only`: rewrites the report of the run
-  in `--workdir` from its results.json, `rewrite_report`)."""
+  in `--workdir` from its results.json, `rewrite_report`), logging each
+  stage on stderr and, at the end, where results.md is and the verdict of
+  each claim. Ctrl-C exits with status 130 and one line (a rerun
+  resumes)."""
   argv = list(sys.argv[1:] if argv is None else argv)
-  report_only = "--report-only" in argv
-  if report_only:
-    argv.remove("--report-only")
-  if "-h" in argv or "--help" in argv:
-    make_parser(benchmark).parse_args(argv)  # prints the help, exits
-  config = parse_config(benchmark.config, argv,
-                        prog=f"python -m benchmarks.{benchmark.name}",
-                        doc=benchmark.doc,
-                        choices={"dataset": sorted(benchmark.presets)})
-  try:
-    if report_only:
-      res = rewrite_report(benchmark, resolve(benchmark, config).workdir)
-    else:
-      res = run(benchmark, config)
-  except (data.DatasetNotFoundError, ConfigError) as e:
-    raise SystemExit(f"error: {e}") from None
-  print(res["table"])
-  if res.get("written"):
-    print("\nwrote " + ", ".join(res["written"]))
+  config, report_only = _parse(make_parser(benchmark), benchmark.config,
+                               argv)
+  with _console_logging():
+    try:
+      cfg = resolve(benchmark, config)
+      res = _interruptible(
+          lambda: (rewrite_report(benchmark, cfg.workdir) if report_only
+                   else run(benchmark, cfg)),
+          "rerun the same command to resume from the last checkpoint in "
+          f"{cfg.workdir}")
+    except (data.DatasetNotFoundError, ConfigError) + (
+        (FileNotFoundError, ValueError) if report_only else ()) as e:
+      raise SystemExit(f"error: {e}") from None
+    print(res["table"])
+    _log_summary(res)
   return res

@@ -42,12 +42,18 @@ class CarliniConfig(run.Config):
   distilled: bool = run.field(True, "also attack a distilled model")
   # CW-L2: steps x learning_rate must reach ~6 for a pixel at the box's
   # face (tanh coordinate 7.25) to move.
-  cw_l2_steps: Optional[int] = run.field(None, "Adam steps per c", ge=1)
-  cw_l2_search_steps: Optional[int] = run.field(None, "values of c", ge=1)
-  cw_l2_learning_rate: Optional[float] = run.field(None, "Adam step", gt=0)
-  cw_linf_steps: Optional[int] = run.field(None, "steps per c", ge=1)
-  cw_linf_learning_rate: Optional[float] = run.field(None, "Adam step", gt=0)
-  cw_l0_steps: Optional[int] = run.field(None, "steps per c", ge=1)
+  cw_l2_steps: Optional[int] = run.field(None, "CW-L2's Adam steps per "
+                                         "value of c", ge=1)
+  cw_l2_search_steps: Optional[int] = run.field(
+      None, "CW-L2's values of c (binary search steps)", ge=1)
+  cw_l2_learning_rate: Optional[float] = run.field(
+      None, "CW-L2's Adam learning rate", gt=0)
+  cw_linf_steps: Optional[int] = run.field(None, "CW-Linf's Adam steps per "
+                                           "value of c", ge=1)
+  cw_linf_learning_rate: Optional[float] = run.field(
+      None, "CW-Linf's Adam learning rate", gt=0)
+  cw_l0_steps: Optional[int] = run.field(None, "CW-L0's Adam steps per value "
+                                         "of c", ge=1)
   jsma_gamma: float = run.field(1., "largest fraction changed", gt=0, le=1)
   fgsm_grid: int = run.field(256, "eps values FGSM tries", ge=1)
   igs_steps: int = run.field(40, "BIM steps (1.25 eps / steps)", ge=1)

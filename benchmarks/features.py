@@ -35,19 +35,25 @@ TOY = features.RobustFeatureToy()  # the slides' settings
 class FeaturesConfig(run.Config):
   """Settings (training: the Madry recipe's); None: the dataset's preset."""
   robust_eps: Optional[float] = run.field(None, "robust model's L2 eps", gt=0)
-  robust_steps: Optional[int] = run.field(None, "its PGD steps", ge=1)
-  robust_warmup_epochs: Optional[int] = run.field(None, "its eps ramp", ge=0)
+  robust_steps: Optional[int] = run.field(
+      None, "the robust model's training PGD steps", ge=1)
+  robust_warmup_epochs: Optional[int] = run.field(
+      None, "epochs over which the robust model's eps ramps up", ge=0)
   eval_eps: Optional[float] = run.field(None, "test PGD's L2 eps", gt=0)
   eval_steps: Optional[int] = run.field(None, "test PGD's steps", ge=1)
-  eval_restarts: Optional[int] = run.field(None, "its restarts", ge=1)
+  eval_restarts: Optional[int] = run.field(None, "test PGD's restarts",
+                                           ge=1)
   eps_grid_points: int = run.field(9, "test grid 0 .. 2 eval_eps", ge=2)
   robust_dataset_steps: Optional[int] = run.field(None, "D_R's steps", ge=1)
-  robust_dataset_step_size: Optional[float] = run.field(None, "their L2", gt=0)
+  robust_dataset_step_size: Optional[float] = run.field(
+      None, "D_R's L2 step size", gt=0)
   robust_dataset_start: str = run.field("other", "D_R's start images",
                                         choices=features.STARTS)
   non_robust_eps: Optional[float] = run.field(None, "D_rand's L2 eps", gt=0)
-  non_robust_steps: Optional[int] = run.field(None, "its PGD steps", ge=1)
-  non_robust_step_size: Optional[float] = run.field(None, "its step", gt=0)
+  non_robust_steps: Optional[int] = run.field(None, "D_rand's PGD steps",
+                                              ge=1)
+  non_robust_step_size: Optional[float] = run.field(
+      None, "D_rand's L2 step size", gt=0)
   toy: bool = run.field(True, "also run the robust-feature toy (TOY)")
   figure_examples: int = run.field(8, "images in examples.png", ge=0)
 

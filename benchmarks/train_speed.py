@@ -34,7 +34,9 @@ LOSS_TOLERANCE = 1e-5  # |loss(N devices) - loss(1 device)|, same batch/state
 
 @dataclasses.dataclass(frozen=True)
 class TrainSpeedConfig(run.TimingConfig):
-  model: str = run.field("wong_mnist", "registered model name")
+  model: str = run.field("wong_mnist", "the architecture, an "
+                         "`advjax.models.get_model` name: "
+                         + ", ".join(models.list_models()))
   dtype: str = run.field("float32", "compute dtype",
                          choices=("float32", "bfloat16"))
   image_shape: Tuple[int, ...] = run.field((28, 28, 1), "(H, W, C) of the "

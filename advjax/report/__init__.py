@@ -41,6 +41,7 @@ from advjax.report.published import (STAND_INS, Published, comparable,
 
 __all__ = [
     "Report", "Rendered", "render", "write", "jsonable", "claims_section",
+    "claims_summary",
     "Table", "table", "cell", "percent", "render_blocks", "Block",
     "get_path", "records_table", "rows_table", "curve_table",
     "fields_table",
@@ -107,10 +108,25 @@ def claims_section(verdicts: Sequence[Verdict]) -> str:
     return ""
   shown = {HOLDS: "holds", PARTLY: "*partly*", FAILS: "**fails**"}
   rows = [(v.text, shown[v.verdict], v.evidence, v.rule) for v in verdicts]
-  counts = ", ".join(f"{sum(v.verdict == k for v in verdicts)} {k}"
-                     for k in VERDICTS)
-  return (f"## Claims checked ({counts})\n\n"
+  return (f"## Claims checked ({_counts(verdicts)})\n\n"
           + table(("claim", "verdict", "measured", "rule"), rows, "llll"))
+
+
+def claims_summary(verdicts: Sequence[Verdict]) -> List[str]:
+  """The claim checks as plain lines for a terminal ([] without claims):
+  the counts, then one line per claim, its verdict first ('holds: <claim>
+  [<measured>]')."""
+  if not verdicts:
+    return []
+  return [f"claims checked: {_counts(verdicts)}"] + [
+      f"  {v.verdict}: {v.text}" + (f" [{v.evidence}]" if v.evidence else "")
+      for v in verdicts]
+
+
+def _counts(verdicts: Sequence[Verdict]) -> str:
+  """'2 holds, 1 partly, 0 fails'."""
+  return ", ".join(f"{sum(v.verdict == k for v in verdicts)} {k}"
+                   for k in VERDICTS)
 
 
 def _resolve(value, cfg):

@@ -1,10 +1,11 @@
 """`fit`: a resumable, sharded training run, with a per-epoch history that
 notices when training collapses.
 """
+import logging
 import os
 import time
 import warnings
-from typing import Any, Dict, NamedTuple, Optional, Union
+from typing import Any, Callable, Dict, NamedTuple, Optional, Union
 
 import flax.linen as nn
 import jax
@@ -18,6 +19,8 @@ from advjax.training.step import TrainState, create_train_state, make_train_step
 
 __all__ = ["FitResult", "TrainingCollapseWarning", "fit", "collapsed",
            "restore_epoch"]
+
+_log = logging.getLogger(__name__)
 
 
 class TrainingCollapseWarning(UserWarning):
@@ -56,7 +59,9 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
         save_every: int = 100, keep: int = 3, settings: Optional[dict] = None,
         mesh=None, log_every: int = 10, progress: bool = True,
         desc: str = "train", init_variables: Optional[Dict[str, Any]] = None,
-        epoch_checkpoints: bool = False, **step_kwargs) -> FitResult:
+        epoch_checkpoints: bool = False,
+        on_metrics: Optional[Callable[[str, int, Dict[str, Any]], None]] = None,
+        **step_kwargs) -> FitResult:
   """Trains `model` on `train_data` with `method`, resuming from `workdir`.
 
   Deterministic given `seed`: epoch `e` visits batches in the order of
@@ -88,6 +93,10 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
       the end of every epoch in `workdir/epochs` (step = epochs done), for
       studies across the epochs of training; read them back with
       `restore_epoch`. Needs `workdir`.
+    on_metrics: called as `on_metrics('step', step, metrics)` every
+      `log_every` steps (the step's metrics as floats) and as
+      `on_metrics('epoch', step, entry)` after each epoch (its history
+      entry): a TensorBoard writer, say.
     **step_kwargs: the preset's keywords (eps, attack, sigma, ...), as
       `make_train_step`.
 
@@ -124,6 +133,10 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
     if ckpt.latest_step is not None:
       state = ckpt.restore(state)
       resumed_from = int(state.step)
+      _log.info("%s: " + ("resuming from step %d of %d (%s)"
+                          if resumed_from < total else "trained already "
+                          "(step %d of %d): reusing its checkpoint in %s"),
+                desc, resumed_from, total, ckpt.directory)
   epochs_ckpt = _epoch_checkpointer(workdir) if epoch_checkpoints else None
   if epochs_ckpt is not None and epochs_ckpt.latest_step is None:
     epochs_ckpt.save(0, state, force=True)
@@ -154,8 +167,11 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
       if ckpt is not None:
         ckpt.save(t + 1, state)
       if (t + 1) % log_every == 0 or i == steps_per_epoch - 1:
-        shown = {k: f"{float(v):.3f}" for k, v in metrics.items()}
-        bar.set_postfix(epoch=epoch, **shown)
+        values = {k: float(v) for k, v in metrics.items()}
+        if on_metrics is not None:
+          on_metrics("step", t + 1, values)
+        bar.set_postfix(epoch=epoch,
+                        **{k: f"{v:.3f}" for k, v in values.items()})
         bar.update(t + 1 - bar.n)
     seconds = time.perf_counter() - t_epoch
     t_epoch = time.perf_counter()
@@ -173,6 +189,8 @@ def fit(model: nn.Module, optimizer: optax.GradientTransformation,
         warnings.warn(_collapse_message(entry, history, num_classes),
                       TrainingCollapseWarning, stacklevel=2)
       history.append(entry)
+      if on_metrics is not None:
+        on_metrics("epoch", (epoch + 1) * steps_per_epoch, entry)
   bar.close()
   if ckpt is not None:
     if int(state.step) != (ckpt.latest_step or -1):
