@@ -1,6 +1,6 @@
 """What the run-time input checks cost: PGD-k and AutoAttack, with and without.
 
-    python -m benchmarks.checks_cost      # ~2 min on 2 CPU cores
+    python -m benchmarks.checks_cost      # ~7.5 min on 2 CPU cores
 
 advjax checks eps, labels, NaN pixels and the box inside compiled programs
 too (`advjax.checks`: under a user's `jax.jit` a traced bad value stops
@@ -33,7 +33,10 @@ class ChecksCostConfig(run.TimingConfig):
   autoattack_examples: int = run.field(32, "AutoAttack's images", ge=1)
   autoattack_eps: float = run.field(0.02, "its Linf eps (some images "
                                     "survive every stage)", ge=0)
-  rounds: int = run.field(3, "timed calls per setting (median)", ge=1)
+  autoattack_steps: int = run.field(100, "its APGD/FAB iterations", ge=1)
+  autoattack_queries: int = run.field(5000, "its Square queries", ge=1)
+  repeats: int = run.field(5, "timed calls per setting, each after a "
+                           "warm-up call (median)", ge=1)
 
 
 def measure(cfg):
@@ -41,18 +44,19 @@ def measure(cfg):
   model = models.get_model(cfg.model, num_classes=10)
   variables = models.init_model(model, k_params, cfg.image_shape)
   x = jax.random.uniform(k_x, (cfg.batch, *cfg.image_shape), jnp.float32)
-  apply_fn = lambda v, z: model.apply(v, z, train=False)
+  apply_fn = models.apply_fn(model)
   y = jnp.argmax(jax.jit(apply_fn)(variables, x), -1)
   n = min(cfg.autoattack_examples, cfg.batch)
-  aa = lambda: evaluation.autoattack(apply_fn, variables, x[:n], y[:n],
-                                     eps=cfg.autoattack_eps, key=key)
+  aa = lambda: evaluation.autoattack(
+      apply_fn, variables, x[:n], y[:n], eps=cfg.autoattack_eps, key=key,
+      steps=cfg.autoattack_steps, queries=cfg.autoattack_queries)
   calls = {f"PGD-{cfg.steps}, batch {cfg.batch}": throughput.attack_call(
       model, variables, gradient.pgd, x, y, {"eps": cfg.eps, "key": key},
       steps=cfg.steps), f"AutoAttack, {n} images": aa}
   robust = float(aa().robust_accuracy)
   return {"config": dataclasses.asdict(cfg), "machine": throughput.machine(),
           "autoattack_robust_accuracy": robust,
-          "calls": throughput.check_cost(calls, cfg.rounds, cfg.progress)}
+          "calls": throughput.check_cost(calls, cfg.repeats, cfg.progress)}
 
 
 def body(cfg, res):
@@ -60,7 +64,7 @@ def body(cfg, res):
       res["calls"], [("with checks (s)", "checked_s", ".4f"),
                      ("without (s)", "unchecked_s", ".4f"),
                      ("ratio", "ratio", ".3f")], first="call",
-      caption=f"Medians of {cfg.rounds} alternating rounds, each setting "
+      caption=f"Medians of {cfg.repeats} alternating rounds, each setting "
       f"compiled anew; PGD at eps {cfg.eps:g}; AutoAttack (standard) at eps "
       f"{cfg.autoattack_eps:g}, robust accuracy "
       f"{report.cell(res['autoattack_robust_accuracy'], '%')}:")]

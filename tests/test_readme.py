@@ -48,3 +48,32 @@ def test_documented_flags_of_config_benchmarks_parse():
       bench.config(**args)
     seen += 1
   assert seen >= 3, seen
+
+
+RESULTS = README.parent / "benchmarks" / "results"
+
+
+def _madry_rows(text: str) -> dict:
+  """The README's Madry-on-digits headline table: model -> its cells."""
+  section = text.split("### Madry et al. on digits (measured)")[1]
+  rows = re.findall(r"^\| (standard|madry) \| (.+) \|$", section.split(
+      "\n### ")[0], re.M)
+  out = {}
+  for model, cells in rows:  # the first table (the eps curve follows)
+    out.setdefault(model, [c.strip() for c in cells.split("|")])
+  return out
+
+
+def test_readme_headline_numbers_are_the_committed_results():
+  """The README's Madry table (clean, PGD, AutoAttack) is the committed
+  digits run's results.json, rounded as printed: the two cannot drift."""
+  import json
+  results = json.loads((RESULTS / "madry-digits" / "results.json")
+                       .read_text())["models"]
+  rows = _madry_rows(README.read_text())
+  assert set(rows) == {"standard", "madry"}
+  for model, cells in rows.items():
+    r = results[model]
+    want = [r["clean_accuracy"], r["robust_accuracy"],
+            r["autoattack"]["robust_accuracy"]]
+    assert cells[:3] == [f"{100 * v:.1f} %" for v in want], (model, cells)

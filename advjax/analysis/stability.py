@@ -48,7 +48,10 @@ def noise_stability(model_fn: ModelFn, x: Array, x_adv: Array, y: Array, *,
   Args:
     model_fn: pure `[B, ...] -> [B, K]` logits.
     x, x_adv: `[N, ...]` clean and adversarial images; y: `[N]` labels.
-    key: the noise (the same draw for clean and adversarial images).
+    key: the noise: example i's draw at magnitude j from
+      `fold_in(fold_in(key, j), i)` (`rng.example_keys`: independent of N
+      and of the other examples), the same for its clean and adversarial
+      image.
     magnitudes: the a's (in the units of the box).
     bounds: noisy images are clipped into the box.
 
@@ -59,9 +62,11 @@ def noise_stability(model_fn: ModelFn, x: Array, x_adv: Array, y: Array, *,
   """
   fooled = misclassified(model_fn, x_adv, y)
   out = {"magnitude": [], "still_fooled": [], "clean_accuracy": []}
+  index = np.arange(x.shape[0])
   for i, a in enumerate(magnitudes):
-    u = jax.random.uniform(jax.random.fold_in(key, i), x.shape, x.dtype,
-                           -a, a)
+    u = jax.vmap(lambda k, a=a: jax.random.uniform(
+        k, x.shape[1:], x.dtype, -a, a))(rng.example_keys(
+            jax.random.fold_in(rng.as_key(key), i), index))
     out["magnitude"].append(float(a))
     out["still_fooled"].append(_still_fooled(
         fooled, misclassified(model_fn, jnp.clip(x_adv + u, *bounds), y)))
