@@ -77,3 +77,22 @@ def test_readme_headline_numbers_are_the_committed_results():
     want = [r["clean_accuracy"], r["robust_accuracy"],
             r["autoattack"]["robust_accuracy"]]
     assert cells[:3] == [f"{100 * v:.1f} %" for v in want], (model, cells)
+
+
+def test_readme_seed_spread_is_the_committed_seed_runs():
+  """The README's mean (range) over seeds 0-2 is computed from the three
+  committed runs' results.json."""
+  import json
+  runs = [json.loads((RESULTS / d / "results.json").read_text())["models"]
+          for d in ("madry-digits", "madry-digits-seed1",
+                    "madry-digits-seed2")]
+  text = README.read_text().split("### Madry et al. on digits (measured)")[1]
+  for model in ("standard", "madry"):
+    cells = re.search(rf"^\| {model}, seeds 0-2 \| (.+) \|$", text,
+                      re.M).group(1).split(" | ")
+    for cell, read in zip(cells, (
+        lambda r: r["clean_accuracy"], lambda r: r["robust_accuracy"],
+        lambda r: r["autoattack"]["robust_accuracy"])):
+      v = [100 * read(r[model]) for r in runs]
+      assert cell == (f"{sum(v) / 3:.1f} % ({min(v):.1f}-{max(v):.1f})"), (
+          model, cell)
