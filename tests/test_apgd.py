@@ -82,6 +82,7 @@ def test_per_example_keys_do_not_depend_on_the_batch(linear):
   np.testing.assert_allclose(whole[4:7], part, atol=1e-6)
 
 
+@pytest.mark.slow  # a strength check on the trained digits model (default run: under ten minutes); CI runs it (README)
 def test_apgd_is_at_least_as_strong_as_pgd_and_fgsm(digits_model):
   m = digits_model
   x, y = m.x_test[:128], m.y_test[:128]

@@ -38,6 +38,7 @@ def one_device():
   return sharding.make_mesh(jax.devices()[:1])
 
 
+@pytest.mark.slow  # a strength check on the trained digits model (default run: under ten minutes); CI runs it (README)
 def test_autoattack_is_at_most_pgd_and_consistent(digits_model, one_device):
   m = digits_model
   x, y = np.asarray(m.x_test[:128]), np.asarray(m.y_test[:128])
@@ -127,6 +128,7 @@ def _diagnose(m, apply_fn, eps=0.1):
                                 device_batch_size=32)
 
 
+@pytest.mark.slow  # a strength check on the trained digits model (default run: under ten minutes); CI runs it (README)
 def test_diagnostics_pass_a_well_behaved_model(digits_model):
   d = _diagnose(digits_model, digits_model.apply_fn)
   assert not d.flagged, d.table()
@@ -157,6 +159,7 @@ def test_diagnostics_flag_a_rounding_layer_and_square_still_breaks_it(
   assert d.square_accuracy < d.clean_accuracy - 0.1
 
 
+@pytest.mark.slow  # a strength check on the trained digits model (default run: under ten minutes); CI runs it (README)
 def test_diagnostics_flag_probabilities_and_obfuscated_gradients(
     digits_model):
   m = digits_model

@@ -87,7 +87,13 @@ def _inputs():
   return x, jnp.array([1, 2, 3, 4], jnp.int32), jnp.float32(0.1)
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+# One attack of each kind in the default run, every attack with -m slow.
+DEFAULT = ("pgd", "square", "fab", "deepfool")
+
+
+@pytest.mark.parametrize("name", [
+    n if n in DEFAULT else pytest.param(n, marks=pytest.mark.slow)
+    for n in sorted(ATTACKS)])
 def test_every_attack_checks_traced_values_under_jit(model_fn, name):
   call, takes_eps = _jitted(model_fn, name)
   x, y, eps = _inputs()

@@ -143,6 +143,7 @@ def _interrupt_when(proc, ready, timeout=240):
   return rc, "".join(err)
 
 
+@pytest.mark.slow  # a killed-and-resumed run in a subprocess; CI runs it (README)
 def test_ctrl_c_exits_130_with_one_line_and_a_rerun_resumes(tmp_path):
   workdir = str(tmp_path / "w")
   saved = os.path.join(workdir, "standard", "checkpoints")

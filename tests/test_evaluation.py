@@ -210,6 +210,7 @@ def test_killed_autoattack_resumes_to_identical_results(tmp_path):
   assert 0 < a["robust"].mean() < 1
 
 
+@pytest.mark.slow  # a strength check on the trained digits model (default run: under ten minutes); CI runs it (README)
 def test_minimal_distance_of_a_radius_search_is_the_radius(digits_model):
   """norm='wasserstein': the distance is the radius the search needed; it
   equals wasserstein_search's own per-example radii (inf if never fooled,

@@ -271,6 +271,7 @@ def test_bim_relative_step_adds_up_to_eps():
 
 
 # ------------------------------------------------------- on a trained model
+@pytest.mark.slow  # a strength check on the trained digits model (default run: under ten minutes); CI runs it (README)
 def test_targeted_attacks_reach_the_target(digits_model):
   f = digits_model.model_fn
   x, y = digits_model.x_test[:100], digits_model.y_test[:100]

@@ -21,6 +21,7 @@ def test_linear_binary_model_minimal_distance():
   assert bool(jnp.all(res.distance >= d_min * (1 - 1e-3)))
 
 
+@pytest.mark.slow  # a strength check on the trained digits model (default run: under ten minutes); CI runs it (README)
 def test_trained_model_targets_reached_inside_the_box(digits_model):
   m = digits_model
   x, y = m.x_test[:16], m.y_test[:16]
