@@ -13,7 +13,6 @@ cifar10 (the paper's models, training and attack defaults).
 """
 import dataclasses
 import functools
-import time
 from typing import Optional, Tuple
 
 import numpy as np
@@ -42,18 +41,15 @@ class CarliniConfig(run.Config):
   distilled: bool = run.field(True, "also attack a distilled model")
   # CW-L2: steps x learning_rate must reach ~6 for a pixel at the box's
   # face (tanh coordinate 7.25) to move.
-  cw_l2_steps: Optional[int] = run.field(None, "CW-L2's Adam steps per "
-                                         "value of c", ge=1)
-  cw_l2_search_steps: Optional[int] = run.field(
-      None, "CW-L2's values of c (binary search steps)", ge=1)
-  cw_l2_learning_rate: Optional[float] = run.field(
-      None, "CW-L2's Adam learning rate", gt=0)
-  cw_linf_steps: Optional[int] = run.field(None, "CW-Linf's Adam steps per "
-                                           "value of c", ge=1)
-  cw_linf_learning_rate: Optional[float] = run.field(
-      None, "CW-Linf's Adam learning rate", gt=0)
-  cw_l0_steps: Optional[int] = run.field(None, "CW-L0's Adam steps per value "
-                                         "of c", ge=1)
+  cw_l2_steps: Optional[int] = run.field(None, "CW-L2: Adam steps per c", ge=1)
+  cw_l2_search_steps: Optional[int] = run.field(None, "CW-L2: values of c",
+                                                ge=1)
+  cw_l2_learning_rate: Optional[float] = run.field(None, "CW-L2: Adam's step",
+                                                   gt=0)
+  cw_linf_steps: Optional[int] = run.field(None, "CW-Linf: steps per c", ge=1)
+  cw_linf_learning_rate: Optional[float] = run.field(None, "CW-Linf: Adam's "
+                                                     "step", gt=0)
+  cw_l0_steps: Optional[int] = run.field(None, "CW-L0: steps per c", ge=1)
   jsma_gamma: float = run.field(1., "largest fraction changed", gt=0, le=1)
   fgsm_grid: int = run.field(256, "eps values FGSM tries", ge=1)
   igs_steps: int = run.field(40, "BIM steps (1.25 eps / steps)", ge=1)
@@ -131,14 +127,12 @@ def extra(cfg, env, trained):
   out = {"images": idx.tolist(), "labels": y.tolist(), "models": {}}
   for name in names:
     for a in cfg.attacks:
-      t0 = time.time()
       res = evaluation.EveryTargetEvaluator(
           attack(cfg, a), METRIC[a], k, a not in UNTARGETED,
           batch_size=cfg.eval_batch_size, progress=cfg.progress,
           device_batch_size=-(-cfg.eval_batch_size // env.mesh.size)).run(
               env.apply_fn, trained[name], (x, y))
-      out["models"].setdefault(name, {})[a] = r = {**res.summary(),
-                                    "seconds": time.time() - t0}
+      out["models"].setdefault(name, {})[a] = r = res.summary()
       if name == "standard" and a.startswith("cw_"):
         images, ok = res.by_target(x, k)
         r["grid"] = {"x": images[:rows], "success": ok[:rows]}

@@ -67,6 +67,7 @@ def test_every_target_pairs_and_grid(affine):
   s = res.summary()
   assert s["norm"] == "linf" and s["average"] == evaluation.target_cases(
       res.distance, res.success)["average"]
+  assert 0 < s["seconds"] == res.seconds < 60  # the attacks' wall clock
 
 
 def test_every_target_untargeted_has_the_best_case_only(affine):

@@ -12,6 +12,7 @@ example, resumable.
 class; `target_cases` reduces those distances to Carlini & Wagner's best,
 average and worst case (their Table IV).
 """
+import time
 from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import jax
@@ -259,6 +260,7 @@ class EveryTarget(NamedTuple):
       K`; untargeted, one column, the label.
     norm: the norm of `distance`.
     targeted: whether the attack was targeted.
+    seconds: wall-clock seconds the attacks took (`every_target`).
   """
   distance: np.ndarray
   success: np.ndarray
@@ -266,6 +268,7 @@ class EveryTarget(NamedTuple):
   targets: np.ndarray
   norm: str
   targeted: bool
+  seconds: float = float("nan")
 
   def cases(self) -> Dict[str, Any]:
     """`target_cases`; untargeted, the best case only (average and worst
@@ -274,8 +277,9 @@ class EveryTarget(NamedTuple):
     return out if self.targeted else {**out, "average": None, "worst": None}
 
   def summary(self) -> Dict[str, Any]:
-    """The norm and the best, average and worst cases (`cases`)."""
-    return {"norm": self.norm, **self.cases()}
+    """The norm, the best, average and worst cases (`cases`) and the
+    seconds taken."""
+    return {"norm": self.norm, **self.cases(), "seconds": self.seconds}
 
   def by_target(self, x, num_classes: int) -> Tuple[np.ndarray, np.ndarray]:
     """The examples in target order: `[N, K, ...]` images, column `t` the
@@ -330,12 +334,13 @@ def every_target(apply_fn: Callable, variables, x, y, *, attack: Callable,
     xs = np.repeat(x, num_classes - 1, axis=0)
   else:
     targets, xs = y[:, None], x
+  start = time.perf_counter()
   md = minimal_distance(apply_fn, variables, xs, targets.reshape(-1),
                         attack=attack, norm=norm, targeted=targeted, **kwargs)
   t = targets.shape[1]
   return EveryTarget(md.distance.reshape(n, t), md.success.reshape(n, t),
                      md.x_adv.reshape((n, t) + x.shape[1:]), targets, norm,
-                     targeted)
+                     targeted, time.perf_counter() - start)
 
 
 class EveryTargetEvaluator(NamedTuple):
