@@ -90,3 +90,17 @@ def test_no_benchmark_config_imports_another():
       parts = name.split(".")
       if parts[0] == "benchmarks" and len(parts) > 1:
         assert parts[1] not in configs, f"{rel} imports {name}"
+
+
+def test_every_benchmark_config_is_at_most_300_lines():
+  """A config declares a study; past 300 lines it is writing library code
+  (issue 26): move the logic into `advjax` instead."""
+  folder = os.path.join(ROOT, "benchmarks")
+  long = {}
+  for name in sorted(os.listdir(folder)):
+    if name.endswith(".py"):
+      with open(os.path.join(folder, name), encoding="utf-8") as f:
+        lines = len(f.read().splitlines())
+      if lines > 300:
+        long[name] = lines
+  assert not long, long
