@@ -1,7 +1,8 @@
 """Input checks at the public boundary, shared by every layer.
 
-Low level: it imports only jax, numpy and `advjax.types`, so transforms,
-Sinkhorn and the attacks above them all validate inputs the same way.
+Low level: it imports only jax, numpy, equinox and `advjax.types`, so
+transforms, Sinkhorn and the attacks above them all validate inputs the
+same way.
 Shapes, ranks and dtypes are checked at trace time. Values are checked in
 Python where they are concrete (a `ValueError` with the offending values),
 and inside the compiled program where they are traced, under a user's
